@@ -1,1 +1,16 @@
-//! ferry-proto
+//! ferry-proto: ferry's services as sans-IO state machines.
+//!
+//! Nothing here opens a socket, blocks on the network or spawns a thread.
+//! A driver in `ferry-server` feeds each connection's bytes to a
+//! [`Session`] and sends what it queues in the [`Outbox`]. The one thing
+//! sessions touch besides memory is the served directory, always through
+//! [`root::Root`], which keeps every access inside it.
+
+pub mod echo;
+pub mod files;
+pub mod outbox;
+pub mod root;
+pub mod session;
+
+pub use outbox::{Chunk, FileRange, Outbox, Sink};
+pub use session::{Flow, Progress, Session};

@@ -28,8 +28,8 @@ impl SignalFd {
             set.add(s);
         }
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)?;
-        let inner = NixSignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(io::Error::from)?;
+        let inner =
+            NixSignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
         Ok(SignalFd { inner, set })
     }
 
@@ -69,7 +69,5 @@ pub fn ignore_sigpipe() -> io::Result<()> {
     // SAFETY: installing SIG_IGN runs no handler code, so there is nothing
     // async-signal-unsafe about it; no other thread races on SIGPIPE's
     // disposition at start-up.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }
-        .map(|_| ())
-        .map_err(io::Error::from)
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map(|_| ()).map_err(io::Error::from)
 }

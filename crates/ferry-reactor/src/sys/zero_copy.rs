@@ -10,12 +10,7 @@ use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 
 /// Sends up to `len` bytes of `file` starting at `*offset` to `socket`,
 /// advancing `*offset`. Returns 0 only at end of file.
-pub fn sendfile(
-    socket: impl AsFd,
-    file: impl AsFd,
-    offset: &mut u64,
-    len: usize,
-) -> io::Result<usize> {
+pub fn sendfile(socket: impl AsFd, file: impl AsFd, offset: &mut u64, len: usize) -> io::Result<usize> {
     loop {
         match rustix::fs::sendfile(socket.as_fd(), file.as_fd(), Some(offset), len) {
             Ok(n) => return Ok(n),
@@ -38,11 +33,7 @@ impl SplicePipe {
     /// Creates a close-on-exec pipe.
     pub fn new() -> io::Result<SplicePipe> {
         let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
-        Ok(SplicePipe {
-            read,
-            write,
-            buffered: 0,
-        })
+        Ok(SplicePipe { read, write, buffered: 0 })
     }
 
     /// Moves up to `len` bytes from `socket` into `file` at `*offset`
@@ -57,16 +48,7 @@ impl SplicePipe {
         len: usize,
     ) -> io::Result<usize> {
         if self.buffered == 0 {
-            let n = retry(|| {
-                splice(
-                    socket.as_fd(),
-                    None,
-                    self.write.as_fd(),
-                    None,
-                    len,
-                    SpliceFlags::MOVE,
-                )
-            })?;
+            let n = retry(|| splice(socket.as_fd(), None, self.write.as_fd(), None, len, SpliceFlags::MOVE))?;
             if n == 0 {
                 return Ok(0);
             }
@@ -75,20 +57,10 @@ impl SplicePipe {
         let mut written = 0;
         while self.buffered > 0 {
             let n = retry(|| {
-                splice(
-                    self.read.as_fd(),
-                    None,
-                    file.as_fd(),
-                    Some(offset),
-                    self.buffered,
-                    SpliceFlags::MOVE,
-                )
+                splice(self.read.as_fd(), None, file.as_fd(), Some(offset), self.buffered, SpliceFlags::MOVE)
             })?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "splice into file wrote nothing",
-                ));
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "splice into file wrote nothing"));
             }
             self.buffered -= n;
             written += n;

@@ -1,0 +1,402 @@
+//! The server side of the file protocol as a sans-IO [`Session`].
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write as _};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FlockOperation};
+use sha2::{Digest, Sha256};
+
+use super::escape::escape_text;
+use super::request::{MAX_LINE, Request, RequestError};
+use crate::root::{Entry, FsError, Kind, Meta, Root, VirtualPath, open_in_dir};
+use crate::session::{Flow, Progress, Session};
+use crate::{FileRange, Outbox, Sink};
+
+/// Suffix of the hidden temporary an upload is written to, next to its
+/// final name (`.NAME.ferry-part`). Listings hide these.
+pub const PART_SUFFIX: &str = ".ferry-part";
+
+/// Stop answering pipelined requests in one pass once this much text is
+/// queued, so a client that never reads cannot make the server buffer more.
+const MAX_QUEUED_TEXT: usize = 256 * 1024;
+
+/// Settings shared by every file session of a server.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// The served directory.
+    pub root: Arc<Root>,
+    /// Whether `put`, `mkdir` and `rm` are allowed.
+    pub allow_write: bool,
+}
+
+/// An upload between `OK <have>` and its final answer.
+#[derive(Debug)]
+struct Upload {
+    file: Arc<File>,
+    dir: OwnedFd,
+    temp: OsString,
+    name: OsString,
+    size: u64,
+}
+
+/// One connection of the file service: its working directory and whether
+/// an upload is in flight.
+#[derive(Debug)]
+pub struct FileSession {
+    config: FilesConfig,
+    cwd: VirtualPath,
+    upload: Option<Upload>,
+}
+
+/// An error answer: `ERR <code> <message>`.
+#[derive(Debug)]
+struct Failure {
+    code: u16,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u16, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+type Answer = Result<(), Failure>;
+
+/// The one place filesystem errors become protocol errors.
+fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
+    let shown = path.map(|p| escape_text(&p.to_bytes())).unwrap_or_default();
+    let with_path = |what: &str| {
+        if shown.is_empty() { what.to_string() } else { format!("{what}: {shown}") }
+    };
+    match err {
+        FsError::Escapes => Failure::new(403, "path escapes the served root"),
+        FsError::BadPath(why) => Failure::new(400, why),
+        FsError::NotFound => Failure::new(404, with_path("no such file or directory")),
+        FsError::NotADirectory => Failure::new(409, with_path("not a directory")),
+        FsError::IsADirectory => Failure::new(409, with_path("is a directory")),
+        FsError::NotRegular => Failure::new(409, with_path("not a regular file")),
+        FsError::Exists => Failure::new(409, with_path("already exists")),
+        FsError::NotEmpty => Failure::new(409, with_path("directory not empty")),
+        FsError::SymlinkLoop => Failure::new(400, with_path("too many levels of symbolic links")),
+        FsError::PermissionDenied => Failure::new(403, with_path("permission denied")),
+        FsError::Io(e) => Failure::new(500, format!("{}: {e}", with_path("I/O error"))),
+    }
+}
+
+fn kind_letter(kind: Kind) -> char {
+    match kind {
+        Kind::File => 'f',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::Other => 'o',
+    }
+}
+
+/// True for the hidden temporaries of uploads in progress.
+pub fn is_partial_upload(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.starts_with(b".") && b.ends_with(PART_SUFFIX.as_bytes())
+}
+
+const HELP: &str = "\
+commands (paths may be \"quoted\"; / is the served root):
+  pwd                 print the working directory
+  cd [PATH]           change directory (to / without PATH)
+  ls [PATH]           list a directory: TYPE SIZE MTIME NAME per line
+  stat PATH           TYPE SIZE MTIME PATH
+  get PATH [OFFSET]   download: OK SIZE OFFSET LEN, then LEN bytes
+  put PATH SIZE       upload: OK HAVE, send SIZE-HAVE bytes, then OK SIZE
+  mkdir PATH          create a directory
+  rm PATH             remove a file or an empty directory
+  sum PATH            SHA-256 of a file
+  ping                answered OK pong
+  quit                close the connection
+";
+
+impl FileSession {
+    /// A new connection, starting in `/`.
+    pub fn new(config: FilesConfig) -> FileSession {
+        FileSession { config, cwd: VirtualPath::root(), upload: None }
+    }
+
+    /// The connection's working directory.
+    pub fn cwd(&self) -> &VirtualPath {
+        &self.cwd
+    }
+
+    fn root(&self) -> &Root {
+        &self.config.root
+    }
+
+    fn resolve(&self, path: &[u8]) -> Result<VirtualPath, Failure> {
+        self.root().resolve(&self.cwd, path).map_err(|e| fs_failure(e, None))
+    }
+
+    fn require_write(&self) -> Answer {
+        if self.config.allow_write {
+            Ok(())
+        } else {
+            Err(Failure::new(403, "read-only (the server runs without --allow-write)"))
+        }
+    }
+
+    /// Answers one request. Returns whether the connection should close.
+    fn handle(&mut self, request: Request, out: &mut Outbox) -> Result<Flow, Failure> {
+        match request {
+            Request::Pwd => ok_line(out, &escape_text(&self.cwd.to_bytes())),
+            Request::Cd(path) => {
+                let target = self.resolve(&path)?;
+                let meta = self.root().stat(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                if meta.kind != Kind::Dir {
+                    return Err(fs_failure(FsError::NotADirectory, Some(&target)));
+                }
+                self.cwd = target;
+                ok_line(out, &escape_text(&self.cwd.to_bytes()));
+            }
+            Request::Ls(path) => {
+                let target = match path {
+                    Some(p) => self.resolve(&p)?,
+                    None => self.cwd.clone(),
+                };
+                let entries = self.root().list(&target, is_partial_upload).map_err(|e| fs_failure(e, Some(&target)))?;
+                let listing = render_listing(&entries);
+                ok_line(out, &listing.len().to_string());
+                out.push_bytes(&listing);
+            }
+            Request::Stat(path) => {
+                let target = self.resolve(&path)?;
+                let meta = self.root().stat(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                let text = format!(
+                    "{} {} {} {}",
+                    kind_letter(meta.kind),
+                    meta.size,
+                    meta.mtime,
+                    escape_text(&target.to_bytes())
+                );
+                ok_line(out, &text);
+            }
+            Request::Get(path, offset) => {
+                let target = self.resolve(&path)?;
+                let (file, meta) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                if offset > meta.size {
+                    return Err(Failure::new(
+                        416,
+                        format!("offset {offset} is beyond the end of the file ({} bytes)", meta.size),
+                    ));
+                }
+                let len = meta.size - offset;
+                ok_line(out, &format!("{} {offset} {len}", meta.size));
+                out.push_file(FileRange { file: Arc::new(file), offset, len });
+            }
+            Request::Put(path, size) => {
+                self.require_write()?;
+                let target = self.resolve(&path)?;
+                return self.start_upload(&target, size, out);
+            }
+            Request::Mkdir(path) => {
+                self.require_write()?;
+                let target = self.resolve(&path)?;
+                self.root().mkdir(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                ok_line(out, "");
+            }
+            Request::Rm(path) => {
+                self.require_write()?;
+                let target = self.resolve(&path)?;
+                if target.is_root() {
+                    return Err(Failure::new(403, "the served root cannot be removed"));
+                }
+                self.root().remove(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                ok_line(out, "");
+            }
+            Request::Sum(path) => {
+                let target = self.resolve(&path)?;
+                let (file, _) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                let digest = sha256(file).map_err(|e| fs_failure(e.into(), Some(&target)))?;
+                ok_line(out, &digest);
+            }
+            Request::Ping => ok_line(out, "pong"),
+            Request::Help => {
+                ok_line(out, &HELP.len().to_string());
+                out.push_bytes(HELP.as_bytes());
+            }
+            Request::Quit => {
+                ok_line(out, "bye");
+                return Ok(Flow::CloseAfterFlush);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn start_upload(&mut self, target: &VirtualPath, size: u64, out: &mut Outbox) -> Result<Flow, Failure> {
+        let fail = |e: FsError| fs_failure(e, Some(target));
+        let (dir, name) = self.root().parent_of(target).map_err(|_| fs_failure(FsError::IsADirectory, Some(target)))?;
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if Meta::of(&st).kind == Kind::Dir => return Err(fail(FsError::IsADirectory)),
+            _ => {}
+        }
+        if is_partial_upload(name) {
+            return Err(Failure::new(400, "names ending in .ferry-part are reserved for uploads in progress"));
+        }
+        let mut temp = OsString::from(".");
+        temp.push(name);
+        temp.push(PART_SUFFIX);
+        if temp.len() > crate::root::MAX_NAME {
+            return Err(Failure::new(400, "name too long"));
+        }
+        let file = open_in_dir(&dir, &temp, true).map_err(fail)?;
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(Failure::new(
+                    409,
+                    format!("an upload of {} is already in progress", escape_text(&target.to_bytes())),
+                ));
+            }
+            Err(e) => return Err(fail(e.into())),
+        }
+        let mut have = file.metadata().map_err(|e| fail(e.into()))?.len();
+        if have > size {
+            // A partial upload of a larger file: it cannot be resumed.
+            file.set_len(0).map_err(|e| fail(e.into()))?;
+            have = 0;
+        }
+        ok_line(out, &have.to_string());
+        let file = Arc::new(file);
+        self.upload = Some(Upload { file: Arc::clone(&file), dir, temp, name: name.to_os_string(), size });
+        if have == size {
+            return Ok(self.finish_upload(Ok(()), out));
+        }
+        out.expect_upload(Sink::new(file, have, size - have));
+        Ok(Flow::Continue)
+    }
+
+    fn finish_upload(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
+        let Some(upload) = self.upload.take() else {
+            return Flow::Continue;
+        };
+        let finish = || -> io::Result<()> {
+            result?;
+            upload.file.sync_all()?;
+            rustix::fs::renameat(&upload.dir, &upload.temp, &upload.dir, &upload.name)?;
+            rustix::fs::fsync(&upload.dir)?;
+            Ok(())
+        };
+        match finish() {
+            Ok(()) => {
+                ok_line(out, &upload.size.to_string());
+                Flow::Continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Flow::CloseNow,
+            Err(e) => {
+                err_line(out, &Failure::new(500, format!("upload failed: {e}")));
+                Flow::CloseAfterFlush
+            }
+        }
+    }
+}
+
+fn ok_line(out: &mut Outbox, text: &str) {
+    let buf = out.text();
+    if text.is_empty() {
+        buf.extend_from_slice(b"OK\n");
+    } else {
+        buf.extend_from_slice(b"OK ");
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'\n');
+    }
+}
+
+fn err_line(out: &mut Outbox, failure: &Failure) {
+    let _ = writeln!(out.text(), "ERR {} {}", failure.code, failure.message);
+}
+
+fn render_listing(entries: &[Entry]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(entries.len() * 40);
+    for e in entries {
+        let _ = writeln!(
+            text,
+            "{} {} {} {}",
+            kind_letter(e.meta.kind),
+            e.meta.size,
+            e.meta.mtime,
+            escape_text(e.name.as_bytes())
+        );
+    }
+    text
+}
+
+fn sha256(mut file: File) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Session for FileSession {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        let mut consumed = 0;
+        loop {
+            if self.upload.is_some() || out.has_sink() {
+                // Payload bytes belong to the sink; the driver routes them.
+                return Progress { consumed, flow: Flow::Continue };
+            }
+            let rest = &input[consumed..];
+            let window = &rest[..rest.len().min(MAX_LINE)];
+            let Some(end) = window.iter().position(|&b| b == b'\n') else {
+                if rest.len() >= MAX_LINE {
+                    err_line(out, &Failure::new(413, format!("request line longer than {MAX_LINE} bytes; closing")));
+                    return Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
+                }
+                return Progress { consumed, flow: Flow::Continue };
+            };
+            let mut line = &rest[..end];
+            if let Some(stripped) = line.strip_suffix(b"\r") {
+                line = stripped;
+            }
+            consumed += end + 1;
+            let flow = match Request::parse(line) {
+                Ok(None) => Flow::Continue,
+                Ok(Some(request)) => self.handle(request, out).unwrap_or_else(|failure| {
+                    err_line(out, &failure);
+                    Flow::Continue
+                }),
+                Err(e) => {
+                    err_line(out, &request_failure(&e));
+                    Flow::Continue
+                }
+            };
+            if flow != Flow::Continue {
+                return Progress { consumed, flow };
+            }
+            // One file per pass, and bounded text: the rest waits for on_drained.
+            if !out.is_empty() && (out.queued_bytes() >= MAX_QUEUED_TEXT || out.has_file_range()) {
+                return Progress { consumed, flow: Flow::Continue };
+            }
+        }
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
+        self.finish_upload(result, out)
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+        err_line(out, &Failure::new(408, "idle timeout; closing"));
+        Flow::CloseAfterFlush
+    }
+}
+
+fn request_failure(e: &RequestError) -> Failure {
+    Failure::new(400, e.to_string())
+}

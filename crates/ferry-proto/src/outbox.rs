@@ -1,0 +1,279 @@
+//! What a session wants sent, in order: owned bytes and zero-copy file
+//! ranges, plus at most one upload [`Sink`].
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// A byte range of an open file that the driver sends with `sendfile`, so
+/// file contents never pass through user space.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    /// The open file (shared so a cache may hand the same descriptor to many
+    /// responses).
+    pub file: Arc<File>,
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// How many bytes to send.
+    pub len: u64,
+}
+
+/// One queued piece of output.
+#[derive(Debug)]
+enum Item {
+    Bytes(Vec<u8>),
+    File(FileRange),
+}
+
+/// The unsent part of the outbox's first item, as the driver sees it.
+#[derive(Debug)]
+pub enum Chunk<'a> {
+    /// Plain bytes: write them.
+    Bytes(&'a [u8]),
+    /// A file range: `sendfile(socket, file, offset, len)`.
+    File {
+        /// The file to send from.
+        file: &'a Arc<File>,
+        /// The next unsent byte's offset in the file.
+        offset: u64,
+        /// How many bytes of the range are still unsent.
+        len: u64,
+    },
+}
+
+/// "The next `remaining` bytes from the peer go into this file at
+/// `offset`." A session queues one for an upload so the driver can move the
+/// payload into the file without the session copying it (with `splice`, or
+/// read + `pwrite`).
+#[derive(Debug)]
+pub struct Sink {
+    file: Arc<File>,
+    offset: u64,
+    remaining: u64,
+}
+
+impl Sink {
+    /// A sink writing `len` bytes into `file` starting at `offset`.
+    pub fn new(file: Arc<File>, offset: u64, len: u64) -> Sink {
+        Sink { file, offset, remaining: len }
+    }
+
+    /// The file the payload goes into.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the next payload byte goes in the file.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Payload bytes still expected from the peer.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Records that `n` payload bytes were written to the file by the
+    /// driver itself (e.g. with `splice`).
+    pub fn advance(&mut self, n: u64) {
+        debug_assert!(n <= self.remaining);
+        self.offset += n;
+        self.remaining -= n.min(self.remaining);
+    }
+
+    /// Writes the payload's next bytes from `data` (already read from the
+    /// peer) into the file and returns how many of them belonged to the
+    /// payload; bytes past the payload's end are left to the caller.
+    pub fn write_from(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        self.file.write_all_at(&data[..n], self.offset)?;
+        self.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// The ordered queue of output a session produced.
+///
+/// Adjacent byte pushes coalesce into one buffer, so answers to pipelined
+/// requests leave in a single write.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    items: VecDeque<Item>,
+    /// Bytes of the front item already sent.
+    front_sent: u64,
+    sink: Option<Sink>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Queues a copy of `bytes`.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.text().extend_from_slice(bytes);
+    }
+
+    /// The byte buffer at the back of the queue, to format an answer into
+    /// (`write!(out.text(), ...)`). Creates it if the back is a file range.
+    pub fn text(&mut self) -> &mut Vec<u8> {
+        // Appending to a partly sent front buffer is fine: the send cursor
+        // counts from its start.
+        if !matches!(self.items.back(), Some(Item::Bytes(_))) {
+            self.items.push_back(Item::Bytes(Vec::new()));
+        }
+        match self.items.back_mut() {
+            Some(Item::Bytes(v)) => v,
+            _ => unreachable!("a Bytes item was just pushed"),
+        }
+    }
+
+    /// Queues a file range to be sent with `sendfile`.
+    pub fn push_file(&mut self, range: FileRange) {
+        if range.len > 0 {
+            self.items.push_back(Item::File(range));
+        }
+    }
+
+    /// Asks the driver to route the next `sink.remaining()` input bytes into
+    /// the sink's file once the queued output is sent.
+    pub fn expect_upload(&mut self, sink: Sink) {
+        debug_assert!(self.sink.is_none(), "one upload at a time");
+        self.sink = Some(sink);
+    }
+
+    /// The upload in progress, if any.
+    pub fn sink_mut(&mut self) -> Option<&mut Sink> {
+        self.sink.as_mut()
+    }
+
+    /// Removes the upload sink (when it is complete or abandoned).
+    pub fn take_sink(&mut self) -> Option<Sink> {
+        self.sink.take()
+    }
+
+    /// True when an upload is waiting for payload bytes.
+    pub fn has_sink(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// True when there is no output left to send (an upload sink may still
+    /// be pending; see [`Outbox::has_sink`]).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// True when a file range is queued (sessions queue one file per pass).
+    pub fn has_file_range(&self) -> bool {
+        self.items.iter().any(|i| matches!(i, Item::File(_)))
+    }
+
+    /// Unsent bytes of queued plain-byte items (file ranges not counted).
+    /// Sessions use it to stop producing when a client reads slowly.
+    pub fn queued_bytes(&self) -> usize {
+        self.items
+            .iter()
+            .map(|i| match i {
+                Item::Bytes(v) => v.len(),
+                Item::File(_) => 0,
+            })
+            .sum::<usize>()
+            .saturating_sub(if matches!(self.items.front(), Some(Item::Bytes(_))) {
+                self.front_sent as usize
+            } else {
+                0
+            })
+    }
+
+    /// The unsent part of the first queued item.
+    pub fn front(&self) -> Option<Chunk<'_>> {
+        self.items.front().map(|item| match item {
+            Item::Bytes(v) => Chunk::Bytes(&v[self.front_sent as usize..]),
+            Item::File(r) => {
+                Chunk::File { file: &r.file, offset: r.offset + self.front_sent, len: r.len - self.front_sent }
+            }
+        })
+    }
+
+    /// Marks `n` bytes of the front item as sent, dropping it when done.
+    /// `n` never exceeds the front chunk's length.
+    pub fn advance(&mut self, n: u64) {
+        let Some(item) = self.items.front() else {
+            return;
+        };
+        let len = match item {
+            Item::Bytes(v) => v.len() as u64,
+            Item::File(r) => r.len,
+        };
+        self.front_sent += n;
+        debug_assert!(self.front_sent <= len);
+        if self.front_sent >= len {
+            self.items.pop_front();
+            self.front_sent = 0;
+        }
+    }
+
+    /// Drops all queued output and any sink (the connection is closing).
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.front_sent = 0;
+        self.sink = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain_bytes(out: &mut Outbox) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Some(chunk) = out.front() {
+            match chunk {
+                Chunk::Bytes(b) => {
+                    let take = b.len().min(3);
+                    got.extend_from_slice(&b[..take]);
+                    out.advance(take as u64);
+                }
+                Chunk::File { len, .. } => {
+                    got.extend_from_slice(format!("<file {len}>").as_bytes());
+                    out.advance(len);
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn bytes_coalesce_and_drain_in_order() {
+        let mut out = Outbox::new();
+        out.push_bytes(b"OK 1\n");
+        out.push_bytes(b"OK 2\n");
+        assert_eq!(out.items.len(), 1, "adjacent byte pushes share one buffer");
+        let f = Arc::new(File::open("/proc/self/status").expect("open"));
+        out.push_file(FileRange { file: f, offset: 0, len: 7 });
+        out.push_bytes(b"tail");
+        assert_eq!(out.queued_bytes(), 14);
+        assert_eq!(drain_bytes(&mut out), b"OK 1\nOK 2\n<file 7>tail");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn text_after_partial_send_does_not_corrupt_cursor() {
+        let mut out = Outbox::new();
+        out.push_bytes(b"abcdef");
+        out.advance(2);
+        out.push_bytes(b"gh");
+        assert_eq!(drain_bytes(&mut out), b"cdefgh");
+    }
+
+    #[test]
+    fn empty_file_range_is_not_queued() {
+        let mut out = Outbox::new();
+        let f = Arc::new(File::open("/proc/self/status").expect("open"));
+        out.push_file(FileRange { file: f, offset: 0, len: 0 });
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,460 @@
+//! The served root: the one place where a client-supplied path becomes a
+//! filesystem access, and the one place that keeps it inside the root.
+//!
+//! Two layers, both here:
+//! 1. [`Root::resolve`] turns a request path (absolute from the served root,
+//!    or relative to the connection's working directory) into a normalised
+//!    [`VirtualPath`]. `.` and `..` are folded lexically, as a shell's `cd`
+//!    does; a `..` above `/` is refused. NUL bytes and overlong paths are
+//!    refused.
+//! 2. Every access opens relative to the root's directory descriptor with
+//!    `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so the *kernel*
+//!    refuses any symlink that leads out of the root (absolute targets,
+//!    `../..` targets, `/proc` magic links), whatever the path says. Final
+//!    components of writes (`mkdir`, `rm`, `rename`) are single names acted
+//!    on with `*at` calls relative to a parent opened that way, so they never
+//!    follow a symlink either.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::io::Errno;
+
+/// Longest request path accepted, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+/// Longest single name accepted, in bytes (Linux's `NAME_MAX`).
+pub const MAX_NAME: usize = 255;
+
+/// Why a filesystem request was refused. Services map these to their own
+/// status codes in one function each.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// The path would leave the served root (`..` above `/`, or a symlink
+    /// pointing outside).
+    #[error("path escapes the served root")]
+    Escapes,
+    /// The path is malformed (NUL byte, too long, ...).
+    #[error("{0}")]
+    BadPath(&'static str),
+    /// Nothing exists at the path.
+    #[error("no such file or directory")]
+    NotFound,
+    /// A directory was required.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A regular file was required.
+    #[error("is a directory")]
+    IsADirectory,
+    /// Neither a file nor a directory (FIFO, device, socket): never served.
+    #[error("not a regular file")]
+    NotRegular,
+    /// Something already exists at the path.
+    #[error("already exists")]
+    Exists,
+    /// The directory still has entries.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// Symlinks nest too deep or loop.
+    #[error("too many levels of symbolic links")]
+    SymlinkLoop,
+    /// The server process may not access it.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// Any other I/O failure.
+    #[error("I/O error: {0}")]
+    Io(io::Error),
+}
+
+impl From<Errno> for FsError {
+    fn from(e: Errno) -> FsError {
+        match e {
+            Errno::XDEV => FsError::Escapes,
+            Errno::NOENT => FsError::NotFound,
+            Errno::NOTDIR => FsError::NotADirectory,
+            Errno::ISDIR => FsError::IsADirectory,
+            Errno::EXIST => FsError::Exists,
+            Errno::NOTEMPTY => FsError::NotEmpty,
+            Errno::LOOP => FsError::SymlinkLoop,
+            Errno::ACCESS | Errno::PERM => FsError::PermissionDenied,
+            Errno::NAMETOOLONG => FsError::BadPath("name too long"),
+            other => FsError::Io(other.into()),
+        }
+    }
+}
+
+impl From<io::Error> for FsError {
+    fn from(e: io::Error) -> FsError {
+        match e.raw_os_error() {
+            Some(code) => Errno::from_raw_os_error(code).into(),
+            None => FsError::Io(e),
+        }
+    }
+}
+
+/// A normalised path inside the served root: no `.`, no `..`, no empty
+/// names. `/` is the root itself. Names are raw bytes (Linux names need
+/// not be UTF-8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VirtualPath {
+    names: Vec<OsString>,
+}
+
+impl VirtualPath {
+    /// The served root, `/`.
+    pub fn root() -> VirtualPath {
+        VirtualPath::default()
+    }
+
+    /// True for `/`.
+    pub fn is_root(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The last name, or `None` for `/`.
+    pub fn file_name(&self) -> Option<&OsStr> {
+        self.names.last().map(OsString::as_os_str)
+    }
+
+    /// The path's names from the root down.
+    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
+        self.names.iter().map(OsString::as_os_str)
+    }
+
+    /// The path as raw bytes, `/`-separated, starting with `/`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        if self.names.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for name in &self.names {
+            out.push(b'/');
+            out.extend_from_slice(name.as_bytes());
+        }
+        out
+    }
+
+    /// The path relative to the root directory, for `openat2` (`.` for `/`).
+    fn relative(&self) -> PathBuf {
+        if self.names.is_empty() {
+            return PathBuf::from(".");
+        }
+        let mut bytes = Vec::new();
+        for (i, name) in self.names.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b'/');
+            }
+            bytes.extend_from_slice(name.as_bytes());
+        }
+        PathBuf::from(OsString::from_vec(bytes))
+    }
+
+    /// The parent directory and the final name; `None` for `/`.
+    pub fn split_last(&self) -> Option<(VirtualPath, &OsStr)> {
+        let (last, parent) = self.names.split_last()?;
+        Some((VirtualPath { names: parent.to_vec() }, last.as_os_str()))
+    }
+
+    /// This path with one more name appended (which must be a plain name).
+    pub fn join_name(&self, name: &OsStr) -> VirtualPath {
+        let mut names = self.names.clone();
+        names.push(name.to_os_string());
+        VirtualPath { names }
+    }
+}
+
+impl std::fmt::Display for VirtualPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
+
+/// What kind of object a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (only reported by listings, which do not follow).
+    Symlink,
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+impl Kind {
+    fn of(stat: &Stat) -> Kind {
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Size, kind and modification time of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// What it is.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+    /// Inode number (for validators such as HTTP ETags).
+    pub ino: u64,
+}
+
+impl Meta {
+    pub(crate) fn of(stat: &Stat) -> Meta {
+        Meta { kind: Kind::of(stat), size: stat.st_size as u64, mtime: stat.st_mtime as i64, ino: stat.st_ino as u64 }
+    }
+}
+
+/// One directory entry of a listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's name.
+    pub name: OsString,
+    /// Its metadata, not following symlinks.
+    pub meta: Meta,
+}
+
+/// A directory tree served to clients, held open by descriptor.
+///
+/// Thread-safe: every method takes `&self` and only makes `*at` syscalls
+/// relative to the root descriptor, so one `Root` (in an `Arc`) serves all
+/// connections of all threads.
+#[derive(Debug)]
+pub struct Root {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+impl Root {
+    /// Opens `path` as the served root.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let dir = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(
+            |e| io::Error::new(io::Error::from(e).kind(), format!("cannot open served root {}: {e}", path.display())),
+        )?;
+        // Fail at start-up, not on the first request, if the kernel lacks openat2.
+        rustix::fs::openat2(&dir, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("openat2 with RESOLVE_BENEATH is unavailable (Linux >= 5.6 needed): {e}"),
+            )
+        })?;
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        Ok(Root { dir, path })
+    }
+
+    /// The root's path on the server's filesystem (for logs only).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Resolves a request path against `cwd` into a normalised virtual
+    /// path. Absolute paths start at the served root. Does not touch the
+    /// filesystem.
+    pub fn resolve(&self, cwd: &VirtualPath, request: &[u8]) -> Result<VirtualPath, FsError> {
+        if request.contains(&0) {
+            return Err(FsError::BadPath("path contains a NUL byte"));
+        }
+        if request.len() > MAX_PATH {
+            return Err(FsError::BadPath("path too long"));
+        }
+        let mut path = if request.first() == Some(&b'/') { VirtualPath::root() } else { cwd.clone() };
+        for name in request.split(|&b| b == b'/') {
+            match name {
+                b"" | b"." => {}
+                b".." => {
+                    if path.names.pop().is_none() {
+                        return Err(FsError::Escapes);
+                    }
+                }
+                name if name.len() > MAX_NAME => return Err(FsError::BadPath("name too long")),
+                name => path.names.push(OsStr::from_bytes(name).to_os_string()),
+            }
+        }
+        if path.names.iter().map(|n| n.len() + 1).sum::<usize>() > MAX_PATH {
+            return Err(FsError::BadPath("path too long"));
+        }
+        Ok(path)
+    }
+
+    fn open_at(&self, path: &VirtualPath, flags: OFlags) -> Result<OwnedFd, FsError> {
+        let rel = path.relative();
+        loop {
+            match rustix::fs::openat2(&self.dir, &rel, flags | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty(), RESOLVE)
+            {
+                Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
+                other => return other.map_err(FsError::from),
+            }
+        }
+    }
+
+    /// Metadata of the object at `path`, following symlinks that stay
+    /// inside the root.
+    pub fn stat(&self, path: &VirtualPath) -> Result<Meta, FsError> {
+        let fd = self.open_at(path, OFlags::PATH)?;
+        Ok(Meta::of(&rustix::fs::fstat(&fd)?))
+    }
+
+    /// Opens a regular file for reading. Directories, FIFOs and devices are
+    /// refused (opening is non-blocking, so a FIFO cannot stall the server).
+    pub fn open_file(&self, path: &VirtualPath) -> Result<(File, Meta), FsError> {
+        let fd = self.open_at(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let meta = Meta::of(&rustix::fs::fstat(&fd)?);
+        match meta.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(FsError::IsADirectory),
+            _ => return Err(FsError::NotRegular),
+        }
+        // Regular-file reads ignore O_NONBLOCK, but clear it anyway so the
+        // descriptor behaves normally wherever it ends up.
+        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+        Ok((File::from(fd), meta))
+    }
+
+    /// Opens a directory.
+    pub fn open_dir(&self, path: &VirtualPath) -> Result<OwnedFd, FsError> {
+        self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY)
+    }
+
+    /// Lists a directory, sorted by name, without `.` and `..`, with each
+    /// entry's own metadata (symlinks reported as symlinks). Entries whose
+    /// names satisfy `hide` are left out.
+    pub fn list(&self, path: &VirtualPath, hide: impl Fn(&OsStr) -> bool) -> Result<Vec<Entry>, FsError> {
+        let dir = self.open_dir(path)?;
+        let mut entries = Vec::new();
+        for entry in Dir::read_from(&dir)? {
+            let entry = entry?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." || hide(name) {
+                continue;
+            }
+            // An entry removed between readdir and stat is simply skipped.
+            let Ok(stat) = rustix::fs::statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            entries.push(Entry { name: name.to_os_string(), meta: Meta::of(&stat) });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Opens the parent directory of `path` and returns it with the final
+    /// name, for operations that act on a name inside a directory.
+    pub fn parent_of<'p>(&self, path: &'p VirtualPath) -> Result<(OwnedFd, &'p OsStr), FsError> {
+        let (parent, name) = path.split_last().ok_or(FsError::BadPath("the served root itself cannot be changed"))?;
+        Ok((self.open_dir(&parent)?, name))
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {
+        let (parent, name) = self.parent_of(path)?;
+        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755))?;
+        Ok(())
+    }
+
+    /// Removes a file, a symlink (not its target) or an empty directory.
+    pub fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
+        let (parent, name) = self.parent_of(path)?;
+        let stat = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let flags = if Kind::of(&stat) == Kind::Dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+        rustix::fs::unlinkat(&parent, name, flags)?;
+        Ok(())
+    }
+}
+
+/// Opens (creating if needed) `name` inside the directory `dir` for
+/// read-write without following a symlink at `name`. Used for upload
+/// temporaries, whose names the server makes up.
+pub fn open_in_dir(dir: impl AsFd, name: &OsStr, create: bool) -> Result<File, FsError> {
+    let mut flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
+    if create {
+        flags |= OFlags::CREATE;
+    }
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if Kind::of(&stat) != Kind::File {
+        return Err(FsError::NotRegular);
+    }
+    Ok(File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (Root, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "ferry-root-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub/deeper")).expect("mkdir");
+        std::fs::write(dir.join("sub/file.txt"), b"hello").expect("write");
+        (Root::open(&dir).expect("open root"), dir)
+    }
+
+    fn vp(root: &Root, cwd: &VirtualPath, p: &str) -> Result<VirtualPath, FsError> {
+        root.resolve(cwd, p.as_bytes())
+    }
+
+    #[test]
+    fn resolve_folds_dots_and_refuses_escape() {
+        let (r, dir) = root();
+        let cwd = vp(&r, &VirtualPath::root(), "/sub").expect("sub");
+        assert_eq!(vp(&r, &cwd, "deeper/../file.txt").expect("ok").to_bytes(), b"/sub/file.txt");
+        assert_eq!(vp(&r, &cwd, "/").expect("ok").to_bytes(), b"/");
+        assert_eq!(vp(&r, &cwd, "..").expect("ok").to_bytes(), b"/");
+        assert!(matches!(vp(&r, &cwd, "../.."), Err(FsError::Escapes)));
+        assert!(matches!(vp(&r, &cwd, "/../etc/passwd"), Err(FsError::Escapes)));
+        assert!(matches!(r.resolve(&cwd, b"a\0b"), Err(FsError::BadPath(_))));
+        assert!(matches!(vp(&r, &cwd, &"x".repeat(300)), Err(FsError::BadPath(_))));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn kernel_refuses_symlinks_out_of_the_root() {
+        let (r, dir) = root();
+        std::os::unix::fs::symlink("/etc", dir.join("etc-abs")).expect("symlink");
+        std::os::unix::fs::symlink("../../../../../../etc/passwd", dir.join("sub/up")).expect("symlink");
+        std::os::unix::fs::symlink("file.txt", dir.join("sub/inside")).expect("symlink");
+        std::os::unix::fs::symlink("loop", dir.join("loop")).expect("symlink");
+        let top = VirtualPath::root();
+        assert!(matches!(r.open_file(&vp(&r, &top, "etc-abs/passwd").expect("lexically fine")), Err(FsError::Escapes)));
+        assert!(matches!(r.open_file(&vp(&r, &top, "sub/up").expect("lexically fine")), Err(FsError::Escapes)));
+        assert!(matches!(r.open_file(&vp(&r, &top, "loop").expect("lexically fine")), Err(FsError::SymlinkLoop)));
+        let (_, meta) =
+            r.open_file(&vp(&r, &top, "sub/inside").expect("ok")).expect("symlink inside the root is followed");
+        assert_eq!(meta.size, 5);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn list_mkdir_remove() {
+        let (r, dir) = root();
+        let top = VirtualPath::root();
+        let sub = vp(&r, &top, "sub").expect("ok");
+        let names: Vec<_> = r.list(&sub, |_| false).expect("list").into_iter().map(|e| (e.name, e.meta.kind)).collect();
+        assert_eq!(names, vec![("deeper".into(), Kind::Dir), ("file.txt".into(), Kind::File)]);
+        let new = vp(&r, &top, "sub/new").expect("ok");
+        r.mkdir(&new).expect("mkdir");
+        assert!(matches!(r.mkdir(&new), Err(FsError::Exists)));
+        r.remove(&new).expect("rmdir");
+        assert!(matches!(r.remove(&sub), Err(FsError::NotEmpty)));
+        assert!(matches!(r.remove(&top), Err(FsError::BadPath(_))));
+        assert!(matches!(r.open_file(&sub), Err(FsError::IsADirectory)));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,93 @@
+//! The contract between a protocol and the driver that runs it.
+//!
+//! A [`Session`] is one connection's protocol state machine. It is handed
+//! the bytes that arrived and answers with what should be sent, queued in an
+//! [`Outbox`]. It never touches a socket, never blocks on the network and
+//! never spawns: every concurrency model in `ferry-server` (thread pool,
+//! reactor, prefork, ...) drives the same session type.
+//!
+//! The driver's side of the contract:
+//! 1. Append what the socket delivered to its input buffer and call
+//!    [`Session::on_input`] with the whole unconsumed input; drop the
+//!    `consumed` prefix it reports. What is left is a partial message.
+//! 2. Send the outbox front to back ([`Outbox::front`] / [`Outbox::advance`]);
+//!    file ranges go out with `sendfile`.
+//! 3. If the outbox holds an upload [`Sink`](crate::Sink), stop calling
+//!    `on_input`: after the queued output is flushed, the next
+//!    `sink.remaining()` bytes from the peer (starting with what is already
+//!    buffered) belong to the sink's file. Then call
+//!    [`Session::on_upload_done`].
+//! 4. When everything queued has reached the kernel, call
+//!    [`Session::on_drained`]; a streaming response may queue more.
+//! 5. Obey the returned [`Flow`].
+
+use std::io;
+
+use crate::Outbox;
+
+/// What the driver should do with the connection after a session call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep the connection open and keep reading.
+    Continue,
+    /// Send everything queued, then close (e.g. after `quit`, or after an
+    /// error that leaves the byte stream unsynchronised).
+    CloseAfterFlush,
+    /// Close at once, dropping anything queued.
+    CloseNow,
+}
+
+/// The result of [`Session::on_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// How many bytes at the front of the input were used; the driver drops
+    /// them. The rest is an incomplete message, offered again with more
+    /// bytes appended.
+    pub consumed: usize,
+    /// What to do next.
+    pub flow: Flow,
+}
+
+/// One connection's protocol state machine, free of sockets and threads.
+///
+/// Implementations bound what they keep per connection: a message that would
+/// need more than a fixed amount of buffering is answered with an error (and
+/// usually [`Flow::CloseAfterFlush`]) instead of being buffered.
+pub trait Session {
+    /// Consumes complete messages at the front of `input` and queues their
+    /// answers in `out`. Leaves a trailing partial message unconsumed.
+    ///
+    /// A session may stop early (consume less than all complete messages),
+    /// for instance after queueing a large file, so one connection cannot
+    /// make the server hold unbounded work; the driver calls again after
+    /// [`Session::on_drained`].
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress;
+
+    /// Everything queued has been handed to the kernel. The default queues
+    /// nothing more.
+    fn on_drained(&mut self, _out: &mut Outbox) -> Flow {
+        Flow::Continue
+    }
+
+    /// An upload [`Sink`](crate::Sink) the session queued has finished:
+    /// `Ok` when all its bytes were written to the file, `Err` when the peer
+    /// went away early or the file could not be written.
+    fn on_upload_done(&mut self, result: io::Result<()>, _out: &mut Outbox) -> Flow {
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::CloseNow,
+        }
+    }
+
+    /// The peer half-closed its side; no more input will come. The default
+    /// closes once the queued output is sent.
+    fn on_eof(&mut self, _out: &mut Outbox) -> Flow {
+        Flow::CloseAfterFlush
+    }
+
+    /// The driver's idle timer fired. A session may queue a goodbye message;
+    /// the default just closes.
+    fn on_idle_timeout(&mut self, _out: &mut Outbox) -> Flow {
+        Flow::CloseAfterFlush
+    }
+}
