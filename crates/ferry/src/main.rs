@@ -1,1 +1,64 @@
-fn main() {}
+//! `ferry`: serve a directory, move files to and from a ferry server, browse
+//! it interactively.
+//!
+//! Each subcommand lives in its own module; this file only parses the
+//! command line, sets up logging and dispatches.
+
+mod get;
+mod logging;
+mod ls;
+mod progress;
+mod put;
+mod serve;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A Linux network-server toolkit: file and HTTP server, file-transfer client.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (only warnings and errors).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a directory (the current one by default) over ferry's protocols.
+    Serve(serve::ServeArgs),
+    /// Download a file from a ferry server, resuming a partial download.
+    Get(get::GetArgs),
+    /// Upload a file to a ferry server (started with --allow-write), resuming.
+    Put(put::PutArgs),
+    /// List a directory on a ferry server.
+    Ls(ls::LsArgs),
+    /// Interactive shell on a ferry server: pwd, cd, ls, get, put, ...
+    Shell(shell::ShellArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Put(args) => put::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Shell(args) => shell::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Progress reporting for transfers (placeholder).
