@@ -212,7 +212,7 @@ pub struct Meta {
 
 impl Meta {
     pub(crate) fn of(stat: &Stat) -> Meta {
-        Meta { kind: Kind::of(stat), size: stat.st_size as u64, mtime: stat.st_mtime as i64, ino: stat.st_ino as u64 }
+        Meta { kind: Kind::of(stat), size: stat.st_size as u64, mtime: stat.st_mtime, ino: stat.st_ino }
     }
 }
 
@@ -291,9 +291,11 @@ impl Root {
 
     fn open_at(&self, path: &VirtualPath, flags: OFlags) -> Result<OwnedFd, FsError> {
         let rel = path.relative();
+        // openat2 rejects flags that O_PATH would ignore, so add O_NOCTTY
+        // only to real opens.
+        let flags = if flags.contains(OFlags::PATH) { flags } else { flags | OFlags::NOCTTY };
         loop {
-            match rustix::fs::openat2(&self.dir, &rel, flags | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty(), RESOLVE)
-            {
+            match rustix::fs::openat2(&self.dir, &rel, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
                 Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
                 other => return other.map_err(FsError::from),
             }

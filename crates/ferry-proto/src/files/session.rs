@@ -234,12 +234,15 @@ impl FileSession {
 
     fn start_upload(&mut self, target: &VirtualPath, size: u64, out: &mut Outbox) -> Result<Flow, Failure> {
         let fail = |e: FsError| fs_failure(e, Some(target));
-        let (dir, name) = self.root().parent_of(target).map_err(|_| fs_failure(FsError::IsADirectory, Some(target)))?;
+        if target.is_root() {
+            return Err(fail(FsError::IsADirectory));
+        }
+        let (dir, name) = self.root().parent_of(target).map_err(fail)?;
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if Meta::of(&st).kind == Kind::Dir => return Err(fail(FsError::IsADirectory)),
             _ => {}
         }
-        if is_partial_upload(name) {
+        if name.as_bytes().ends_with(PART_SUFFIX.as_bytes()) {
             return Err(Failure::new(400, "names ending in .ferry-part are reserved for uploads in progress"));
         }
         let mut temp = OsString::from(".");

@@ -1,0 +1,335 @@
+//! The file session driven from byte strings, without sockets: every
+//! command, every error, and requests split and merged at any boundary.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferry_proto::files::{FileSession, FilesConfig};
+use ferry_proto::root::Root;
+use ferry_proto::{Chunk, Flow, Outbox, Session};
+
+/// A served directory for one test, removed on drop.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let dir = std::env::temp_dir().join(format!("ferry-session-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        fs::write(dir.join("hello.txt"), b"Hello, world!").unwrap();
+        fs::write(dir.join("sub/file.txt"), b"abc").unwrap();
+        fs::write(dir.join("with space.txt"), b"x").unwrap();
+        Tree(dir)
+    }
+
+    fn session(&self, allow_write: bool) -> FileSession {
+        let root = Arc::new(Root::open(&self.0).unwrap());
+        FileSession::new(FilesConfig { root, allow_write })
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A minimal in-memory driver: feeds `input` in pieces of `step` bytes,
+/// "sends" the outbox into a Vec (reading file ranges), routes upload
+/// payloads into sinks. Returns the output and the last flow.
+fn drive(session: &mut FileSession, input: &[u8], step: usize) -> (Vec<u8>, Flow) {
+    let mut out = Outbox::new();
+    let mut sent = Vec::new();
+    let mut buffered: Vec<u8> = Vec::new();
+    let mut flow = Flow::Continue;
+    let mut fed = 0;
+    loop {
+        // Route payload to a sink, else parse requests.
+        if out.has_sink() {
+            flush(&mut out, &mut sent);
+            let sink = out.sink_mut().unwrap();
+            let n = sink.write_from(&buffered).unwrap();
+            buffered.drain(..n);
+            if out.sink_mut().map(|s| s.remaining()) == Some(0) {
+                out.take_sink();
+                flow = session.on_upload_done(Ok(()), &mut out);
+            }
+        } else {
+            let p = session.on_input(&buffered, &mut out);
+            buffered.drain(..p.consumed);
+            flow = p.flow;
+        }
+        flush(&mut out, &mut sent);
+        if flow != Flow::Continue {
+            return (sent, flow);
+        }
+        // Drained: a session that stopped early continues here.
+        session.on_drained(&mut out);
+        if out.is_empty() && !out.has_sink() {
+            let before = buffered.len();
+            let p = session.on_input(&buffered, &mut out);
+            buffered.drain(..p.consumed);
+            flush(&mut out, &mut sent);
+            if p.flow != Flow::Continue {
+                return (sent, p.flow);
+            }
+            if fed == input.len() && p.consumed == 0 && before == buffered.len() && !out.has_sink() {
+                return (sent, Flow::Continue);
+            }
+        }
+        if fed < input.len() {
+            let end = (fed + step).min(input.len());
+            buffered.extend_from_slice(&input[fed..end]);
+            fed = end;
+        } else if out.has_sink() && buffered.is_empty() {
+            out.take_sink();
+            let flow = session.on_upload_done(Err(io::ErrorKind::UnexpectedEof.into()), &mut out);
+            flush(&mut out, &mut sent);
+            return (sent, flow);
+        }
+    }
+}
+
+fn flush(out: &mut Outbox, sent: &mut Vec<u8>) {
+    while let Some(chunk) = out.front() {
+        let n = match chunk {
+            Chunk::Bytes(b) => {
+                sent.extend_from_slice(b);
+                b.len() as u64
+            }
+            Chunk::File { file, offset, len } => {
+                let mut f: &fs::File = file;
+                f.seek(SeekFrom::Start(offset)).unwrap();
+                let mut buf = Vec::new();
+                f.take(len).read_to_end(&mut buf).unwrap();
+                assert_eq!(buf.len() as u64, len, "file range shorter than announced");
+                sent.extend_from_slice(&buf);
+                len
+            }
+        };
+        out.advance(n);
+    }
+}
+
+fn run(session: &mut FileSession, input: &str) -> String {
+    let (out, _) = drive(session, input.as_bytes(), usize::MAX);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn navigation_commands() {
+    let t = Tree::new("nav");
+    let mut s = t.session(false);
+    assert_eq!(run(&mut s, "pwd\n"), "OK /\n");
+    assert_eq!(run(&mut s, "cd sub\npwd\n"), "OK /sub\nOK /sub\n");
+    assert_eq!(run(&mut s, "cd deeper/..\n"), "OK /sub\n");
+    assert_eq!(run(&mut s, "cd\n"), "OK /\n");
+    assert_eq!(run(&mut s, "cd \"with space.txt\"\n"), "ERR 409 not a directory: /with space.txt\n");
+    assert_eq!(run(&mut s, "cd nope\n"), "ERR 404 no such file or directory: /nope\n");
+    assert_eq!(run(&mut s, "ping\nPING\n"), "OK pong\nOK pong\n");
+}
+
+#[test]
+fn ls_and_stat() {
+    let t = Tree::new("ls");
+    fs::write(t.0.join(".x.ferry-part"), b"partial").unwrap();
+    let mut s = t.session(false);
+    let out = run(&mut s, "ls\n");
+    let (head, body) = out.split_once('\n').unwrap();
+    assert_eq!(head, format!("OK {}", body.len()));
+    let names: Vec<&str> = body.lines().map(|l| l.splitn(4, ' ').nth(3).unwrap()).collect();
+    assert_eq!(names, ["hello.txt", "sub", "with space.txt"], "sorted, partial uploads hidden");
+    assert!(body.lines().any(|l| l.starts_with("f 13 ") && l.ends_with(" hello.txt")));
+    assert!(body.lines().any(|l| l.starts_with("d ") && l.ends_with(" sub")));
+    let out = run(&mut s, "ls sub\n");
+    assert!(out.contains(" file.txt\n") && out.contains(" deeper\n"), "{out}");
+    assert_eq!(run(&mut s, "ls hello.txt\n"), "ERR 409 not a directory: /hello.txt\n");
+    let out = run(&mut s, "stat sub/file.txt\n");
+    assert!(out.starts_with("OK f 3 ") && out.ends_with(" /sub/file.txt\n"), "{out}");
+    assert_eq!(run(&mut s, "stat missing\n"), "ERR 404 no such file or directory: /missing\n");
+}
+
+#[test]
+fn get_whole_from_offset_and_errors() {
+    let t = Tree::new("get");
+    let mut s = t.session(false);
+    assert_eq!(run(&mut s, "get hello.txt\n"), "OK 13 0 13\nHello, world!");
+    assert_eq!(run(&mut s, "get /hello.txt 7\n"), "OK 13 7 6\nworld!");
+    assert_eq!(run(&mut s, "get hello.txt 13\n"), "OK 13 13 0\n");
+    assert_eq!(run(&mut s, "get hello.txt 14\n"), "ERR 416 offset 14 is beyond the end of the file (13 bytes)\n");
+    assert_eq!(run(&mut s, "get sub\n"), "ERR 409 is a directory: /sub\n");
+    assert_eq!(run(&mut s, "get nope\n"), "ERR 404 no such file or directory: /nope\n");
+    assert_eq!(run(&mut s, "get hello.txt x\n"), "ERR 400 'x' is not a valid number\n");
+    assert_eq!(run(&mut s, "sum hello.txt\n"), "OK 315f5bdb76d078c43b8ac0064e4a0164612b1fce77c869345bfc94c75894edd3\n");
+}
+
+#[test]
+fn pipelined_gets_are_answered_in_order() {
+    let t = Tree::new("pipe");
+    let mut s = t.session(false);
+    let out = run(&mut s, "get hello.txt\nget sub/file.txt\nget hello.txt 12\npwd\n");
+    assert_eq!(out, "OK 13 0 13\nHello, world!OK 3 0 3\nabcOK 13 12 1\n!OK /\n");
+}
+
+#[test]
+fn split_at_every_boundary_gives_the_same_answers() {
+    let t = Tree::new("split");
+    let script = "pwd\r\ncd sub\nls\nget file.txt 1\n\nstat ../hello.txt\nbogus\nping\n";
+    let mut whole = t.session(false);
+    let (expected, _) = drive(&mut whole, script.as_bytes(), usize::MAX);
+    for step in 1..=7 {
+        let mut s = t.session(false);
+        let (got, _) = drive(&mut s, script.as_bytes(), step);
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected), "step {step}");
+    }
+    let text = String::from_utf8(expected).unwrap();
+    assert!(text.contains("OK 3 1 2\nbc"), "{text}");
+    assert!(text.contains("ERR 400 unknown command 'bogus'"), "{text}");
+}
+
+#[test]
+fn bad_requests_keep_the_connection() {
+    let t = Tree::new("bad");
+    let mut s = t.session(false);
+    let cases = [
+        ("frob\n", "ERR 400 unknown command 'frob' (try 'help')\n"),
+        ("pwd x\n", "ERR 400 usage: pwd\n"),
+        ("get\n", "ERR 400 usage: get PATH [OFFSET]\n"),
+        ("cd \"open\n", "ERR 400 unterminated quote\n"),
+        ("cd \\q\n", "ERR 400 bad escape sequence\n"),
+        ("cd a\\x00b\n", "ERR 400 path contains a NUL byte\n"),
+        ("cd ../..\n", "ERR 403 path escapes the served root\n"),
+        ("put a 3\n", "ERR 403 read-only (the server runs without --allow-write)\n"),
+        ("mkdir d\n", "ERR 403 read-only (the server runs without --allow-write)\n"),
+        ("rm hello.txt\n", "ERR 403 read-only (the server runs without --allow-write)\n"),
+    ];
+    for (input, expected) in cases {
+        let (out, flow) = drive(&mut s, input.as_bytes(), usize::MAX);
+        assert_eq!(String::from_utf8_lossy(&out), expected, "for {input:?}");
+        assert_eq!(flow, Flow::Continue, "for {input:?}");
+    }
+    let (out, _) = drive(&mut s, b"cd \xff\n", usize::MAX);
+    assert_eq!(out, b"ERR 400 request is not valid UTF-8\n");
+    assert_eq!(run(&mut s, "pwd\n"), "OK /\n", "still usable");
+    assert!(run(&mut s, "help\n").contains("get PATH [OFFSET]"));
+}
+
+#[test]
+fn oversize_line_closes() {
+    let t = Tree::new("long");
+    let mut s = t.session(false);
+    let mut input = vec![b'a'; 5000];
+    input.push(b'\n');
+    let (out, flow) = drive(&mut s, &input, 1000);
+    assert_eq!(String::from_utf8_lossy(&out), "ERR 413 request line longer than 4096 bytes; closing\n");
+    assert_eq!(flow, Flow::CloseAfterFlush);
+    // A line of exactly 4096 bytes with its newline is accepted.
+    let mut s = t.session(false);
+    let line = format!("cd {}\n", "a/".repeat(2046));
+    assert_eq!(line.len(), 4096);
+    let (out, flow) = drive(&mut s, line.as_bytes(), usize::MAX);
+    assert!(String::from_utf8_lossy(&out).starts_with("ERR 404"), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(flow, Flow::Continue);
+}
+
+#[test]
+fn quit_says_bye_and_closes() {
+    let t = Tree::new("quit");
+    let mut s = t.session(false);
+    let (out, flow) = drive(&mut s, b"pwd\nquit\npwd\n", usize::MAX);
+    assert_eq!(out, b"OK /\nOK bye\n");
+    assert_eq!(flow, Flow::CloseAfterFlush);
+}
+
+#[test]
+fn upload_resume_and_atomic_rename() {
+    let t = Tree::new("put");
+    let mut s = t.session(true);
+    // Interrupted: only 4 of 10 bytes arrive, then EOF.
+    let (out, flow) = drive(&mut s, b"put up.bin 10\n0123", 1);
+    assert_eq!(out, b"OK 0\n");
+    assert_eq!(flow, Flow::CloseNow);
+    assert!(!t.0.join("up.bin").exists(), "never visible under its final name before completion");
+    assert_eq!(fs::read(t.0.join(".up.bin.ferry-part")).unwrap(), b"0123");
+    // Resumed on a new connection.
+    let mut s = t.session(true);
+    let (out, flow) = drive(&mut s, b"put up.bin 10\n456789pwd\n", 3);
+    assert_eq!(String::from_utf8_lossy(&out), "OK 4\nOK 10\nOK /\n");
+    assert_eq!(flow, Flow::Continue);
+    assert_eq!(fs::read(t.0.join("up.bin")).unwrap(), b"0123456789");
+    assert!(!t.0.join(".up.bin.ferry-part").exists());
+    // Re-upload of a complete partial: nothing to send.
+    fs::write(t.0.join(".again.ferry-part"), b"xyz").unwrap();
+    let mut s = t.session(true);
+    assert_eq!(run(&mut s, "put again 3\n"), "OK 3\nOK 3\n");
+    assert_eq!(fs::read(t.0.join("again")).unwrap(), b"xyz");
+    // A partial longer than the new size restarts.
+    fs::write(t.0.join(".short.ferry-part"), b"too long").unwrap();
+    let mut s = t.session(true);
+    assert_eq!(run(&mut s, "put short 2\nhi"), "OK 0\nOK 2\n");
+    assert_eq!(fs::read(t.0.join("short")).unwrap(), b"hi");
+}
+
+#[test]
+fn upload_errors() {
+    let t = Tree::new("puterr");
+    let mut s = t.session(true);
+    assert_eq!(run(&mut s, "put sub 3\n"), "ERR 409 is a directory: /sub\n");
+    assert_eq!(run(&mut s, "put /\"\" 3\n"), "ERR 409 is a directory: /\n");
+    assert_eq!(run(&mut s, "put nodir/x 3\n"), "ERR 404 no such file or directory: /nodir/x\n");
+    assert_eq!(
+        run(&mut s, "put x.ferry-part 1\n"),
+        "ERR 400 names ending in .ferry-part are reserved for uploads in progress\n"
+    );
+    // Two uploads of one path at once: the second is refused.
+    let mut out = Outbox::new();
+    let p = s.on_input(b"put busy 100\nabc", &mut out);
+    assert_eq!(p.consumed, 13, "payload bytes are left for the driver to route into the sink");
+    assert!(out.has_sink());
+    let mut other = t.session(true);
+    assert_eq!(run(&mut other, "put busy 100\n"), "ERR 409 an upload of /busy is already in progress\n");
+}
+
+#[test]
+fn mkdir_and_rm() {
+    let t = Tree::new("mkrm");
+    let mut s = t.session(true);
+    assert_eq!(run(&mut s, "mkdir new\n"), "OK\n");
+    assert!(t.0.join("new").is_dir());
+    assert_eq!(run(&mut s, "mkdir new\n"), "ERR 409 already exists: /new\n");
+    assert_eq!(run(&mut s, "rm sub\n"), "ERR 409 directory not empty: /sub\n");
+    assert_eq!(run(&mut s, "rm new\nrm hello.txt\n"), "OK\nOK\n");
+    assert!(!t.0.join("hello.txt").exists());
+    assert_eq!(run(&mut s, "rm /\n"), "ERR 403 the served root cannot be removed\n");
+    assert_eq!(run(&mut s, "rm gone\n"), "ERR 404 no such file or directory: /gone\n");
+}
+
+#[test]
+fn escapes_are_refused() {
+    let t = Tree::new("escape");
+    std::os::unix::fs::symlink("/etc", t.0.join("etc-link")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../etc/passwd", t.0.join("sub/passwd-link")).unwrap();
+    std::os::unix::fs::symlink("self-loop", t.0.join("self-loop")).unwrap();
+    let mut s = t.session(true);
+    for cmd in [
+        "get ../etc/passwd",
+        "get /../../etc/passwd",
+        "cd ..",
+        "get etc-link/passwd",
+        "ls etc-link",
+        "cd etc-link",
+        "get sub/passwd-link",
+        "stat sub/passwd-link",
+        "put etc-link/evil 1",
+        "mkdir etc-link/evil",
+        "rm etc-link/passwd",
+        "sum etc-link/passwd",
+    ] {
+        let out = run(&mut s, &format!("{cmd}\n"));
+        assert_eq!(out, "ERR 403 path escapes the served root\n", "for {cmd}");
+    }
+    assert_eq!(run(&mut s, "get self-loop\n"), "ERR 400 too many levels of symbolic links: /self-loop\n");
+    assert_eq!(run(&mut s, "pwd\n"), "OK /\n");
+}
