@@ -1,1 +1,35 @@
-//! ferry-client
+//! ferry-client: the client side of ferry's file protocol (`docs/PROTOCOL.md`).
+//!
+//! A [`Client`] is one blocking TCP connection to a `ferry serve` file
+//! service. It browses (`pwd`, `cd`, `ls`, `stat`, `sum`, ...), downloads
+//! with [`Client::get`] and uploads with [`Client::put`], both resumable and
+//! both zero-copy on this side (`splice` socket -> file, `sendfile`
+//! file -> socket). Encoding requests and parsing answers is
+//! `ferry_proto::files::codec`'s job; this crate does the I/O around it.
+//!
+//! Used by the `ferry` binary (`get`, `put`, `ls`, `shell`) and by tests.
+//! A `Client` is `Send` but not shared: one request at a time.
+
+mod address;
+mod checksum;
+mod client;
+mod connection;
+mod error;
+mod get;
+mod paths;
+mod progress;
+mod put;
+
+pub use address::{DEFAULT_PORT, normalize_address};
+pub use checksum::sha256_file;
+pub use client::{Answer, Client, ClientOptions};
+pub use error::ClientError;
+pub use ferry_proto::files::codec::{EntryInfo, Reply};
+pub use ferry_proto::root::Kind;
+pub use get::{GetOptions, GetOutcome};
+pub use paths::remote_basename;
+pub use progress::{NoProgress, Progress};
+pub use put::{PutOptions, PutOutcome};
+
+/// The result type of every fallible client call.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

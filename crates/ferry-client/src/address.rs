@@ -1,0 +1,82 @@
+//! Server addresses as users type them: `host`, `host:port`, `[v6]`,
+//! `[v6]:port`; a missing port means [`DEFAULT_PORT`].
+
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::{ClientError, Result};
+
+/// The port `ferry serve` listens on for the file service by default.
+pub const DEFAULT_PORT: u16 = 7070;
+
+/// Adds the default port to an address that has none, checking its shape.
+/// `example.org` -> `example.org:7070`, `::1` -> `[::1]:7070`.
+pub fn normalize_address(addr: &str) -> Result<String> {
+    let bad = |reason| ClientError::BadAddress { addr: addr.to_string(), reason };
+    if addr.is_empty() {
+        return Err(bad("empty"));
+    }
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(addr.to_string());
+    }
+    if let Ok(IpAddr::V6(ip)) = addr.parse::<IpAddr>() {
+        return Ok(format!("[{ip}]:{DEFAULT_PORT}"));
+    }
+    if addr.starts_with('[') {
+        return match addr.strip_suffix(']').and_then(|a| a[1..].parse::<std::net::Ipv6Addr>().ok()) {
+            Some(ip) => Ok(format!("[{ip}]:{DEFAULT_PORT}")),
+            None => Err(bad("expected [IPv6] or [IPv6]:PORT")),
+        };
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            if host.is_empty() {
+                return Err(bad("missing host"));
+            }
+            port.parse::<u16>().map_err(|_| bad("port is not a number from 0 to 65535"))?;
+            Ok(addr.to_string())
+        }
+        None => Ok(format!("{addr}:{DEFAULT_PORT}")),
+    }
+}
+
+/// Resolves `addr` (already normalized) and connects to the first address
+/// that accepts within `timeout`.
+pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
+    let fail = |source| ClientError::Connect { addr: addr.to_string(), source };
+    let candidates = addr.to_socket_addrs().map_err(fail)?;
+    let mut last = None;
+    for candidate in candidates {
+        match TcpStream::connect_timeout(&candidate, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                tracing::debug!(%candidate, error = %e, "connect failed");
+                last = Some(e);
+            }
+        }
+    }
+    Err(fail(last.unwrap_or_else(|| std::io::Error::other("the name resolved to no address"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_port_is_added_only_when_missing() {
+        assert_eq!(normalize_address("127.0.0.1").unwrap(), "127.0.0.1:7070");
+        assert_eq!(normalize_address("127.0.0.1:9").unwrap(), "127.0.0.1:9");
+        assert_eq!(normalize_address("localhost").unwrap(), "localhost:7070");
+        assert_eq!(normalize_address("localhost:80").unwrap(), "localhost:80");
+        assert_eq!(normalize_address("::1").unwrap(), "[::1]:7070");
+        assert_eq!(normalize_address("[::1]").unwrap(), "[::1]:7070");
+        assert_eq!(normalize_address("[::1]:8").unwrap(), "[::1]:8");
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for addr in ["", ":80", "host:port", "host:70000", "[nope]", "[::1"] {
+            assert!(matches!(normalize_address(addr), Err(ClientError::BadAddress { .. })), "{addr}");
+        }
+    }
+}

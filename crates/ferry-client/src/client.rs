@@ -1,0 +1,233 @@
+//! [`Client`]: a blocking connection to a ferry file server and the
+//! browsing commands; transfers live in `get.rs` and `put.rs`.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use ferry_proto::files::MAX_LINE;
+use ferry_proto::files::codec::{EntryInfo, Reply, encode_request, parse_entry, parse_listing, parse_number};
+use ferry_proto::files::escape::split_words;
+
+use crate::address::{connect, normalize_address};
+use crate::connection::Connection;
+use crate::{ClientError, Result};
+
+/// The largest listing or help text accepted in one answer.
+const MAX_TEXT_PAYLOAD: u64 = 64 * 1024 * 1024;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long to wait for the TCP connection to be accepted.
+    pub connect_timeout: Duration,
+    /// How long one read or write may block before the call fails with
+    /// [`ClientError::Timeout`]; `None` waits forever.
+    pub io_timeout: Option<Duration>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions { connect_timeout: Duration::from_secs(10), io_timeout: Some(Duration::from_secs(60)) }
+    }
+}
+
+/// A complete answer to a raw request: the reply line and, for the
+/// commands that have one (`ls`, `help`), the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// `OK ...` or `ERR CODE MESSAGE`.
+    pub reply: Reply,
+    /// The bytes announced by the `OK LEN` line, if the command has any.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// A connection to a ferry file server.
+///
+/// Requests are answered in order; each method sends one request and reads
+/// its whole answer. An `ERR` answer becomes [`ClientError::Server`] and the
+/// connection stays usable; a failure half-way through an answer (timeout,
+/// early end of stream) leaves it [`ClientError::Broken`].
+pub struct Client {
+    pub(crate) conn: Connection,
+}
+
+impl Client {
+    /// Connects to `addr` (`host[:port]`, port 7070 by default) with
+    /// default options.
+    pub fn connect(addr: &str) -> Result<Client> {
+        Client::connect_with(addr, &ClientOptions::default())
+    }
+
+    /// Connects to `addr` with the given timeouts.
+    pub fn connect_with(addr: &str, options: &ClientOptions) -> Result<Client> {
+        let addr = normalize_address(addr)?;
+        let stream = connect(&addr, options.connect_timeout)?;
+        let setup = |stream: &std::net::TcpStream| -> std::io::Result<()> {
+            // Requests are written whole, so Nagle's algorithm would only
+            // delay the last segment of an upload.
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(options.io_timeout)?;
+            stream.set_write_timeout(options.io_timeout)
+        };
+        setup(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+        tracing::debug!(%addr, "connected");
+        Ok(Client { conn: Connection::new(stream, addr, options.io_timeout) })
+    }
+
+    /// The server's address as connected to (`host:port`).
+    pub fn address(&self) -> &str {
+        self.conn.addr()
+    }
+
+    /// The connection's working directory on the server, as the server
+    /// prints it (escaped text).
+    pub fn pwd(&mut self) -> Result<String> {
+        self.simple("pwd", &[])
+    }
+
+    /// Changes the working directory; returns the new one.
+    pub fn cd(&mut self, path: &[u8]) -> Result<String> {
+        self.simple("cd", &[path])
+    }
+
+    /// Lists a directory (the working directory if `path` is `None`).
+    pub fn ls(&mut self, path: Option<&[u8]>) -> Result<Vec<EntryInfo>> {
+        let args: Vec<&[u8]> = path.into_iter().collect();
+        self.send("ls", &args)?;
+        let text = self.conn.read_ok()?;
+        let len = parse_number(&text).map_err(|e| self.conn.protocol_error(e.to_string()))?;
+        let payload = self.conn.read_payload(len, MAX_TEXT_PAYLOAD)?;
+        self.conn.end();
+        parse_listing(&payload).map_err(|e| self.conn.protocol_error(e.to_string()))
+    }
+
+    /// Kind, size and modification time of a path; `name` is its virtual
+    /// path.
+    pub fn stat(&mut self, path: &[u8]) -> Result<EntryInfo> {
+        let text = self.simple("stat", &[path])?;
+        parse_entry(&text).map_err(|e| self.conn.protocol_error(e.to_string()))
+    }
+
+    /// The SHA-256 of a remote file, lowercase hex.
+    pub fn sum(&mut self, path: &[u8]) -> Result<String> {
+        let text = self.simple("sum", &[path])?;
+        let is_hex = text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return Err(self.conn.protocol_error(format!("sum answered {text:?}, not a SHA-256")));
+        }
+        Ok(text)
+    }
+
+    /// Checks the server is alive (`ping` -> `OK pong`).
+    pub fn ping(&mut self) -> Result<()> {
+        self.simple("ping", &[]).map(drop)
+    }
+
+    /// Creates a directory (needs a server with `--allow-write`).
+    pub fn mkdir(&mut self, path: &[u8]) -> Result<()> {
+        self.simple("mkdir", &[path]).map(drop)
+    }
+
+    /// Removes a file, a symlink or an empty directory (needs
+    /// `--allow-write`).
+    pub fn rm(&mut self, path: &[u8]) -> Result<()> {
+        self.simple("rm", &[path]).map(drop)
+    }
+
+    /// Says goodbye; the server closes the connection after answering.
+    pub fn quit(&mut self) -> Result<()> {
+        self.simple("quit", &[]).map(drop)
+    }
+
+    /// Sends a request line as typed by a person (without `\n`) and reads
+    /// its whole answer. `ERR` answers are returned, not turned into
+    /// errors. `get` and `put` are refused here: their payloads are files,
+    /// use [`Client::get`] and [`Client::put`].
+    pub fn request(&mut self, line: &str) -> Result<Answer> {
+        if line.contains(['\n', '\r']) {
+            return Err(ClientError::Usage("a request is a single line".into()));
+        }
+        if line.len() + 1 > MAX_LINE {
+            return Err(ClientError::Usage(format!("request longer than the protocol's {MAX_LINE} bytes")));
+        }
+        // The server splits words the same way, so this finds the command
+        // it will see (bad quoting: it answers 400, with no payload).
+        let command = match split_words(line) {
+            Ok(words) => words.first().map(|w| String::from_utf8_lossy(w).to_ascii_lowercase()),
+            Err(_) => line.split_ascii_whitespace().next().map(str::to_ascii_lowercase),
+        };
+        let Some(command) = command else {
+            return Err(ClientError::Usage("empty request (the server does not answer blank lines)".into()));
+        };
+        if command == "get" || command == "put" {
+            return Err(ClientError::Usage(format!("`{command}` moves a file; use Client::{command}")));
+        }
+        self.conn.begin(format!("{line}\n").as_bytes())?;
+        let reply = self.conn.read_reply()?;
+        let payload = match &reply {
+            Reply::Ok(text) if command == "ls" || command == "help" => {
+                let len = parse_number(text).map_err(|e| self.conn.protocol_error(e.to_string()))?;
+                Some(self.conn.read_payload(len, MAX_TEXT_PAYLOAD)?)
+            }
+            _ => None,
+        };
+        self.conn.end();
+        Ok(Answer { reply, payload })
+    }
+
+    /// Replies that arrived without a request (`ERR 408 idle timeout`
+    /// before the server closes) and are already buffered; no I/O.
+    pub fn buffered_replies(&mut self) -> Result<Vec<Reply>> {
+        let mut replies = Vec::new();
+        while let Some(line) = self.conn.take_line() {
+            replies.push(
+                ferry_proto::files::codec::parse_reply(&line).map_err(|e| self.conn.protocol_error(e.to_string()))?,
+            );
+        }
+        Ok(replies)
+    }
+
+    /// Reads once from the socket (call it when the socket is readable
+    /// while no answer is due) and returns the complete lines that
+    /// arrived. Fails with [`ClientError::Closed`] at end of stream.
+    pub fn receive_unsolicited(&mut self) -> Result<Vec<Reply>> {
+        if self.conn.fill()? == 0 {
+            return Err(ClientError::Closed { addr: self.conn.addr().to_string() });
+        }
+        self.buffered_replies()
+    }
+
+    /// Half-closes the connection: no more requests; the server answers
+    /// what it already received and then closes.
+    pub fn shutdown_write(&mut self) -> Result<()> {
+        self.conn.shutdown_write()
+    }
+
+    /// Sends `command args...` (quoted as needed).
+    pub(crate) fn send(&mut self, command: &str, args: &[&[u8]]) -> Result<()> {
+        let line = encode_request(command, args)
+            .ok_or_else(|| ClientError::Usage(format!("{command}: request longer than {MAX_LINE} bytes")))?;
+        self.conn.begin(&line)
+    }
+
+    /// A request whose whole answer is one `OK TEXT` line.
+    fn simple(&mut self, command: &str, args: &[&[u8]]) -> Result<String> {
+        self.send(command, args)?;
+        let text = self.conn.read_ok()?;
+        self.conn.end();
+        Ok(text)
+    }
+}
+
+impl AsFd for Client {
+    /// The socket, for `poll`ing it together with other descriptors.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.conn.stream().as_fd()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("addr", &self.conn.addr()).finish_non_exhaustive()
+    }
+}

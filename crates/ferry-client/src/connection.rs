@@ -1,0 +1,202 @@
+//! One TCP connection to a server: sends request lines, reads reply lines
+//! through a small bounded buffer, and tracks whether the byte stream is
+//! still in step with the requests.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use ferry_proto::files::codec::{Reply, parse_reply};
+
+use crate::{ClientError, Result};
+
+/// The longest reply line accepted, `\n` included. Real replies are far
+/// shorter; anything longer means the peer is not a ferry server.
+pub(crate) const MAX_REPLY_LINE: usize = 64 * 1024;
+
+/// A connection and its input buffer.
+pub(crate) struct Connection {
+    stream: TcpStream,
+    addr: String,
+    io_timeout: Option<Duration>,
+    buf: Box<[u8]>,
+    /// Unconsumed input is `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// A request was sent and its answer is not fully consumed yet. If a
+    /// call fails in that state, the stream is out of step for good.
+    pending: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream, addr: String, io_timeout: Option<Duration>) -> Connection {
+        Connection {
+            stream,
+            addr,
+            io_timeout,
+            buf: vec![0; MAX_REPLY_LINE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            pending: false,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Turns a socket error into a client error naming the address.
+    pub(crate) fn net_error(&self, source: io::Error) -> ClientError {
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
+                addr: self.addr.clone(),
+                secs: self.io_timeout.map_or(0, |t| t.as_secs_f64().ceil() as u64),
+            },
+            io::ErrorKind::UnexpectedEof => ClientError::Closed { addr: self.addr.clone() },
+            _ => ClientError::Network { addr: self.addr.clone(), source },
+        }
+    }
+
+    pub(crate) fn protocol_error(&self, detail: impl Into<String>) -> ClientError {
+        ClientError::Protocol { addr: self.addr.clone(), detail: detail.into() }
+    }
+
+    /// Sends one request line (with its `\n`) and marks an answer as due.
+    /// Fails with [`ClientError::Broken`] if an earlier answer was left
+    /// half-read.
+    pub(crate) fn begin(&mut self, line: &[u8]) -> Result<()> {
+        if self.pending {
+            return Err(ClientError::Broken { addr: self.addr.clone() });
+        }
+        self.pending = true;
+        tracing::trace!(request = %String::from_utf8_lossy(line).trim_end(), "send");
+        self.stream.write_all(line).map_err(|e| self.net_error(e))
+    }
+
+    /// The current answer has been read completely.
+    pub(crate) fn end(&mut self) {
+        self.pending = false;
+    }
+
+    /// Reads the next reply line and parses it.
+    pub(crate) fn read_reply(&mut self) -> Result<Reply> {
+        let line = self.read_line()?;
+        tracing::trace!(reply = %String::from_utf8_lossy(&line), "receive");
+        parse_reply(&line).map_err(|e| self.protocol_error(e.to_string()))
+    }
+
+    /// Reads an answer that must be `OK`: returns its text, or turns `ERR`
+    /// into [`ClientError::Server`] (the answer is then complete).
+    pub(crate) fn read_ok(&mut self) -> Result<String> {
+        match self.read_reply()? {
+            Reply::Ok(text) => Ok(text),
+            Reply::Err { code, message } => {
+                self.end();
+                Err(ClientError::Server { addr: self.addr.clone(), code, message })
+            }
+        }
+    }
+
+    /// Reads a line, without its `\n`.
+    fn read_line(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return Ok(line);
+            }
+            if self.fill()? == 0 {
+                return Err(ClientError::Closed { addr: self.addr.clone() });
+            }
+        }
+    }
+
+    /// Removes and returns a complete buffered line, if there is one.
+    pub(crate) fn take_line(&mut self) -> Option<Vec<u8>> {
+        let input = &self.buf[self.start..self.end];
+        let at = input.iter().position(|&b| b == b'\n')?;
+        let line = input[..at].to_vec();
+        self.start += at + 1;
+        Some(line)
+    }
+
+    /// Bytes received but not consumed yet.
+    pub(crate) fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// One `read` from the socket into the buffer. Returns 0 at end of
+    /// stream. A buffer full without a line end is a protocol error.
+    pub(crate) fn fill(&mut self) -> Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(self.protocol_error(format!("reply line longer than {} KiB", MAX_REPLY_LINE / 1024)));
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.net_error(e)),
+            }
+        }
+    }
+
+    /// Removes up to `max` buffered bytes (payload that arrived together
+    /// with its head line) and returns them.
+    pub(crate) fn take_buffered(&mut self, max: u64) -> &[u8] {
+        let n = self.buffered().min(usize::try_from(max).unwrap_or(usize::MAX));
+        let taken = &self.buf[self.start..self.start + n];
+        self.start += n;
+        taken
+    }
+
+    /// Reads a whole payload of `len` bytes into memory (listings, help
+    /// text), refusing one longer than `limit`.
+    pub(crate) fn read_payload(&mut self, len: u64, limit: u64) -> Result<Vec<u8>> {
+        if len > limit {
+            return Err(self.protocol_error(format!("announced payload of {len} bytes exceeds {limit}")));
+        }
+        // `len <= limit`, which is far below usize::MAX.
+        let len = len as usize;
+        let mut payload = Vec::with_capacity(len);
+        payload.extend_from_slice(self.take_buffered(len as u64));
+        let missing = len - payload.len();
+        if missing > 0 {
+            (&self.stream).take(missing as u64).read_to_end(&mut payload).map_err(|e| self.net_error(e))?;
+            if payload.len() < len {
+                return Err(ClientError::Closed { addr: self.addr.clone() });
+            }
+        }
+        Ok(payload)
+    }
+
+    /// Half-closes the connection: the server sees end of input, and
+    /// answers what it still owes.
+    pub(crate) fn shutdown_write(&mut self) -> Result<()> {
+        self.stream.shutdown(std::net::Shutdown::Write).map_err(|e| self.net_error(e))
+    }
+
+    /// Sets or clears the read timeout for a while (e.g. a short wait for
+    /// an explanation after a failed upload).
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) {
+        if let Err(e) = self.stream.set_read_timeout(timeout) {
+            tracing::debug!(error = %e, "cannot set the read timeout");
+        }
+    }
+
+    pub(crate) fn io_timeout(&self) -> Option<Duration> {
+        self.io_timeout
+    }
+}

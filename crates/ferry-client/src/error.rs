@@ -1,0 +1,145 @@
+//! Everything that can go wrong talking to a ferry server, each variant
+//! naming the address and, where there is one, the path.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address is not `host`, `host:port`, `[v6]` or `[v6]:port`.
+    #[error("bad address {addr:?}: {reason}")]
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The TCP connection could not be made (refused, unreachable, timed
+    /// out, name not resolved).
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address, with its port.
+        addr: String,
+        /// The last error seen.
+        source: io::Error,
+    },
+    /// Reading from or writing to the connection failed.
+    #[error("connection to {addr} failed: {source}")]
+    Network {
+        /// The server's address.
+        addr: String,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// The server did not answer (or accept bytes) in time.
+    #[error("{addr} did not answer within {secs} s")]
+    Timeout {
+        /// The server's address.
+        addr: String,
+        /// The I/O timeout in force.
+        secs: u64,
+    },
+    /// The server closed the connection where an answer was due.
+    #[error("{addr} closed the connection")]
+    Closed {
+        /// The server's address.
+        addr: String,
+    },
+    /// An earlier call failed half-way through an answer, so the byte
+    /// stream can no longer be trusted; reconnect.
+    #[error("connection to {addr} is unusable after an earlier error; reconnect")]
+    Broken {
+        /// The server's address.
+        addr: String,
+    },
+    /// The server sent something the protocol does not allow.
+    #[error("protocol error from {addr}: {detail}")]
+    Protocol {
+        /// The server's address.
+        addr: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The server answered `ERR CODE MESSAGE`; the message names the path.
+    #[error("{addr}: {message} (ERR {code})")]
+    Server {
+        /// The server's address.
+        addr: String,
+        /// The protocol status code (404, 409, ...).
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// A local file operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Local {
+        /// What was being done: "open", "write", "rename", ...
+        action: &'static str,
+        /// The local path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Moving file bytes between the socket and a local file failed (the
+    /// zero-copy calls cannot tell which side failed, so both are named).
+    #[error("transfer of {remote} between {addr} and {} failed after {done} bytes: {source}", local.display())]
+    Transfer {
+        /// The server's address.
+        addr: String,
+        /// The remote path, as sent.
+        remote: String,
+        /// The local file.
+        local: PathBuf,
+        /// Bytes moved in this attempt before the failure.
+        done: u64,
+        /// The error.
+        source: io::Error,
+    },
+    /// A download ended early: the server went away or the file shrank.
+    /// The partial file is kept so a later `get` resumes it.
+    #[error(
+        "download of {remote} from {addr} stopped after {got} of {expected} bytes; {} kept for resuming",
+        part.display()
+    )]
+    ShortPayload {
+        /// The server's address.
+        addr: String,
+        /// The remote path, as sent.
+        remote: String,
+        /// The partial local file.
+        part: PathBuf,
+        /// Bytes received in this attempt.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+    },
+    /// `--verify` found different SHA-256 sums on the two sides.
+    #[error("SHA-256 mismatch for {remote} on {addr}: {} has {local_sum}, the server has {remote_sum}", local.display())]
+    VerifyMismatch {
+        /// The server's address.
+        addr: String,
+        /// The remote path, as sent.
+        remote: String,
+        /// The local file that was hashed.
+        local: PathBuf,
+        /// Its SHA-256, lowercase hex.
+        local_sum: String,
+        /// The server's `sum`.
+        remote_sum: String,
+    },
+    /// The call itself is invalid (a request too long for the protocol, a
+    /// path with no file name, ...); nothing was sent.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    /// The server's status code if this is an `ERR` answer.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Uploads: `put PATH SIZE`, the server answers how much it already holds,
+//! the rest goes out with `sendfile` (no copy through user space).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use ferry_proto::files::codec::{Reply, parse_number};
+use ferry_proto::files::escape::escape_text;
+use ferry_reactor::sys::zero_copy::sendfile;
+
+use crate::get::local_error;
+use crate::{Client, ClientError, Progress, Result};
+
+/// The most bytes handed to one `sendfile` call.
+const SENDFILE_CHUNK: usize = 4 << 20;
+
+/// How long to wait, after sending failed, for the `ERR` line that
+/// explains why the server stopped reading.
+const EXPLANATION_WAIT: Duration = Duration::from_secs(2);
+
+/// How [`Client::put`] behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    /// After uploading, compare the local SHA-256 with the server's `sum`
+    /// (recommended after a resume: the server cannot know whether the
+    /// local file changed in between).
+    pub verify: bool,
+}
+
+/// What a finished upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The remote path the file was stored under, as sent.
+    pub remote: Vec<u8>,
+    /// The file's size.
+    pub size: u64,
+    /// How many bytes the server already held from an earlier attempt.
+    pub resumed_from: u64,
+    /// The SHA-256 both sides agreed on, with [`PutOptions::verify`].
+    pub sha256: Option<String>,
+}
+
+impl Client {
+    /// Uploads the local file `local` to `remote` (default: its own name
+    /// in the working directory; a `remote` ending in `/` is a directory to
+    /// put it in). Resumes a partial upload the server kept.
+    pub fn put(
+        &mut self,
+        local: &Path,
+        remote: Option<&[u8]>,
+        options: PutOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<PutOutcome> {
+        let file = File::open(local).map_err(|e| local_error("open", local, e))?;
+        let meta = file.metadata().map_err(|e| local_error("inspect", local, e))?;
+        if !meta.is_file() {
+            return Err(local_error("upload", local, io::Error::other("not a regular file")));
+        }
+        let size = meta.len();
+        let remote = upload_target(local, remote)?;
+        let remote_text = escape_text(&remote);
+
+        self.send("put", &[&remote, size.to_string().as_bytes()])?;
+        let text = self.conn.read_ok()?;
+        let have = parse_number(&text).map_err(|e| self.conn.protocol_error(e.to_string()))?;
+        if have > size {
+            return Err(self.conn.protocol_error(format!("server holds {have} bytes of a {size}-byte upload")));
+        }
+        progress.start(size, have);
+        self.send_payload(&file, local, &remote_text, have, size, progress)?;
+        let text = self.conn.read_ok()?;
+        if parse_number(&text).ok() != Some(size) {
+            return Err(self.conn.protocol_error(format!("upload of {size} bytes confirmed as {text:?}")));
+        }
+        self.conn.end();
+        progress.finish();
+        tracing::debug!(remote = %remote_text, local = %local.display(), size, have, "upload complete");
+
+        let sha256 = if options.verify { Some(self.verify(&remote, &remote_text, local)?) } else { None };
+        Ok(PutOutcome { remote, size, resumed_from: have, sha256 })
+    }
+
+    /// Sends bytes `have..size` of `file` with `sendfile`.
+    fn send_payload(
+        &mut self,
+        file: &File,
+        local: &Path,
+        remote_text: &str,
+        have: u64,
+        size: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let mut offset = have;
+        while offset < size {
+            let chunk = usize::try_from(size - offset).unwrap_or(usize::MAX).min(SENDFILE_CHUNK);
+            match sendfile(self.conn.stream(), file, &mut offset, chunk) {
+                Ok(0) => {
+                    let shrank = io::Error::other(format!("file shrank to {offset} bytes during the upload"));
+                    return Err(local_error("read", local, shrank));
+                }
+                Ok(n) => progress.advance(n as u64),
+                Err(e) => return Err(self.explain_failed_upload(local, remote_text, offset - have, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sending failed: the server may have said why (`ERR 500 ...`) before
+    /// closing; prefer its words over the socket error.
+    fn explain_failed_upload(&mut self, local: &Path, remote_text: &str, done: u64, source: io::Error) -> ClientError {
+        if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+            return self.conn.net_error(source);
+        }
+        self.conn.set_read_timeout(Some(EXPLANATION_WAIT));
+        let explanation = self.conn.read_reply();
+        self.conn.set_read_timeout(self.conn.io_timeout());
+        match explanation {
+            Ok(Reply::Err { code, message }) => ClientError::Server { addr: self.address().to_string(), code, message },
+            _ => ClientError::Transfer {
+                addr: self.address().to_string(),
+                remote: remote_text.to_string(),
+                local: local.to_path_buf(),
+                done,
+                source,
+            },
+        }
+    }
+}
+
+/// The remote path for an upload of `local`.
+fn upload_target(local: &Path, remote: Option<&[u8]>) -> Result<Vec<u8>> {
+    let name = || {
+        local
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .ok_or_else(|| ClientError::Usage(format!("{} has no file name to upload under", local.display())))
+    };
+    match remote {
+        None => name(),
+        Some(dir) if dir.ends_with(b"/") => Ok([dir, &name()?].concat()),
+        Some(path) => Ok(path.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_name_defaults_to_the_local_one() {
+        let local = Path::new("/tmp/x/big.bin");
+        assert_eq!(upload_target(local, None).unwrap(), b"big.bin");
+        assert_eq!(upload_target(local, Some(b"/in/")).unwrap(), b"/in/big.bin");
+        assert_eq!(upload_target(local, Some(b"other")).unwrap(), b"other");
+        assert!(upload_target(Path::new("/"), None).is_err());
+    }
+}
