@@ -1,1 +1,22 @@
-//! ferry-server
+//! ferry-server: the drivers that run `ferry-proto` sessions over real
+//! sockets, one module per concurrency model.
+//!
+//! - [`blocking`]: serves one connection on the calling thread with blocking
+//!   syscalls; every thread- or process-per-connection model reuses it.
+//! - [`threadpool`]: an accept loop, a bounded [`task_queue`] and N workers.
+//! - [`Service`]: what a listener serves (files, echo).
+//! - [`Shutdown`]: the orderly-shutdown flag all threads watch.
+
+pub mod blocking;
+mod error;
+mod event_fd;
+mod service;
+mod shutdown;
+pub mod task_queue;
+pub mod threadpool;
+
+pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
+pub use error::ServerError;
+pub use service::{ListenerConfig, Service};
+pub use shutdown::Shutdown;
+pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};

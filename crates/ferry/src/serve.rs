@@ -1,10 +1,112 @@
-//! `ferry serve` (placeholder until the driver lands).
+//! `ferry serve`: serve a directory over the file protocol (and optionally
+//! echo) with one of ferry's concurrency models.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ferry_proto::files::FilesConfig;
+use ferry_proto::root::Root;
+use ferry_server::{ListenerConfig, PumpConfig, Service, ThreadPoolConfig, ThreadPoolServer};
 
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Directory to serve; clients cannot reach anything outside it.
+    #[arg(value_name = "ROOT", default_value = ".")]
+    root: PathBuf,
+    /// Address of the file service (docs/PROTOCOL.md). Port 0 picks a free
+    /// port; the real address is printed at start.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    files: SocketAddr,
+    /// Also run the echo service (sends back every byte) on ADDR. Off by
+    /// default.
+    #[arg(long, value_name = "ADDR")]
+    echo: Option<SocketAddr>,
+    /// Concurrency model that drives the connections.
+    #[arg(long, value_enum, default_value_t = Model::Threadpool)]
+    model: Model,
+    /// Worker threads of the thread pool, each serving one connection at a
+    /// time [default: number of CPUs x 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+    /// Capacity of the thread pool's task queue: accepted connections that
+    /// may wait for a free worker. When it is full the server stops
+    /// accepting and the kernel's listen backlog holds new connections.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    queue: u32,
+    /// Close a connection that sends nothing for SECS seconds (also the
+    /// longest a send may block on a client that stopped reading).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// On SIGINT/SIGTERM, give in-flight transfers up to SECS seconds to
+    /// finish before cutting them.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    drain_timeout: u64,
+    /// Allow clients to change the served directory (put, mkdir, rm).
+    #[arg(long)]
+    allow_write: bool,
+}
 
-/// Runs `ferry serve`.
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// The concurrency models `ferry serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Model {
+    /// An accept loop, a bounded task queue and N worker threads.
+    Threadpool,
+}
+
+/// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let root = open_root(&args.root)?;
+    let mut listeners = vec![ListenerConfig {
+        addr: args.files,
+        service: Service::Files(FilesConfig { root, allow_write: args.allow_write }),
+    }];
+    if let Some(addr) = args.echo {
+        listeners.push(ListenerConfig { addr, service: Service::Echo });
+    }
+    match args.model {
+        Model::Threadpool => {
+            let mut config = ThreadPoolConfig::new(listeners);
+            if let Some(n) = args.workers {
+                config.workers = n as usize;
+            }
+            config.queue_capacity = args.queue as usize;
+            config.pump = PumpConfig { idle_timeout: Duration::from_secs(args.idle_timeout) };
+            config.drain_timeout = Duration::from_secs(args.drain_timeout);
+            let server = ThreadPoolServer::bind(config)?;
+            announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+            let report = server.run()?;
+            tracing::info!(
+                "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
+                report.served,
+                report.dropped_unserved,
+                report.cut
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens the served directory, with errors that name it.
+fn open_root(path: &Path) -> anyhow::Result<Arc<Root>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot serve {}", path.display()))?;
+    if !meta.is_dir() {
+        bail!("cannot serve {}: not a directory", path.display());
+    }
+    // Root's own errors name the path already.
+    Ok(Arc::new(Root::open(path)?))
+}
+
+/// Prints one `ferry: SERVICE listening on ADDR` line per listener on
+/// stdout, flushed: scripts and tests wait for these lines.
+fn announce<'a>(listeners: impl Iterator<Item = (&'a str, SocketAddr)>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for (service, addr) in listeners {
+        writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
+    }
+    stdout.flush().context("cannot write to stdout")
 }
