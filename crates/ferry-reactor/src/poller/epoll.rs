@@ -24,18 +24,16 @@ impl EpollPoller {
     /// Creates a close-on-exec epoll instance.
     pub fn new() -> io::Result<EpollPoller> {
         let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        Ok(EpollPoller {
-            epfd,
-            buf: Vec::with_capacity(INITIAL_EVENTS),
-            cap: INITIAL_EVENTS,
-        })
+        Ok(EpollPoller { epfd, buf: Vec::with_capacity(INITIAL_EVENTS), cap: INITIAL_EVENTS })
     }
 }
 
 fn flags(interest: Interest) -> epoll::EventFlags {
-    let mut f = epoll::EventFlags::RDHUP;
+    let mut f = epoll::EventFlags::empty();
     if interest.is_readable() {
-        f |= epoll::EventFlags::IN | epoll::EventFlags::PRI;
+        // RDHUP only with read interest: level-triggered, it would keep
+        // firing after the peer's FIN once the reader stopped reading.
+        f |= epoll::EventFlags::IN | epoll::EventFlags::PRI | epoll::EventFlags::RDHUP;
     }
     if interest.is_writable() {
         f |= epoll::EventFlags::OUT;
@@ -69,22 +67,12 @@ impl Poller for EpollPoller {
     }
 
     fn register(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()> {
-        epoll::add(
-            &self.epfd,
-            fd,
-            epoll::EventData::new_u64(key),
-            flags(interest),
-        )?;
+        epoll::add(&self.epfd, fd, epoll::EventData::new_u64(key), flags(interest))?;
         Ok(())
     }
 
     fn reregister(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()> {
-        epoll::modify(
-            &self.epfd,
-            fd,
-            epoll::EventData::new_u64(key),
-            flags(interest),
-        )?;
+        epoll::modify(&self.epfd, fd, epoll::EventData::new_u64(key), flags(interest))?;
         Ok(())
     }
 
@@ -97,11 +85,7 @@ impl Poller for EpollPoller {
         events.clear();
         self.buf.clear();
         let ts = timeout_to_timespec(timeout);
-        match epoll::wait(
-            &self.epfd,
-            rustix::buffer::spare_capacity(&mut self.buf),
-            ts.as_ref(),
-        ) {
+        match epoll::wait(&self.epfd, rustix::buffer::spare_capacity(&mut self.buf), ts.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -110,10 +94,7 @@ impl Poller for EpollPoller {
             // `epoll::Event` is packed on x86_64: copy fields out.
             let f = ev.flags;
             let data = ev.data;
-            events.push(PollEvent {
-                key: data.u64(),
-                ready: ready(f),
-            });
+            events.push(PollEvent { key: data.u64(), ready: ready(f) });
         }
         if self.buf.len() == self.cap && self.cap < MAX_EVENTS {
             self.cap *= 2;

@@ -244,9 +244,6 @@ impl FromStr for PollerKind {
 pub(crate) fn timeout_to_timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
     timeout.map(|d| {
         let ms = d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i64;
-        rustix::event::Timespec {
-            tv_sec: ms / 1000,
-            tv_nsec: (ms % 1000) * 1_000_000,
-        }
+        rustix::event::Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 }
     })
 }

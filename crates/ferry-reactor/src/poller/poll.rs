@@ -28,11 +28,7 @@ pub struct PollPoller {
 impl PollPoller {
     /// Creates an empty set.
     pub fn new() -> PollPoller {
-        PollPoller {
-            fds: Vec::new(),
-            keys: Vec::new(),
-            index: HashMap::new(),
-        }
+        PollPoller { fds: Vec::new(), keys: Vec::new(), index: HashMap::new() }
     }
 }
 
@@ -43,9 +39,10 @@ impl Default for PollPoller {
 }
 
 fn flags(interest: Interest) -> PollFlags {
-    let mut f = PollFlags::RDHUP;
+    let mut f = PollFlags::empty();
     if interest.is_readable() {
-        f |= PollFlags::IN | PollFlags::PRI;
+        // RDHUP only with read interest (see the epoll backend).
+        f |= PollFlags::IN | PollFlags::PRI | PollFlags::RDHUP;
     }
     if interest.is_writable() {
         f |= PollFlags::OUT;
@@ -131,10 +128,7 @@ impl Poller for PollPoller {
         for (pfd, &key) in self.fds.iter().zip(&self.keys) {
             let r = pfd.revents();
             if !r.is_empty() {
-                events.push(PollEvent {
-                    key,
-                    ready: ready(r),
-                });
+                events.push(PollEvent { key, ready: ready(r) });
                 if events.len() == n {
                     break;
                 }

@@ -1,0 +1,121 @@
+//! The callbacks a [`TcpConnection`](crate::TcpConnection) reports to.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::buffer::Buffer;
+use crate::connection::TcpConnection;
+
+/// Called with the connection: connected, write-complete, half-closed, closed.
+pub type ConnCallback = Arc<dyn Fn(&mut TcpConnection<'_>) + Send + Sync>;
+/// Called with the connection and its input buffer; consume what you use.
+pub type MessageCallback = Arc<dyn Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync>;
+/// Called with the connection and the bytes now queued in its output.
+pub type HighWaterCallback = Arc<dyn Fn(&mut TcpConnection<'_>, usize) + Send + Sync>;
+
+/// Default high-water mark: 64 MiB of queued output (muduo's default).
+pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024 * 1024;
+
+/// The set of callbacks a connection reports to, shared by every connection
+/// of a server (so `Clone` is cheap: `Arc`s) and `Send + Sync`, because a
+/// multi-reactor server calls them from every sub-loop thread. Per-connection
+/// state goes in the connection's context
+/// ([`TcpConnection::set_context`]).
+///
+/// All callbacks run on the connection's loop thread, never concurrently for
+/// one connection.
+#[derive(Clone)]
+pub struct Callbacks {
+    pub(crate) connected: Option<ConnCallback>,
+    pub(crate) message: Option<MessageCallback>,
+    pub(crate) write_complete: Option<ConnCallback>,
+    pub(crate) high_water: Option<HighWaterCallback>,
+    pub(crate) high_water_mark: usize,
+    pub(crate) half_closed: Option<ConnCallback>,
+    pub(crate) closed: Option<ConnCallback>,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Callbacks {
+            connected: None,
+            message: None,
+            write_complete: None,
+            high_water: None,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            half_closed: None,
+            closed: None,
+        }
+    }
+}
+
+impl fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("connected", &self.connected.is_some())
+            .field("message", &self.message.is_some())
+            .field("write_complete", &self.write_complete.is_some())
+            .field("high_water", &self.high_water.is_some())
+            .field("high_water_mark", &self.high_water_mark)
+            .field("half_closed", &self.half_closed.is_some())
+            .field("closed", &self.closed.is_some())
+            .finish()
+    }
+}
+
+impl Callbacks {
+    /// No callbacks: input is discarded, nothing is reported.
+    pub fn new() -> Callbacks {
+        Callbacks::default()
+    }
+
+    /// The connection is established and registered; runs first.
+    pub fn on_connected(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
+        self.connected = Some(Arc::new(f));
+        self
+    }
+
+    /// Bytes arrived. Consume complete messages from the buffer and leave
+    /// partial ones; what is left is kept for the next call. Without a
+    /// message callback input is discarded.
+    pub fn on_message(mut self, f: impl Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync + 'static) -> Self {
+        self.message = Some(Arc::new(f));
+        self
+    }
+
+    /// All queued output reached the kernel. Queued to run after the current
+    /// callback (never re-entrantly from `send`), so a producer may send more
+    /// from it without recursion.
+    pub fn on_write_complete(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
+        self.write_complete = Some(Arc::new(f));
+        self
+    }
+
+    /// Queued output crossed `mark` bytes (from below). Called synchronously
+    /// from the `send` that crossed it, so a producing loop sees it at once;
+    /// stop producing and resume from write-complete.
+    pub fn on_high_water_mark(
+        mut self,
+        mark: usize,
+        f: impl Fn(&mut TcpConnection<'_>, usize) + Send + Sync + 'static,
+    ) -> Self {
+        self.high_water_mark = mark;
+        self.high_water = Some(Arc::new(f));
+        self
+    }
+
+    /// The peer half-closed (sent FIN; reads return EOF). The connection stays
+    /// open for writing; call [`TcpConnection::shutdown`] when done. Without
+    /// this callback the connection shuts down (after flushing) by itself.
+    pub fn on_half_closed(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
+        self.half_closed = Some(Arc::new(f));
+        self
+    }
+
+    /// The connection is closing; runs last, once. Sending is no longer
+    /// possible. The connection is freed right after it returns.
+    pub fn on_closed(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
+        self.closed = Some(Arc::new(f));
+        self
+    }
+}

@@ -1,0 +1,601 @@
+//! TCP (and Unix-stream) connections driven by callbacks.
+//!
+//! # Lifetime
+//! A connection's state is a handler owned by its loop's registry, named by a
+//! [`Token`] (slab index + generation). Nothing else owns it: callbacks get a
+//! short-lived [`TcpConnection`] view, other threads a [`ConnHandle`] that is
+//! only an address (`LoopHandle` + `Token`). When the connection closes, the
+//! `closed` callback runs, the fd is deregistered, the slot's generation is
+//! bumped and the state (with its fd) is dropped; any handle or timer still
+//! naming the old token then matches nothing. So there is no reference
+//! cycle and nothing to leak, and a late `send` through a stale handle is a
+//! harmless no-op.
+//!
+//! # Write path
+//! `send` writes directly when nothing is queued (write interest is then
+//! off); the rest goes to the output queue and write interest is turned on,
+//! and off again once it drained. File ranges queued with `send_file` go out
+//! with `sendfile(2)`, in order with the bytes around them.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::net::{SendFlags, Shutdown};
+
+use crate::buffer::Buffer;
+use crate::callbacks::Callbacks;
+use crate::event_loop::{EventLoop, Handler, LoopHandle, Token};
+use crate::listener::PeerAddr;
+use crate::poller::{Interest, Ready};
+use crate::sys::zero_copy;
+
+/// Most bytes written to one socket per readiness event, so one fast
+/// reader cannot monopolise its loop.
+const WRITE_BUDGET: usize = 4 * 1024 * 1024;
+/// Largest single `sendfile` call.
+const SENDFILE_CHUNK: usize = 1024 * 1024;
+
+enum Chunk {
+    Bytes(Buffer),
+    File { file: Box<dyn AsFd>, offset: u64, remaining: u64 },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Connected,
+    /// `shutdown()` asked: write side closes once output drains.
+    Disconnecting,
+    Closed,
+}
+
+/// The loop-owned state of one connection (the registry's handler).
+pub(crate) struct ConnState {
+    fd: OwnedFd,
+    peer: PeerAddr,
+    callbacks: Callbacks,
+    input: Buffer,
+    output: VecDeque<Chunk>,
+    spare: Option<Buffer>,
+    out_bytes: usize,
+    state: State,
+    write_shut: bool,
+    peer_eof: bool,
+    close_now: bool,
+    reading: bool,
+    wc_queued: bool,
+    context: Option<Box<dyn Any>>,
+    live: Option<Arc<AtomicUsize>>,
+}
+
+impl AsFd for ConnState {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for ConnState {
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A connection as seen from a callback (or [`EventLoop::with_connection`]):
+/// the connection's state plus its loop, borrowed for the call. Loop-thread
+/// only by construction. Keep a [`ConnHandle`] to reach it later or from
+/// another thread.
+pub struct TcpConnection<'a> {
+    st: &'a mut ConnState,
+    lp: &'a mut EventLoop,
+    token: Token,
+}
+
+impl fmt::Debug for TcpConnection<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpConnection")
+            .field("token", &self.token)
+            .field("peer", &self.st.peer)
+            .field("state", &self.st.state)
+            .field("output_bytes", &self.st.out_bytes)
+            .finish()
+    }
+}
+
+impl<'a> TcpConnection<'a> {
+    /// Queues `data` for the peer: written at once if nothing is queued,
+    /// otherwise buffered. Returns `false` (and drops the data) if the
+    /// connection is shutting down or closed. Fires the high-water-mark
+    /// callback synchronously if this send crossed the mark.
+    pub fn send(&mut self, data: &[u8]) -> bool {
+        let st = &mut *self.st;
+        if st.state != State::Connected || st.close_now || st.write_shut {
+            tracing::trace!(token = ?self.token, "send on a closing connection ignored");
+            return false;
+        }
+        let mut written = 0;
+        if st.output.is_empty() {
+            match send_nosignal(&st.fd, data) {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    tracing::debug!(token = ?self.token, error = %e, "send failed");
+                    st.close_now = true;
+                    return false;
+                }
+            }
+            if written == data.len() {
+                self.queue_write_complete();
+                return true;
+            }
+        }
+        let rest = &data[written..];
+        let before = st.out_bytes;
+        match st.output.back_mut() {
+            Some(Chunk::Bytes(b)) => b.append(rest),
+            _ => {
+                let mut b = st.spare.take().unwrap_or_default();
+                b.append(rest);
+                st.output.push_back(Chunk::Bytes(b));
+            }
+        }
+        st.out_bytes += rest.len();
+        let after = st.out_bytes;
+        let mark = st.callbacks.high_water_mark;
+        if before < mark
+            && after >= mark
+            && let Some(cb) = st.callbacks.high_water.clone()
+        {
+            cb(self, after);
+        }
+        true
+    }
+
+    /// Queues `len` bytes of `file` from `offset`, sent with `sendfile(2)`
+    /// after everything queued before it. The file is closed (dropped) once
+    /// sent or when the connection closes. Returns `false` if closing.
+    pub fn send_file(&mut self, file: impl AsFd + 'static, offset: u64, len: u64) -> bool {
+        let st = &mut *self.st;
+        if st.state != State::Connected || st.close_now || st.write_shut {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        st.output.push_back(Chunk::File { file: Box::new(file), offset, remaining: len });
+        if st.output.len() == 1 {
+            // Nothing was queued, so write interest is off: try now.
+            self.flush();
+        }
+        true
+    }
+
+    /// Closes the write side once all queued output is sent (half-close);
+    /// reading continues until the peer closes too, then the connection
+    /// closes.
+    pub fn shutdown(&mut self) {
+        if self.st.state == State::Connected {
+            self.st.state = State::Disconnecting;
+        }
+    }
+
+    /// Closes now, discarding queued output. The `closed` callback runs
+    /// after the current callback returns.
+    pub fn force_close(&mut self) {
+        if self.st.state != State::Closed {
+            self.st.close_now = true;
+        }
+    }
+
+    /// Stops reading (backpressure towards the peer) until
+    /// [`resume_reading`](Self::resume_reading).
+    pub fn pause_reading(&mut self) {
+        self.st.reading = false;
+    }
+
+    /// Resumes reading after [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&mut self) {
+        self.st.reading = true;
+    }
+
+    /// True until `shutdown`, `force_close` or the connection closes.
+    pub fn is_connected(&self) -> bool {
+        self.st.state == State::Connected && !self.st.close_now
+    }
+
+    /// True once the peer half-closed (we read EOF).
+    pub fn peer_closed(&self) -> bool {
+        self.st.peer_eof
+    }
+
+    /// Bytes queued in memory, not yet accepted by the kernel (file ranges
+    /// not included: they cost no memory).
+    pub fn output_bytes(&self) -> usize {
+        self.st.out_bytes
+    }
+
+    /// True if anything (bytes or file ranges) is still queued.
+    pub fn has_pending_output(&self) -> bool {
+        !self.st.output.is_empty()
+    }
+
+    /// Bytes received and not yet consumed by the message callback.
+    pub fn input_bytes(&self) -> usize {
+        self.st.input.readable_bytes()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> &PeerAddr {
+        &self.st.peer
+    }
+
+    /// The registry token of this connection on its loop.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// A `Send` handle to reach this connection from anywhere.
+    pub fn handle(&self) -> ConnHandle {
+        ConnHandle { lp: self.lp.handle(), token: self.token }
+    }
+
+    /// The loop this connection lives on (timers, local tasks, other
+    /// connections of this loop).
+    pub fn event_loop(&mut self) -> &mut EventLoop {
+        self.lp
+    }
+
+    /// Attaches per-connection state of any type (replacing any previous).
+    pub fn set_context<T: Any>(&mut self, value: T) {
+        self.st.context = Some(Box::new(value));
+    }
+
+    /// The context, if set and of type `T`.
+    pub fn context<T: Any>(&self) -> Option<&T> {
+        self.st.context.as_ref()?.downcast_ref()
+    }
+
+    /// The context mutably, if set and of type `T`.
+    pub fn context_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.st.context.as_mut()?.downcast_mut()
+    }
+
+    /// Removes and returns the context.
+    pub fn take_context(&mut self) -> Option<Box<dyn Any>> {
+        self.st.context.take()
+    }
+
+    /// The socket, for options (`TCP_NODELAY`, keep-alive, ...). Do not read
+    /// or write it directly, and never close it.
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.st.fd.as_fd()
+    }
+
+    fn queue_write_complete(&mut self) {
+        if self.st.callbacks.write_complete.is_none() || self.st.wc_queued {
+            return;
+        }
+        self.st.wc_queued = true;
+        let token = self.token;
+        self.lp.queue_in_loop(move |lp| {
+            lp.with_connection(token, |c| {
+                c.st.wc_queued = false;
+                if c.st.output.is_empty()
+                    && c.st.state != State::Closed
+                    && !c.st.close_now
+                    && let Some(cb) = c.st.callbacks.write_complete.clone()
+                {
+                    cb(c);
+                }
+            });
+        });
+    }
+
+    /// Writes queued output until the kernel pushes back, the queue drains
+    /// or the per-event budget is spent.
+    fn flush(&mut self) {
+        let st = &mut *self.st;
+        let mut budget = WRITE_BUDGET;
+        while budget > 0 {
+            let Some(front) = st.output.front_mut() else { break };
+            let res = match front {
+                Chunk::Bytes(buf) => match send_nosignal(&st.fd, buf.peek()) {
+                    Ok(n) => {
+                        buf.consume(n);
+                        st.out_bytes -= n;
+                        Ok((n, buf.is_empty()))
+                    }
+                    Err(e) => Err(e),
+                },
+                Chunk::File { file, offset, remaining } => {
+                    let want = (*remaining).min(SENDFILE_CHUNK as u64) as usize;
+                    match zero_copy::sendfile(&st.fd, file.as_fd(), offset, want) {
+                        Ok(0) => Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file ended before the queued range was sent",
+                        )),
+                        Ok(n) => {
+                            *remaining -= n as u64;
+                            Ok((n, *remaining == 0))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match res {
+                Ok((n, done)) => {
+                    budget = budget.saturating_sub(n.max(1));
+                    if done {
+                        if let Some(Chunk::Bytes(mut b)) = st.output.pop_front() {
+                            b.consume_all();
+                            if st.spare.is_none() && b.capacity() <= 1024 * 1024 {
+                                st.spare = Some(b);
+                            }
+                        }
+                    } else if n == 0 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(token = ?self.token, error = %e, "write failed; closing");
+                    st.close_now = true;
+                    return;
+                }
+            }
+        }
+        if self.st.output.is_empty() {
+            self.queue_write_complete();
+        }
+    }
+
+    fn handle_read(&mut self) {
+        match self.st.input.read_from(&self.st.fd) {
+            Ok(0) => {
+                self.st.peer_eof = true;
+                match self.st.callbacks.half_closed.clone() {
+                    Some(cb) => cb(self),
+                    None => self.shutdown(),
+                }
+            }
+            Ok(_) => match self.st.callbacks.message.clone() {
+                Some(cb) => {
+                    let mut input = std::mem::take(&mut self.st.input);
+                    cb(self, &mut input);
+                    self.st.input = input;
+                }
+                None => self.st.input.consume_all(),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                tracing::debug!(token = ?self.token, error = %e, "read failed; closing");
+                self.st.close_now = true;
+            }
+        }
+    }
+
+    /// Carries out what callbacks asked for: close, half-close, interest.
+    fn settle(&mut self) {
+        if self.st.state == State::Closed {
+            return;
+        }
+        if !self.st.close_now
+            && self.st.state == State::Disconnecting
+            && self.st.output.is_empty()
+            && !self.st.write_shut
+        {
+            self.st.write_shut = true;
+            if let Err(e) = rustix::net::shutdown(&self.st.fd, Shutdown::Write) {
+                tracing::debug!(token = ?self.token, error = %e, "shutdown(WR) failed");
+                self.st.close_now = true;
+            }
+        }
+        if self.st.close_now || (self.st.write_shut && self.st.peer_eof) {
+            self.close();
+            return;
+        }
+        let interest = Interest::NONE
+            .with_readable(self.st.reading && !self.st.peer_eof)
+            .with_writable(!self.st.output.is_empty());
+        if let Err(e) = self.lp.set_interest(self.token, interest) {
+            tracing::warn!(token = ?self.token, error = %e, "changing interest failed; closing");
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        if self.st.state == State::Closed {
+            return;
+        }
+        self.st.state = State::Closed;
+        self.st.close_now = true;
+        if let Some(cb) = self.st.callbacks.closed.clone() {
+            cb(self);
+        }
+        self.st.output.clear();
+        // The state is running (taken out of the registry), so this marks
+        // the slot; the loop drops the state, closing the fd, right after.
+        self.lp.deregister(self.token);
+    }
+}
+
+impl Handler for ConnState {
+    fn ready(&mut self, lp: &mut EventLoop, token: Token, ready: Ready) {
+        let mut c = TcpConnection { st: self, lp, token };
+        if ready.is_error() {
+            let err = rustix::net::sockopt::socket_error(&c.st.fd);
+            tracing::debug!(?token, ?err, "socket error; closing");
+            c.st.close_now = true;
+        } else {
+            if (ready.is_readable() || ready.is_read_closed() || ready.is_hup()) && c.st.reading && !c.st.peer_eof {
+                c.handle_read();
+            }
+            if ready.is_writable() && !c.st.close_now {
+                c.flush();
+            }
+            if ready.is_hup() {
+                // Both directions are gone; nothing more can be delivered.
+                c.st.close_now = true;
+            }
+        }
+        c.settle();
+    }
+}
+
+/// Sends on a socket without raising SIGPIPE; retries `EINTR`.
+fn send_nosignal(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        match rustix::net::send(fd, data, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            // A Unix socket or a pipe-like fd: fall back to write(2).
+            Err(rustix::io::Errno::NOTSOCK) => {
+                return rustix::io::write(fd, data).map_err(Into::into);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl EventLoop {
+    /// Runs `f` on the connection named by `token` if it is still open, then
+    /// applies what `f` asked for (interest changes, close). `None` if the
+    /// token is stale, not a connection, or the connection is the one whose
+    /// callback is running right now (use the `TcpConnection` you were given).
+    pub fn with_connection<R>(&mut self, token: Token, f: impl FnOnce(&mut TcpConnection<'_>) -> R) -> Option<R> {
+        self.with_handler::<ConnState, Option<R>>(token, |st, lp| {
+            if st.state == State::Closed {
+                return None;
+            }
+            let mut c = TcpConnection { st, lp, token };
+            let r = f(&mut c);
+            c.settle();
+            Some(r)
+        })
+        .flatten()
+    }
+}
+
+/// Makes `fd` (a connected, non-blocking stream socket) a connection of
+/// `lp`, reporting to `callbacks`; runs `connected` before returning.
+pub fn adopt(lp: &mut EventLoop, fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks) -> io::Result<ConnHandle> {
+    adopt_counted(lp, fd, peer, callbacks, None)
+}
+
+pub(crate) fn adopt_counted(
+    lp: &mut EventLoop,
+    fd: OwnedFd,
+    peer: PeerAddr,
+    callbacks: Callbacks,
+    live: Option<Arc<AtomicUsize>>,
+) -> io::Result<ConnHandle> {
+    if let Some(l) = &live {
+        l.fetch_add(1, Ordering::AcqRel);
+    }
+    let st = ConnState {
+        fd,
+        peer,
+        callbacks,
+        input: Buffer::new(),
+        output: VecDeque::new(),
+        spare: None,
+        out_bytes: 0,
+        state: State::Connected,
+        write_shut: false,
+        peer_eof: false,
+        close_now: false,
+        reading: true,
+        wc_queued: false,
+        context: None,
+        live,
+    };
+    let token = lp.register_owned(Interest::READABLE, st)?;
+    lp.with_connection(token, |c| {
+        if let Some(cb) = c.st.callbacks.connected.clone() {
+            cb(c);
+        }
+    });
+    Ok(ConnHandle { lp: lp.handle(), token })
+}
+
+/// A connection's address usable from any thread: `Clone + Send + Sync`,
+/// `Eq + Hash` (for sets of clients). Every operation is posted to the
+/// connection's loop and applied there in posting order; if the connection
+/// has closed meanwhile it is a no-op. Holding a handle keeps nothing alive.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ConnHandle {
+    lp: LoopHandle,
+    token: Token,
+}
+
+impl fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnHandle(loop {}, {:?})", self.lp.id(), self.token)
+    }
+}
+
+impl std::hash::Hash for LoopHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl ConnHandle {
+    /// Sends `data` (see [`TcpConnection::send`]). Returns `false` only if
+    /// the loop has exited; a closed connection silently drops it.
+    pub fn send(&self, data: impl Into<Vec<u8>>) -> bool {
+        let data = data.into();
+        let token = self.token;
+        self.lp.run_in_loop(move |lp| {
+            lp.with_connection(token, |c| c.send(&data));
+        })
+    }
+
+    /// Queues a file range (see [`TcpConnection::send_file`]).
+    pub fn send_file(&self, file: impl AsFd + Send + 'static, offset: u64, len: u64) -> bool {
+        let token = self.token;
+        self.lp.run_in_loop(move |lp| {
+            lp.with_connection(token, |c| c.send_file(file, offset, len));
+        })
+    }
+
+    /// Half-closes after output drains (see [`TcpConnection::shutdown`]).
+    pub fn shutdown(&self) -> bool {
+        let token = self.token;
+        self.lp.run_in_loop(move |lp| {
+            lp.with_connection(token, |c| c.shutdown());
+        })
+    }
+
+    /// Closes now (see [`TcpConnection::force_close`]).
+    pub fn force_close(&self) -> bool {
+        let token = self.token;
+        self.lp.run_in_loop(move |lp| {
+            lp.with_connection(token, |c| c.force_close());
+        })
+    }
+
+    /// Runs `f` with the connection on its loop (if still open): how a worker
+    /// thread posts a result back to the connection it belongs to.
+    pub fn run_in_loop(&self, f: impl FnOnce(&mut TcpConnection<'_>) + Send + 'static) -> bool {
+        let token = self.token;
+        self.lp.run_in_loop(move |lp| {
+            lp.with_connection(token, f);
+        })
+    }
+
+    /// The connection's loop.
+    pub fn loop_handle(&self) -> &LoopHandle {
+        &self.lp
+    }
+
+    /// The connection's token on its loop.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+}

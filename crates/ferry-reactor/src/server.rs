@@ -1,0 +1,180 @@
+//! `TcpServer`: an acceptor on a main loop plus a pool of sub-loops.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::acceptor::Acceptor;
+use crate::callbacks::Callbacks;
+use crate::connection::adopt_counted;
+use crate::event_loop::{EventLoop, LoopHandle, Token};
+use crate::listener::{ListenAddr, ListenOptions, Listener};
+use crate::loop_pool::LoopThreadPool;
+use crate::poller::PollerKind;
+
+/// How a [`TcpServer`] runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Sub-loop threads doing connection I/O. 0 = single reactor: the main
+    /// loop accepts and serves every connection.
+    pub threads: usize,
+    /// Backend for the sub-loops (the main loop is the caller's).
+    pub poller: PollerKind,
+    /// Listening socket options.
+    pub listen: ListenOptions,
+    /// Thread name prefix for the sub-loops.
+    pub name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: 0,
+            poller: PollerKind::Epoll,
+            listen: ListenOptions::default(),
+            name: "ferry-io".to_owned(),
+        }
+    }
+}
+
+/// A callback-style server: one acceptor on the caller's main loop, N
+/// sub-loops each serving the connections assigned to it round-robin; each
+/// connection lives entirely on its loop.
+///
+/// Owned by the main loop's thread (`start`/`stop_accepting` take that loop).
+/// Dropping it (or [`shutdown`](Self::shutdown)) quits and joins the
+/// sub-loops, closing their connections.
+pub struct TcpServer {
+    listener: Option<Listener>,
+    addr: ListenAddr,
+    config: ServerConfig,
+    callbacks: Callbacks,
+    pool: Option<LoopThreadPool>,
+    acceptor: Option<Token>,
+    live: Arc<AtomicUsize>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("addr", &self.addr)
+            .field("threads", &self.config.threads)
+            .field("live", &self.live_connections())
+            .finish()
+    }
+}
+
+impl TcpServer {
+    /// Binds the listening socket now (so the real port is known before
+    /// `start`).
+    pub fn bind(addr: &ListenAddr, config: ServerConfig) -> io::Result<TcpServer> {
+        let listener = Listener::bind(addr, &config.listen)?;
+        Ok(TcpServer {
+            addr: listener.local_addr().clone(),
+            listener: Some(listener),
+            config,
+            callbacks: Callbacks::default(),
+            pool: None,
+            acceptor: None,
+            live: Arc::new(AtomicUsize::new(0)),
+            accepted: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Sets the callbacks every connection reports to (before `start`).
+    pub fn set_callbacks(&mut self, callbacks: Callbacks) {
+        self.callbacks = callbacks;
+    }
+
+    /// Builder form of [`set_callbacks`](Self::set_callbacks).
+    pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
+        self.callbacks = callbacks;
+        self
+    }
+
+    /// The bound address (real port if 0 was asked for).
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.addr
+    }
+
+    /// Starts the sub-loops and registers the acceptor on `lp` (the main
+    /// loop, which the caller then runs).
+    pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
+        let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
+        let pool = LoopThreadPool::new(self.config.threads, self.config.poller, &self.config.name)?;
+        let handles: Vec<LoopHandle> = pool.handles().to_vec();
+        let callbacks = self.callbacks.clone();
+        let live = self.live.clone();
+        let accepted = self.accepted.clone();
+        let mut next = 0usize;
+        let on_accept = Box::new(move |lp: &mut EventLoop, fd, peer| {
+            accepted.fetch_add(1, Ordering::Relaxed);
+            if handles.is_empty() {
+                if let Err(e) = adopt_counted(lp, fd, peer, callbacks.clone(), Some(live.clone())) {
+                    tracing::warn!(error = %e, "registering connection failed");
+                }
+                return;
+            }
+            let target = &handles[next % handles.len()];
+            next = next.wrapping_add(1);
+            let callbacks = callbacks.clone();
+            let live = live.clone();
+            // If that loop has exited the task (and the socket) is dropped.
+            target.run_in_loop(move |lp| {
+                if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(live)) {
+                    tracing::warn!(error = %e, "registering connection failed");
+                }
+            });
+        });
+        let token = Acceptor::new(listener, on_accept).register(lp)?;
+        self.acceptor = Some(token);
+        self.pool = Some(pool);
+        Ok(())
+    }
+
+    /// Stops accepting and closes the listening socket; open connections
+    /// are unaffected (the first step of a graceful shutdown).
+    pub fn stop_accepting(&mut self, lp: &mut EventLoop) {
+        if let Some(token) = self.acceptor.take() {
+            drop(lp.deregister(token));
+        }
+        self.listener = None;
+    }
+
+    /// Connections currently open (accepted and not yet freed).
+    pub fn live_connections(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// The live-connection counter itself, for watching from other threads
+    /// (it is decremented when a connection's state is freed).
+    pub fn live_counter(&self) -> Arc<AtomicUsize> {
+        self.live.clone()
+    }
+
+    /// Connections accepted so far (shed ones not included).
+    pub fn accepted_connections(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The sub-loops (empty in single-reactor mode), e.g. to post to all.
+    pub fn sub_loops(&self) -> Vec<LoopHandle> {
+        self.pool.as_ref().map(|p| p.handles().to_vec()).unwrap_or_default()
+    }
+
+    /// Quits and joins the sub-loops (their connections are dropped, fds
+    /// closed). The acceptor stays on the main loop until it is dropped or
+    /// `stop_accepting` is called. Idempotent.
+    pub fn shutdown(&mut self) {
+        if let Some(mut pool) = self.pool.take() {
+            pool.quit_and_join();
+        }
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
