@@ -1,0 +1,154 @@
+//! Executing one shell line: local commands (`help`, `get`, `put`, tidy
+//! `ls`/`stat`), everything else sent to the server as typed.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use ferry_client::{ClientError, GetOptions, PutOptions, Reply};
+use ferry_proto::files::escape::split_words;
+
+use super::Shell;
+use crate::ls::format_entries;
+
+/// What the shell loop does after a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next line.
+    Continue,
+    /// The user said `quit`; the server closes the connection.
+    Quit,
+}
+
+const HELP: &str = "\
+Commands (paths are remote unless said otherwise; quote names with spaces,
+write odd bytes as \\xHH):
+  pwd                  print the remote working directory
+  cd [DIR]             change it (default: /)
+  ls [DIR]             list a directory
+  stat PATH            type, size and modification time
+  sum PATH             SHA-256 of a file
+  mkdir DIR            create a directory (server needs --allow-write)
+  rm PATH              remove a file, symlink or empty directory
+  get REMOTE [LOCAL]   download (resumes LOCAL.part if present)
+  put LOCAL [REMOTE]   upload (resumes a partial upload)
+  ping                 check that the server answers
+  help                 this text
+  quit                 leave (end of input does too)
+";
+
+impl Shell {
+    /// Runs one input line. Errors that leave the connection usable are
+    /// printed; those that end it are returned.
+    pub(super) fn execute(&mut self, line: &str) -> anyhow::Result<Next> {
+        let words = match split_words(line) {
+            Ok(words) => words,
+            Err(e) => {
+                eprintln!("ferry: {e}");
+                return Ok(Next::Continue);
+            }
+        };
+        let Some((command, args)) = words.split_first() else {
+            return Ok(Next::Continue);
+        };
+        let command = String::from_utf8_lossy(command).to_ascii_lowercase();
+        match self.dispatch(&command, args, line) {
+            Ok(next) => Ok(next),
+            Err(e) if ends_connection(&e) => Err(e),
+            Err(e) => {
+                match e.downcast_ref::<ClientError>() {
+                    Some(ClientError::Server { code, message, .. }) => eprintln!("ERR {code} {message}"),
+                    _ => eprintln!("ferry: {e:#}"),
+                }
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, command: &str, args: &[Vec<u8>], line: &str) -> anyhow::Result<Next> {
+        match command {
+            "help" | "?" => print!("{HELP}"),
+            "quit" | "exit" => {
+                self.client.quit()?;
+                return Ok(Next::Quit);
+            }
+            "cd" => {
+                let [dir] = arguments::<0, 1>(args, "cd [DIR]")?;
+                self.cwd = self.client.cd(dir.unwrap_or(b"/"))?;
+                println!("{}", self.cwd);
+            }
+            "ls" => {
+                let [dir] = arguments::<0, 1>(args, "ls [DIR]")?;
+                print!("{}", format_entries(&self.client.ls(dir)?));
+            }
+            "stat" => {
+                let [path] = arguments::<1, 1>(args, "stat PATH")?;
+                let entry = self.client.stat(path.unwrap_or_default())?;
+                print!("{}", format_entries(&[entry]));
+            }
+            "get" => {
+                let [remote, local] = arguments::<1, 2>(args, "get REMOTE [LOCAL]")?;
+                let local = local.map(|l| Path::new(OsStr::from_bytes(l)));
+                crate::get::download(&mut self.client, remote.unwrap_or_default(), local, GetOptions::default())?;
+            }
+            "put" => {
+                let [local, remote] = arguments::<1, 2>(args, "put LOCAL [REMOTE]")?;
+                let local = Path::new(OsStr::from_bytes(local.unwrap_or_default()));
+                crate::put::upload(&mut self.client, local, remote, PutOptions::default())?;
+            }
+            _ => {
+                let answer = self.client.request(line)?;
+                match answer.reply {
+                    Reply::Ok(text) if !text.is_empty() && answer.payload.is_none() => println!("{text}"),
+                    Reply::Ok(_) => {}
+                    Reply::Err { code, message } => eprintln!("ERR {code} {message}"),
+                }
+                if let Some(payload) = answer.payload {
+                    print!("{}", String::from_utf8_lossy(&payload));
+                }
+            }
+        }
+        Ok(Next::Continue)
+    }
+}
+
+/// Checks there are between MIN and N arguments and returns them as N
+/// slots (missing ones `None`).
+fn arguments<'a, const MIN: usize, const N: usize>(
+    args: &'a [Vec<u8>],
+    usage: &str,
+) -> anyhow::Result<[Option<&'a [u8]>; N]> {
+    if args.len() < MIN || args.len() > N {
+        anyhow::bail!("usage: {usage}");
+    }
+    Ok(std::array::from_fn(|i| args.get(i).map(Vec::as_slice)))
+}
+
+/// Errors after which the connection cannot be used any more.
+fn ends_connection(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<ClientError>(),
+        Some(
+            ClientError::Network { .. }
+                | ClientError::Closed { .. }
+                | ClientError::Broken { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Protocol { .. }
+                | ClientError::Transfer { .. }
+                | ClientError::ShortPayload { .. }
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_counts_are_checked() {
+        let args = vec![b"a".to_vec()];
+        assert_eq!(arguments::<1, 2>(&args, "x").unwrap(), [Some(&b"a"[..]), None]);
+        assert!(arguments::<0, 0>(&args, "x").is_err());
+        assert!(arguments::<2, 2>(&args, "x").is_err());
+    }
+}
