@@ -19,4 +19,4 @@ pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
 pub use error::ServerError;
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
-pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};
+pub use threadpool::{BoundListener, RunReport, ThreadPoolConfig, ThreadPoolServer};
