@@ -199,15 +199,15 @@ impl Buffer {
             self.read_pos = CHEAP_PREPEND;
             self.write_pos = CHEAP_PREPEND + len;
         } else {
-            // Compact first so the copy made by growing is as small as
-            // possible, then grow geometrically.
+            // Not enough room even when compacted: grow geometrically, then
+            // move the content to the front of the new space.
+            let want = (CHEAP_PREPEND + len + n).max(self.buf.len() * 2);
+            self.buf.resize(want, 0);
             if self.read_pos != CHEAP_PREPEND {
                 self.buf.copy_within(self.read_pos..self.write_pos, CHEAP_PREPEND);
                 self.read_pos = CHEAP_PREPEND;
                 self.write_pos = CHEAP_PREPEND + len;
             }
-            let want = (self.write_pos + n).max(self.buf.len() * 2);
-            self.buf.resize(want, 0);
         }
     }
 
