@@ -35,7 +35,7 @@ fn acceptor_survives_emfile() {
 
     // Lower the limit close to what is open, then fill the rest.
     let saved = getrlimit(Resource::Nofile);
-    let mut low = saved.clone();
+    let mut low = saved;
     low.current = Some(open_fds() as u64 + 16);
     setrlimit(Resource::Nofile, low).unwrap();
     let mut fillers: Vec<OwnedFd> = Vec::new();
