@@ -69,7 +69,7 @@ pub(super) fn accept_loop(
             match poll(&mut fds, None) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(ServerError::Setup { what: "poll the listeners", source: e.into() }),
+                Err(e) => return Err(ServerError::Setup { what: "poll the listeners", error: e.into() }),
             }
             let ready: Vec<bool> = if full {
                 Vec::new()
@@ -86,7 +86,7 @@ pub(super) fn accept_loop(
             match s.read() {
                 Ok(Some(signal)) => return Ok(Stop::Signal(signal)),
                 Ok(None) => {}
-                Err(e) => return Err(ServerError::Setup { what: "read the signalfd", source: e }),
+                Err(e) => return Err(ServerError::Setup { what: "read the signalfd", error: e }),
             }
         }
         for (listener, _) in listeners.iter().zip(&ready).filter(|(_, ready)| **ready) {

@@ -118,7 +118,7 @@ impl ThreadPoolServer {
         };
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
-            let listen_err = |source| ServerError::Listen { addr: lc.addr, source };
+            let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
             let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
             socket.set_nonblocking(true).map_err(listen_err)?;
             let addr = socket.local_addr().map_err(listen_err)?;
@@ -156,9 +156,9 @@ impl ThreadPoolServer {
         for id in 0..workers {
             match workers::spawn(id, &shared) {
                 Ok(handle) => handles.push(handle),
-                Err(source) => {
+                Err(error) => {
                     self.drain(&shared, handles, None);
-                    return Err(ServerError::Setup { what: "spawn a worker thread", source });
+                    return Err(ServerError::Setup { what: "spawn a worker thread", error });
                 }
             }
         }
@@ -210,7 +210,9 @@ impl ThreadPoolServer {
             left = shared.tracker.wait_for_workers(Instant::now() + CUT_GRACE);
         }
         for handle in handles {
-            if handle.is_finished() {
+            // With no live worker left, each thread is past its last line of
+            // work and joins at once; otherwise only join the finished ones.
+            if left == 0 || handle.is_finished() {
                 if handle.join().is_err() {
                     tracing::error!("a worker thread panicked");
                 }
