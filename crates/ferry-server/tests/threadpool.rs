@@ -103,6 +103,23 @@ fn shutdown_mid_download_lets_the_transfer_finish() {
 }
 
 #[test]
+fn shutdown_mid_upload_lets_the_upload_finish() {
+    let server = TestServer::start(|_| {});
+    let data = pseudo_random(4 * 1024 * 1024, 6);
+    let mut client = server.connect();
+    // Once OK 0 is here the server is waiting for payload, not a request.
+    assert_eq!(client.request(&format!("put up.bin {}", data.len())), "OK 0");
+    client.send(&data[..data.len() / 2]);
+    server.trigger_shutdown();
+    client.send(&data[data.len() / 2..]);
+    assert_eq!(client.line(), format!("OK {}", data.len()));
+    assert!(client.closed_by_server(), "the connection closes after the upload at shutdown");
+    assert!(std::fs::read(server.path("up.bin")).expect("read upload") == data, "upload corrupted");
+    let report = server.wait_stopped(STEP);
+    assert_eq!((report.cut, report.workers_left_behind), (0, 0));
+}
+
+#[test]
 fn drain_timeout_cuts_a_stuck_transfer_and_still_returns_ok() {
     let server = TestServer::start(|c| c.drain_timeout = Duration::from_millis(200));
     server.write_file("big.bin", &pseudo_random(BIG, 2));

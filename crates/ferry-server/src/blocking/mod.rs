@@ -101,7 +101,8 @@ pub fn serve_connection<S: Session + ?Sized>(
     let (reason, bytes_in, bytes_out) = match pump::configure(&stream, config) {
         Ok(()) => {
             let mut pump = pump::Pump::new(&stream, session, config, shutdown);
-            let reason = pump.run();
+            // Whatever the pump or the session logs names the peer.
+            let reason = tracing::debug_span!("conn", peer = %shown).in_scope(|| pump.run());
             let unread = pump.has_unread_input();
             if matches!(reason, CloseReason::SessionClosed | CloseReason::IdleTimeout) {
                 close::lingering_close(&stream, unread);
