@@ -1,5 +1,7 @@
 //! Everything that can go wrong talking to a ferry server, each variant
-//! naming the address and, where there is one, the path.
+//! naming the address and, where there is one, the path. Underlying I/O
+//! errors are each variant's `source()`, not repeated in its message:
+//! print with the chain (`{:#}` through anyhow) to see both.
 
 use std::io;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ pub enum ClientError {
     },
     /// The TCP connection could not be made (refused, unreachable, timed
     /// out, name not resolved).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address, with its port.
         addr: String,
@@ -25,7 +27,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// Reading from or writing to the connection failed.
-    #[error("connection to {addr} failed: {source}")]
+    #[error("connection to {addr} failed")]
     Network {
         /// The server's address.
         addr: String,
@@ -72,7 +74,7 @@ pub enum ClientError {
         message: String,
     },
     /// A local file operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Local {
         /// What was being done: "open", "write", "rename", ...
         action: &'static str,
@@ -83,7 +85,7 @@ pub enum ClientError {
     },
     /// Moving file bytes between the socket and a local file failed (the
     /// zero-copy calls cannot tell which side failed, so both are named).
-    #[error("transfer of {remote} between {addr} and {} failed after {done} bytes: {source}", local.display())]
+    #[error("transfer of {remote} between {addr} and {} failed after {done} bytes", local.display())]
     Transfer {
         /// The server's address.
         addr: String,
