@@ -31,7 +31,7 @@ pub(super) fn lingering_close(stream: &TcpStream, unread: bool) {
     if !unread && !waiting {
         return;
     }
-    let deadline = Instant::now() + LINGER;
+    let deadline = Instant::now() + LINGER; // LINGER is small: no overflow
     let mut scratch = [0u8; 16 * 1024];
     let mut discarded = 0;
     while discarded < LINGER_BYTES {

@@ -28,16 +28,22 @@ pub(crate) enum Wait {
 }
 
 /// Waits until `socket` is readable, `shutdown` (if given) is signalled, or
-/// `timeout` passes. Shutdown wins when both happen.
+/// `timeout` passes (a timeout too large to represent waits forever).
+/// Shutdown wins when both happen.
 pub(crate) fn wait_readable(
     socket: BorrowedFd<'_>,
     shutdown: Option<&Shutdown>,
     timeout: Duration,
 ) -> io::Result<Wait> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ts = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let ts = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
         // The second slot is only polled when there is a shutdown flag.
         let mut fds = [PollFd::new(&socket, PollFlags::IN), PollFd::new(&socket, PollFlags::empty())];
         let polled = match shutdown {
@@ -47,7 +53,7 @@ pub(crate) fn wait_readable(
             }
             None => 1,
         };
-        let n = match poll(&mut fds[..polled], Some(&ts)) {
+        let n = match poll(&mut fds[..polled], ts.as_ref()) {
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -58,7 +64,7 @@ pub(crate) fn wait_readable(
         if !fds[0].revents().is_empty() {
             return Ok(Wait::Readable);
         }
-        if n == 0 && Instant::now() >= deadline {
+        if n == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Wait::TimedOut);
         }
     }

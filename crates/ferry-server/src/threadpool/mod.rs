@@ -14,7 +14,7 @@ mod workers;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
 use nix::sys::signal::Signal;
@@ -199,7 +199,7 @@ impl ThreadPoolServer {
         }
         self.shutdown.signal();
 
-        let mut left = shared.tracker.wait_for_workers(Instant::now() + self.config.drain_timeout);
+        let mut left = shared.tracker.wait_for_workers(self.config.drain_timeout);
         let mut cut = 0;
         if left > 0 {
             cut = shared.tracker.cut_all();
@@ -207,7 +207,7 @@ impl ThreadPoolServer {
                 "drain timeout of {}s passed; cut {cut} connection(s) still in flight",
                 self.config.drain_timeout.as_secs_f64()
             );
-            left = shared.tracker.wait_for_workers(Instant::now() + CUT_GRACE);
+            left = shared.tracker.wait_for_workers(CUT_GRACE);
         }
         for handle in handles {
             // With no live worker left, each thread is past its last line of

@@ -6,7 +6,7 @@ use std::net::{Shutdown as How, SocketAddr, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::blocking::{PumpConfig, serve_connection};
 use crate::event_fd::EventFd;
@@ -67,16 +67,23 @@ impl Tracker {
         self.lock().served
     }
 
-    /// Waits until every worker has exited or `deadline` passes; returns
-    /// how many are still alive.
-    pub(super) fn wait_for_workers(&self, deadline: Instant) -> usize {
+    /// Waits until every worker has exited or `timeout` passes (a timeout
+    /// too large to represent waits for good); returns how many are still
+    /// alive.
+    pub(super) fn wait_for_workers(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         while state.live_workers > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self.exited.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            state = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.exited.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => self.exited.wait(state).unwrap_or_else(PoisonError::into_inner),
+            };
         }
         state.live_workers
     }
