@@ -8,21 +8,26 @@
 //! 0      <=      read_pos     <=     write_pos    <=     len
 //! ```
 //! (the layout of muduo's `Buffer`). Reading from a socket uses one `readv`
-//! into the writable tail plus a 64 KiB stack buffer, so a single syscall
+//! into the writable tail plus a 64 KiB per-thread spill buffer, so a single syscall
 //! drains whatever the kernel has without keeping every buffer large; the
 //! heap part grows only when the stack part was used, and compacts (moves
 //! content to the front) before it grows.
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// Space kept free in front of the content so a length header can be
 /// prepended without moving the payload.
 pub const CHEAP_PREPEND: usize = 8;
 /// Initial heap capacity after the prepend area (allocated lazily).
 pub const INITIAL_SIZE: usize = 1024;
-/// Size of the on-stack spill area used by [`Buffer::read_from`].
+/// Size of the spill area used by [`Buffer::read_from`].
 pub const STACK_SPILL: usize = 64 * 1024;
+
+thread_local! {
+    static SPILL: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; STACK_SPILL].into_boxed_slice());
+}
 
 /// Growable byte buffer with readable/writable regions. Owned by whoever
 /// uses it (a connection, a test); `Send`, no interior mutability.
@@ -235,20 +240,32 @@ impl Buffer {
     }
 
     /// Reads once from `fd` with `readv` into the writable tail and a 64 KiB
-    /// stack buffer; returns the bytes read (`Ok(0)` = end of file). Retries
+    /// spill area; returns the bytes read (`Ok(0)` = end of file). Retries
     /// `EINTR`; `WouldBlock` is returned to the caller.
+    ///
+    /// The spill area is per thread rather than a fresh stack array: same
+    /// idea as muduo's `extrabuf` (one syscall drains the socket, buffers
+    /// stay small), without zeroing 64 KiB on every read.
     pub fn read_from(&mut self, fd: impl AsFd) -> io::Result<usize> {
-        let mut extra = [0u8; STACK_SPILL];
+        SPILL.with(|spill| match spill.try_borrow_mut() {
+            Ok(mut extra) => self.read_with_spill(fd.as_fd(), &mut extra[..]),
+            // Re-entered on this thread (cannot happen through this crate):
+            // fall back to a stack buffer.
+            Err(_) => self.read_with_spill(fd.as_fd(), &mut [0u8; STACK_SPILL]),
+        })
+    }
+
+    fn read_with_spill(&mut self, fd: BorrowedFd<'_>, extra: &mut [u8]) -> io::Result<usize> {
         if self.buf.is_empty() {
             self.ensure_writable(INITIAL_SIZE);
         }
         let writable = self.writable_bytes();
         let n = loop {
             let wp = self.write_pos;
-            let mut iov = [IoSliceMut::new(&mut self.buf[wp..]), IoSliceMut::new(&mut extra)];
+            let mut iov = [IoSliceMut::new(&mut self.buf[wp..]), IoSliceMut::new(extra)];
             // When the heap tail is already >= 64 KiB the spill adds little.
             let iovs = if writable < STACK_SPILL { &mut iov[..] } else { &mut iov[..1] };
-            match rustix::io::readv(fd.as_fd(), iovs) {
+            match rustix::io::readv(fd, iovs) {
                 Ok(n) => break n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
