@@ -62,6 +62,9 @@ impl Shell {
                 prompt_due = true;
             }
             if self.input.at_eof() {
+                if self.interactive {
+                    eprintln!();
+                }
                 return self.finish();
             }
             let replies = self.client.buffered_replies()?;
@@ -76,7 +79,7 @@ impl Shell {
                 match self.client.receive_unsolicited() {
                     Ok(replies) => {
                         self.show_unsolicited(&replies);
-                        prompt_due = true;
+                        prompt_due |= !replies.is_empty();
                     }
                     Err(ClientError::Closed { addr }) => {
                         if self.interactive {
@@ -125,10 +128,11 @@ impl Shell {
 
     /// Prints lines the server sent on its own (a goodbye before closing).
     fn show_unsolicited(&self, replies: &[Reply]) {
+        if self.interactive && !replies.is_empty() {
+            // Leave the prompt's line.
+            eprintln!();
+        }
         for reply in replies {
-            if self.interactive {
-                eprintln!();
-            }
             match reply {
                 Reply::Ok(text) => println!("OK {text}"),
                 Reply::Err { code, message } => eprintln!("ERR {code} {message}"),
