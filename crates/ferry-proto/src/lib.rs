@@ -8,6 +8,7 @@
 
 pub mod echo;
 pub mod files;
+pub mod http;
 pub mod outbox;
 pub mod root;
 pub mod session;

@@ -85,6 +85,14 @@ pub trait Session {
         Flow::CloseAfterFlush
     }
 
+    /// True while a request has been partly received (a head not yet
+    /// complete, a body being read). Drivers use it to pick a timer: the
+    /// shorter request-read timeout while it is true, the idle timeout
+    /// between requests. The default says no request is ever under way.
+    fn in_request(&self) -> bool {
+        false
+    }
+
     /// The driver's idle timer fired. A session may queue a goodbye message;
     /// the default just closes.
     fn on_idle_timeout(&mut self, _out: &mut Outbox) -> Flow {

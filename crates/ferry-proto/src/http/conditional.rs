@@ -1,0 +1,96 @@
+//! Validators and conditional requests: the `ETag` of a file, and whether
+//! `If-None-Match`, `If-Modified-Since` and `If-Range` hold.
+
+use std::fmt::Write as _;
+
+use super::date;
+use super::parse::{Request, trim};
+use crate::root::Meta;
+
+/// A strong entity tag, `"INODE-SIZE-MTIME"` in hex, formatted on the
+/// stack. It changes whenever the file is replaced (new inode), resized or
+/// touched.
+pub(crate) struct Etag {
+    buf: [u8; 56],
+    len: usize,
+}
+
+impl Etag {
+    /// The tag of a file with this metadata.
+    pub fn of(meta: &Meta) -> Etag {
+        let mut tag = Etag { buf: [0; 56], len: 0 };
+        // Cannot fail: 2 quotes, 2 dashes and 3 x 16 hex digits fit in 56.
+        let _ = write!(tag, "\"{:x}-{:x}-{:x}\"", meta.ino, meta.size, meta.mtime as u64);
+        tag
+    }
+
+    /// The tag as sent, quotes included.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for Etag {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// True when the client's copy is current and a 304 answers the request.
+/// `If-None-Match` wins over `If-Modified-Since` when both are present
+/// (RFC 9110 section 13.2.2).
+pub(crate) fn not_modified(req: &Request<'_>, etag: &Etag, mtime: i64) -> bool {
+    if let Some(list) = req.if_none_match {
+        let list = trim(list);
+        return list == b"*" || list.split(|&b| b == b',').map(trim).any(|t| weak_eq(t, etag.as_bytes()));
+    }
+    match req.if_modified_since.and_then(date::parse) {
+        Some(since) => mtime <= since,
+        None => false,
+    }
+}
+
+/// True when a `Range` should be honoured given the request's `If-Range`
+/// (absent, or naming the current version: the same strong tag, or
+/// exactly the file's `Last-Modified` date).
+pub(crate) fn if_range_holds(req: &Request<'_>, etag: &Etag, mtime: i64) -> bool {
+    let Some(value) = req.if_range.map(trim) else {
+        return true;
+    };
+    if value.starts_with(b"\"") {
+        return value == etag.as_bytes();
+    }
+    if value.starts_with(b"W/") {
+        return false;
+    }
+    date::parse(value) == Some(mtime)
+}
+
+/// Weak comparison: tags equal once any `W/` prefix is dropped.
+fn weak_eq(theirs: &[u8], ours: &[u8]) -> bool {
+    theirs.strip_prefix(b"W/").unwrap_or(theirs) == ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::Kind;
+
+    #[test]
+    fn etag_format() {
+        let meta = Meta { kind: Kind::File, size: 13, mtime: 0x5f00_0000, ino: 0xabc };
+        assert_eq!(Etag::of(&meta).as_bytes(), b"\"abc-d-5f000000\"");
+        let meta = Meta { kind: Kind::File, size: u64::MAX, mtime: -1, ino: u64::MAX };
+        assert_eq!(Etag::of(&meta).as_bytes().len(), 2 + 2 + 3 * 16);
+    }
+
+    #[test]
+    fn weak_comparison() {
+        assert!(weak_eq(b"W/\"a\"", b"\"a\""));
+        assert!(weak_eq(b"\"a\"", b"\"a\""));
+        assert!(!weak_eq(b"\"b\"", b"\"a\""));
+    }
+}

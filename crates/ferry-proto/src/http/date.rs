@@ -1,0 +1,83 @@
+//! HTTP dates: the `Date` header cached per thread and refreshed at most
+//! once a second, `Last-Modified` formatting, and date parsing.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`: always 29 bytes.
+pub(crate) type HttpDate = [u8; 29];
+
+/// The last second `httpdate` can format (9999-12-31T23:59:59Z); it panics
+/// past it, and before the epoch, so file times are clamped into range.
+const LATEST: i64 = 253_402_300_799;
+
+thread_local! {
+    static CACHE: Cell<(u64, HttpDate)> = const { Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// The current time as an HTTP date. One clock read (vDSO, no syscall);
+/// the text is reformatted only when the second changes.
+pub(crate) fn now() -> HttpDate {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    CACHE.with(|cache| {
+        let (cached_secs, text) = cache.get();
+        if cached_secs == secs {
+            return text;
+        }
+        let text = format(secs as i64);
+        cache.set((secs, text));
+        text
+    })
+}
+
+/// Formats Unix seconds (e.g. a file's mtime) as an HTTP date, clamped to
+/// the range HTTP dates can express.
+pub(crate) fn format(unix_secs: i64) -> HttpDate {
+    let secs = unix_secs.clamp(0, LATEST) as u64;
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
+    let mut out = Fixed { buf: [b' '; 29], len: 0 };
+    // Cannot fail: an IMF-fixdate is exactly 29 bytes.
+    let _ = write!(out, "{date}");
+    out.buf
+}
+
+/// Parses any of the three HTTP date formats into Unix seconds.
+pub(crate) fn parse(value: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let time = httpdate::parse_http_date(text.trim()).ok()?;
+    Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// A `fmt::Write` into a fixed 29-byte buffer.
+struct Fixed {
+    buf: HttpDate,
+    len: usize,
+}
+
+impl std::fmt::Write for Fixed {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parses_and_clamps() {
+        assert_eq!(&format(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse(b"Sun Nov  6 08:49:37 1994"), Some(784_111_777));
+        assert_eq!(parse(b"yesterday"), None);
+        assert_eq!(&format(-5), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&format(i64::MAX), b"Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(now().len(), 29);
+        assert!(now().ends_with(b" GMT"));
+    }
+}

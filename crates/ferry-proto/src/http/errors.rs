@@ -1,0 +1,130 @@
+//! Status codes, and the one place where every failure becomes one.
+
+use crate::root::FsError;
+
+/// An HTTP status code this server sends, with its reason phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+impl Status {
+    /// 200: the whole file or listing follows.
+    pub const OK: Status = Status(200);
+    /// 206: one byte range of the file follows.
+    pub const PARTIAL_CONTENT: Status = Status(206);
+    /// 301: a directory was named without its trailing slash.
+    pub const MOVED_PERMANENTLY: Status = Status(301);
+    /// 304: the client's cached copy is current.
+    pub const NOT_MODIFIED: Status = Status(304);
+    /// 416: the requested byte range lies outside the file.
+    pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
+
+    /// The standard reason phrase.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            200 => "OK",
+            206 => "Partial Content",
+            301 => "Moved Permanently",
+            304 => "Not Modified",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            413 => "Content Too Large",
+            414 => "URI Too Long",
+            416 => "Range Not Satisfiable",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            505 => "HTTP Version Not Supported",
+            _ => "Unknown",
+        }
+    }
+}
+
+/// Why a request is answered with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// The request is malformed; the detail is a fixed text (never peer bytes).
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    /// Nothing to serve at the path, or the path escapes the root (the two
+    /// are indistinguishable on purpose).
+    #[error("not found")]
+    NotFound,
+    /// The server may not read the file.
+    #[error("permission denied")]
+    Forbidden,
+    /// A method other than GET and HEAD.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request was not complete when the driver's timer fired.
+    #[error("request not received in time")]
+    Timeout,
+    /// The request body exceeds [`HttpConfig::max_body`](super::HttpConfig::max_body).
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// The request target exceeds [`HttpConfig::max_uri`](super::HttpConfig::max_uri).
+    #[error("request target too long")]
+    UriTooLong,
+    /// The request head exceeds [`HttpConfig::max_head`](super::HttpConfig::max_head).
+    #[error("request header section too large")]
+    HeadTooLarge,
+    /// A `Transfer-Encoding` other than `chunked`.
+    #[error("transfer coding not implemented")]
+    UnknownTransferEncoding,
+    /// An HTTP version other than 1.0 and 1.1.
+    #[error("HTTP version not supported")]
+    VersionNotSupported,
+    /// The file could not be read.
+    #[error("internal error")]
+    Internal,
+}
+
+impl HttpError {
+    /// The status code this error is answered with.
+    pub fn status(self) -> Status {
+        Status(match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::NotFound => 404,
+            HttpError::Forbidden => 403,
+            HttpError::MethodNotAllowed => 405,
+            HttpError::Timeout => 408,
+            HttpError::BodyTooLarge => 413,
+            HttpError::UriTooLong => 414,
+            HttpError::HeadTooLarge => 431,
+            HttpError::UnknownTransferEncoding => 501,
+            HttpError::VersionNotSupported => 505,
+            HttpError::Internal => 500,
+        })
+    }
+
+    /// True when, after this error, the byte stream can no longer be trusted
+    /// to start at a request boundary: the answer carries
+    /// `Connection: close` and the connection closes after it.
+    pub fn closes(self) -> bool {
+        !matches!(self, HttpError::NotFound | HttpError::Forbidden | HttpError::MethodNotAllowed | HttpError::Internal)
+    }
+}
+
+/// Maps a filesystem refusal to the error answered. Escapes, symlinks out
+/// of the root, loops and non-regular files all look like "not found", so
+/// a client cannot learn what exists outside the served tree.
+pub(crate) fn fs_error(err: FsError) -> HttpError {
+    match err {
+        FsError::Escapes
+        | FsError::NotFound
+        | FsError::NotADirectory
+        | FsError::IsADirectory
+        | FsError::NotRegular
+        | FsError::SymlinkLoop
+        | FsError::Exists
+        | FsError::NotEmpty => HttpError::NotFound,
+        FsError::BadPath(why) => HttpError::BadRequest(why),
+        FsError::PermissionDenied => HttpError::Forbidden,
+        FsError::Io(e) => {
+            tracing::warn!("http: filesystem error: {e}");
+            HttpError::Internal
+        }
+    }
+}

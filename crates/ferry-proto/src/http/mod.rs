@@ -1,0 +1,140 @@
+//! # HTTP service
+//!
+//! A static-file HTTP/1.1 server as a sans-IO [`Session`](crate::Session):
+//! [`HttpSession`] turns request bytes into response bytes and file ranges
+//! in an [`Outbox`](crate::Outbox); the drivers in `ferry-server` move them.
+//!
+//! ## What it serves
+//! - `GET` and `HEAD` of regular files under the root, with
+//!   `Content-Length`, `Content-Type` (by extension; text types with
+//!   `; charset=utf-8`), `Last-Modified`, `ETag` (`"inode-size-mtime"` in
+//!   hex), `Date`, `Server: ferry` and `Accept-Ranges: bytes`.
+//! - Conditional requests: `If-None-Match` (weak comparison, `*`) and
+//!   `If-Modified-Since` answer 304; `If-None-Match` wins when both are
+//!   present.
+//! - One `Range: bytes=a-b | a- | -n` answers 206 with `Content-Range`; a
+//!   range outside the file answers 416 with `Content-Range: bytes */SIZE`;
+//!   several ranges, other units and invalid syntax get the whole file
+//!   (200). `If-Range` (strong `ETag` or exact `Last-Modified`) is honoured.
+//! - Directories: `/dir` answers 301 to `/dir/` (query kept); `/dir/`
+//!   serves `index.html` if there is one, else an HTML listing
+//!   (directories first, then files, names HTML-escaped and linked
+//!   percent-encoded, sizes, UTC modification times, a parent link).
+//!   Symlinks are listed as what they point to, and only when that is
+//!   inside the root; partial uploads of the file service are hidden.
+//! - HTTP/1.0 and 1.1. Keep-alive is the default in 1.1 and needs
+//!   `Connection: keep-alive` in 1.0; `Connection: close` from the client
+//!   is answered with `Connection: close` and the connection closes after
+//!   the answer ([`Flow::CloseAfterFlush`](crate::Flow::CloseAfterFlush)).
+//!
+//! ## Paths
+//! Origin-form targets (`/path?query`) and absolute-form
+//! (`http://host/path`). The query is ignored, the path is percent-decoded
+//! exactly once (a bad `%` escape is 400) and then handed to
+//! [`Root::resolve`](crate::root::Root::resolve) and the root's
+//! `openat2(RESOLVE_BENEATH)` accessors, the same confinement as the file
+//! service: `..` above the root (also as `%2e%2e`), symlinks leading out,
+//! symlink loops, FIFOs and devices are all answered 404, exactly like a
+//! missing file, so nothing about the outside is revealed. A NUL byte is
+//! 400.
+//!
+//! ## Errors
+//! Every error has a one-line `text/plain` body (`404 Not Found`) and goes
+//! through [`HttpError::status`] / [`HttpError::closes`]: 400 malformed,
+//! 403 unreadable, 404, 405 with `Allow: GET, HEAD`, 408 (request started
+//! but not finished when the driver's timer fired), 413 body over
+//! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`], 431
+//! head over [`HttpConfig::max_head`] (or more than 64 header fields), 500
+//! read error, 501 a `Transfer-Encoding` other than `chunked`, 505 a
+//! version other than 1.0/1.1. After 400, 408, 413, 414, 431, 501 and 505
+//! the stream cannot be trusted to be at a request boundary, so the answer
+//! says `Connection: close` and the connection closes. Requests that could
+//! be framed two ways (`Content-Length` with `Transfer-Encoding`,
+//! conflicting lengths, `Transfer-Encoding` in HTTP/1.0) are 400.
+//!
+//! Request bodies (`Content-Length` or chunked, up to `max_body`) are read
+//! and discarded without buffering, so the next pipelined request is found.
+//! GET/HEAD are answered before their body is skipped; other methods get
+//! their 405 after it (or 413/400 if it turns out too large or malformed).
+//! A request with a body and `Expect: 100-continue` is answered at once
+//! and the connection closed, instead of inviting a body only to drop it.
+//!
+//! ## Pipelining and bounded work
+//! `on_input` answers every complete request in the input, formatting
+//! heads (and small bodies) straight into the outbox's byte buffer, so the
+//! answers to a pipelined batch leave in one write. A pass stops after 64
+//! requests, once 256 KiB of text is queued, or after 16 file ranges (each
+//! holds an open descriptor), and does not start while a file range from
+//! an earlier pass is unsent; the driver calls `on_input` again after
+//! [`Session::on_drained`](crate::Session::on_drained). The session keeps
+//! no input: a partial head stays in the driver's buffer, and a head that
+//! reaches `max_head` without ending is answered 431 (414 if its request
+//! line alone is too long), so the driver never needs to buffer more than
+//! `max_head` bytes of input for it.
+//!
+//! ## Small bodies are copied, large ones go by `sendfile`
+//! Bodies up to [`HttpConfig::copy_threshold`] (16 KiB by default) are
+//! read with one `pread` into the output buffer right behind their head;
+//! larger ones are queued as [`FileRange`](crate::FileRange)s for
+//! `sendfile`. For a small file, `sendfile` saves a copy of a few KiB but
+//! costs the driver an extra syscall per response (`write` head +
+//! `sendfile` body), and a pipelined batch of N answers becomes 2N
+//! syscalls instead of N `pread`s and a single `write`; the copy of at most
+//! 16 KiB costs about as much as one syscall. Past a few tens of KiB the
+//! copy dominates and `sendfile` wins.
+//!
+//! ## Timeouts and time
+//! Timers are the driver's. [`Session::in_request`](crate::Session::in_request)
+//! tells it which one applies: true while a request head is partly
+//! received or a body is being skipped (use the header-read timeout, 10 s
+//! by default, against slowloris), false between requests (use the
+//! keep-alive idle timeout, 60 s). When it fires, `on_idle_timeout` queues
+//! a 408 if a request was under way and asks to close. The `Date` header
+//! comes from a per-thread cache reformatted at most once a second; the
+//! driver has nothing to do for it.
+
+mod body;
+mod conditional;
+mod date;
+mod errors;
+mod listing;
+mod parse;
+mod range;
+mod respond;
+mod session;
+mod target;
+
+use std::sync::Arc;
+
+pub use errors::{HttpError, Status};
+pub use session::HttpSession;
+
+use crate::root::Root;
+
+/// Settings shared by every HTTP connection of a server (wrap it in an
+/// `Arc` once; each [`HttpSession`] holds a clone of that `Arc`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The served directory.
+    pub root: Arc<Root>,
+    /// Largest request head (request line and header fields) in bytes;
+    /// larger is answered 431. Default 8 KiB.
+    pub max_head: usize,
+    /// Longest request target in bytes; longer is answered 414. Default
+    /// 4 KiB.
+    pub max_uri: usize,
+    /// Largest request body read and discarded; larger is answered 413.
+    /// Default 1 MiB.
+    pub max_body: u64,
+    /// Bodies up to this many bytes are copied into the output buffer
+    /// instead of sent with `sendfile` (see the module docs). Default
+    /// 16 KiB; 0 sends every body with `sendfile`.
+    pub copy_threshold: u64,
+}
+
+impl HttpConfig {
+    /// Default limits for serving `root`.
+    pub fn new(root: Arc<Root>) -> HttpConfig {
+        HttpConfig { root, max_head: 8 * 1024, max_uri: 4 * 1024, max_body: 1024 * 1024, copy_threshold: 16 * 1024 }
+    }
+}

@@ -1,0 +1,275 @@
+//! Request heads: found incrementally, parsed by `httparse`, and reduced to
+//! the few fields a static-file server acts on.
+
+use std::mem::MaybeUninit;
+
+use super::HttpConfig;
+use super::errors::HttpError;
+
+/// Most header fields accepted in one request (more is answered 431).
+const MAX_HEADERS: usize = 64;
+
+/// Bytes a request line may hold besides its target (method, version,
+/// spaces, CRLF), when deciding that a line without its end is too long.
+const REQUEST_LINE_SLACK: usize = 64;
+
+/// The request method, as far as this server cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Head,
+    Other,
+}
+
+/// The protocol version of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    Http10,
+    Http11,
+}
+
+/// How the request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head, borrowing from the input buffer.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    pub target: &'a [u8],
+    pub version: Version,
+    /// `Connection: close` was sent.
+    pub close: bool,
+    /// `Connection: keep-alive` was sent (what keeps an HTTP/1.0 connection).
+    pub keep_alive: bool,
+    pub body: BodyFraming,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+    pub if_none_match: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+}
+
+/// The outcome of looking at the front of the input.
+#[derive(Debug)]
+pub(crate) enum Head<'a> {
+    /// No complete head yet.
+    Partial,
+    /// A request and the length of its head in bytes.
+    Complete(Request<'a>, usize),
+}
+
+/// Looks for a complete request head at the front of `buf` (which starts
+/// at a request line, not at blank lines) and parses it.
+///
+/// `scanned` carries how far earlier calls searched for the head's end, so
+/// a head arriving one byte at a time costs linear, not quadratic, time;
+/// reset it to 0 when the head is consumed.
+pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpConfig) -> Result<Head<'a>, HttpError> {
+    let Some(end) = find_head_end(buf, *scanned) else {
+        *scanned = buf.len().saturating_sub(2);
+        let line_limit = config.max_uri + REQUEST_LINE_SLACK;
+        if buf.len() > line_limit && !buf[..line_limit].contains(&b'\n') {
+            return Err(HttpError::UriTooLong);
+        }
+        if buf.len() >= config.max_head {
+            return Err(HttpError::HeadTooLarge);
+        }
+        return Ok(Head::Partial);
+    };
+    if end > config.max_head {
+        let line_limit = config.max_uri + REQUEST_LINE_SLACK;
+        if !buf[..line_limit.min(end)].contains(&b'\n') {
+            return Err(HttpError::UriTooLong);
+        }
+        return Err(HttpError::HeadTooLarge);
+    }
+    let mut headers = [const { MaybeUninit::<httparse::Header<'a>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&buf[..end], &mut headers) {
+        Ok(httparse::Status::Complete(n)) if n == end => {}
+        Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::HeaderName) => return Err(HttpError::BadRequest("invalid header name")),
+        Err(httparse::Error::HeaderValue) => return Err(HttpError::BadRequest("invalid header value")),
+        Err(httparse::Error::NewLine) => return Err(HttpError::BadRequest("invalid line ending")),
+        Err(_) => return Err(HttpError::BadRequest("invalid request line")),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::BadRequest("incomplete request line"));
+    };
+    if target.len() > config.max_uri {
+        return Err(HttpError::UriTooLong);
+    }
+    let mut request = Request {
+        method: match method {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        },
+        target: target.as_bytes(),
+        version: if version == 0 { Version::Http10 } else { Version::Http11 },
+        close: false,
+        keep_alive: false,
+        body: BodyFraming::None,
+        expect_continue: false,
+        if_none_match: None,
+        if_modified_since: None,
+        range: None,
+        if_range: None,
+    };
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = TransferEncoding::Absent;
+    for header in req.headers.iter() {
+        let name = header.name.as_bytes();
+        let value = trim(header.value);
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        if is("connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                request.close |= token.eq_ignore_ascii_case(b"close");
+                request.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if is("content-length") {
+            let n = parse_decimal(value).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(HttpError::BadRequest("conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if is("transfer-encoding") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                transfer_encoding = match transfer_encoding {
+                    TransferEncoding::Absent if token.eq_ignore_ascii_case(b"chunked") => TransferEncoding::Chunked,
+                    _ => TransferEncoding::Unknown,
+                };
+            }
+        } else if is("host") {
+            hosts += 1;
+        } else if is("expect") {
+            request.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if is("if-none-match") {
+            request.if_none_match.get_or_insert(value);
+        } else if is("if-modified-since") {
+            request.if_modified_since.get_or_insert(value);
+        } else if is("range") {
+            request.range.get_or_insert(value);
+        } else if is("if-range") {
+            request.if_range.get_or_insert(value);
+        }
+    }
+    if request.version == Version::Http11 && hosts == 0 {
+        return Err(HttpError::BadRequest("HTTP/1.1 request without Host"));
+    }
+    if hosts > 1 {
+        return Err(HttpError::BadRequest("more than one Host header"));
+    }
+    request.body = match (transfer_encoding, content_length) {
+        (TransferEncoding::Absent, None) => BodyFraming::None,
+        (TransferEncoding::Absent, Some(n)) => BodyFraming::Length(n),
+        // A request that could be framed two ways is how smuggling starts.
+        (_, Some(_)) => return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding")),
+        (_, None) if request.version == Version::Http10 => {
+            return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        (TransferEncoding::Chunked, None) => BodyFraming::Chunked,
+        (TransferEncoding::Unknown, None) => return Err(HttpError::UnknownTransferEncoding),
+    };
+    Ok(Head::Complete(request, end))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TransferEncoding {
+    Absent,
+    Chunked,
+    Unknown,
+}
+
+/// The offset just past the blank line ending a head (`\n\n` or `\n\r\n`:
+/// `httparse` accepts bare LF line ends, as RFC 9112 allows), searching
+/// from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = buf.get(at..)?.iter().position(|&b| b == b'\n') {
+        let nl = at + i;
+        match buf.get(nl + 1..nl + 3) {
+            Some([b'\n', _]) => return Some(nl + 2),
+            Some([b'\r', b'\n']) => return Some(nl + 3),
+            None if buf.get(nl + 1) == Some(&b'\n') => return Some(nl + 2),
+            _ => {}
+        }
+        at = nl + 1;
+    }
+    None
+}
+
+/// 505 when the request line ends in something shaped like an HTTP
+/// version (`HTTP/2.0`, `HTTP/3`), 400 otherwise.
+fn version_error(buf: &[u8]) -> HttpError {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let looks_like_version = version.strip_prefix(b"HTTP/").is_some_and(|v| {
+        matches!(v, [d] | [d, b'.', _] if d.is_ascii_digit()) && v.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+    });
+    if looks_like_version { HttpError::VersionNotSupported } else { HttpError::BadRequest("invalid HTTP version") }
+}
+
+/// A header value without surrounding spaces and tabs.
+pub(crate) fn trim(value: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_space(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// A non-empty string of ASCII digits as a number; `None` on anything else
+/// or on overflow.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_head_end_across_calls() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nX", 0), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\n\nX", 0), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\n", 21), Some(24));
+    }
+
+    #[test]
+    fn version_errors() {
+        assert_eq!(version_error(b"GET / HTTP/2.0\r\n\r\n"), HttpError::VersionNotSupported);
+        assert_eq!(version_error(b"GET / HTTP/3\r\n\r\n"), HttpError::VersionNotSupported);
+        assert_eq!(version_error(b"GET / HTTX/1.1\r\n\r\n"), HttpError::BadRequest("invalid HTTP version"));
+    }
+
+    #[test]
+    fn decimal_and_trim() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b"+1"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(trim(b" \tgzip \t"), b"gzip");
+        assert_eq!(trim(b"  "), b"");
+    }
+}

@@ -1,0 +1,138 @@
+//! Writing response heads straight into the outbox's byte buffer: no
+//! intermediate strings, no per-response allocation once the buffer has
+//! grown to its working size.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use super::date::HttpDate;
+use super::errors::{HttpError, Status};
+
+/// Whether the connection stays open after a response, and how that is
+/// said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Persist {
+    /// HTTP/1.1 default: nothing to say.
+    KeepAlive,
+    /// HTTP/1.0 with `Connection: keep-alive`: say it back.
+    KeepAlive10,
+    /// `Connection: close`, then close.
+    Close,
+}
+
+/// Starts a response: status line, `Server` and `Date`.
+pub(crate) fn start(buf: &mut Vec<u8>, status: Status, date: &HttpDate) {
+    buf.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(buf, u64::from(status.0));
+    buf.push(b' ');
+    buf.extend_from_slice(status.reason().as_bytes());
+    buf.extend_from_slice(b"\r\nServer: ferry\r\nDate: ");
+    buf.extend_from_slice(date);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// One header line.
+pub(crate) fn header(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// `Content-Length: n`.
+pub(crate) fn content_length(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(b"Content-Length: ");
+    push_u64(buf, n);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// `Content-Type` guessed from a file name's extension; text types say
+/// they are UTF-8 (what editors write today, and what browsers otherwise
+/// guess wrong).
+pub(crate) fn content_type(buf: &mut Vec<u8>, name: &OsStr) {
+    let mime = Path::new(name)
+        .extension()
+        .and_then(OsStr::to_str)
+        .and_then(|ext| mime_guess::from_ext(ext).first_raw())
+        .unwrap_or("application/octet-stream");
+    buf.extend_from_slice(b"Content-Type: ");
+    buf.extend_from_slice(mime.as_bytes());
+    if mime.starts_with("text/")
+        || matches!(mime, "application/javascript" | "application/json" | "application/xml" | "image/svg+xml")
+    {
+        buf.extend_from_slice(b"; charset=utf-8");
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Ends the head: the `Connection` header when one is needed, and the
+/// blank line.
+pub(crate) fn finish(buf: &mut Vec<u8>, persist: Persist) {
+    match persist {
+        Persist::KeepAlive => {}
+        Persist::KeepAlive10 => buf.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persist::Close => buf.extend_from_slice(b"Connection: close\r\n"),
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// A complete error response with a one-line `text/plain` body (none for
+/// HEAD). The body says only the status: nothing from the request is
+/// echoed back.
+pub(crate) fn error(buf: &mut Vec<u8>, err: HttpError, persist: Persist, head_only: bool, date: &HttpDate) {
+    let status = err.status();
+    let persist = if err.closes() { Persist::Close } else { persist };
+    start(buf, status, date);
+    header(buf, b"Content-Type", b"text/plain; charset=utf-8");
+    // "404 Not Found\n"
+    let body_len = 3 + 1 + status.reason().len() + 1;
+    content_length(buf, body_len as u64);
+    if err == HttpError::MethodNotAllowed {
+        header(buf, b"Allow", b"GET, HEAD");
+    }
+    finish(buf, persist);
+    if !head_only {
+        push_u64(buf, u64::from(status.0));
+        buf.push(b' ');
+        buf.extend_from_slice(status.reason().as_bytes());
+        buf.push(b'\n');
+    }
+}
+
+/// Appends a number in decimal without going through `fmt`.
+pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_types() {
+        let mut buf = Vec::new();
+        for n in [0, 7, 10, 12345, u64::MAX] {
+            buf.clear();
+            push_u64(&mut buf, n);
+            assert_eq!(buf, n.to_string().as_bytes());
+        }
+        let ty = |name: &str| {
+            let mut buf = Vec::new();
+            content_type(&mut buf, OsStr::new(name));
+            String::from_utf8(buf).unwrap()
+        };
+        assert_eq!(ty("a.html"), "Content-Type: text/html; charset=utf-8\r\n");
+        assert_eq!(ty("a.PNG"), "Content-Type: image/png\r\n");
+        assert_eq!(ty("README"), "Content-Type: application/octet-stream\r\n");
+    }
+}

@@ -1,0 +1,424 @@
+//! One HTTP/1.x connection as a sans-IO [`Session`].
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::HttpConfig;
+use super::body::{BodyError, Discard};
+use super::conditional::{self, Etag};
+use super::date::{self, HttpDate};
+use super::errors::{HttpError, Status, fs_error};
+use super::listing::{self, Row};
+use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
+use super::range::{self, RangeAnswer};
+use super::respond::{self, Persist};
+use super::target::{self, Target, push_encoded_segment};
+use crate::root::{FsError, Kind, Meta, VirtualPath};
+use crate::session::{Flow, Progress, Session};
+use crate::{FileRange, Outbox};
+
+/// Most requests answered in one `on_input` pass; the rest wait for the
+/// driver's next call after [`Session::on_drained`].
+const MAX_REQUESTS_PER_PASS: usize = 64;
+/// No new request is answered while this much text is already queued.
+const MAX_QUEUED_TEXT: usize = 256 * 1024;
+/// Most file ranges (each holding an open descriptor) queued in one pass;
+/// a pass starts only when no file range from an earlier one is left.
+const MAX_FILES_PER_PASS: usize = 16;
+
+/// One HTTP connection: where it stands between, or inside, requests.
+///
+/// Small and buffer-free: the input is the driver's, the output goes into
+/// the driver's [`Outbox`], so an idle keep-alive connection costs a few
+/// words here.
+#[derive(Debug)]
+pub struct HttpSession {
+    config: Arc<HttpConfig>,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Waiting for a request head. `scanned`: how much of the partial head
+    /// was already searched for its end; `partial`: whether any of it has
+    /// arrived.
+    Head { scanned: usize, partial: bool },
+    /// Skipping a request body, then answering `then`.
+    Body { discard: Discard, then: AfterBody },
+    /// An answer said `Connection: close`; input is ignored.
+    Closing,
+}
+
+/// What is still owed once a body has been skipped.
+#[derive(Debug, Clone, Copy)]
+enum AfterBody {
+    /// The request was answered before its body (GET/HEAD with a body).
+    Nothing,
+    /// A 405, sent only once the body is gone so the connection stays in
+    /// sync, or replaced by a 413/400 if the body turns out bad.
+    MethodNotAllowed(Persist),
+}
+
+/// What one pass may still do.
+struct Budget {
+    requests: usize,
+    files: usize,
+}
+
+impl Budget {
+    fn exhausted(&self, out: &Outbox) -> bool {
+        self.requests == 0 || self.files == 0 || out.queued_bytes() >= MAX_QUEUED_TEXT
+    }
+}
+
+impl HttpSession {
+    /// A new connection, serving `config.root`.
+    pub fn new(config: Arc<HttpConfig>) -> HttpSession {
+        HttpSession { config, state: State::Head { scanned: 0, partial: false } }
+    }
+
+    /// Answers one request whose head was parsed. Returns what the
+    /// connection does next.
+    fn answer(&mut self, req: &Request<'_>, date: &HttpDate, out: &mut Outbox, budget: &mut Budget) -> Flow {
+        let head_only = req.method == Method::Head;
+        let mut persist = match (req.version, req.close, req.keep_alive) {
+            (_, true, _) => Persist::Close,
+            (Version::Http11, false, _) => Persist::KeepAlive,
+            (Version::Http10, false, true) => Persist::KeepAlive10,
+            (Version::Http10, false, false) => Persist::Close,
+        };
+        let body = match req.body {
+            BodyFraming::None | BodyFraming::Length(0) => None,
+            BodyFraming::Length(n) if n > self.config.max_body => {
+                respond::error(out.text(), HttpError::BodyTooLarge, persist, head_only, date);
+                return Flow::CloseAfterFlush;
+            }
+            BodyFraming::Length(n) => Some(Discard::Length(n)),
+            BodyFraming::Chunked => Some(Discard::chunked(self.config.max_body)),
+        };
+        if body.is_some() && req.expect_continue {
+            // The client holds the body back until it hears "100 Continue".
+            // Answer at once and close rather than invite a body to discard.
+            persist = Persist::Close;
+        }
+        match req.method {
+            Method::Other => match body {
+                Some(discard) if persist != Persist::Close => {
+                    self.state = State::Body { discard, then: AfterBody::MethodNotAllowed(persist) };
+                    return Flow::Continue;
+                }
+                _ => respond::error(out.text(), HttpError::MethodNotAllowed, persist, false, date),
+            },
+            Method::Get | Method::Head => {
+                if let Err(err) = self.serve(req, persist, date, out, budget) {
+                    respond::error(out.text(), err, persist, head_only, date);
+                    if err.closes() {
+                        return Flow::CloseAfterFlush;
+                    }
+                }
+                if let Some(discard) = body {
+                    self.state = State::Body { discard, then: AfterBody::Nothing };
+                }
+            }
+        }
+        if persist == Persist::Close { Flow::CloseAfterFlush } else { Flow::Continue }
+    }
+
+    /// GET or HEAD of a path: a file, a redirect, an index page or a
+    /// listing. Errors are answered by the caller.
+    fn serve(
+        &self,
+        req: &Request<'_>,
+        persist: Persist,
+        date: &HttpDate,
+        out: &mut Outbox,
+        budget: &mut Budget,
+    ) -> Result<(), HttpError> {
+        let target = target::parse(req.target)?;
+        let root = &self.config.root;
+        let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
+        match root.open_file(&path) {
+            Ok((file, meta)) => {
+                if target.trailing_slash() {
+                    // `/file.txt/` names a directory that is not there.
+                    return Err(HttpError::NotFound);
+                }
+                let name = path.file_name().unwrap_or_default();
+                self.send_file(req, file, meta, name, persist, date, out, budget);
+                Ok(())
+            }
+            Err(FsError::IsADirectory) if !target.trailing_slash() => {
+                redirect_to_dir(&path, &target, req.method == Method::Head, persist, date, out);
+                Ok(())
+            }
+            Err(FsError::IsADirectory) => {
+                let index = OsStr::new("index.html");
+                match root.open_file(&path.join_name(index)) {
+                    Ok((file, meta)) => {
+                        self.send_file(req, file, meta, index, persist, date, out, budget);
+                        Ok(())
+                    }
+                    Err(
+                        FsError::NotFound
+                        | FsError::IsADirectory
+                        | FsError::NotRegular
+                        | FsError::Escapes
+                        | FsError::SymlinkLoop,
+                    ) => self.send_listing(&path, req.method == Method::Head, persist, date, out),
+                    Err(e) => Err(fs_error(e)),
+                }
+            }
+            Err(e) => Err(fs_error(e)),
+        }
+    }
+
+    /// A file (or one range of it), or 304 / 416.
+    #[allow(clippy::too_many_arguments)]
+    fn send_file(
+        &self,
+        req: &Request<'_>,
+        file: File,
+        meta: Meta,
+        name: &OsStr,
+        persist: Persist,
+        date: &HttpDate,
+        out: &mut Outbox,
+        budget: &mut Budget,
+    ) {
+        let etag = Etag::of(&meta);
+        let last_modified = date::format(meta.mtime);
+        let buf = out.text();
+        if conditional::not_modified(req, &etag, meta.mtime) {
+            respond::start(buf, Status::NOT_MODIFIED, date);
+            respond::header(buf, b"ETag", etag.as_bytes());
+            respond::header(buf, b"Last-Modified", &last_modified);
+            respond::finish(buf, persist);
+            return;
+        }
+        let answer = match req.range {
+            // Range is defined for GET only (RFC 9110 section 14.2).
+            Some(value) if req.method == Method::Get && conditional::if_range_holds(req, &etag, meta.mtime) => {
+                range::evaluate(value, meta.size)
+            }
+            _ => RangeAnswer::Full,
+        };
+        let (status, offset, len) = match answer {
+            RangeAnswer::Full => (Status::OK, 0, meta.size),
+            RangeAnswer::Partial { start, len } => (Status::PARTIAL_CONTENT, start, len),
+            RangeAnswer::Unsatisfiable => {
+                let status = Status::RANGE_NOT_SATISFIABLE;
+                respond::start(buf, status, date);
+                respond::header(buf, b"Content-Type", b"text/plain; charset=utf-8");
+                buf.extend_from_slice(b"Content-Range: bytes */");
+                respond::push_u64(buf, meta.size);
+                buf.extend_from_slice(b"\r\n");
+                let body = b"416 Range Not Satisfiable\n";
+                respond::content_length(buf, body.len() as u64);
+                respond::finish(buf, persist);
+                buf.extend_from_slice(body);
+                return;
+            }
+        };
+        let response_start = buf.len();
+        respond::start(buf, status, date);
+        respond::content_type(buf, name);
+        respond::content_length(buf, len);
+        respond::header(buf, b"Last-Modified", &last_modified);
+        respond::header(buf, b"ETag", etag.as_bytes());
+        respond::header(buf, b"Accept-Ranges", b"bytes");
+        if status == Status::PARTIAL_CONTENT {
+            buf.extend_from_slice(b"Content-Range: bytes ");
+            respond::push_u64(buf, offset);
+            buf.push(b'-');
+            respond::push_u64(buf, offset + len - 1);
+            buf.push(b'/');
+            respond::push_u64(buf, meta.size);
+            buf.extend_from_slice(b"\r\n");
+        }
+        respond::finish(buf, persist);
+        if req.method == Method::Head {
+            return;
+        }
+        if len <= self.config.copy_threshold {
+            // Small body: copy it behind its head, so pipelined answers
+            // leave in one write (see the module docs).
+            let body_start = buf.len();
+            buf.resize(body_start + len as usize, 0);
+            if let Err(e) = file.read_exact_at(&mut buf[body_start..], offset) {
+                tracing::warn!("http: reading {} failed: {e}", String::from_utf8_lossy(name.as_bytes()));
+                buf.truncate(response_start);
+                respond::error(buf, HttpError::Internal, persist, false, date);
+            }
+        } else {
+            out.push_file(FileRange { file: Arc::new(file), offset, len });
+            budget.files -= 1;
+        }
+    }
+
+    /// The HTML listing of a directory without `index.html`.
+    fn send_listing(
+        &self,
+        dir: &VirtualPath,
+        head_only: bool,
+        persist: Persist,
+        date: &HttpDate,
+        out: &mut Outbox,
+    ) -> Result<(), HttpError> {
+        let root = &self.config.root;
+        let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
+        let rows = entries
+            .into_iter()
+            .filter_map(|entry| {
+                let meta = match entry.meta.kind {
+                    Kind::File | Kind::Dir => entry.meta,
+                    // Shown as what they point to, if that is inside the
+                    // root; links that escape or dangle are not shown.
+                    Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
+                    Kind::Other => return None,
+                };
+                matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
+            })
+            .collect();
+        let body = listing::render(dir, rows);
+        let buf = out.text();
+        respond::start(buf, Status::OK, date);
+        respond::header(buf, b"Content-Type", b"text/html; charset=utf-8");
+        respond::content_length(buf, body.len() as u64);
+        respond::finish(buf, persist);
+        if !head_only {
+            buf.extend_from_slice(&body);
+        }
+        Ok(())
+    }
+}
+
+/// 301 from `/dir` to `/dir/`. The location is rebuilt from the normalised
+/// path (so `//evil.example` can never become a scheme-relative URL),
+/// keeping the query string.
+fn redirect_to_dir(
+    path: &VirtualPath,
+    target: &Target<'_>,
+    head_only: bool,
+    persist: Persist,
+    date: &HttpDate,
+    out: &mut Outbox,
+) {
+    let buf = out.text();
+    respond::start(buf, Status::MOVED_PERMANENTLY, date);
+    buf.extend_from_slice(b"Location: ");
+    for name in path.names() {
+        buf.push(b'/');
+        push_encoded_segment(buf, name.as_bytes());
+    }
+    buf.push(b'/');
+    if let Some(query) = target.query {
+        buf.push(b'?');
+        buf.extend_from_slice(query);
+    }
+    buf.extend_from_slice(b"\r\n");
+    respond::header(buf, b"Content-Type", b"text/plain; charset=utf-8");
+    let body = b"301 Moved Permanently\n";
+    respond::content_length(buf, body.len() as u64);
+    respond::finish(buf, persist);
+    if !head_only {
+        buf.extend_from_slice(body);
+    }
+}
+
+impl Session for HttpSession {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        let date = date::now();
+        let files = if out.has_file_range() { 0 } else { MAX_FILES_PER_PASS };
+        let mut budget = Budget { requests: MAX_REQUESTS_PER_PASS, files };
+        let mut consumed = 0;
+        let close = Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
+        loop {
+            let rest = &input[consumed..];
+            match self.state {
+                State::Closing => return close,
+                State::Body { mut discard, then } => match discard.discard(rest) {
+                    Ok((n, false)) => {
+                        self.state = State::Body { discard, then };
+                        return Progress { consumed: consumed + n, flow: Flow::Continue };
+                    }
+                    Ok((n, true)) => {
+                        consumed += n;
+                        self.state = State::Head { scanned: 0, partial: false };
+                        if let AfterBody::MethodNotAllowed(persist) = then {
+                            respond::error(out.text(), HttpError::MethodNotAllowed, persist, false, &date);
+                            if persist == Persist::Close {
+                                self.state = State::Closing;
+                                return close;
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        if let AfterBody::MethodNotAllowed(_) = then {
+                            let err = match err {
+                                BodyError::TooLarge => HttpError::BodyTooLarge,
+                                BodyError::Malformed(why) => HttpError::BadRequest(why),
+                            };
+                            respond::error(out.text(), err, Persist::Close, false, &date);
+                        }
+                        // Otherwise the request was answered already; all
+                        // that is left is to stop reading a stream that
+                        // cannot be resynchronised.
+                        self.state = State::Closing;
+                        return close;
+                    }
+                },
+                State::Head { mut scanned, .. } => {
+                    if budget.exhausted(out) {
+                        return Progress { consumed, flow: Flow::Continue };
+                    }
+                    // Blank lines before a request line are ignored (RFC 9112
+                    // section 2.2); they can only come before a head starts.
+                    let blank =
+                        if scanned == 0 { rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count() } else { 0 };
+                    consumed += blank;
+                    let rest = &rest[blank..];
+                    if rest.is_empty() {
+                        self.state = State::Head { scanned: 0, partial: false };
+                        return Progress { consumed, flow: Flow::Continue };
+                    }
+                    match parse_head(rest, &mut scanned, &self.config) {
+                        Ok(Head::Partial) => {
+                            self.state = State::Head { scanned, partial: true };
+                            return Progress { consumed, flow: Flow::Continue };
+                        }
+                        Ok(Head::Complete(req, len)) => {
+                            consumed += len;
+                            budget.requests -= 1;
+                            self.state = State::Head { scanned: 0, partial: false };
+                            let flow = self.answer(&req, &date, out, &mut budget);
+                            if flow != Flow::Continue {
+                                self.state = State::Closing;
+                                return Progress { consumed: input.len(), flow };
+                            }
+                        }
+                        Err(err) => {
+                            respond::error(out.text(), err, Persist::Close, false, &date);
+                            self.state = State::Closing;
+                            return close;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn in_request(&self) -> bool {
+        matches!(self.state, State::Head { partial: true, .. } | State::Body { .. })
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+        if self.in_request() {
+            respond::error(out.text(), HttpError::Timeout, Persist::Close, false, &date::now());
+        }
+        self.state = State::Closing;
+        Flow::CloseAfterFlush
+    }
+}
