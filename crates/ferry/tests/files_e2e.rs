@@ -1,0 +1,373 @@
+//! End-to-end tests of the file service: the real `ferry` binary serving a
+//! real directory on loopback, driven by the real client subcommands, raw
+//! sockets and `nc`.
+
+mod util;
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+const BIG: usize = 64 * 1024 * 1024;
+
+#[test]
+fn big_file_downloads_and_uploads_identically() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let sum = random_file(&root.join("big.bin"), BIG, 1);
+    let server = Server::start(&root, &["--allow-write"]);
+    let local = dir.path().join("big.copy");
+    ferry_ok(&["get", &server.addr_arg(), "/big.bin", local.to_str().unwrap()], None);
+    assert_eq!(sha256_file(&local), sum, "downloaded bytes are identical");
+    assert!(!dir.path().join("big.copy.part").exists(), "the .part was renamed");
+
+    let up = dir.path().join("up.bin");
+    let up_sum = random_file(&up, BIG, 2);
+    ferry_ok(&["put", &server.addr_arg(), up.to_str().unwrap(), "/sub/up.bin"], None);
+    assert_eq!(sha256_file(&root.join("sub/up.bin")), up_sum, "uploaded bytes are identical");
+    assert!(!root.join("sub/.up.bin.ferry-part").exists(), "the temporary was renamed");
+}
+
+#[test]
+fn interrupted_download_resumes_identically() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let size = 8 * 1024 * 1024 + 123;
+    let sum = random_file(&root.join("big.bin"), size, 3);
+    let server = Server::start(&root, &[]);
+    // Cut a download at a pseudo-random offset, keeping what arrived as the .part.
+    let cut = 1 + (random_bytes(8, 99).iter().map(|&b| b as usize).sum::<usize>() * 7919) % (size - 1);
+    let mut conn = server.connect();
+    assert_eq!(conn.ask("get big.bin"), format!("OK {size} 0 {size}"));
+    let partial = conn.bytes(cut);
+    drop(conn);
+    let local = dir.path().join("big.bin");
+    std::fs::write(dir.path().join("big.bin.part"), &partial).unwrap();
+
+    let out = ferry_ok(&["get", &server.addr_arg(), "big.bin", local.to_str().unwrap(), "--verify"], None);
+    assert_eq!(sha256_file(&local), sum, "resumed download (cut at {cut}) is identical");
+    assert!(!dir.path().join("big.bin.part").exists());
+    let _ = out;
+
+    // --restart ignores a .part whose bytes are wrong.
+    std::fs::write(dir.path().join("big.bin.part"), vec![0u8; 1000]).unwrap();
+    std::fs::remove_file(&local).unwrap();
+    ferry_ok(&["get", &server.addr_arg(), "big.bin", local.to_str().unwrap(), "--restart"], None);
+    assert_eq!(sha256_file(&local), sum, "--restart downloads everything again");
+}
+
+#[test]
+fn interrupted_upload_resumes_and_is_never_visible_early() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let size = 4 * 1024 * 1024 + 7;
+    let data = random_bytes(size, 4);
+    let local = dir.path().join("up.bin");
+    std::fs::write(&local, &data).unwrap();
+    let server = Server::start(&root, &["--allow-write"]);
+
+    let mut conn = server.connect();
+    assert_eq!(conn.ask(&format!("put up.bin {size}")), "OK 0");
+    let cut = size / 3;
+    conn.send(&data[..cut]);
+    assert!(!root.join("up.bin").exists(), "not visible under its final name mid-upload");
+    conn.reader.get_ref().shutdown(Shutdown::Write).unwrap();
+    assert!(conn.at_eof(), "the server drops an upload cut short");
+    assert!(!root.join("up.bin").exists(), "not visible under its final name after the cut");
+    let listing = ferry_ok(&["ls", &server.addr_arg(), "/"], None);
+    assert!(!listing.contains("up.bin"), "partial uploads are hidden from listings: {listing}");
+
+    ferry_ok(&["put", &server.addr_arg(), local.to_str().unwrap(), "up.bin", "--verify"], None);
+    assert_eq!(sha256_file(&root.join("up.bin")), sha256(&data), "resumed upload is identical");
+    assert!(!root.join(".up.bin.ferry-part").exists());
+}
+
+#[test]
+fn escape_attempts_are_refused_and_the_connection_stays_usable() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, b"TOP SECRET").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("secret-link")).unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("sub/abs-secret-link")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/root", root.join("proc-root")).unwrap();
+    std::os::unix::fs::symlink("loop-b", root.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", root.join("loop-b")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("sub/up-link")).unwrap();
+    let server = Server::start(&root, &["--allow-write"]);
+    let mut conn = server.connect();
+    let long = format!("get {}", "../".repeat(1300));
+    let attempts = [
+        "get ../secret.txt",
+        "get ../../../../etc/passwd",
+        "get /../secret.txt",
+        "cd ..",
+        "cd /..",
+        "ls ..",
+        "get %2e%2e/secret.txt",
+        "get %2e%2e%2fsecret.txt",
+        "get ..%2fsecret.txt",
+        "get \"\\x2e\\x2e/secret.txt\"",
+        "get /etc/passwd",
+        "get etc-link/passwd",
+        "ls etc-link",
+        "cd etc-link",
+        "get secret-link",
+        "stat secret-link",
+        "sum secret-link",
+        "get sub/abs-secret-link",
+        "get proc-root/etc/passwd",
+        "get loop-a",
+        "get sub/up-link/../secret.txt",
+        "get sub/up-link/up-link/secret.txt",
+        "get a\\x00b",
+        "get \"secret.txt\\x00\"",
+        long.as_str(),
+        "put ../evil.txt 1",
+        "put etc-link/evil 1",
+        "mkdir ../evil",
+        "rm ../secret.txt",
+        "rm secret-link/..",
+    ];
+    assert!(attempts.len() >= 20);
+    for attempt in attempts {
+        let reply = conn.ask(attempt);
+        assert!(reply.starts_with("ERR "), "{attempt:?} must be refused, got {reply:?}");
+        assert!(!reply.contains("SECRET") && !reply.contains("root:"), "{attempt:?} leaked: {reply}");
+        assert_eq!(conn.ask("pwd"), "OK /", "connection still usable after {attempt:?}");
+    }
+    assert_eq!(conn.ask("get secret-link"), "ERR 403 path escapes the served root");
+    assert_eq!(std::fs::read(&secret).unwrap(), b"TOP SECRET", "nothing outside the root changed");
+    assert!(!dir.path().join("evil").exists() && !dir.path().join("evil.txt").exists());
+    assert_eq!(conn.ask("get hello.txt"), "OK 13 0 13");
+    assert_eq!(conn.bytes(13), b"Hello, world!");
+}
+
+#[test]
+fn oversize_line_closes_only_that_connection() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let mut good = server.connect();
+    assert_eq!(good.ask("cd sub"), "OK /sub");
+    let mut bad = server.connect();
+    bad.send(&vec![b'x'; 10_000]);
+    let reply = bad.line();
+    assert!(reply.starts_with("ERR 413 "), "{reply}");
+    assert!(bad.at_eof(), "the oversize line closes its connection");
+    assert_eq!(good.ask("pwd"), "OK /sub", "the other connection is untouched");
+}
+
+#[test]
+fn vanishing_client_does_not_disturb_another() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let size = 32 * 1024 * 1024;
+    let sum = random_file(&root.join("big.bin"), size, 5);
+    let server = Server::start(&root, &[]);
+    let mut quitter = server.connect();
+    assert_eq!(quitter.ask("get big.bin"), format!("OK {size} 0 {size}"));
+    let _ = quitter.bytes(1024 * 1024);
+    let mut steady = server.connect();
+    assert_eq!(steady.ask("get big.bin"), format!("OK {size} 0 {size}"));
+    let first = steady.bytes(1024 * 1024);
+    drop(quitter); // vanishes mid-download, with unread data: the server gets a reset
+    let rest = steady.bytes(size - first.len());
+    let mut all = first;
+    all.extend_from_slice(&rest);
+    assert_eq!(sha256(&all), sum);
+    assert_eq!(steady.ask("ping"), "OK pong");
+}
+
+#[test]
+fn sigterm_lets_a_download_finish_then_exits_zero() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let sum = random_file(&root.join("big.bin"), BIG, 6);
+    let mut server = Server::start(&root, &[]);
+    let mut conn = server.connect();
+    assert_eq!(conn.ask("get big.bin"), format!("OK {BIG} 0 {BIG}"));
+    let first = conn.bytes(1024 * 1024);
+    server.signal(rustix::process::Signal::TERM);
+    let rest = conn.bytes(BIG - first.len());
+    let mut all = first;
+    all.extend_from_slice(&rest);
+    assert_eq!(sha256(&all), sum, "the in-flight download completed intact");
+    assert!(conn.at_eof(), "after the transfer the server closes the connection");
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "ferry serve exits 0 after SIGTERM, got {status}");
+}
+
+#[test]
+fn sigint_with_idle_clients_exits_promptly() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let mut server = Server::start(&root, &[]);
+    let mut idle = server.connect();
+    assert_eq!(idle.ask("pwd"), "OK /");
+    let started = Instant::now();
+    server.signal(rustix::process::Signal::INT);
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5), "an idle connection does not hold up shutdown");
+    assert!(idle.at_eof());
+}
+
+#[test]
+fn nc_session_shows_pwd_cd_and_listing() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'pwd\\ncd sub\\npwd\\nls\\nquit\\n' | timeout 20 nc {} {}",
+            server.addr.ip(),
+            server.addr.port()
+        ))
+        .output()
+        .expect("run nc (install netcat-openbsd)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "nc failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "OK /");
+    assert_eq!(lines[1], "OK /sub");
+    assert_eq!(lines[2], "OK /sub");
+    assert!(lines[3].starts_with("OK "), "ls announces its length: {text}");
+    assert!(lines.iter().any(|l| l.starts_with("d ") && l.ends_with(" deeper")), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("f 3 ") && l.ends_with(" file.txt")), "{text}");
+    assert_eq!(lines.last(), Some(&"OK bye"));
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_timeout() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &["--idle-timeout", "1"]);
+    let mut conn = server.connect();
+    assert_eq!(conn.ask("ping"), "OK pong");
+    let started = Instant::now();
+    let reply = conn.line();
+    assert!(reply.starts_with("ERR 408"), "{reply}");
+    assert!(conn.at_eof());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(10), "{waited:?}");
+}
+
+#[test]
+fn read_only_server_refuses_writes_with_a_clear_error() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let local = dir.path().join("x.txt");
+    std::fs::write(&local, b"data").unwrap();
+    let out = ferry(&["put", &server.addr_arg(), local.to_str().unwrap()], None, b"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("read-only"), "{err}");
+    assert!(!root.join("x.txt").exists());
+}
+
+#[test]
+fn client_errors_name_the_address_and_path_and_fail() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let out = ferry(&["get", &server.addr_arg(), "/missing.txt", dir.path().join("m").to_str().unwrap()], None, b"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/missing.txt") && err.contains("404"), "{err}");
+    assert!(!dir.path().join("m").exists() && !dir.path().join("m.part").exists());
+
+    // A port nobody listens on: connect fails and names the address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let out = ferry(&["ls", &addr], None, b"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr), "{err}");
+}
+
+#[test]
+fn ls_lists_a_directory() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let out = ferry_ok(&["ls", &server.addr_arg(), "/sub"], None);
+    assert!(out.contains("file.txt") && out.contains("deeper"), "{out}");
+    let out = ferry_ok(&["ls", &server.addr_arg()], None);
+    assert!(out.contains("hello.txt") && out.contains("sub"), "{out}");
+}
+
+#[test]
+fn shell_over_a_pipe_browses_and_transfers() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &["--allow-write"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("local.txt"), b"from the shell").unwrap();
+    let script = b"pwd\ncd sub\npwd\nls\nget file.txt\nput local.txt\ncd /nope\nping\n";
+    let out = ferry(&["shell", &server.addr_arg()], Some(&work), script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/sub"), "{text}");
+    assert!(text.contains("file.txt") && text.contains("deeper"), "{text}");
+    assert_eq!(std::fs::read(work.join("file.txt")).unwrap(), b"abc", "shell get wrote the file");
+    assert_eq!(std::fs::read(root.join("sub/local.txt")).unwrap(), b"from the shell", "shell put uploaded");
+    let all = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("404"), "errors are shown: {all}");
+    assert!(all.contains("pong"), "{all}");
+}
+
+#[test]
+fn shell_notices_the_server_going_away() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &["--idle-timeout", "1"]);
+    // stdin stays open (never written) so only the server closing can end the shell.
+    let mut child = Command::new(ferry_bin())
+        .args(["shell", &server.addr_arg()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    let status = wait_child(&mut child, Duration::from_secs(15)).expect("shell exits when the server closes");
+    drop(stdin);
+    assert!(!status.success(), "losing the server is a failure");
+}
+
+#[test]
+fn concurrent_clients_are_all_served() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let sum = random_file(&root.join("mid.bin"), 2 * 1024 * 1024, 7);
+    let server = Server::start(&root, &["--workers", "4"]);
+    let addr = server.addr;
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut conn = util::Conn::new(std::net::TcpStream::connect(addr).unwrap());
+                assert_eq!(conn.ask("get mid.bin"), "OK 2097152 0 2097152");
+                let data = conn.bytes(2 * 1024 * 1024);
+                conn.send(b"quit\n");
+                assert_eq!(conn.line(), "OK bye");
+                sha256(&data)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), sum);
+    }
+    let mut c = server.connect();
+    c.send(b"ping\nping\n");
+    c.reader.get_mut().flush().unwrap();
+    assert_eq!(c.line(), "OK pong");
+    assert_eq!(c.line(), "OK pong");
+}
