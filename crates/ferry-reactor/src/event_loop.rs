@@ -98,6 +98,8 @@ struct Queue {
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// Mirrors "queue non-empty" so an idle iteration skips the lock.
+    pending: AtomicBool,
     waker: Waker,
     quit: AtomicBool,
     thread: ThreadId,
@@ -120,6 +122,7 @@ impl Shared {
             }
             let was_empty = q.tasks.is_empty();
             q.tasks.push(task);
+            self.pending.store(true, Ordering::Release);
             was_empty
         };
         // Only the empty -> non-empty transition needs a wake: a non-empty
@@ -292,6 +295,7 @@ impl EventLoop {
             live: 0,
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue { tasks: Vec::new(), closed: false }),
+                pending: AtomicBool::new(false),
                 waker,
                 quit: AtomicBool::new(false),
                 thread: thread::current().id(),
@@ -661,9 +665,18 @@ impl EventLoop {
     }
 
     fn run_tasks(&mut self) {
-        let remote = mem::take(&mut self.shared.lock().tasks);
-        for task in remote {
-            task(self);
+        // A push sets `pending` under the lock after adding its task, and
+        // its wake comes after that; so a task pushed after this load is
+        // seen in the next iteration, which the wake guarantees.
+        if self.shared.pending.load(Ordering::Acquire) {
+            let remote = {
+                let mut q = self.shared.lock();
+                self.shared.pending.store(false, Ordering::Relaxed);
+                mem::take(&mut q.tasks)
+            };
+            for task in remote {
+                task(self);
+            }
         }
         let local = mem::take(&mut self.local);
         for task in local {
