@@ -20,6 +20,9 @@ pub fn sendfile(socket: impl AsFd, file: impl AsFd, offset: &mut u64, len: usize
     }
 }
 
+/// Capacity asked for each splice pipe.
+const PIPE_SIZE: usize = 1 << 20;
+
 /// A pipe used as the kernel-side bounce buffer for `splice`ing from a
 /// socket into a file without copying through user space.
 pub struct SplicePipe {
@@ -33,6 +36,10 @@ impl SplicePipe {
     /// Creates a close-on-exec pipe.
     pub fn new() -> io::Result<SplicePipe> {
         let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
+        // A bigger pipe moves more per splice pair (the default is 64 KiB).
+        // Unprivileged processes may be capped by /proc/sys/fs/pipe-max-size;
+        // the default size still works, so a refusal is not an error.
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
         Ok(SplicePipe { read, write, buffered: 0 })
     }
 
