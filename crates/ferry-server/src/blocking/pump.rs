@@ -13,8 +13,9 @@ use super::io::{Wait, send_bytes, send_file_range, wait_readable};
 use super::{CloseReason, PumpConfig};
 use crate::Shutdown;
 
-/// Most upload bytes moved per `splice` (the default pipe capacity).
-const SPLICE_CHUNK: usize = 64 * 1024;
+/// Most upload bytes moved per `splice` pair (`SplicePipe` asks for a
+/// 1 MiB pipe; a smaller one just moves less per call).
+const SPLICE_CHUNK: usize = 1 << 20;
 
 /// Sets the socket options the pump relies on: blocking mode, a send
 /// timeout so a peer that stops reading is dropped, and no Nagle delay
