@@ -71,10 +71,13 @@ pub(crate) enum Head<'a> {
 /// a head arriving one byte at a time costs linear, not quadratic, time;
 /// reset it to 0 when the head is consumed.
 pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpConfig) -> Result<Head<'a>, HttpError> {
+    let line_limit = config.max_uri + REQUEST_LINE_SLACK;
     let Some(end) = find_head_end(buf, *scanned) else {
+        // Look for the request line's end only until the buffer first
+        // grows past the limit; once found it stays found.
+        let checked_before = *scanned > line_limit;
         *scanned = buf.len().saturating_sub(2);
-        let line_limit = config.max_uri + REQUEST_LINE_SLACK;
-        if buf.len() > line_limit && !buf[..line_limit].contains(&b'\n') {
+        if !checked_before && buf.len() > line_limit && !buf[..line_limit].contains(&b'\n') {
             return Err(HttpError::UriTooLong);
         }
         if buf.len() >= config.max_head {
@@ -83,7 +86,6 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
         return Ok(Head::Partial);
     };
     if end > config.max_head {
-        let line_limit = config.max_uri + REQUEST_LINE_SLACK;
         if !buf[..line_limit.min(end)].contains(&b'\n') {
             return Err(HttpError::UriTooLong);
         }
