@@ -47,8 +47,7 @@ fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> 
         })
         .on_message(move |c, buf| {
             b2.fetch_add(buf.readable_bytes() as u64, Ordering::Relaxed);
-            c.send(buf.peek());
-            buf.consume_all();
+            c.send_buffer(buf);
         });
     let mut lp = EventLoop::new(PollerKind::Epoll)?;
     for _ in 0..conns {
@@ -61,7 +60,7 @@ fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> 
     let elapsed = start.elapsed().as_secs_f64();
     let total = bytes.load(Ordering::Relaxed);
     println!(
-        "RESULT conns={conns} size={size} secs={elapsed:.2} bytes={total} msgs={} mib_per_s={:.1}",
+        "RESULT conns={conns} size={size} secs={elapsed:.2} bytes={total} msgs={} mib_per_s={:.3}",
         total / size.max(1) as u64,
         total as f64 / elapsed / (1024.0 * 1024.0)
     );

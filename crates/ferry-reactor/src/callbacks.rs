@@ -83,9 +83,10 @@ impl Callbacks {
         self
     }
 
-    /// All queued output reached the kernel. Queued to run after the current
-    /// callback (never re-entrantly from `send`), so a producer may send more
-    /// from it without recursion.
+    /// All queued output reached the kernel. Never runs re-entrantly from
+    /// `send`: when a send from a callback completes at once it is queued to
+    /// run after that callback; when queued output drains on a writable
+    /// event it runs right then. A producer may send more from it.
     pub fn on_write_complete(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
         self.write_complete = Some(Arc::new(f));
         self

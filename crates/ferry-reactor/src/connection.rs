@@ -156,6 +156,55 @@ impl<'a> TcpConnection<'a> {
         true
     }
 
+    /// Sends all readable bytes of `buf` and leaves it empty, like
+    /// `send(buf.peek())` followed by `buf.consume_all()`, but without
+    /// copying: if the kernel takes only part and nothing else is queued,
+    /// the buffer itself is moved into the output queue and `buf` receives
+    /// an empty (recycled) one. Ideal for relays and echo.
+    pub fn send_buffer(&mut self, buf: &mut Buffer) -> bool {
+        let st = &mut *self.st;
+        if st.state != State::Connected || st.close_now || st.write_shut {
+            buf.consume_all();
+            return false;
+        }
+        if buf.is_empty() {
+            return true;
+        }
+        if !st.output.is_empty() {
+            let ok = self.send(buf.peek());
+            buf.consume_all();
+            return ok;
+        }
+        match send_nosignal(&st.fd, buf.peek()) {
+            Ok(n) => buf.consume(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                tracing::debug!(token = ?self.token, error = %e, "send failed");
+                st.close_now = true;
+                buf.consume_all();
+                return false;
+            }
+        }
+        if buf.is_empty() {
+            self.queue_write_complete();
+            return true;
+        }
+        let mut rest = st.spare.take().unwrap_or_default();
+        std::mem::swap(&mut rest, buf);
+        let before = st.out_bytes;
+        st.out_bytes += rest.readable_bytes();
+        st.output.push_back(Chunk::Bytes(rest));
+        let after = st.out_bytes;
+        let mark = st.callbacks.high_water_mark;
+        if before < mark
+            && after >= mark
+            && let Some(cb) = st.callbacks.high_water.clone()
+        {
+            cb(self, after);
+        }
+        true
+    }
+
     /// Queues `len` bytes of `file` from `offset`, sent with `sendfile(2)`
     /// after everything queued before it. The file is closed (dropped) once
     /// sent or when the connection closes. Returns `false` if closing.
@@ -170,7 +219,7 @@ impl<'a> TcpConnection<'a> {
         st.output.push_back(Chunk::File { file: Box::new(file), offset, remaining: len });
         if st.output.len() == 1 {
             // Nothing was queued, so write interest is off: try now.
-            self.flush();
+            self.flush(false);
         }
         true
     }
@@ -297,8 +346,11 @@ impl<'a> TcpConnection<'a> {
     }
 
     /// Writes queued output until the kernel pushes back, the queue drains
-    /// or the per-event budget is spent.
-    fn flush(&mut self) {
+    /// or the per-event budget is spent. `from_event`: called from the
+    /// writable event, not from user code, so write-complete can run at once
+    /// (saving an interest change when it resumes reading) instead of being
+    /// queued.
+    fn flush(&mut self, from_event: bool) {
         let st = &mut *self.st;
         let mut budget = WRITE_BUDGET;
         while budget > 0 {
@@ -350,7 +402,15 @@ impl<'a> TcpConnection<'a> {
             }
         }
         if self.st.output.is_empty() {
-            self.queue_write_complete();
+            if from_event {
+                if !self.st.close_now
+                    && let Some(cb) = self.st.callbacks.write_complete.clone()
+                {
+                    cb(self);
+                }
+            } else {
+                self.queue_write_complete();
+            }
         }
     }
 
@@ -435,8 +495,8 @@ impl Handler for ConnState {
             if (ready.is_readable() || ready.is_read_closed() || ready.is_hup()) && c.st.reading && !c.st.peer_eof {
                 c.handle_read();
             }
-            if ready.is_writable() && !c.st.close_now {
-                c.flush();
+            if ready.is_writable() && !c.st.close_now && !c.st.output.is_empty() {
+                c.flush(true);
             }
             if ready.is_hup() {
                 // Both directions are gone; nothing more can be delivered.

@@ -318,3 +318,35 @@ fn idle_timeout_with_timers() {
     assert_eq!(got, b"idle\n");
     assert!(start.elapsed() >= Duration::from_millis(40));
 }
+
+#[test]
+fn echo_with_send_buffer_and_read_backpressure() {
+    // The echo example's callbacks: zero-copy hand-off of the input buffer,
+    // stop reading while a reply is queued, resume when it drained.
+    let callbacks = Callbacks::new()
+        .on_message(|c, buf| {
+            c.send_buffer(buf);
+            assert!(buf.is_empty());
+            if c.has_pending_output() {
+                c.pause_reading();
+            }
+        })
+        .on_write_complete(|c| c.resume_reading());
+    let server = start_server("127.0.0.1:0", 1, PollerKind::Epoll, callbacks);
+    let mut s = client(server.tcp_addr());
+    let data = Rng::new(11).bytes(16 * 1024 * 1024);
+    let mut w = s.try_clone().unwrap();
+    let d2 = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&d2).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    // Read slowly at first so the server's output backs up.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut got = Vec::with_capacity(data.len());
+    s.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+    run_echo_clients(server.tcp_addr(), 50, 20, 128 * 1024);
+}
