@@ -2,10 +2,15 @@
 //! tagged with its service; a connection gets a fresh session of it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_proto::Session;
 use ferry_proto::echo::EchoSession;
 use ferry_proto::files::{FileSession, FilesConfig};
+use ferry_proto::http::{HttpConfig, HttpSession};
+
+use crate::PumpConfig;
 
 /// A service ferry can run on a listener. Cheap to clone (the file service
 /// shares its root).
@@ -15,6 +20,8 @@ pub enum Service {
     Files(FilesConfig),
     /// Sends back every byte received.
     Echo,
+    /// HTTP/1.1 static files (`ferry_proto::http`).
+    Http(Arc<HttpConfig>),
 }
 
 impl Service {
@@ -23,6 +30,7 @@ impl Service {
         match self {
             Service::Files(_) => "files",
             Service::Echo => "echo",
+            Service::Http(_) => "http",
         }
     }
 
@@ -31,6 +39,19 @@ impl Service {
         match self {
             Service::Files(config) => Box::new(FileSession::new(config.clone())),
             Service::Echo => Box::new(EchoSession),
+            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config))),
+        }
+    }
+
+    /// The timeouts a user expects of this service when none are given:
+    /// 300 s idle for files and echo; for HTTP 60 s keep-alive idle and
+    /// 10 s to finish a request head once it has begun.
+    pub fn default_timeouts(&self) -> PumpConfig {
+        match self {
+            Service::Files(_) | Service::Echo => PumpConfig::with_idle(Duration::from_secs(300)),
+            Service::Http(_) => {
+                PumpConfig { idle_timeout: Duration::from_secs(60), request_timeout: Duration::from_secs(10) }
+            }
         }
     }
 }
@@ -42,4 +63,14 @@ pub struct ListenerConfig {
     pub addr: SocketAddr,
     /// What connections accepted there are served with.
     pub service: Service,
+    /// Timeouts of connections accepted there.
+    pub pump: PumpConfig,
+}
+
+impl ListenerConfig {
+    /// A listener with the service's default timeouts.
+    pub fn new(addr: SocketAddr, service: Service) -> ListenerConfig {
+        let pump = service.default_timeouts();
+        ListenerConfig { addr, service, pump }
+    }
 }

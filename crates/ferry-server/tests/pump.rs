@@ -24,7 +24,7 @@ fn pump<S: Session + Send + 'static>(session: S, shutdown: &Shutdown) -> (TcpStr
     let shutdown = shutdown.clone();
     thread::spawn(move || {
         let mut session = session;
-        let config = PumpConfig { idle_timeout: STEP };
+        let config = PumpConfig::with_idle(STEP);
         let _ = tx.send(serve_connection(server, &mut session, &config, &shutdown));
     });
     (client, rx)

@@ -54,7 +54,11 @@ fn full_queue_holds_new_connections_until_a_worker_is_free() {
 #[test]
 fn idle_connection_gets_408_and_is_closed() {
     let idle = Duration::from_millis(300);
-    let server = TestServer::start(|c| c.pump = PumpConfig { idle_timeout: idle });
+    let server = TestServer::start(|c| {
+        for listener in &mut c.listeners {
+            listener.pump = PumpConfig::with_idle(idle);
+        }
+    });
     let mut client = server.connect();
     // The server's idle timer starts after it answers, so after this.
     let started = Instant::now();

@@ -1,5 +1,5 @@
-//! `ferry serve`: serve a directory over the file protocol (and optionally
-//! echo) with one of ferry's concurrency models.
+//! `ferry serve`: serve a directory over the file protocol and HTTP (and
+//! optionally echo) with one of ferry's concurrency models.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ferry_proto::files::FilesConfig;
+use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 use ferry_server::{ListenerConfig, PumpConfig, Service, ThreadPoolConfig, ThreadPoolServer};
 
@@ -18,14 +19,16 @@ pub struct ServeArgs {
     /// Directory to serve; clients cannot reach anything outside it.
     #[arg(value_name = "ROOT", default_value = ".")]
     root: PathBuf,
-    /// Address of the file service (docs/PROTOCOL.md). Port 0 picks a free
-    /// port; the real address is printed at start.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
-    files: SocketAddr,
-    /// Also run the echo service (sends back every byte) on ADDR. Off by
-    /// default.
-    #[arg(long, value_name = "ADDR")]
-    echo: Option<SocketAddr>,
+    /// Address of the file service (docs/PROTOCOL.md), or `off`. Port 0
+    /// picks a free port; the real address is printed at start.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7070", value_parser = parse_service_addr)]
+    files: ServiceAddr,
+    /// Address of the HTTP/1.1 static-file service, or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:8080", value_parser = parse_service_addr)]
+    http: ServiceAddr,
+    /// Address of the echo service (sends back every byte), or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "off", value_parser = parse_service_addr)]
+    echo: ServiceAddr,
     /// Concurrency model that drives the connections.
     #[arg(long, value_enum, default_value_t = Model::Threadpool)]
     model: Model,
@@ -38,10 +41,19 @@ pub struct ServeArgs {
     /// accepting and the kernel's listen backlog holds new connections.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
-    /// Close a connection that sends nothing for SECS seconds (also the
-    /// longest a send may block on a client that stopped reading).
+    /// Close a file or echo connection that sends nothing for SECS seconds
+    /// (also the longest a send may block on a client that stopped reading).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Close an HTTP keep-alive connection idle between requests for SECS
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_timeout: u64,
+    /// Close an HTTP connection whose request head takes longer than SECS
+    /// seconds to arrive once it has begun (slowloris defence); the client
+    /// gets 408.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
     /// On SIGINT/SIGTERM, give in-flight transfers up to SECS seconds to
     /// finish before cutting them.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -49,6 +61,16 @@ pub struct ServeArgs {
     /// Allow clients to change the served directory (put, mkdir, rm).
     #[arg(long)]
     allow_write: bool,
+}
+
+/// A service's address, or `None` when it is turned off.
+type ServiceAddr = Option<SocketAddr>;
+
+fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| format!("{e} (expected IP:PORT or off)"))
 }
 
 /// The concurrency models `ferry serve` can run.
@@ -60,14 +82,7 @@ enum Model {
 
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let root = open_root(&args.root)?;
-    let mut listeners = vec![ListenerConfig {
-        addr: args.files,
-        service: Service::Files(FilesConfig { root, allow_write: args.allow_write }),
-    }];
-    if let Some(addr) = args.echo {
-        listeners.push(ListenerConfig { addr, service: Service::Echo });
-    }
+    let listeners = listeners(&args)?;
     match args.model {
         Model::Threadpool => {
             let mut config = ThreadPoolConfig::new(listeners);
@@ -75,7 +90,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config.workers = n as usize;
             }
             config.queue_capacity = args.queue as usize;
-            config.pump = PumpConfig { idle_timeout: Duration::from_secs(args.idle_timeout) };
             config.drain_timeout = Duration::from_secs(args.drain_timeout);
             let server = ThreadPoolServer::bind(config)?;
             announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
@@ -89,6 +103,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The services to run, each with its address and timeouts.
+fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
+    let root = open_root(&args.root)?;
+    let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
+    let mut listeners = Vec::new();
+    if let Some(addr) = args.files {
+        let files = FilesConfig { root: Arc::clone(&root), allow_write: args.allow_write };
+        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle });
+    }
+    if let Some(addr) = args.http {
+        let pump = PumpConfig {
+            idle_timeout: Duration::from_secs(args.keepalive_timeout),
+            request_timeout: Duration::from_secs(args.header_timeout),
+        };
+        let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root))));
+        listeners.push(ListenerConfig { addr, service: http, pump });
+    }
+    if let Some(addr) = args.echo {
+        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle });
+    }
+    if listeners.is_empty() {
+        bail!("every service is off: give at least one of --files, --http, --echo an address");
+    }
+    Ok(listeners)
 }
 
 /// Opens the served directory, with errors that name it.

@@ -37,12 +37,12 @@ impl TestServer {
     pub fn start(allow_write: bool) -> TestServer {
         let root = tempfile::tempdir().expect("scratch root");
         let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("open root")), allow_write };
-        let listener = ListenerConfig { addr: "127.0.0.1:0".parse().unwrap(), service: Service::Files(files) };
+        let mut listener = ListenerConfig::new("127.0.0.1:0".parse().unwrap(), Service::Files(files));
+        listener.pump = PumpConfig::with_idle(Duration::from_secs(20));
         let mut config = ThreadPoolConfig::new(vec![listener]);
         config.workers = 4;
         config.handle_signals = false;
         config.drain_timeout = Duration::from_secs(5);
-        config.pump = PumpConfig { idle_timeout: Duration::from_secs(20) };
         let server = ThreadPoolServer::bind(config).expect("bind");
         let addr = server.listeners()[0].addr.to_string();
         let shutdown = server.shutdown_handle();

@@ -30,11 +30,23 @@ pub struct PumpConfig {
     /// requests, or in the middle of an upload) and how long one send may
     /// block on a peer that does not read, before the connection is closed.
     pub idle_timeout: Duration,
+    /// How long the rest of a request may take once it has begun to arrive
+    /// (the session's [`Session::in_request`]): HTTP's header-read timeout,
+    /// against slowloris clients. Sessions that never report being inside
+    /// a request only see `idle_timeout`.
+    pub request_timeout: Duration,
+}
+
+impl PumpConfig {
+    /// The same timeout between requests and within one.
+    pub fn with_idle(idle_timeout: Duration) -> PumpConfig {
+        PumpConfig { idle_timeout, request_timeout: idle_timeout }
+    }
 }
 
 impl Default for PumpConfig {
     fn default() -> PumpConfig {
-        PumpConfig { idle_timeout: Duration::from_secs(300) }
+        PumpConfig::with_idle(Duration::from_secs(300))
     }
 }
 

@@ -138,7 +138,9 @@ impl<'a, S: Session + ?Sized> Pump<'a, S> {
                     "session left its whole input buffer unconsumed (protocol bug)",
                 ));
             }
-            match wait_readable(self.stream.as_fd(), Some(self.shutdown), self.config.idle_timeout)? {
+            let timeout =
+                if self.session.in_request() { self.config.request_timeout } else { self.config.idle_timeout };
+            match wait_readable(self.stream.as_fd(), Some(self.shutdown), timeout)? {
                 Wait::Shutdown => return Ok(CloseReason::Shutdown),
                 Wait::TimedOut => {
                     let flow = self.session.on_idle_timeout(&mut self.out);

@@ -17,7 +17,7 @@ use rustix::io::Errno;
 
 use super::workers::{Conn, Shared};
 use crate::task_queue::PushError;
-use crate::{ServerError, Service};
+use crate::{PumpConfig, ServerError, Service};
 
 /// How long accepting pauses when the process is out of descriptors or
 /// memory; otherwise the still-readable listener would spin the loop.
@@ -28,6 +28,8 @@ pub(super) struct Listener {
     pub(super) socket: TcpListener,
     pub(super) addr: SocketAddr,
     pub(super) service: Arc<Service>,
+    /// Timeouts of the connections accepted here.
+    pub(super) pump: PumpConfig,
 }
 
 /// Why the accept loop returned.
@@ -100,7 +102,7 @@ fn accept_ready(listener: &Listener, shared: &Shared) {
     while !shared.queue.is_full() {
         match listener.socket.accept() {
             Ok((stream, peer)) => {
-                let conn = Conn { stream, peer, service: Arc::clone(&listener.service) };
+                let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump };
                 match shared.queue.try_push(conn) {
                     Ok(()) => {}
                     // Only this thread pushes, and it checked for room.

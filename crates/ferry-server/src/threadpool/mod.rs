@@ -21,7 +21,6 @@ use nix::sys::signal::Signal;
 
 use self::accept::{Listener, Stop, accept_loop};
 use self::workers::{Shared, Tracker};
-use crate::blocking::PumpConfig;
 use crate::event_fd::EventFd;
 use crate::task_queue::TaskQueue;
 use crate::{ListenerConfig, ServerError, Shutdown};
@@ -41,8 +40,6 @@ pub struct ThreadPoolConfig {
     /// When this many wait, the server stops accepting and the kernel's
     /// listen backlog holds further connections.
     pub queue_capacity: usize,
-    /// Per-connection limits (idle timeout).
-    pub pump: PumpConfig,
     /// How long in-flight transfers may take to finish after shutdown
     /// begins before their connections are cut.
     pub drain_timeout: Duration,
@@ -54,14 +51,13 @@ pub struct ThreadPoolConfig {
 
 impl ThreadPoolConfig {
     /// A configuration for `listeners` with the CLI's defaults: 2 workers
-    /// per CPU, a queue of 64, 300 s idle timeout, 30 s drain timeout,
-    /// signals handled.
+    /// per CPU, a queue of 64, 30 s drain timeout, signals handled.
+    /// Timeouts are per listener ([`ListenerConfig::pump`]).
     pub fn new(listeners: Vec<ListenerConfig>) -> ThreadPoolConfig {
         ThreadPoolConfig {
             listeners,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             queue_capacity: 64,
-            pump: PumpConfig::default(),
             drain_timeout: Duration::from_secs(30),
             handle_signals: true,
         }
@@ -122,7 +118,7 @@ impl ThreadPoolServer {
             let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
             socket.set_nonblocking(true).map_err(listen_err)?;
             let addr = socket.local_addr().map_err(listen_err)?;
-            listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()) });
+            listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
         Ok(ThreadPoolServer { listeners, config, shutdown, signals })
@@ -149,7 +145,6 @@ impl ThreadPoolServer {
             queue: TaskQueue::new(self.config.queue_capacity),
             room: EventFd::new().map_err(ServerError::setup("create the accept loop's wake-up eventfd"))?,
             tracker: Tracker::new(workers),
-            pump: self.config.pump,
             shutdown: self.shutdown.clone(),
         });
         let mut handles = Vec::with_capacity(workers);
@@ -163,9 +158,8 @@ impl ThreadPoolServer {
             }
         }
         tracing::info!(
-            "thread pool: {workers} workers, queue of {}, idle timeout {}s, drain timeout {}s",
+            "thread pool: {workers} workers, queue of {}, drain timeout {}s",
             shared.queue.capacity(),
-            self.config.pump.idle_timeout.as_secs_f64(),
             self.config.drain_timeout.as_secs_f64()
         );
 

@@ -18,6 +18,7 @@ pub(super) struct Conn {
     pub(super) stream: TcpStream,
     pub(super) peer: SocketAddr,
     pub(super) service: Arc<Service>,
+    pub(super) pump: PumpConfig,
 }
 
 /// Everything the accept loop and the workers share.
@@ -27,7 +28,6 @@ pub(super) struct Shared {
     /// loop that stopped accepting on a full queue resumes.
     pub(super) room: EventFd,
     pub(super) tracker: Tracker,
-    pub(super) pump: PumpConfig,
     pub(super) shutdown: Shutdown,
 }
 
@@ -137,11 +137,11 @@ pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHand
 }
 
 fn serve_one(id: usize, shared: &Shared, conn: Conn) {
-    let Conn { stream, peer, service } = conn;
+    let Conn { stream, peer, service, pump } = conn;
     shared.tracker.lock().serving[id] = stream.try_clone().ok();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut session = service.new_session();
-        serve_connection(stream, &mut *session, &shared.pump, &shared.shutdown);
+        serve_connection(stream, &mut *session, &pump, &shared.shutdown);
     }));
     if outcome.is_err() {
         // A bug in a session must not shrink the pool; the socket was

@@ -33,8 +33,8 @@ impl TestServer {
         let root = tempfile::tempdir().expect("tempdir");
         let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write: true };
         let mut config = ThreadPoolConfig::new(vec![
-            ListenerConfig { addr: "127.0.0.1:0".parse().expect("addr"), service: Service::Files(files) },
-            ListenerConfig { addr: "127.0.0.1:0".parse().expect("addr"), service: Service::Echo },
+            ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Files(files)),
+            ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Echo),
         ]);
         config.workers = 2;
         config.handle_signals = false;

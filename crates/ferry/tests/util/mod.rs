@@ -37,7 +37,7 @@ impl Server {
         let mut child = Command::new(ferry_bin())
             .arg("serve")
             .arg(root)
-            .args(["--files", "127.0.0.1:0", "--quiet"])
+            .args(["--files", "127.0.0.1:0", "--http", "off", "--quiet"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
