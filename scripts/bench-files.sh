@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Download throughput of `ferry get` over loopback next to the loopback
-# bulk-transfer ceiling (sendfile into a socket whose reader discards),
-# measured alternately in the same run; prints each run and the medians.
+# Download throughput of `ferry get` over loopback next to two loopback
+# ceilings measured alternately in the same run: sendfile into a socket
+# whose reader discards, and whose reader splices into a file (what any
+# downloader that keeps the bytes must do). Prints each run and the medians.
 #
 #   scripts/bench-files.sh            # 1 GiB file, 3 runs of each
 #   SIZE_MB=256 RUNS=5 scripts/bench-files.sh
@@ -38,20 +39,27 @@ addr=$(sed -n 's/^ferry: files listening on //p' "$work/serve.out")
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-ceiling=()
+discard=()
+into_file=()
 got=()
 for run in $(seq "$RUNS"); do
-    c=$("$limit" "$work/root/big.bin" | sed -n 's/.*= \([0-9]*\) MB\/s/\1/p')
-    rm -f "$work/dl/big.bin" "$work/dl/big.bin.part"
+    d=$("$limit" "$work/root/big.bin" | sed -n 's/.*= \([0-9]*\) MB\/s/\1/p')
+    f=$("$limit" "$work/root/big.bin" --to "$work/dl/ceiling.bin" | sed -n 's/.*= \([0-9]*\) MB\/s/\1/p')
+    rm -f "$work/dl/ceiling.bin" "$work/dl/big.bin" "$work/dl/big.bin.part"
     t0=$(date +%s.%N)
     "$ferry" -q get "$addr" /big.bin "$work/dl/big.bin" >/dev/null
     t1=$(date +%s.%N)
     cmp -s "$work/root/big.bin" "$work/dl/big.bin" || { echo "downloaded file differs" >&2; exit 1; }
+    rm -f "$work/dl/big.bin"
     g=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN {printf "%.0f", b / (z - a) / 1e6}')
-    echo "run $run: loopback ceiling $c MB/s, ferry get $g MB/s"
-    ceiling+=("$c")
+    echo "run $run: ceiling (reader discards) $d MB/s, ceiling (reader splices into a file) $f MB/s, ferry get $g MB/s"
+    discard+=("$d")
+    into_file+=("$f")
     got+=("$g")
 done
-mc=$(printf '%s\n' "${ceiling[@]}" | median)
+md=$(printf '%s\n' "${discard[@]}" | median)
+mf=$(printf '%s\n' "${into_file[@]}" | median)
 mg=$(printf '%s\n' "${got[@]}" | median)
-echo "median of $RUNS (${SIZE_MB} MiB): ceiling $mc MB/s, ferry get $mg MB/s, ratio $(awk -v g="$mg" -v c="$mc" 'BEGIN {printf "%.2f", g / c}')"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo "medians of $RUNS (${SIZE_MB} MiB): discard ceiling $md MB/s, into-file ceiling $mf MB/s, ferry get $mg MB/s"
+echo "ferry get / discard ceiling = $(ratio "$mg" "$md"); ferry get / into-file ceiling = $(ratio "$mg" "$mf")"
