@@ -9,7 +9,6 @@
 
 pub mod blocking;
 mod error;
-mod event_fd;
 mod service;
 mod shutdown;
 pub mod task_queue;

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::event_fd::EventFd;
+use ferry_reactor::Waker;
 
 /// "Stop taking new work; finish what is in flight." Cloning gives another
 /// handle to the same flag, so tests and signal handling code can trigger
@@ -23,19 +23,19 @@ pub struct Shutdown {
 #[derive(Debug)]
 struct Inner {
     signalled: AtomicBool,
-    fd: EventFd,
+    fd: Waker,
 }
 
 impl Shutdown {
     /// A flag that is not signalled yet.
     pub fn new() -> io::Result<Shutdown> {
-        Ok(Shutdown { inner: Arc::new(Inner { signalled: AtomicBool::new(false), fd: EventFd::new()? }) })
+        Ok(Shutdown { inner: Arc::new(Inner { signalled: AtomicBool::new(false), fd: Waker::new()? }) })
     }
 
     /// Signals shutdown. Idempotent.
     pub fn signal(&self) {
         self.inner.signalled.store(true, Ordering::SeqCst);
-        if let Err(e) = self.inner.fd.notify() {
+        if let Err(e) = self.inner.fd.wake() {
             // Only pollers miss the wake-up; the flag is set regardless.
             tracing::error!("cannot wake threads for shutdown: {e}");
         }

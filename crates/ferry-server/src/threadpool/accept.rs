@@ -52,7 +52,7 @@ pub(super) fn accept_loop(
         if full {
             // Reset before re-checking, so a worker taking a task after the
             // check still wakes the poll below.
-            shared.room.reset().map_err(ServerError::setup("reset the accept loop's wake-up eventfd"))?;
+            shared.room.drain().map_err(ServerError::setup("reset the accept loop's wake-up eventfd"))?;
             full = shared.queue.is_full();
         }
 

@@ -21,9 +21,9 @@ use nix::sys::signal::Signal;
 
 use self::accept::{Listener, Stop, accept_loop};
 use self::workers::{Shared, Tracker};
-use crate::event_fd::EventFd;
 use crate::task_queue::TaskQueue;
 use crate::{ListenerConfig, ServerError, Shutdown};
+use ferry_reactor::Waker;
 
 /// How long workers get to notice their connections were cut after the
 /// drain timeout before they are left behind.
@@ -143,7 +143,7 @@ impl ThreadPoolServer {
         let workers = self.config.workers.max(1);
         let shared = Arc::new(Shared {
             queue: TaskQueue::new(self.config.queue_capacity),
-            room: EventFd::new().map_err(ServerError::setup("create the accept loop's wake-up eventfd"))?,
+            room: Waker::new().map_err(ServerError::setup("create the accept loop's wake-up eventfd"))?,
             tracker: Tracker::new(workers),
             shutdown: self.shutdown.clone(),
         });

@@ -9,9 +9,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::blocking::{PumpConfig, serve_connection};
-use crate::event_fd::EventFd;
 use crate::task_queue::TaskQueue;
 use crate::{Service, Shutdown};
+use ferry_reactor::Waker;
 
 /// An accepted connection waiting in the queue for a worker.
 pub(super) struct Conn {
@@ -26,7 +26,7 @@ pub(super) struct Shared {
     pub(super) queue: TaskQueue<Conn>,
     /// Made readable by a worker each time it takes a task, so an accept
     /// loop that stopped accepting on a full queue resumes.
-    pub(super) room: EventFd,
+    pub(super) room: Waker,
     pub(super) tracker: Tracker,
     pub(super) shutdown: Shutdown,
 }
@@ -124,7 +124,7 @@ pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHand
         let shared = worker_shared;
         let _live = LiveGuard(&shared.tracker);
         while let Some(conn) = shared.queue.pop() {
-            if let Err(e) = shared.room.notify() {
+            if let Err(e) = shared.room.wake() {
                 tracing::error!("worker {id}: cannot wake the accept loop: {e}");
             }
             serve_one(id, &shared, conn);
