@@ -1,4 +1,4 @@
-//! The callbacks a [`TcpConnection`](crate::TcpConnection) reports to.
+//! The callbacks a [`TcpConnection`] reports to.
 
 use std::fmt;
 use std::sync::Arc;

@@ -523,6 +523,27 @@ fn send_nosignal(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
 }
 
 impl EventLoop {
+    /// Tokens of every open connection on this loop (e.g. to shut them all
+    /// down gracefully). The connection whose callback is running now, if
+    /// any, is not included.
+    pub fn connection_tokens(&self) -> Vec<Token> {
+        self.tokens_of::<ConnState>()
+    }
+
+    /// Asks every open connection on this loop to
+    /// [`shutdown`](TcpConnection::shutdown) once its output drains; returns
+    /// how many.
+    pub fn shutdown_connections(&mut self) -> usize {
+        let tokens = self.connection_tokens();
+        tokens.iter().filter(|&&t| self.with_connection(t, |c| c.shutdown()).is_some()).count()
+    }
+
+    /// Force-closes every open connection on this loop; returns how many.
+    pub fn close_connections(&mut self) -> usize {
+        let tokens = self.connection_tokens();
+        tokens.iter().filter(|&&t| self.with_connection(t, |c| c.force_close()).is_some()).count()
+    }
+
     /// Runs `f` on the connection named by `token` if it is still open, then
     /// applies what `f` asked for (interest changes, close). `None` if the
     /// token is stale, not a connection, or the connection is the one whose

@@ -524,6 +524,21 @@ impl EventLoop {
         r
     }
 
+    /// Tokens of the idle handlers of type `H`.
+    pub fn tokens_of<H: Handler>(&self) -> Vec<Token> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.state {
+                SlotState::Occupied(h) => {
+                    let any: &dyn Any = h.as_ref();
+                    any.is::<H>().then_some(Token { index: i as u32, generation: s.generation })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn dispatch(&mut self, key: u64, ready: Ready) {
         let token = Token::from_key(key);
         if let Some(mut h) = self.take(token) {

@@ -163,6 +163,30 @@ impl TcpServer {
         self.pool.as_ref().map(|p| p.handles().to_vec()).unwrap_or_default()
     }
 
+    /// Graceful shutdown, step 2: asks every open connection (on `lp`, the
+    /// main loop, and on every sub-loop) to half-close once its output
+    /// drains. Watch [`live_connections`](Self::live_connections) reach 0,
+    /// with a drain timeout of your choice, then [`shutdown`](Self::shutdown).
+    pub fn shutdown_connections(&self, lp: &mut EventLoop) {
+        lp.shutdown_connections();
+        for h in self.sub_loops() {
+            h.run_in_loop(|lp| {
+                lp.shutdown_connections();
+            });
+        }
+    }
+
+    /// Force-closes every open connection (main loop and sub-loops), e.g.
+    /// when the drain timeout expired.
+    pub fn close_connections(&self, lp: &mut EventLoop) {
+        lp.close_connections();
+        for h in self.sub_loops() {
+            h.run_in_loop(|lp| {
+                lp.close_connections();
+            });
+        }
+    }
+
     /// Quits and joins the sub-loops (their connections are dropped, fds
     /// closed). The acceptor stays on the main loop until it is dropped or
     /// `stop_accepting` is called. Idempotent.

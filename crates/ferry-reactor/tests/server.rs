@@ -350,3 +350,47 @@ fn echo_with_send_buffer_and_read_backpressure() {
     assert!(got == data);
     run_echo_clients(server.tcp_addr(), 50, 20, 128 * 1024);
 }
+
+#[test]
+fn graceful_shutdown_of_all_connections() {
+    use ferry_reactor::{EventLoop, ServerConfig, TcpServer};
+    let mut lp = EventLoop::new(PollerKind::Epoll).unwrap();
+    let config = ServerConfig { threads: 2, ..ServerConfig::default() };
+    let mut server = TcpServer::bind(&"127.0.0.1:0".parse().unwrap(), config).unwrap().with_callbacks(echo_callbacks());
+    server.start(&mut lp).unwrap();
+    let addr = match server.local_addr() {
+        ferry_reactor::ListenAddr::Tcp(a) => *a,
+        _ => unreachable!(),
+    };
+    // Clients on their own thread: connect, echo once, then read until EOF.
+    let (echoed_tx, echoed) = std::sync::mpsc::channel();
+    let clients = std::thread::spawn(move || {
+        let mut cs: Vec<_> = (0..10).map(|_| client(addr)).collect();
+        for c in cs.iter_mut() {
+            assert_eq!(roundtrip(c, b"x"), b"x");
+        }
+        echoed_tx.send(()).unwrap();
+        for c in cs.iter_mut() {
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+        }
+        // Dropping the clients completes the close on the server side.
+    });
+    let start = std::time::Instant::now();
+    while server.live_connections() < 10 || server.accepted_connections() < 10 {
+        lp.run_once(Some(Duration::from_millis(10))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT);
+    }
+    // Once the clients finished their round trips, stop and drain.
+    echoed.recv_timeout(TEST_TIMEOUT).unwrap();
+    server.stop_accepting(&mut lp);
+    server.shutdown_connections(&mut lp);
+    while server.live_connections() > 0 {
+        lp.run_once(Some(Duration::from_millis(10))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT, "connections did not drain");
+    }
+    clients.join().unwrap();
+    server.shutdown();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "listener still open");
+}
