@@ -1,0 +1,94 @@
+//! Child processes of the process models (fork, prefork): forking safely,
+//! reaping on SIGCHLD without blocking, and the shutdown drain that waits
+//! for children (bounded) and kills the ones that outstay it.
+
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::ServerError;
+use crate::listen::{Base, poll_readable};
+
+/// Forks. The caller must be single-threaded (the process models' parents
+/// spawn no threads), so the child inherits no lock held by a thread that
+/// does not exist in it.
+pub(crate) fn fork_process() -> Result<ForkResult, ServerError> {
+    // SAFETY: the process models call this only from a process with a
+    // single thread (their parent spawns none), so no lock can be held by
+    // another thread at the time of the fork; the child only runs ordinary
+    // Rust code afterwards and leaves through `exit_child`.
+    unsafe { nix::unistd::fork() }.map_err(|e| ServerError::Setup { what: "fork", error: e.into() })
+}
+
+/// Ends a forked child without unwinding into the parent's code: no
+/// destructor of state the child only has a copy of runs. (ferry registers
+/// no atexit handler, and stdout is flushed before any fork, so the libc
+/// exit path has nothing of the parent's to repeat.)
+pub(crate) fn exit_child(code: i32) -> ! {
+    std::process::exit(code)
+}
+
+/// Reaps every child that has exited, without blocking; returns their pids
+/// and a description of how each ended.
+pub(crate) fn reap_exited() -> Vec<(Pid, String)> {
+    let mut reaped = Vec::new();
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => reaped.push((pid, format!("exited with status {code}"))),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => reaped.push((pid, format!("killed by {signal}"))),
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!("waitpid failed: {e}");
+                return reaped;
+            }
+        }
+    }
+}
+
+/// At shutdown: waits for every child in `live` to exit, at most
+/// `drain_timeout`, reaping them as SIGCHLD arrives; then kills and reaps
+/// the rest. Returns how many had to be killed.
+pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Duration) -> usize {
+    let deadline = Instant::now() + drain_timeout;
+    loop {
+        for (pid, how) in reap_exited() {
+            if live.remove(&pid) {
+                tracing::debug!("child {pid} {how}");
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if live.is_empty() || left.is_zero() {
+            break;
+        }
+        // SIGCHLD through the signalfd is the wake-up; without one, poll
+        // in short steps.
+        let ready = match base.signals.as_ref() {
+            Some(signals) => poll_readable(&[signals.as_fd()], Some(left)),
+            None => poll_readable(&[], Some(left.min(Duration::from_millis(20)))),
+        };
+        if let Err(e) = ready.and_then(|_| base.read_signals()) {
+            tracing::error!("{e}");
+        }
+    }
+    let cut = live.len();
+    if cut > 0 {
+        tracing::warn!("drain timeout of {}s passed; killing {cut} child process(es)", drain_timeout.as_secs_f64());
+    }
+    for pid in live.drain() {
+        let _ = kill(pid, Signal::SIGKILL);
+        loop {
+            match waitpid(pid, None) {
+                Err(Errno::EINTR) => continue,
+                _ => break,
+            }
+        }
+    }
+    cut
+}

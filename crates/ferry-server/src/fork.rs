@@ -1,0 +1,90 @@
+//! The fork-per-connection model: the parent accepts and forks a child for
+//! each connection; the child closes the listeners, serves, and exits. The
+//! parent is single-threaded (fork in a threaded process is a trap) and
+//! reaps children when SIGCHLD arrives through its signalfd, never inside
+//! a signal handler, so no zombie outlives a connection for long.
+//!
+//! Shutdown: stop accepting; the children see the shutdown eventfd they
+//! inherited (a connection between requests closes, a transfer finishes);
+//! after the drain timeout the stragglers are killed; all are reaped.
+
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::children::{drain, exit_child, fork_process, reap_exited};
+use crate::listen::{Base, accept_one, log_stop, poll_readable};
+use crate::threadpool::RunReport;
+use crate::{ServerError, serve_connection};
+
+/// Accepts and forks until shutdown, then drains the children.
+pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<RunReport, ServerError> {
+    tracing::info!("fork: a process per connection, drain timeout {}s", drain_timeout.as_secs_f64());
+    let mut live = HashSet::new();
+    let mut served = 0;
+    let stopped = accept_loop(&mut base, &mut live, &mut served);
+    let signal = stopped.as_ref().ok().copied().flatten();
+    match &stopped {
+        Ok(_) => log_stop(signal),
+        Err(e) => tracing::error!("accept loop failed: {e}; shutting down"),
+    }
+    base.listeners.clear();
+    base.shutdown.signal();
+    let cut = drain(&mut base, &mut live, drain_timeout);
+    stopped.map(|_| RunReport { signal, served, dropped_unserved: 0, cut, workers_left_behind: 0 })
+}
+
+/// Returns the stopping signal (or `None` for a shutdown request).
+fn accept_loop(base: &mut Base, live: &mut HashSet<Pid>, served: &mut u64) -> Result<Option<Signal>, ServerError> {
+    loop {
+        let ready = {
+            let mut fds = vec![base.shutdown.as_fd()];
+            fds.extend(base.signals.as_ref().map(|s| s.as_fd()));
+            fds.extend(base.listeners.iter().map(|l| l.socket.as_fd()));
+            poll_readable(&fds, None)?
+        };
+        if ready[0] {
+            return Ok(None);
+        }
+        if base.signals.is_some() && ready[1] {
+            let (stop, _child) = base.read_signals()?;
+            // Reaping on every wake-up is cheap and catches coalesced
+            // SIGCHLDs too.
+            for (pid, how) in reap_exited() {
+                if live.remove(&pid) {
+                    tracing::debug!("child {pid} {how}");
+                }
+            }
+            if let Some(signal) = stop {
+                return Ok(Some(signal));
+            }
+        }
+        let first = 1 + usize::from(base.signals.is_some());
+        for index in (0..base.listeners.len()).filter(|i| ready[first + i]) {
+            let Some((stream, _peer)) = accept_one(&base.listeners[index]) else { continue };
+            match fork_process() {
+                Ok(ForkResult::Child) => serve_in_child(base, index, stream),
+                Ok(ForkResult::Parent { child }) => {
+                    live.insert(child);
+                    *served += 1;
+                }
+                Err(e) => tracing::warn!("{e}; dropping the connection"),
+            }
+            // The parent's copy of the socket closes here.
+        }
+    }
+}
+
+/// The child: forget the parent's descriptors, serve, exit.
+fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> ! {
+    let service = std::sync::Arc::clone(&base.listeners[index].service);
+    let pump = base.listeners[index].pump;
+    base.forget_in_child();
+    let mut session = service.new_session();
+    serve_connection(stream, &mut *session, &pump, &base.shutdown);
+    exit_child(0)
+}

@@ -1,0 +1,162 @@
+//! What every blocking model does the same way: bind the listeners, turn
+//! signals into a readable descriptor, wait for readiness, and accept
+//! without spinning when the process runs out of descriptors.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+use nix::sys::signal::Signal;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+
+use crate::threadpool::BoundListener;
+use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
+
+/// How long accepting pauses when the process is out of descriptors or
+/// memory; otherwise the still-readable listener would spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A bound, non-blocking listening socket and what it serves.
+pub(crate) struct Listener {
+    pub(crate) socket: TcpListener,
+    pub(crate) addr: SocketAddr,
+    pub(crate) service: Arc<Service>,
+    /// Timeouts of the connections accepted here.
+    pub(crate) pump: PumpConfig,
+}
+
+/// Binds every configured listener, non-blocking, in order.
+pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>, ServerError> {
+    let mut listeners = Vec::with_capacity(configs.len());
+    for lc in configs {
+        let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
+        let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
+        socket.set_nonblocking(true).map_err(listen_err)?;
+        let addr = socket.local_addr().map_err(listen_err)?;
+        listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
+    }
+    Ok(listeners)
+}
+
+/// The bound addresses, for the "listening on" lines.
+pub(crate) fn bound(listeners: &[Listener]) -> Vec<BoundListener> {
+    listeners.iter().map(|l| BoundListener { service: l.service.name(), addr: l.addr }).collect()
+}
+
+/// Accepts one pending connection from a non-blocking listener. `None`
+/// when nothing is pending or accepting failed (logged; after running out
+/// of descriptors it first pauses briefly). The stream is blocking.
+pub(crate) fn accept_one(listener: &Listener) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        match listener.socket.accept() {
+            Ok(accepted) => return Some(accepted),
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => return None,
+                // A signal, or a peer that reset before we got to it.
+                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
+                _ => {
+                    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+                    tracing::warn!("cannot accept on {}: {e}", listener.addr);
+                    if matches!(errno, Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) {
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+/// Polls `fds` for readability for at most `timeout` (`None`: no limit) and
+/// says which are ready. A signal interrupting the wait reads as "none".
+pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<bool>, ServerError> {
+    let mut polled: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+    // Round up so a wait for 0.5 ms does not become a busy loop.
+    let timespec = timeout.map(|t| {
+        Timespec::try_from(t + Duration::from_micros(999)).unwrap_or(Timespec { tv_sec: i64::MAX / 2, tv_nsec: 0 })
+    });
+    match poll(&mut polled, timespec.as_ref()) {
+        Ok(_) => Ok(polled.iter().map(|fd| !fd.revents().is_empty()).collect()),
+        Err(Errno::INTR) => Ok(vec![false; fds.len()]),
+        Err(e) => Err(ServerError::Setup { what: "poll the listeners", error: e.into() }),
+    }
+}
+
+/// What every blocking model starts from: its listeners, its shutdown
+/// flag, and the signals it handles as a descriptor.
+pub(crate) struct Base {
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) shutdown: Shutdown,
+    /// SIGINT/SIGTERM (when handled) and SIGCHLD (for the process models).
+    pub(crate) signals: Option<SignalFd>,
+}
+
+impl Base {
+    /// Ignores SIGPIPE, blocks the signals the model handles into a
+    /// signalfd, and binds the listeners. Spawns no thread and forks
+    /// nothing, so a daemon may still detach afterwards.
+    pub(crate) fn bind(
+        configs: &[ListenerConfig],
+        handle_signals: bool,
+        reap_children: bool,
+    ) -> Result<Base, ServerError> {
+        ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
+        let mut wanted = Vec::new();
+        if handle_signals {
+            wanted.extend([Signal::SIGINT, Signal::SIGTERM]);
+        }
+        if reap_children {
+            wanted.push(Signal::SIGCHLD);
+        }
+        let signals = if wanted.is_empty() {
+            None
+        } else {
+            Some(SignalFd::block(&wanted).map_err(ServerError::setup("block signals into a signalfd"))?)
+        };
+        let listeners = bind_listeners(configs)?;
+        let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
+        Ok(Base { listeners, shutdown, signals })
+    }
+
+    /// Reads every pending signal: returns the first SIGINT/SIGTERM, and
+    /// whether a SIGCHLD was among them.
+    pub(crate) fn read_signals(&mut self) -> Result<(Option<Signal>, bool), ServerError> {
+        let mut stop = None;
+        let mut child = false;
+        if let Some(signals) = self.signals.as_mut() {
+            loop {
+                match signals.read() {
+                    Ok(Some(Signal::SIGCHLD)) => child = true,
+                    Ok(Some(signal)) => stop = stop.or(Some(signal)),
+                    Ok(None) => break,
+                    Err(e) => return Err(ServerError::Setup { what: "read the signalfd", error: e }),
+                }
+            }
+        }
+        Ok((stop, child))
+    }
+
+    /// In a forked child: closes the listeners and the signalfd and
+    /// unblocks the signals again, so the child gets default behaviour
+    /// (SIGTERM ends it) and holds no descriptor the parent relies on.
+    pub(crate) fn forget_in_child(&mut self) {
+        self.listeners.clear();
+        if let Some(signals) = self.signals.take()
+            && let Err(e) = signals.unblock_in_this_thread()
+        {
+            tracing::warn!("child {}: cannot unblock signals: {e}", std::process::id());
+        }
+    }
+}
+
+/// Logs why a model stops, the same way for every model.
+pub(crate) fn log_stop(signal: Option<Signal>) {
+    match signal {
+        Some(signal) => tracing::info!("received {signal}; shutting down"),
+        None => tracing::info!("shutdown requested; shutting down"),
+    }
+}

@@ -1,0 +1,106 @@
+//! One front door for the classic blocking models (iterative, fork,
+//! thread per connection, prefork process pool): bind, print the
+//! addresses, maybe detach, run. Each model lives in its own module; this
+//! file only picks one.
+
+use std::time::Duration;
+
+use crate::listen::{Base, bound};
+use crate::threadpool::{BoundListener, RunReport};
+use crate::{ListenerConfig, ServerError, Shutdown, fork, iterative, prefork, thread};
+
+/// Which blocking model runs the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingModel {
+    /// One connection at a time on the calling thread.
+    Iterative,
+    /// A child process per connection.
+    Fork,
+    /// A thread per connection, at most `max_conns` at once; beyond that
+    /// the server stops accepting and the kernel's backlog holds clients.
+    Thread {
+        /// Most connections served at once (at least 1).
+        max_conns: usize,
+    },
+    /// A pool of `workers` processes fed accepted connections over
+    /// socketpairs (SCM_RIGHTS); up to `queue_capacity` accepted
+    /// connections wait while every worker is busy.
+    Prefork {
+        /// Worker processes (at least 1).
+        workers: usize,
+        /// Accepted connections that may wait for a free worker (at least 1).
+        queue_capacity: usize,
+    },
+}
+
+impl BlockingModel {
+    /// The model's name as `ferry serve --model` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BlockingModel::Iterative => "iterative",
+            BlockingModel::Fork => "fork",
+            BlockingModel::Thread { .. } => "thread",
+            BlockingModel::Prefork { .. } => "prefork",
+        }
+    }
+}
+
+/// Settings of a [`BlockingServer`].
+#[derive(Debug, Clone)]
+pub struct BlockingConfig {
+    /// The addresses to listen on, each with its service.
+    pub listeners: Vec<ListenerConfig>,
+    /// The model.
+    pub model: BlockingModel,
+    /// How long in-flight transfers may take to finish after shutdown
+    /// begins before their connections are cut (or their processes killed).
+    pub drain_timeout: Duration,
+    /// Turn SIGINT and SIGTERM into an orderly shutdown.
+    pub handle_signals: bool,
+}
+
+/// A bound server running one of the blocking models. Like
+/// [`crate::ThreadPoolServer`]: [`BlockingServer::bind`] opens the
+/// listeners and spawns nothing (a daemon can still fork afterwards);
+/// [`BlockingServer::run`] serves until shutdown.
+pub struct BlockingServer {
+    base: Base,
+    config: BlockingConfig,
+}
+
+impl BlockingServer {
+    /// Ignores SIGPIPE, blocks the handled signals into a signalfd (SIGCHLD
+    /// too for the process models) and binds every listener. Call it
+    /// before spawning threads, so they inherit the signal mask.
+    pub fn bind(config: BlockingConfig) -> Result<BlockingServer, ServerError> {
+        let forks = matches!(config.model, BlockingModel::Fork | BlockingModel::Prefork { .. });
+        let base = Base::bind(&config.listeners, config.handle_signals, forks)?;
+        Ok(BlockingServer { base, config })
+    }
+
+    /// The bound addresses, in the order of the configuration.
+    pub fn listeners(&self) -> Vec<BoundListener> {
+        bound(&self.base.listeners)
+    }
+
+    /// A handle that starts the orderly shutdown, like SIGTERM does.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.base.shutdown.clone()
+    }
+
+    /// Serves until SIGINT, SIGTERM or [`Shutdown::signal`], then lets
+    /// in-flight transfers finish (bounded by the drain timeout), cuts the
+    /// rest, waits for every thread or child process, and returns.
+    pub fn run(self) -> Result<RunReport, ServerError> {
+        let BlockingServer { base, config } = self;
+        let drain = config.drain_timeout;
+        match config.model {
+            BlockingModel::Iterative => iterative::run(base, drain),
+            BlockingModel::Fork => fork::run(base, drain),
+            BlockingModel::Thread { max_conns } => thread::run(base, max_conns.max(1), drain),
+            BlockingModel::Prefork { workers, queue_capacity } => {
+                prefork::run(base, workers.max(1), queue_capacity.max(1), drain)
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The prefork model (the process pool): the parent forks N workers, each
+//! with its own `socketpair(AF_UNIX, SOCK_STREAM)`, and watches the
+//! listeners, the worker sockets and its signalfd with epoll. An accepted
+//! connection goes to a FREE worker as a descriptor (SCM_RIGHTS) with the
+//! client's address and the listener's index as the payload; the parent
+//! closes its copy and marks the worker BUSY until it reports "done". With
+//! every worker busy, accepted connections wait in a bounded queue; when
+//! that is full the listeners leave the epoll set and the kernel's backlog
+//! holds clients.
+//!
+//! A worker that dies is noticed twice, by EOF on its socket and by
+//! SIGCHLD; it is reaped and a new worker takes its slot. Only the
+//! connection it was serving is lost.
+//!
+//! Shutdown: stop accepting, close queued connections nobody started,
+//! send each worker an exit message, let busy ones finish (they see the
+//! shutdown eventfd they inherited, so idle keep-alive connections close),
+//! kill what outstays the drain timeout, reap all.
+
+mod frame;
+mod worker;
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+
+use self::frame::{DONE, ToWorker};
+use self::worker::Services;
+use crate::ServerError;
+use crate::children::{drain, exit_child, fork_process, reap_exited};
+use crate::listen::{Base, accept_one, log_stop};
+use crate::threadpool::RunReport;
+
+const SHUTDOWN: u64 = 0;
+const SIGNALS: u64 = 1;
+const LISTENER_BASE: u64 = 2;
+/// Worker tokens start here and are never reused, so an event for a
+/// replaced worker's old socket cannot be mistaken for its successor's.
+const WORKER_BASE: u64 = 1 << 32;
+
+/// One worker process as the parent sees it.
+struct Worker {
+    pid: Pid,
+    /// The parent's end of the socketpair; `None` once it read EOF.
+    socket: Option<UnixStream>,
+    token: u64,
+    /// Serving a connection: the client's address, for the log if it dies.
+    busy: Option<SocketAddr>,
+}
+
+/// An accepted connection waiting for a free worker.
+struct Pending {
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: u8,
+}
+
+struct Pool {
+    base: Base,
+    epoll: OwnedFd,
+    slots: Vec<Option<Worker>>,
+    queue: VecDeque<Pending>,
+    queue_capacity: usize,
+    /// Whether the listeners are in the epoll set.
+    accepting: bool,
+    next_token: u64,
+    served: u64,
+    /// This process, so workers notice if it died before they were set up.
+    me: rustix::process::Pid,
+}
+
+/// Runs the pool until shutdown.
+pub(crate) fn run(
+    base: Base,
+    workers: usize,
+    queue_capacity: usize,
+    drain_timeout: Duration,
+) -> Result<RunReport, ServerError> {
+    if base.listeners.len() > usize::from(u8::MAX) {
+        return Err(ServerError::Setup {
+            what: "start the process pool",
+            error: std::io::Error::other("more than 255 listeners"),
+        });
+    }
+    let epoll = epoll::create(CreateFlags::CLOEXEC)
+        .map_err(|e| ServerError::Setup { what: "create epoll", error: e.into() })?;
+    let mut pool = Pool {
+        base,
+        epoll,
+        slots: (0..workers).map(|_| None).collect(),
+        queue: VecDeque::new(),
+        queue_capacity,
+        accepting: false,
+        next_token: WORKER_BASE,
+        served: 0,
+        me: rustix::process::getpid(),
+    };
+    let started = pool.start();
+    let stopped = match started {
+        Ok(()) => {
+            tracing::info!(
+                "prefork: {workers} worker processes, queue of {queue_capacity}, drain timeout {}s",
+                drain_timeout.as_secs_f64()
+            );
+            pool.serve()
+        }
+        Err(e) => Err(e),
+    };
+    let signal = stopped.as_ref().ok().copied().flatten();
+    match &stopped {
+        Ok(_) => log_stop(signal),
+        Err(e) => tracing::error!("process pool failed: {e}; shutting down"),
+    }
+    let (dropped_unserved, cut) = pool.shut_down(drain_timeout);
+    stopped.map(|_| RunReport { signal, served: pool.served, dropped_unserved, cut, workers_left_behind: 0 })
+}
+
+impl Pool {
+    /// Registers the fixed sources and forks every worker.
+    fn start(&mut self) -> Result<(), ServerError> {
+        let setup = |what| move |e: rustix::io::Errno| ServerError::Setup { what, error: e.into() };
+        epoll::add(&self.epoll, &self.base.shutdown, EventData::new_u64(SHUTDOWN), EventFlags::IN)
+            .map_err(setup("watch the shutdown eventfd"))?;
+        if let Some(signals) = &self.base.signals {
+            epoll::add(&self.epoll, signals, EventData::new_u64(SIGNALS), EventFlags::IN)
+                .map_err(setup("watch the signalfd"))?;
+        }
+        for (i, listener) in self.base.listeners.iter().enumerate() {
+            epoll::add(&self.epoll, &listener.socket, EventData::new_u64(LISTENER_BASE + i as u64), EventFlags::IN)
+                .map_err(setup("watch a listener"))?;
+        }
+        self.accepting = true;
+        for slot in 0..self.slots.len() {
+            self.spawn(slot)?;
+        }
+        Ok(())
+    }
+
+    /// The event loop; returns the stopping signal (`None`: a request).
+    fn serve(&mut self) -> Result<Option<Signal>, ServerError> {
+        let mut events = Vec::with_capacity(64);
+        loop {
+            events.clear();
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(ServerError::Setup { what: "wait on epoll", error: e.into() }),
+            }
+            for event in &events {
+                let token = event.data.u64();
+                match token {
+                    SHUTDOWN => return Ok(None),
+                    SIGNALS => {
+                        let (stop, _child) = self.base.read_signals()?;
+                        if let Some(signal) = stop {
+                            return Ok(Some(signal));
+                        }
+                        self.reap_and_replace();
+                    }
+                    t if t >= WORKER_BASE => self.on_worker_readable(t),
+                    t => self.accept_from((t - LISTENER_BASE) as usize),
+                }
+            }
+        }
+    }
+
+    /// Forks the worker of `slot`.
+    fn spawn(&mut self, slot: usize) -> Result<(), ServerError> {
+        let (parent_end, child_end) = UnixStream::pair().map_err(ServerError::setup("create a worker's socketpair"))?;
+        match fork_process()? {
+            ForkResult::Child => {
+                drop(parent_end);
+                let services: Services = self.base.listeners.iter().map(|l| (Arc::clone(&l.service), l.pump)).collect();
+                let shutdown = self.base.shutdown.clone();
+                // Close the parent's descriptors: listeners, signalfd, the
+                // other workers' sockets, queued connections. (The copy of
+                // the epoll descriptor stays open, unused.)
+                self.base.forget_in_child();
+                self.slots.clear();
+                self.queue.clear();
+                exit_child(worker::run(child_end, &services, &shutdown, self.me))
+            }
+            ForkResult::Parent { child } => {
+                drop(child_end);
+                let token = self.next_token;
+                self.next_token += 1;
+                epoll::add(&self.epoll, &parent_end, EventData::new_u64(token), EventFlags::IN)
+                    .map_err(|e| ServerError::Setup { what: "watch a worker's socket", error: e.into() })?;
+                tracing::debug!("worker {child} started in slot {slot}");
+                self.slots[slot] = Some(Worker { pid: child, socket: Some(parent_end), token, busy: None });
+                Ok(())
+            }
+        }
+    }
+
+    /// Accepts what listener `index` has pending while a worker or a queue
+    /// slot can take it.
+    fn accept_from(&mut self, index: usize) {
+        while self.queue.len() < self.queue_capacity {
+            let Some((stream, peer)) = accept_one(&self.base.listeners[index]) else { return };
+            self.queue.push_back(Pending { stream, peer, listener: index as u8 });
+            self.feed_workers();
+        }
+        if self.queue.len() >= self.queue_capacity {
+            self.set_accepting(false);
+        }
+    }
+
+    /// Hands queued connections to free workers.
+    fn feed_workers(&mut self) {
+        while !self.queue.is_empty() {
+            let Some(slot) =
+                self.slots.iter().position(|w| w.as_ref().is_some_and(|w| w.socket.is_some() && w.busy.is_none()))
+            else {
+                break;
+            };
+            let Some(pending) = self.queue.pop_front() else { break };
+            let Some(worker) = self.slots[slot].as_mut() else { break };
+            let Some(socket) = worker.socket.as_ref() else { break };
+            let message = ToWorker::Conn { listener: pending.listener, peer: pending.peer }.encode();
+            match send_fd(socket, Some(pending.stream.as_fd()), &message) {
+                // Our copy of the connection closes as `pending` drops.
+                Ok(()) => worker.busy = Some(pending.peer),
+                Err(e) => {
+                    tracing::warn!("cannot pass a connection to worker {}: {e}", worker.pid);
+                    self.lose_socket(slot);
+                    self.queue.push_front(pending);
+                }
+            }
+        }
+        if self.queue.len() < self.queue_capacity {
+            self.set_accepting(true);
+        }
+    }
+
+    /// A worker's socket is readable: a "done" report, or EOF if it died.
+    fn on_worker_readable(&mut self, token: u64) {
+        let Some(slot) = self.slots.iter().position(|w| w.as_ref().is_some_and(|w| w.token == token)) else {
+            return; // a replaced worker's stale event
+        };
+        let Some(socket) = self.slots[slot].as_ref().and_then(|w| w.socket.as_ref()) else { return };
+        let mut report = [0u8; 1];
+        match recv_fd(socket, &mut report) {
+            Ok(Received::Frame(None)) if report[0] == DONE => {
+                if let Some(worker) = self.slots[slot].as_mut() {
+                    worker.busy = None;
+                }
+                self.served += 1;
+                self.feed_workers();
+            }
+            Ok(_) | Err(_) => self.lose_socket(slot),
+        }
+    }
+
+    /// The worker's socket is done for (EOF or an error): stop watching it.
+    /// The worker itself is replaced once it is reaped.
+    fn lose_socket(&mut self, slot: usize) {
+        let Some(worker) = self.slots[slot].as_mut() else { return };
+        if let Some(socket) = worker.socket.take() {
+            let _ = epoll::delete(&self.epoll, &socket);
+        }
+        if let Some(peer) = worker.busy.take() {
+            tracing::warn!("worker {} went away while serving {peer}; that connection is lost", worker.pid);
+        }
+    }
+
+    /// Reaps exited workers and forks their replacements.
+    fn reap_and_replace(&mut self) {
+        for (pid, how) in reap_exited() {
+            let Some(slot) = self.slots.iter().position(|w| w.as_ref().is_some_and(|w| w.pid == pid)) else {
+                continue;
+            };
+            tracing::warn!("worker {pid} {how}; starting a replacement");
+            self.lose_socket(slot);
+            self.slots[slot] = None;
+            if let Err(e) = self.spawn(slot) {
+                tracing::error!("{e}; the pool runs one worker short");
+            }
+        }
+        self.feed_workers();
+    }
+
+    /// Puts the listeners in or out of the epoll set.
+    fn set_accepting(&mut self, on: bool) {
+        if self.accepting == on {
+            return;
+        }
+        let flags = if on { EventFlags::IN } else { EventFlags::empty() };
+        for (i, listener) in self.base.listeners.iter().enumerate() {
+            if let Err(e) =
+                epoll::modify(&self.epoll, &listener.socket, EventData::new_u64(LISTENER_BASE + i as u64), flags)
+            {
+                tracing::error!("cannot change interest in {}: {e}", listener.addr);
+            }
+        }
+        self.accepting = on;
+    }
+
+    /// The orderly exit; returns (queued connections closed unserved,
+    /// workers killed at the drain timeout).
+    fn shut_down(&mut self, drain_timeout: Duration) -> (usize, usize) {
+        self.base.listeners.clear();
+        let dropped = self.queue.len();
+        self.queue.clear();
+        if dropped > 0 {
+            tracing::info!("closed {dropped} queued connection(s) that no worker had started");
+        }
+        for worker in self.slots.iter().flatten() {
+            if let Some(socket) = &worker.socket
+                && let Err(e) = send_fd(socket, None, &ToWorker::Exit.encode())
+            {
+                tracing::debug!("cannot tell worker {} to exit: {e}", worker.pid);
+            }
+        }
+        self.base.shutdown.signal();
+        let mut live: HashSet<Pid> = self.slots.iter().flatten().map(|w| w.pid).collect();
+        let cut = drain(&mut self.base, &mut live, drain_timeout);
+        self.slots.iter_mut().for_each(|w| *w = None);
+        (dropped, cut)
+    }
+}

@@ -1,0 +1,71 @@
+//! A prefork worker process: waits on its socketpair for a connection (a
+//! descriptor passed with SCM_RIGHTS), serves it with the blocking pump,
+//! reports "done", and waits again, until the parent says exit or goes
+//! away.
+
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
+use rustix::process::{Pid, Signal as PSignal, getppid, set_parent_process_death_signal, setpgid};
+
+use super::frame::{DONE, TO_WORKER_LEN, ToWorker};
+use crate::{PumpConfig, Service, Shutdown, serve_connection};
+
+/// What a worker serves: each listener's service and timeouts, by index.
+pub(super) type Services = Vec<(Arc<Service>, PumpConfig)>;
+
+/// The worker's whole life; returns the exit status.
+pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, parent: Pid) -> i32 {
+    let me = std::process::id();
+    // Die with the parent; and if it already died before this line, leave.
+    if let Err(e) = set_parent_process_death_signal(Some(PSignal::KILL)) {
+        tracing::warn!("worker {me}: cannot ask to die with the parent: {e}");
+    }
+    if getppid() != Some(parent) {
+        return 1;
+    }
+    // Its own process group: a Ctrl-C on the terminal reaches the parent
+    // only, which then coordinates the exit.
+    if let Err(e) = setpgid(None, None) {
+        tracing::warn!("worker {me}: cannot move to its own process group: {e}");
+    }
+    let mut frame = [0u8; TO_WORKER_LEN];
+    loop {
+        let fd = match recv_fd(&socket, &mut frame) {
+            Ok(Received::Eof) => return 0,
+            Ok(Received::Frame(fd)) => fd,
+            Err(e) => {
+                tracing::error!("worker {me}: cannot read from the parent: {e}");
+                return 1;
+            }
+        };
+        match (ToWorker::decode(&frame), fd) {
+            (Some(ToWorker::Exit), _) => return 0,
+            (Some(ToWorker::Conn { listener, peer }), Some(fd)) => {
+                let Some((service, pump)) = services.get(usize::from(listener)) else {
+                    tracing::error!("worker {me}: the parent named listener {listener}, which does not exist");
+                    return 1;
+                };
+                tracing::info!("worker {me}: serving {} client {peer}", service.name());
+                serve(fd, service, pump, shutdown);
+                if let Err(e) = send_fd(&socket, None, &[DONE]) {
+                    tracing::error!("worker {me}: cannot report back to the parent: {e}");
+                    return 1;
+                }
+            }
+            _ => {
+                tracing::error!("worker {me}: malformed message from the parent");
+                return 1;
+            }
+        }
+    }
+}
+
+fn serve(fd: OwnedFd, service: &Service, pump: &PumpConfig, shutdown: &Shutdown) {
+    let stream = TcpStream::from(fd);
+    let mut session = service.new_session();
+    serve_connection(stream, &mut *session, pump, shutdown);
+}
