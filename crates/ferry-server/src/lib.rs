@@ -4,11 +4,13 @@
 //! - [`blocking`]: serves one connection on the calling thread with blocking
 //!   syscalls; every thread- or process-per-connection model reuses it.
 //! - [`threadpool`]: an accept loop, a bounded [`task_queue`] and N workers.
+//! - [`reactor`]: reactor and multi-reactor, sessions on event loops.
 //! - [`Service`]: what a listener serves (files, echo).
 //! - [`Shutdown`]: the orderly-shutdown flag all threads watch.
 
 pub mod blocking;
 mod error;
+pub mod reactor;
 mod service;
 mod shutdown;
 pub mod task_queue;
@@ -16,6 +18,7 @@ pub mod threadpool;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
 pub use error::ServerError;
+pub use reactor::{ReactorConfig, ReactorReport, ReactorServer};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
 pub use threadpool::{BoundListener, RunReport, ThreadPoolConfig, ThreadPoolServer};

@@ -11,7 +11,10 @@ use anyhow::{Context as _, bail};
 use ferry_proto::files::FilesConfig;
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
-use ferry_server::{ListenerConfig, PumpConfig, Service, ThreadPoolConfig, ThreadPoolServer};
+use ferry_server::reactor::PollerKind;
+use ferry_server::{
+    ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Service, ThreadPoolConfig, ThreadPoolServer,
+};
 
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
@@ -30,8 +33,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR|off", default_value = "off", value_parser = parse_service_addr)]
     echo: ServiceAddr,
     /// Concurrency model that drives the connections.
-    #[arg(long, value_enum, default_value_t = Model::Threadpool)]
+    #[arg(long, value_enum, default_value_t = Model::MultiReactor)]
     model: Model,
+    /// Sub-loop threads of the multi-reactor model, each doing the I/O of
+    /// the connections handed to it round-robin [default: number of CPUs].
+    /// 0 makes the main loop serve every connection itself (like
+    /// `--model reactor`).
+    #[arg(long, value_name = "N")]
+    io_threads: Option<u32>,
+    /// Readiness backend of the reactor models' event loops.
+    #[arg(long, value_enum, default_value_t = Poller::Epoll)]
+    poller: Poller,
     /// Worker threads of the thread pool, each serving one connection at a
     /// time [default: number of CPUs x 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -78,12 +90,26 @@ fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
 enum Model {
     /// An accept loop, a bounded task queue and N worker threads.
     Threadpool,
+    /// One event loop accepts and serves every connection.
+    Reactor,
+    /// A main loop accepts; `--io-threads` sub-loops serve the connections.
+    MultiReactor,
+}
+
+/// The readiness backends of the reactor models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Poller {
+    /// epoll(7): cost independent of the number of idle connections.
+    Epoll,
+    /// poll(2): the portable fallback; scans every connection each wait.
+    Poll,
 }
 
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listeners = listeners(&args)?;
     match args.model {
+        Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
         Model::Threadpool => {
             let mut config = ThreadPoolConfig::new(listeners);
             if let Some(n) = args.workers {
@@ -102,6 +128,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Runs the reactor (`io_threads` 0) or multi-reactor model.
+fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Result<()> {
+    let mut config = ReactorConfig::new(listeners);
+    config.io_threads = match (args.model, args.io_threads) {
+        (Model::Reactor, _) => 0,
+        (_, Some(n)) => n as usize,
+        (_, None) => config.io_threads,
+    };
+    config.poller = match args.poller {
+        Poller::Epoll => PollerKind::Epoll,
+        Poller::Poll => PollerKind::Poll,
+    };
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    let server = ReactorServer::bind(config)?;
+    announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let report = server.run()?;
+    tracing::info!("stopped: {} connection(s) accepted, {} cut at the drain timeout", report.accepted, report.cut);
     Ok(())
 }
 

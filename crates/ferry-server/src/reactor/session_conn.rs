@@ -1,0 +1,473 @@
+//! The bridge between a sans-IO [`Session`] and a reactor
+//! [`TcpConnection`]: the event-driven counterpart of the blocking pump,
+//! following the driver contract of `ferry_proto::session`.
+//!
+//! Each connection's context is a [`SessionConn`]. Input the reactor read
+//! is swapped (not copied) into the context's own buffer, so the bridge can
+//! offer it again from write-complete, where the reactor hands over no
+//! buffer. One pass of [`pump`] does, in order: finish a drain
+//! (`on_drained`), feed an upload sink, offer input (`on_input`), deliver
+//! end-of-file (`on_eof`); everything a session queues is moved into the
+//! connection at once (bytes with `send`, file ranges with `send_file`, so
+//! they leave in order and file bodies go by `sendfile`).
+//!
+//! # Backpressure
+//! The high-water mark is zero: while anything (bytes or a file range) is
+//! still queued in the connection, the session is not offered more input;
+//! it gets `on_drained` on write-complete and then the input again. Each
+//! session pass is bounded already (HTTP: 64 requests, 256 KiB of text, 16
+//! files), so output queued per connection stays bounded, and so does
+//! input: once [`MAX_INPUT`] bytes wait unconsumed, reading pauses (the
+//! kernel's window then holds the peer back) until the queue drains.
+//!
+//! # Uploads
+//! When a session queues an upload [`Sink`] the next `remaining()` input
+//! bytes are written into its file with `Sink::write_from` (`pwrite`) right
+//! on the loop thread. A disk write of at most one read's worth (about 64
+//! KiB) stalls the loop's other connections for that long; for a local disk
+//! that is microseconds, and it keeps the bridge free of worker threads.
+//! (The blocking pump `splice`s instead; see `docs/BENCHMARKS.md`.)
+//!
+//! # Timers
+//! One loop timer per connection, re-armed lazily: progress only moves the
+//! stored deadline; when the timer fires before the deadline it is re-armed
+//! for it. The deadline is `request_timeout` after a request began to
+//! arrive (not extended by more bytes, so a slowloris client is cut at
+//! the header timeout), `idle_timeout` after the last progress otherwise.
+//! A connection with output still queued is not timed out: the reactor
+//! reports no partial progress of a `sendfile`, so a slow but live download
+//! cannot be told from a stalled one; TCP's own retransmission timeout
+//! ends a dead peer's connection.
+//!
+//! # Memory of an idle connection
+//! The session, this context and the reactor's connection state; no
+//! buffers: an empty input buffer is released, and the outbox sessions
+//! write into is one scratch per loop thread, emptied into the connection
+//! after every call.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use ferry_proto::{Chunk, Flow, Outbox, Session, Sink};
+use ferry_reactor::{Buffer, Callbacks, TcpConnection, TimerId};
+
+use super::registry;
+use crate::{PumpConfig, Service};
+
+/// Most input bytes held per connection before reading pauses. Sessions
+/// consume or reject far less (HTTP heads are limited to 8 KiB by default,
+/// file-protocol lines to 4 KiB).
+pub const MAX_INPUT: usize = 64 * 1024;
+
+thread_local! {
+    /// The outbox every session on this thread writes into; always empty
+    /// between calls (its contents move into the connection right away), so
+    /// no connection keeps one.
+    static SCRATCH: RefCell<Outbox> = RefCell::new(Outbox::new());
+}
+
+/// What every connection of one listener shares.
+pub(crate) struct ListenerShared {
+    /// The service each connection gets a fresh session of.
+    pub(crate) service: Arc<Service>,
+    /// The listener's timeouts.
+    pub(crate) timeouts: PumpConfig,
+    /// Connections open across all loops (shutdown waits for 0).
+    pub(crate) live: Arc<AtomicUsize>,
+}
+
+/// The callbacks that run `shared.service` on every connection of a listener.
+pub(crate) fn callbacks(shared: Arc<ListenerShared>) -> Callbacks {
+    Callbacks::new()
+        .on_connected(move |c| on_connected(c, &shared))
+        .on_message(on_message)
+        .on_write_complete(pump)
+        .on_half_closed(on_peer_eof)
+        .on_closed(on_closed)
+}
+
+/// One connection's driver state, kept as its reactor context.
+struct SessionConn {
+    session: Box<dyn Session + Send>,
+    /// Unconsumed input (the reactor's read buffer, swapped in).
+    input: Buffer,
+    /// The upload in progress.
+    sink: Option<Sink>,
+    timeouts: PumpConfig,
+    /// When the connection times out unless it makes progress.
+    deadline: Instant,
+    /// The armed timer and the time it fires.
+    timer: Option<(TimerId, Instant)>,
+    /// The session was inside a request at the last check.
+    in_request: bool,
+    /// Input should be offered again (new bytes, or the session made
+    /// progress and may have stopped early).
+    offer: bool,
+    /// Output was queued since the last `on_drained`.
+    awaiting_drain: bool,
+    /// The peer half-closed; `eof_delivered` once the session heard of it.
+    peer_eof: bool,
+    eof_delivered: bool,
+    /// The session asked to close; input is ignored from now on.
+    closing: bool,
+    _live: LiveGuard,
+}
+
+/// Counts the connection in `live` for as long as its context exists (the
+/// context is dropped with the connection, also when a loop is dropped).
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl LiveGuard {
+    fn new(live: &Arc<AtomicUsize>) -> LiveGuard {
+        live.fetch_add(1, Ordering::AcqRel);
+        LiveGuard(Arc::clone(live))
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared) {
+    let now = c.event_loop().now();
+    c.set_context(SessionConn {
+        session: shared.service.new_session(),
+        input: Buffer::new(),
+        sink: None,
+        timeouts: shared.timeouts,
+        deadline: now + shared.timeouts.idle_timeout,
+        timer: None,
+        in_request: false,
+        offer: false,
+        awaiting_drain: false,
+        peer_eof: false,
+        eof_delivered: false,
+        closing: false,
+        _live: LiveGuard::new(&shared.live),
+    });
+    registry::insert(c.token());
+    rearm(c);
+    if registry::draining() {
+        // Accepted just before the listener closed: nothing in flight yet.
+        c.force_close();
+    }
+}
+
+fn on_message(c: &mut TcpConnection<'_>, buf: &mut Buffer) {
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        buf.consume_all();
+        return;
+    };
+    if sc.closing {
+        // Read only to see the peer's end (lingering close).
+        buf.consume_all();
+        return;
+    }
+    if sc.input.is_empty() {
+        std::mem::swap(&mut sc.input, buf);
+    } else {
+        sc.input.append(buf.peek());
+    }
+    buf.consume_all();
+    sc.offer = true;
+    pump(c);
+}
+
+fn on_peer_eof(c: &mut TcpConnection<'_>) {
+    if let Some(sc) = c.context_mut::<SessionConn>() {
+        sc.peer_eof = true;
+    }
+    pump(c);
+}
+
+fn on_closed(c: &mut TcpConnection<'_>) {
+    registry::remove(c.token());
+    let timer = c.context_mut::<SessionConn>().and_then(|sc| sc.timer.take());
+    if let Some((id, _)) = timer {
+        c.event_loop().cancel_timer(id);
+    }
+}
+
+/// What one step of [`pump`] did.
+enum Step {
+    /// Nothing more to do until the next event.
+    Wait,
+    /// A session call returned this; its output is in the scratch outbox.
+    Called(Flow),
+}
+
+/// Runs the session as far as it can go now, then updates reading, the
+/// deadline and (when shutting down) closes the connection if it went idle.
+pub(crate) fn pump(c: &mut TcpConnection<'_>) {
+    with_scratch(|out| {
+        while let Step::Called(flow) = step(c, out) {
+            deliver(c, out);
+            if !obey(c, flow) {
+                break;
+            }
+        }
+    });
+    settle(c);
+}
+
+/// One session call, chosen by priority: drained, upload, input, EOF.
+fn step(c: &mut TcpConnection<'_>, out: &mut Outbox) -> Step {
+    let pending = c.has_pending_output();
+    if !c.is_connected() {
+        return Step::Wait;
+    }
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return Step::Wait;
+    };
+    if sc.closing {
+        return Step::Wait;
+    }
+    if pending {
+        return Step::Wait;
+    }
+    if sc.awaiting_drain {
+        sc.awaiting_drain = false;
+        sc.offer = true;
+        return Step::Called(sc.session.on_drained(out));
+    }
+    if let Some(sink) = &mut sc.sink {
+        if sc.input.is_empty() && !sc.peer_eof {
+            return Step::Wait;
+        }
+        let result = if sc.input.is_empty() {
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("peer closed with {} upload bytes missing", sink.remaining()),
+            ))
+        } else {
+            match sink.write_from(sc.input.peek()) {
+                Ok(n) => {
+                    sc.input.consume(n);
+                    if sink.remaining() > 0 {
+                        return Step::Wait;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = &result {
+            tracing::debug!("upload ended early: {e}");
+        }
+        sc.sink = None;
+        sc.offer = true;
+        return Step::Called(sc.session.on_upload_done(result, out));
+    }
+    if sc.offer && !sc.input.is_empty() {
+        let progress = sc.session.on_input(sc.input.peek(), out);
+        sc.input.consume(progress.consumed.min(sc.input.readable_bytes()));
+        sc.offer = progress.consumed > 0 || !out.is_empty() || out.has_sink();
+        return Step::Called(progress.flow);
+    }
+    if sc.peer_eof && !sc.eof_delivered {
+        sc.eof_delivered = true;
+        let flow = sc.session.on_eof(out);
+        // No more input can come: whatever the session said, the
+        // connection ends once its answer is out.
+        return Step::Called(if flow == Flow::CloseNow { flow } else { Flow::CloseAfterFlush });
+    }
+    Step::Wait
+}
+
+/// Moves everything the session queued into the connection, in order, and
+/// takes over an upload sink.
+fn deliver(c: &mut TcpConnection<'_>, out: &mut Outbox) {
+    let mut queued = false;
+    while let Some(chunk) = out.front() {
+        let n = match chunk {
+            Chunk::Bytes(bytes) => {
+                c.send(bytes);
+                bytes.len() as u64
+            }
+            Chunk::File { file, offset, len } => {
+                c.send_file(Arc::clone(file), offset, len);
+                len
+            }
+        };
+        out.advance(n);
+        queued = true;
+    }
+    let sink = out.take_sink();
+    if let Some(sc) = c.context_mut::<SessionConn>() {
+        sc.awaiting_drain |= queued;
+        if sink.is_some() {
+            sc.sink = sink;
+        }
+    }
+}
+
+/// Applies a session's [`Flow`]; returns whether the pump may go on.
+fn obey(c: &mut TcpConnection<'_>, flow: Flow) -> bool {
+    match flow {
+        Flow::Continue => true,
+        Flow::CloseAfterFlush => {
+            if let Some(sc) = c.context_mut::<SessionConn>() {
+                sc.closing = true;
+                sc.sink = None;
+                sc.input = Buffer::new();
+            }
+            c.shutdown();
+            false
+        }
+        Flow::CloseNow => {
+            c.force_close();
+            false
+        }
+    }
+}
+
+/// After a pump: reading on or off, buffers released, deadline moved, and
+/// an idle connection closed if the server is shutting down.
+fn settle(c: &mut TcpConnection<'_>) {
+    let pending = c.has_pending_output();
+    let connected = c.is_connected();
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return;
+    };
+    let idle = !pending && sc.sink.is_none() && !sc.closing;
+    let stuck = idle && sc.input.readable_bytes() >= MAX_INPUT;
+    let full = sc.input.readable_bytes() >= MAX_INPUT;
+    if sc.input.is_empty() {
+        // Release the read buffer: idle connections hold no buffers.
+        sc.input = Buffer::new();
+    }
+    if stuck {
+        tracing::warn!("session left {} input bytes unconsumed (protocol bug); closing", MAX_INPUT);
+        c.force_close();
+        return;
+    }
+    if full {
+        c.pause_reading();
+    } else {
+        c.resume_reading();
+    }
+    if connected && idle && registry::draining() {
+        c.force_close();
+        return;
+    }
+    rearm(c);
+}
+
+/// Moves the deadline after progress and arms the timer if it would fire
+/// too late (or is not armed).
+fn rearm(c: &mut TcpConnection<'_>) {
+    let now = c.event_loop().now();
+    let token = c.token();
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return;
+    };
+    let in_request = sc.session.in_request();
+    if sc.closing {
+        // Waiting for the peer to close after our answer: not forever.
+        sc.deadline = sc.deadline.min(now + sc.timeouts.request_timeout);
+    } else if sc.sink.is_some() {
+        sc.deadline = now + sc.timeouts.idle_timeout;
+    } else if in_request {
+        if !sc.in_request {
+            sc.deadline = now + sc.timeouts.request_timeout;
+        }
+    } else {
+        sc.deadline = now + sc.timeouts.idle_timeout;
+    }
+    sc.in_request = in_request;
+    let deadline = sc.deadline;
+    let stale = match sc.timer {
+        Some((_, at)) if at <= deadline => return,
+        Some((id, _)) => Some(id),
+        None => None,
+    };
+    let lp = c.event_loop();
+    if let Some(id) = stale {
+        lp.cancel_timer(id);
+    }
+    let id = lp.run_at(deadline, move |lp| {
+        lp.with_connection(token, on_timer);
+    });
+    if let Some(sc) = c.context_mut::<SessionConn>() {
+        sc.timer = Some((id, deadline));
+    }
+}
+
+/// The connection's timer fired: re-arm if the deadline moved, otherwise
+/// time the connection out.
+fn on_timer(c: &mut TcpConnection<'_>) {
+    let now = Instant::now();
+    let pending = c.has_pending_output();
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return;
+    };
+    sc.timer = None;
+    if sc.deadline > now {
+        rearm_at_deadline(c);
+        return;
+    }
+    if sc.closing {
+        c.force_close();
+        return;
+    }
+    if pending {
+        // A transfer is in flight (see the module docs).
+        sc.deadline = now + sc.timeouts.idle_timeout;
+        rearm_at_deadline(c);
+        return;
+    }
+    tracing::debug!(token = ?c.token(), "connection timed out");
+    with_scratch(|out| {
+        let Some(sc) = c.context_mut::<SessionConn>() else {
+            return;
+        };
+        let flow = match sc.sink.take() {
+            Some(sink) => {
+                let missing = sink.remaining();
+                let err =
+                    io::Error::new(io::ErrorKind::TimedOut, format!("upload stalled with {missing} bytes missing"));
+                sc.session.on_upload_done(Err(err), out)
+            }
+            None => sc.session.on_idle_timeout(out),
+        };
+        deliver(c, out);
+        // Whatever the session said, a timed-out connection ends.
+        obey(c, if flow == Flow::CloseNow { flow } else { Flow::CloseAfterFlush });
+    });
+    settle(c);
+}
+
+/// Runs `f` with this thread's scratch outbox.
+fn with_scratch<R>(f: impl FnOnce(&mut Outbox) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => f(&mut out),
+        // Sessions never reach the scratch, so it is never borrowed twice;
+        // a fresh outbox would do if it ever were.
+        Err(_) => f(&mut Outbox::new()),
+    })
+}
+
+/// Arms the timer for the stored deadline (none is armed).
+fn rearm_at_deadline(c: &mut TcpConnection<'_>) {
+    let token = c.token();
+    let Some(deadline) = c.context_mut::<SessionConn>().map(|sc| sc.deadline) else {
+        return;
+    };
+    let id = c.event_loop().run_at(deadline, move |lp| {
+        lp.with_connection(token, on_timer);
+    });
+    if let Some(sc) = c.context_mut::<SessionConn>() {
+        sc.timer = Some((id, deadline));
+    }
+}
+
+/// Closes the connection now if it has nothing in flight (used when the
+/// server starts shutting down); otherwise it closes when it goes idle.
+pub(crate) fn close_if_idle(c: &mut TcpConnection<'_>) {
+    pump(c);
+}
