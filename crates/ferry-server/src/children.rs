@@ -83,12 +83,7 @@ pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Dur
     }
     for pid in live.drain() {
         let _ = kill(pid, Signal::SIGKILL);
-        loop {
-            match waitpid(pid, None) {
-                Err(Errno::EINTR) => continue,
-                _ => break,
-            }
-        }
+        while let Err(Errno::EINTR) = waitpid(pid, None) {}
     }
     cut
 }

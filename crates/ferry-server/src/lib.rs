@@ -5,19 +5,33 @@
 //!   syscalls; every thread- or process-per-connection model reuses it.
 //! - [`threadpool`]: an accept loop, a bounded [`task_queue`] and N workers.
 //! - [`reactor`]: reactor and multi-reactor, sessions on event loops.
+//! - [`BlockingServer`]: the classic models, one module each: iterative
+//!   (one connection at a time), fork (a process per connection), thread
+//!   (a thread per connection), prefork (a process pool fed descriptors
+//!   over socketpairs with SCM_RIGHTS).
+//! - [`daemon`]: detaching from the terminal, pid files.
 //! - [`Service`]: what a listener serves (files, echo).
 //! - [`Shutdown`]: the orderly-shutdown flag all threads watch.
 
 pub mod blocking;
+mod children;
+pub mod daemon;
 mod error;
+mod fork;
+mod iterative;
+mod listen;
+mod models;
+mod prefork;
 pub mod reactor;
 mod service;
 mod shutdown;
 pub mod task_queue;
+mod thread;
 pub mod threadpool;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
 pub use error::ServerError;
+pub use models::{BlockingConfig, BlockingModel, BlockingServer};
 pub use reactor::{ReactorConfig, ReactorReport, ReactorServer};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;

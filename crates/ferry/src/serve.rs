@@ -11,9 +11,11 @@ use anyhow::{Context as _, bail};
 use ferry_proto::files::FilesConfig;
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
+use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::PollerKind;
 use ferry_server::{
-    ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Service, ThreadPoolConfig, ThreadPoolServer,
+    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Service,
+    ThreadPoolConfig, ThreadPoolServer,
 };
 
 /// Arguments of `ferry serve`.
@@ -44,13 +46,14 @@ pub struct ServeArgs {
     /// Readiness backend of the reactor models' event loops.
     #[arg(long, value_enum, default_value_t = Poller::Epoll)]
     poller: Poller,
-    /// Worker threads of the thread pool, each serving one connection at a
-    /// time [default: number of CPUs x 2].
+    /// Workers of the thread pool (threads) or of prefork (processes), each
+    /// serving one connection at a time [default: number of CPUs x 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     workers: Option<u32>,
-    /// Capacity of the thread pool's task queue: accepted connections that
-    /// may wait for a free worker. When it is full the server stops
-    /// accepting and the kernel's listen backlog holds new connections.
+    /// Capacity of the thread pool's task queue (and of prefork's queue):
+    /// accepted connections that may wait for a free worker. When it is
+    /// full the server stops accepting and the kernel's listen backlog holds
+    /// new connections.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
     /// Close a file or echo connection that sends nothing for SECS seconds
@@ -73,6 +76,23 @@ pub struct ServeArgs {
     /// Allow clients to change the served directory (put, mkdir, rm).
     #[arg(long)]
     allow_write: bool,
+    /// Most connections the thread model serves at once; beyond that it
+    /// stops accepting and the kernel's listen backlog holds new clients.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: u32,
+    /// Detach and run in the background (double fork, new session, working
+    /// directory /, stdio to /dev/null or --log-file). The "listening on"
+    /// lines are printed before detaching; the command exits once the
+    /// daemon is serving.
+    #[arg(long)]
+    daemon: bool,
+    /// Write the server's pid to PATH (atomically) and remove it on exit.
+    /// Refuses to start if PATH names a running ferry.
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
+    /// With --daemon: append the log to PATH instead of discarding it.
+    #[arg(long, value_name = "PATH", requires = "daemon")]
+    log_file: Option<PathBuf>,
 }
 
 /// A service's address, or `None` when it is turned off.
@@ -88,6 +108,15 @@ fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
 /// The concurrency models `ferry serve` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Model {
+    /// One connection at a time, blocking: the next client waits.
+    Iterative,
+    /// A child process per connection, reaped on SIGCHLD.
+    Fork,
+    /// A thread per connection, at most --max-conns at once.
+    Thread,
+    /// A pool of --workers processes; the parent passes each connection to
+    /// a free worker over a socketpair (SCM_RIGHTS).
+    Prefork,
     /// An accept loop, a bounded task queue and N worker threads.
     Threadpool,
     /// One event loop accepts and serves every connection.
@@ -106,9 +135,23 @@ enum Poller {
 }
 
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    // The daemon changes to /, so its files are named absolutely.
+    for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten() {
+        *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    }
+    if let Some(path) = &args.pid_file {
+        PidFile::check(path)?;
+    }
     let listeners = listeners(&args)?;
     match args.model {
+        Model::Iterative => run_blocking(&args, listeners, BlockingModel::Iterative)?,
+        Model::Fork => run_blocking(&args, listeners, BlockingModel::Fork)?,
+        Model::Thread => run_blocking(&args, listeners, BlockingModel::Thread { max_conns: args.max_conns as usize })?,
+        Model::Prefork => {
+            let workers = args.workers.map_or_else(default_workers, |n| n as usize);
+            run_blocking(&args, listeners, BlockingModel::Prefork { workers, queue_capacity: args.queue as usize })?
+        }
         Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
         Model::Threadpool => {
             let mut config = ThreadPoolConfig::new(listeners);
@@ -119,6 +162,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.drain_timeout = Duration::from_secs(args.drain_timeout);
             let server = ThreadPoolServer::bind(config)?;
             announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+            let _pid_file = detach_if_asked(&args)?;
             let report = server.run()?;
             tracing::info!(
                 "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
@@ -146,9 +190,48 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let server = ReactorServer::bind(config)?;
     announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let _pid_file = detach_if_asked(args)?;
     let report = server.run()?;
     tracing::info!("stopped: {} connection(s) accepted, {} cut at the drain timeout", report.accepted, report.cut);
     Ok(())
+}
+
+/// Runs one of the classic blocking models (iterative, fork, thread,
+/// prefork).
+fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: BlockingModel) -> anyhow::Result<()> {
+    let config = BlockingConfig {
+        listeners,
+        model,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        handle_signals: true,
+    };
+    let server = BlockingServer::bind(config)?;
+    announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let _pid_file = detach_if_asked(args)?;
+    let report = server.run()?;
+    tracing::info!(
+        "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
+        report.served,
+        report.dropped_unserved,
+        report.cut
+    );
+    Ok(())
+}
+
+/// Workers of prefork when --workers is not given: 2 per CPU.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+/// After the listeners are bound and announced, before any thread starts:
+/// detaches (--daemon) and writes the pid file (--pid-file), which is
+/// removed when the returned guard drops.
+fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
+    if args.daemon {
+        Ok(daemon::detach(args.pid_file.as_deref(), args.log_file.as_deref())?)
+    } else {
+        Ok(args.pid_file.as_deref().map(PidFile::create).transpose()?)
+    }
 }
 
 /// The services to run, each with its address and timeouts.
