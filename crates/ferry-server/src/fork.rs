@@ -4,7 +4,8 @@
 //! reaps children when SIGCHLD arrives through its signalfd, never inside
 //! a signal handler, so no zombie outlives a connection for long.
 //!
-//! Shutdown: stop accepting; the children see the shutdown eventfd they
+//! Children live in their own process groups, so a Ctrl-C on the terminal
+//! reaches the parent only. Shutdown: stop accepting; the children see the shutdown eventfd they
 //! inherited (a connection between requests closes, a transfer finishes);
 //! after the drain timeout the stragglers are killed; all are reaped.
 
@@ -84,6 +85,11 @@ fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> ! {
     let service = std::sync::Arc::clone(&base.listeners[index].service);
     let pump = base.listeners[index].pump;
     base.forget_in_child();
+    // Its own process group, like prefork's workers: a Ctrl-C on the
+    // terminal reaches the parent only, which lets this connection finish.
+    if let Err(e) = rustix::process::setpgid(None, None) {
+        tracing::warn!("child {}: cannot move to its own process group: {e}", std::process::id());
+    }
     let mut session = service.new_session();
     serve_connection(stream, &mut *session, &pump, &base.shutdown);
     exit_child(0)

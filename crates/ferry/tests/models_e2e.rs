@@ -11,6 +11,7 @@ mod util;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -94,16 +95,26 @@ impl Drop for Running {
     }
 }
 
+/// How to run the server process.
+#[derive(Default)]
+struct Opts {
+    /// Capture info-level logs line by line instead of `--quiet`.
+    logged: bool,
+    /// Run it in a process group of its own, as a shell runs a foreground
+    /// job, so a "Ctrl-C" can be sent to the whole group.
+    own_group: bool,
+}
+
 fn start(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
-    spawn_server(model, svc, root, extra, false)
+    spawn_server(model, svc, root, extra, Opts::default())
 }
 
 /// Like [`start`], with info-level logs captured line by line.
 fn start_logged(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
-    spawn_server(model, svc, root, extra, true)
+    spawn_server(model, svc, root, extra, Opts { logged: true, ..Opts::default() })
 }
 
-fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], logged: bool) -> Running {
+fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], opts: Opts) -> Running {
     let (files, http) = match svc {
         Svc::Files => ("127.0.0.1:0", "off"),
         Svc::Http => ("off", "127.0.0.1:0"),
@@ -111,7 +122,10 @@ fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], logged: bool
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("serve").arg(root).args(["--model", model, "--files", files, "--http", http]);
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped());
-    if logged {
+    if opts.own_group {
+        cmd.process_group(0);
+    }
+    if opts.logged {
         cmd.stderr(Stdio::piped()).env("RUST_LOG", "info").env("NO_COLOR", "1");
     } else {
         cmd.arg("--quiet").stderr(Stdio::inherit());
@@ -325,6 +339,32 @@ fn every_model_finishes_transfers_in_flight_on_sigterm_and_exits_0() {
             assert!(status.success(), "{model}/{svc:?}: exit status {status}");
             assert_no_leftovers(pid, &seen);
         }
+    }
+}
+
+#[test]
+fn ctrl_c_reaches_only_the_parent_which_lets_transfers_finish() {
+    let dir = scratch();
+    let (root, _, big) = serve_tree(dir.path());
+    for &model in MODELS {
+        let opts = Opts { own_group: true, ..Opts::default() };
+        let mut server = spawn_server(model, Svc::Files, &root, &["--workers", "2"], opts);
+        let (mut reader, len) = request(Svc::Files, server.addr, "big.bin");
+        let mut body = vec![0; 64 * 1024];
+        reader.read_exact(&mut body).expect("first bytes");
+        let pid = server.pid();
+        let seen = descendants(pid);
+        // What the terminal does on Ctrl-C: SIGINT to the foreground group.
+        rustix::process::kill_process_group(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::INT)
+            .expect("signal the process group");
+        let mut rest = vec![0; len - body.len()];
+        reader.read_exact(&mut rest).unwrap_or_else(|e| panic!("{model}: transfer cut by Ctrl-C: {e}"));
+        body.extend_from_slice(&rest);
+        assert_eq!(sha256(&body), big, "{model}: bytes differ");
+        drop(reader);
+        let status = wait_child(&mut server.child, PATIENCE).expect("exited in time");
+        assert!(status.success(), "{model}: exit status {status}");
+        assert_no_leftovers(pid, &seen);
     }
 }
 
