@@ -498,8 +498,11 @@ impl Handler for ConnState {
             if ready.is_writable() && !c.st.close_now && !c.st.output.is_empty() {
                 c.flush(true);
             }
-            if ready.is_hup() {
-                // Both directions are gone; nothing more can be delivered.
+            if ready.is_hup() && (!c.st.reading || c.st.peer_eof) {
+                // Both directions are gone and we will not read what may be
+                // left (or already read to EOF): nothing more can happen.
+                // While still reading, data before the FIN is drained first
+                // (level-triggered HUP keeps reporting until we get EOF).
                 c.st.close_now = true;
             }
         }

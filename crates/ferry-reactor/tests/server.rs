@@ -394,3 +394,35 @@ fn graceful_shutdown_of_all_connections() {
     server.shutdown();
     assert!(std::net::TcpStream::connect(addr).is_err(), "listener still open");
 }
+
+#[test]
+fn data_before_fin_is_delivered_after_we_half_closed() {
+    // We shut down our side first; the peer then sends a lot and closes, so
+    // the kernel reports HUP while data is still buffered. All of it must
+    // reach the message callback before `closed`.
+    let received = Arc::new(AtomicUsize::new(0));
+    let (r1, r2) = (received.clone(), received.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let callbacks = Callbacks::new()
+        .on_connected(|c| c.shutdown())
+        .on_message(move |_c, buf| {
+            r1.fetch_add(buf.readable_bytes(), Ordering::SeqCst);
+            buf.consume_all();
+            // A slow consumer, so data piles up in the socket.
+            std::thread::sleep(Duration::from_millis(1));
+        })
+        .on_closed(move |_c| {
+            tx.lock().unwrap().send(r2.load(Ordering::SeqCst)).unwrap();
+        });
+    let server = start_server("127.0.0.1:0", 1, PollerKind::Epoll, callbacks);
+    let mut s = client(server.tcp_addr());
+    let mut nothing = Vec::new();
+    s.read_to_end(&mut nothing).unwrap(); // the server's FIN
+    let data = vec![7u8; 4 * 1024 * 1024];
+    s.write_all(&data).unwrap();
+    drop(s);
+    let total = rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    assert_eq!(total, data.len());
+    assert_eq!(received.load(Ordering::SeqCst), data.len());
+}
