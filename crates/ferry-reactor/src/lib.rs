@@ -13,7 +13,48 @@
 //! - [`Listener`], [`Acceptor`], [`TcpConnection`] / [`ConnHandle`] with
 //!   [`Callbacks`], [`TcpServer`] and [`LoopThreadPool`].
 //!
-//! See `docs/REACTOR.md` for the threading rules and a worked example.
+//! See `docs/REACTOR.md` for the threading rules and the lifetime scheme.
+//!
+//! # Example: a line echo server with 4 sub-loops
+//! ```no_run
+//! use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+//! use ferry_reactor::{Callbacks, EventLoop, PollerKind, ServerConfig, TcpServer};
+//! use nix::sys::signal::Signal;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     // Block before any thread exists, so every thread inherits the mask.
+//!     let signals = SignalFd::block(&[Signal::SIGINT, Signal::SIGTERM])?;
+//!     ignore_sigpipe()?;
+//!     let mut lp = EventLoop::new(PollerKind::Epoll)?;
+//!     let config = ServerConfig { threads: 4, ..ServerConfig::default() };
+//!     let addr = "127.0.0.1:2007".parse().expect("valid address");
+//!     let mut server = TcpServer::bind(&addr, config)?.with_callbacks(
+//!         Callbacks::new()
+//!             .on_connected(|c| {
+//!                 c.send(b"hello\n");
+//!             })
+//!             .on_message(|c, buf| {
+//!                 // Complete lines only; a partial line waits for the rest.
+//!                 while let Some(eol) = buf.find_eol() {
+//!                     let line = buf.take(eol + 1);
+//!                     c.send(&line);
+//!                 }
+//!             }),
+//!     );
+//!     server.start(&mut lp)?;
+//!     lp.watch_signals(signals, |lp, _sig| lp.quit())?;
+//!     lp.run()?; // until SIGINT or SIGTERM
+//!     server.stop_accepting(&mut lp);
+//!     server.shutdown_connections(&mut lp);
+//!     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+//!     while server.live_connections() > 0 && std::time::Instant::now() < deadline {
+//!         lp.run_once(Some(std::time::Duration::from_millis(50)))?;
+//!     }
+//!     server.close_connections(&mut lp);
+//!     server.shutdown();
+//!     Ok(())
+//! }
+//! ```
 
 pub mod acceptor;
 pub mod buffer;
