@@ -6,31 +6,15 @@
 //! connections; the "room" eventfd a worker signals after taking a task
 //! brings the listeners back.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_reactor::sys::signals::SignalFd;
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::io::Errno;
 
 use super::workers::{Conn, Shared};
+use crate::ServerError;
+use crate::listen::{Listener, accept_one};
 use crate::task_queue::PushError;
-use crate::{PumpConfig, ServerError, Service};
-
-/// How long accepting pauses when the process is out of descriptors or
-/// memory; otherwise the still-readable listener would spin the loop.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// A bound, non-blocking listening socket and what it serves.
-pub(super) struct Listener {
-    pub(super) socket: TcpListener,
-    pub(super) addr: SocketAddr,
-    pub(super) service: Arc<Service>,
-    /// Timeouts of the connections accepted here.
-    pub(super) pump: PumpConfig,
-}
 
 /// Why the accept loop returned.
 #[derive(Debug)]
@@ -100,32 +84,15 @@ pub(super) fn accept_loop(
 /// Accepts what `listener` has pending, as long as the queue has room.
 fn accept_ready(listener: &Listener, shared: &Shared) {
     while !shared.queue.is_full() {
-        match listener.socket.accept() {
-            Ok((stream, peer)) => {
-                let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump };
-                match shared.queue.try_push(conn) {
-                    Ok(()) => {}
-                    // Only this thread pushes, and it checked for room.
-                    Err(PushError::Full(conn)) => {
-                        tracing::warn!("{}: task queue full; dropping connection", conn.peer);
-                    }
-                    Err(PushError::Closed(_)) => return,
-                }
+        let Some((stream, peer)) = accept_one(listener) else { return };
+        let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump };
+        match shared.queue.try_push(conn) {
+            Ok(()) => {}
+            // Only this thread pushes, and it checked for room.
+            Err(PushError::Full(conn)) => {
+                tracing::warn!("{}: task queue full; dropping connection", conn.peer);
             }
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => return,
-                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => {}
-                _ => {
-                    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
-                    let out_of_resources =
-                        matches!(errno, Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM));
-                    tracing::warn!("cannot accept on {}: {e}", listener.addr);
-                    if out_of_resources {
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
-                    return;
-                }
-            },
+            Err(PushError::Closed(_)) => return,
         }
     }
 }

@@ -11,7 +11,7 @@
 mod accept;
 mod workers;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,8 +19,9 @@ use std::time::Duration;
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
 use nix::sys::signal::Signal;
 
-use self::accept::{Listener, Stop, accept_loop};
+use self::accept::{Stop, accept_loop};
 use self::workers::{Shared, Tracker};
+use crate::listen::{Listener, bind_listeners, bound};
 use crate::task_queue::TaskQueue;
 use crate::{ListenerConfig, ServerError, Shutdown};
 use ferry_reactor::Waker;
@@ -112,21 +113,14 @@ impl ThreadPoolServer {
         } else {
             None
         };
-        let mut listeners = Vec::with_capacity(config.listeners.len());
-        for lc in &config.listeners {
-            let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
-            let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
-            socket.set_nonblocking(true).map_err(listen_err)?;
-            let addr = socket.local_addr().map_err(listen_err)?;
-            listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
-        }
+        let listeners = bind_listeners(&config.listeners)?;
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
         Ok(ThreadPoolServer { listeners, config, shutdown, signals })
     }
 
     /// The bound addresses, in the order of the configuration.
     pub fn listeners(&self) -> Vec<BoundListener> {
-        self.listeners.iter().map(|l| BoundListener { service: l.service.name(), addr: l.addr }).collect()
+        bound(&self.listeners)
     }
 
     /// A handle that starts the orderly shutdown from any thread, like
