@@ -31,7 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ConsumeAll),
         1 => (0usize..10_000).prop_map(Op::Ensure),
         1 => proptest::collection::vec(any::<u8>(), 0..500).prop_map(Op::Direct),
-        1 => (1usize..150_000).prop_map(Op::ReadFrom),
+        1 => (1usize..100_000).prop_map(Op::ReadFrom),
         1 => (0usize..100).prop_map(Op::Shrink),
     ]
 }
@@ -42,9 +42,9 @@ fn find_crlf(m: &VecDeque<u8>) -> Option<usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn buffer_matches_vecdeque(ops in proptest::collection::vec(op(), 1..40)) {
+    fn buffer_matches_vecdeque(ops in proptest::collection::vec(op(), 1..30)) {
         let mut b = Buffer::new();
         let mut m: VecDeque<u8> = VecDeque::new();
         let (a, mut peer) = UnixStream::pair().unwrap();

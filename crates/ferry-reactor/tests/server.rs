@@ -64,6 +64,15 @@ struct Producer {
 const TOTAL: usize = 64 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
 const HWM: usize = 1024 * 1024;
+static PATTERN: [u8; 251] = {
+    let mut p = [0u8; 251];
+    let mut i = 0;
+    while i < 251 {
+        p[i] = i as u8;
+        i += 1;
+    }
+    p
+};
 
 fn produce(c: &mut TcpConnection<'_>, max_out: &AtomicUsize) {
     loop {
@@ -74,7 +83,9 @@ fn produce(c: &mut TcpConnection<'_>, max_out: &AtomicUsize) {
         if paused || sent >= TOTAL {
             break;
         }
-        let chunk: Vec<u8> = (sent..sent + CHUNK).map(|i| (i % 251) as u8).collect();
+        // CHUNK is not a multiple of 251: rotate one period-251 pattern.
+        let start = sent % 251;
+        let chunk: Vec<u8> = PATTERN.iter().cycle().skip(start).take(CHUNK).copied().collect();
         c.send(&chunk);
         c.context_mut::<Producer>().unwrap().sent += CHUNK;
         max_out.fetch_max(c.output_bytes(), Ordering::Relaxed);
@@ -113,14 +124,15 @@ fn slow_reader_high_water_mark_bounds_output() {
         if n == 0 {
             break;
         }
-        for (k, &b) in buf[..n].iter().enumerate() {
-            assert_eq!(b, ((total + k) % 251) as u8, "byte {} corrupted", total + k);
-        }
+        let start = total % 251;
+        let ok = buf[..n].iter().zip(PATTERN.iter().cycle().skip(start)).all(|(a, b)| a == b);
+        assert!(ok, "bytes corrupted in {}..{}", total, total + n);
         total += n;
-        // Be a slow reader: pause briefly every 4 MiB.
+        // Be a slow reader (about 64 KiB per ms at most), so the server's
+        // output must back up past the high-water mark.
         if total >= next_pause {
-            next_pause += 4 * 1024 * 1024;
-            std::thread::sleep(Duration::from_millis(5));
+            next_pause += 256 * 1024;
+            std::thread::sleep(Duration::from_millis(4));
         }
     }
     assert_eq!(total, TOTAL);
