@@ -7,7 +7,8 @@
 #        QUICK=1 scripts/bench-pingpong.sh    # representative subset
 # Knobs (env): SECS (per run, default 2), RUNS (default 3, median taken),
 #   THREADS ("1 2": sub-loops / tokio workers), CONNS ("1 10 100 1000"),
-#   SIZES ("16 4096 65536"), CARGO_TARGET_DIR.
+#   SIZES ("16 4096 65536"), CARGO_TARGET_DIR,
+#   PIN=1 (servers on CPU 0, client on CPU 1, with taskset: steadier numbers).
 # Prints a Markdown table: throughput (MiB/s read by the client, median of
 # RUNS), ferry/tokio ratio, and server CPU time per message (utime+stime of
 # the server process from /proc/PID/stat over the run, divided by messages).
@@ -30,6 +31,10 @@ TOKIO_PORT=${TOKIO_PORT:-24017}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --quiet --release -p ferry-reactor --example echo --example tokio_echo --example pingpong_client
 EX="$CARGO_TARGET_DIR/release/examples"
+SRV_PIN=(); CLI_PIN=()
+if [[ "${PIN:-0}" == 1 ]] && command -v taskset >/dev/null; then
+    SRV_PIN=(taskset -c 0); CLI_PIN=(taskset -c 1)
+fi
 TCK=$(getconf CLK_TCK)
 LOG=$(mktemp -d)
 PIDS=()
@@ -50,14 +55,14 @@ wait_listening() { # file
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else print v[int((NR+1)/2)]}'; }
 
-echo "# ping-pong: SECS=$SECS RUNS=$RUNS, $(nproc) cores, $(uname -r)"
+echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0}, $(nproc) cores, $(uname -r)"
 echo
 echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio | ferry CPU µs/msg | tokio CPU µs/msg |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $THREADS; do
-    "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" >"$LOG/ferry.out" 2>&1 &
+    "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" >"$LOG/ferry.out" 2>&1 &
     FP=$!
-    "$EX/tokio_echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" >"$LOG/tokio.out" 2>&1 &
+    "${SRV_PIN[@]}" "$EX/tokio_echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" >"$LOG/tokio.out" 2>&1 &
     TP=$!
     PIDS=("$FP" "$TP")
     wait_listening "$LOG/ferry.out"
@@ -69,7 +74,7 @@ for t in $THREADS; do
                 for srv in ferry tokio; do
                     if [[ $srv == ferry ]]; then pid=$FP; port=$FERRY_PORT; else pid=$TP; port=$TOKIO_PORT; fi
                     c0=$(cpu_ticks "$pid")
-                    line=$(timeout $((SECS * 3 + 30)) "$EX/pingpong_client" "127.0.0.1:$port" \
+                    line=$(timeout $((SECS * 3 + 30)) "${CLI_PIN[@]}" "$EX/pingpong_client" "127.0.0.1:$port" \
                         --conns "$c" --size "$b" --secs "$SECS" | grep '^RESULT' || true)
                     c1=$(cpu_ticks "$pid")
                     if [[ -z "$line" ]]; then echo "run failed: $srv t=$t c=$c b=$b" >&2; continue; fi

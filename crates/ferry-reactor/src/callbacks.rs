@@ -1,6 +1,7 @@
 //! The callbacks a [`TcpConnection`] reports to.
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 
 use crate::buffer::Buffer;
@@ -12,6 +13,9 @@ pub type ConnCallback = Arc<dyn Fn(&mut TcpConnection<'_>) + Send + Sync>;
 pub type MessageCallback = Arc<dyn Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync>;
 /// Called with the connection and the bytes now queued in its output.
 pub type HighWaterCallback = Arc<dyn Fn(&mut TcpConnection<'_>, usize) + Send + Sync>;
+
+/// Called when a non-blocking connect fails, with the error.
+pub type ConnectFailedCallback = Arc<dyn Fn(&mut TcpConnection<'_>, io::Error) + Send + Sync>;
 
 /// Default high-water mark: 64 MiB of queued output (muduo's default).
 pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024 * 1024;
@@ -33,6 +37,7 @@ pub struct Callbacks {
     pub(crate) high_water_mark: usize,
     pub(crate) half_closed: Option<ConnCallback>,
     pub(crate) closed: Option<ConnCallback>,
+    pub(crate) connect_failed: Option<ConnectFailedCallback>,
 }
 
 impl Default for Callbacks {
@@ -45,6 +50,7 @@ impl Default for Callbacks {
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
             half_closed: None,
             closed: None,
+            connect_failed: None,
         }
     }
 }
@@ -59,6 +65,7 @@ impl fmt::Debug for Callbacks {
             .field("high_water_mark", &self.high_water_mark)
             .field("half_closed", &self.half_closed.is_some())
             .field("closed", &self.closed.is_some())
+            .field("connect_failed", &self.connect_failed.is_some())
             .finish()
     }
 }
@@ -117,6 +124,14 @@ impl Callbacks {
     /// possible. The connection is freed right after it returns.
     pub fn on_closed(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
         self.closed = Some(Arc::new(f));
+        self
+    }
+
+    /// A connection started with [`connect_nonblocking`](crate::connection::connect_nonblocking)
+    /// could not be established (refused, unreachable, ...). Runs instead of
+    /// `connected` (and `closed`); the connection is freed right after.
+    pub fn on_connect_failed(mut self, f: impl Fn(&mut TcpConnection<'_>, io::Error) + Send + Sync + 'static) -> Self {
+        self.connect_failed = Some(Arc::new(f));
         self
     }
 }

@@ -30,7 +30,7 @@ use rustix::net::{SendFlags, Shutdown};
 use crate::buffer::Buffer;
 use crate::callbacks::Callbacks;
 use crate::event_loop::{EventLoop, Handler, LoopHandle, Token};
-use crate::listener::PeerAddr;
+use crate::listener::{ListenAddr, PeerAddr};
 use crate::poller::{Interest, Ready};
 use crate::sys::zero_copy;
 
@@ -68,6 +68,8 @@ pub(crate) struct ConnState {
     close_now: bool,
     reading: bool,
     wc_queued: bool,
+    /// A non-blocking connect is in flight: wait for writability.
+    connecting: bool,
     context: Option<Box<dyn Any>>,
     live: Option<Arc<AtomicUsize>>,
 }
@@ -119,7 +121,7 @@ impl<'a> TcpConnection<'a> {
             return false;
         }
         let mut written = 0;
-        if st.output.is_empty() {
+        if st.output.is_empty() && !st.connecting {
             match send_nosignal(&st.fd, data) {
                 Ok(n) => written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -170,7 +172,7 @@ impl<'a> TcpConnection<'a> {
         if buf.is_empty() {
             return true;
         }
-        if !st.output.is_empty() {
+        if !st.output.is_empty() || st.connecting {
             let ok = self.send(buf.peek());
             buf.consume_all();
             return ok;
@@ -217,7 +219,7 @@ impl<'a> TcpConnection<'a> {
             return true;
         }
         st.output.push_back(Chunk::File { file: Box::new(file), offset, remaining: len });
-        if st.output.len() == 1 {
+        if st.output.len() == 1 && !st.connecting {
             // Nothing was queued, so write interest is off: try now.
             self.flush(false);
         }
@@ -252,9 +254,10 @@ impl<'a> TcpConnection<'a> {
         self.st.reading = true;
     }
 
-    /// True until `shutdown`, `force_close` or the connection closes.
+    /// True once established (a non-blocking connect completed) and until
+    /// `shutdown`, `force_close` or the connection closes.
     pub fn is_connected(&self) -> bool {
-        self.st.state == State::Connected && !self.st.close_now
+        self.st.state == State::Connected && !self.st.close_now && !self.st.connecting
     }
 
     /// True once the peer half-closed (we read EOF).
@@ -459,12 +462,50 @@ impl<'a> TcpConnection<'a> {
             self.close();
             return;
         }
-        let interest = Interest::NONE
-            .with_readable(self.st.reading && !self.st.peer_eof)
-            .with_writable(!self.st.output.is_empty());
+        let interest = if self.st.connecting {
+            Interest::WRITABLE
+        } else {
+            Interest::NONE.with_readable(self.st.reading && !self.st.peer_eof).with_writable(!self.st.output.is_empty())
+        };
         if let Err(e) = self.lp.set_interest(self.token, interest) {
             tracing::warn!(token = ?self.token, error = %e, "changing interest failed; closing");
             self.close();
+        }
+    }
+
+    /// A non-blocking connect reported readiness: established or failed.
+    fn finish_connect(&mut self, ready: Ready) {
+        let outcome = match rustix::net::sockopt::socket_error(&self.st.fd) {
+            Ok(Ok(())) if !ready.is_error() && !ready.is_hup() => Ok(()),
+            Ok(Ok(())) => Err(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            Ok(Err(errno)) => Err(io::Error::from(errno)),
+            Err(e) => Err(io::Error::from(e)),
+        };
+        match outcome {
+            Ok(()) => {
+                self.st.connecting = false;
+                if let PeerAddr::Tcp(_) = self.st.peer {
+                    let _ = rustix::net::sockopt::set_tcp_nodelay(&self.st.fd, true);
+                }
+                if let Some(cb) = self.st.callbacks.connected.clone() {
+                    cb(self);
+                }
+                // Anything sent while connecting goes out now.
+                if !self.st.output.is_empty() && !self.st.close_now {
+                    self.flush(false);
+                }
+                self.settle();
+            }
+            Err(e) => {
+                tracing::debug!(token = ?self.token, error = %e, "connect failed");
+                self.st.connecting = false;
+                self.st.state = State::Closed;
+                self.st.output.clear();
+                if let Some(cb) = self.st.callbacks.connect_failed.clone() {
+                    cb(self, e);
+                }
+                self.lp.deregister(self.token);
+            }
         }
     }
 
@@ -487,6 +528,10 @@ impl<'a> TcpConnection<'a> {
 impl Handler for ConnState {
     fn ready(&mut self, lp: &mut EventLoop, token: Token, ready: Ready) {
         let mut c = TcpConnection { st: self, lp, token };
+        if c.st.connecting {
+            c.finish_connect(ready);
+            return;
+        }
         if ready.is_error() {
             let err = rustix::net::sockopt::socket_error(&c.st.fd);
             tracing::debug!(?token, ?err, "socket error; closing");
@@ -571,17 +616,44 @@ pub fn adopt(lp: &mut EventLoop, fd: OwnedFd, peer: PeerAddr, callbacks: Callbac
     adopt_counted(lp, fd, peer, callbacks, None)
 }
 
-pub(crate) fn adopt_counted(
-    lp: &mut EventLoop,
-    fd: OwnedFd,
-    peer: PeerAddr,
-    callbacks: Callbacks,
-    live: Option<Arc<AtomicUsize>>,
-) -> io::Result<ConnHandle> {
-    if let Some(l) = &live {
-        l.fetch_add(1, Ordering::AcqRel);
+/// Starts a non-blocking connect to `addr` on `lp`. Returns at once with
+/// the connection's handle; `connected` runs once it is established, or
+/// `connect_failed` if it cannot be. Data sent meanwhile is queued.
+/// (Name resolution is not done here: give an IP address or `unix:` path.)
+pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Callbacks) -> io::Result<ConnHandle> {
+    use rustix::net::{AddressFamily, SocketAddrAny, SocketAddrUnix, SocketFlags, SocketType};
+    let (family, sa, peer) = match addr {
+        ListenAddr::Tcp(a) => {
+            let family = if a.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+            (family, SocketAddrAny::from(*a), PeerAddr::Tcp(*a))
+        }
+        ListenAddr::Unix(p) => {
+            (AddressFamily::UNIX, SocketAddrAny::from(SocketAddrUnix::new(p.as_path())?), PeerAddr::Unix)
+        }
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+    let in_progress = loop {
+        match rustix::net::connect(&fd, &sa) {
+            Ok(()) => break false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::AGAIN) => break true,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !in_progress {
+        if let PeerAddr::Tcp(_) = peer {
+            let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
+        }
+        return adopt(lp, fd, peer, callbacks);
     }
-    let st = ConnState {
+    let mut st = new_state(fd, peer, callbacks, None);
+    st.connecting = true;
+    let token = lp.register_owned(Interest::WRITABLE, st)?;
+    Ok(ConnHandle { lp: lp.handle(), token })
+}
+
+fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc<AtomicUsize>>) -> ConnState {
+    ConnState {
         fd,
         peer,
         callbacks,
@@ -594,10 +666,24 @@ pub(crate) fn adopt_counted(
         peer_eof: false,
         close_now: false,
         reading: true,
+        connecting: false,
         wc_queued: false,
         context: None,
         live,
-    };
+    }
+}
+
+pub(crate) fn adopt_counted(
+    lp: &mut EventLoop,
+    fd: OwnedFd,
+    peer: PeerAddr,
+    callbacks: Callbacks,
+    live: Option<Arc<AtomicUsize>>,
+) -> io::Result<ConnHandle> {
+    if let Some(l) = &live {
+        l.fetch_add(1, Ordering::AcqRel);
+    }
+    let st = new_state(fd, peer, callbacks, live);
     let token = lp.register_owned(Interest::READABLE, st)?;
     lp.with_connection(token, |c| {
         if let Some(cb) = c.st.callbacks.connected.clone() {

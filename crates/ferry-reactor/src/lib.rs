@@ -73,7 +73,7 @@ pub mod waker;
 pub use acceptor::Acceptor;
 pub use buffer::Buffer;
 pub use callbacks::Callbacks;
-pub use connection::{ConnHandle, TcpConnection, adopt};
+pub use connection::{ConnHandle, TcpConnection, adopt, connect_nonblocking};
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
 pub use listener::{ListenAddr, ListenOptions, Listener, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
