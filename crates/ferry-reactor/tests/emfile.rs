@@ -19,9 +19,16 @@ fn iterations(server: &ServerThread) -> u64 {
     rx.recv_timeout(TEST_TIMEOUT).unwrap()
 }
 
+/// Both configurations in one test: RLIMIT_NOFILE is process-wide, so they
+/// must not run in parallel.
 #[test]
-fn acceptor_survives_emfile() {
-    let server = start_server("127.0.0.1:0", 0, PollerKind::Epoll, echo_callbacks());
+fn acceptor_survives_emfile_with_0_and_4_sub_loops() {
+    acceptor_survives_emfile(0);
+    acceptor_survives_emfile(4);
+}
+
+fn acceptor_survives_emfile(threads: usize) {
+    let server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, echo_callbacks());
     let addr = server.tcp_addr();
     // A working connection first.
     let mut a = client(addr);

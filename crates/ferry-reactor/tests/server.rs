@@ -95,8 +95,7 @@ fn produce(c: &mut TcpConnection<'_>, max_out: &AtomicUsize) {
     }
 }
 
-#[test]
-fn slow_reader_high_water_mark_bounds_output() {
+fn slow_reader_high_water_mark_bounds_output(threads: usize) {
     let max_out = Arc::new(AtomicUsize::new(0));
     let hwm_hits = Arc::new(AtomicUsize::new(0));
     let (m1, m2, h1) = (max_out.clone(), max_out.clone(), hwm_hits.clone());
@@ -114,7 +113,7 @@ fn slow_reader_high_water_mark_bounds_output() {
             c.context_mut::<Producer>().unwrap().paused = false;
             produce(c, &m2);
         });
-    let server = start_server("127.0.0.1:0", 1, PollerKind::Epoll, callbacks);
+    let server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, callbacks);
     let mut s = client(server.tcp_addr());
     let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0usize;
@@ -142,8 +141,17 @@ fn slow_reader_high_water_mark_bounds_output() {
 }
 
 #[test]
-fn peer_half_close_default_flushes_then_closes() {
-    let server = start_server("127.0.0.1:0", 0, PollerKind::Epoll, echo_callbacks());
+fn slow_reader_single_reactor() {
+    slow_reader_high_water_mark_bounds_output(0);
+}
+
+#[test]
+fn slow_reader_four_sub_loops() {
+    slow_reader_high_water_mark_bounds_output(4);
+}
+
+fn peer_half_close_default_flushes_then_closes(threads: usize) {
+    let server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, echo_callbacks());
     let mut s = client(server.tcp_addr());
     let data: Vec<u8> = Rng::new(7).bytes(300 * 1024);
     let mut w = s.try_clone().unwrap();
@@ -158,6 +166,16 @@ fn peer_half_close_default_flushes_then_closes() {
     assert_eq!(got.len(), data.len());
     assert!(got == data);
     wait_until("connection freed", || server.live.load(Ordering::Acquire) == 0);
+}
+
+#[test]
+fn half_close_single_reactor() {
+    peer_half_close_default_flushes_then_closes(0);
+}
+
+#[test]
+fn half_close_four_sub_loops() {
+    peer_half_close_default_flushes_then_closes(4);
 }
 
 #[test]

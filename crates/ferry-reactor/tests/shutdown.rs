@@ -8,11 +8,17 @@ use std::sync::atomic::Ordering;
 use ferry_reactor::PollerKind;
 use util::*;
 
+/// Sequential on purpose: fd and thread counts are process-wide.
 #[test]
-fn quit_joins_all_threads_without_leaks() {
+fn quit_joins_all_threads_without_leaks_with_0_and_4_sub_loops() {
+    quit_joins_all_threads_without_leaks(0);
+    quit_joins_all_threads_without_leaks(4);
+}
+
+fn quit_joins_all_threads_without_leaks(threads: usize) {
     let baseline = open_fds();
     let threads_before = std::fs::read_dir("/proc/self/task").unwrap().count();
-    let mut server = start_server("127.0.0.1:0", 3, PollerKind::Epoll, echo_callbacks());
+    let mut server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, echo_callbacks());
     let mut clients: Vec<_> = (0..40).map(|_| client(server.tcp_addr())).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         let msg = format!("hello {i}");
