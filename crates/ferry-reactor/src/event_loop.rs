@@ -345,16 +345,27 @@ impl EventLoop {
         self.timers.len()
     }
 
-    /// Registers `handler` for readiness of `fd`.
+    /// Registers `handler` for readiness of a fd it does not own.
+    /// Prefer [`register_owned`](Self::register_owned), which is safe.
     ///
-    /// `fd` must stay open until the token is deregistered (normally the
-    /// handler owns it, and the loop deregisters before it drops a handler).
-    pub fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, handler: impl Handler) -> io::Result<Token> {
-        self.register_boxed(fd, interest, Box::new(handler))
+    /// # Safety
+    /// `fd` must stay open, and keep naming the same file, until the token
+    /// is deregistered or the loop is dropped: the loop keeps using the fd
+    /// number (to change interest, to deregister) after this borrow ends.
+    pub unsafe fn register(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        interest: Interest,
+        handler: impl Handler,
+    ) -> io::Result<Token> {
+        // SAFETY: forwarded: the caller upholds the same contract.
+        unsafe { self.register_boxed(fd, interest, Box::new(handler)) }
     }
 
     /// Registers a handler that owns its fd (`H: AsFd`): the preferred form,
-    /// since the fd then provably lives exactly as long as the registration.
+    /// since the fd then lives exactly as long as the registration (the
+    /// loop deregisters before it drops a handler). `as_fd` must keep
+    /// returning that same fd while registered.
     pub fn register_owned<H: Handler + AsFd>(&mut self, interest: Interest, handler: H) -> io::Result<Token> {
         let index = self.alloc_slot()?;
         let token = self.token_at(index);
@@ -368,7 +379,10 @@ impl EventLoop {
     }
 
     /// [`register`](Self::register) for an already boxed handler.
-    pub fn register_boxed(
+    ///
+    /// # Safety
+    /// As for [`register`](Self::register).
+    pub unsafe fn register_boxed(
         &mut self,
         fd: BorrowedFd<'_>,
         interest: Interest,
@@ -435,8 +449,9 @@ impl EventLoop {
         if slot.interest == interest {
             return Ok(());
         }
-        // SAFETY: `register`'s contract keeps `slot.fd` open until it is
-        // deregistered, and the slot is live, so the number is a valid fd.
+        // SAFETY: the slot is live, and every registration path guarantees its
+        // fd stays open until deregistered (`register_owned`: the handler owns
+        // it; `register`/`register_boxed`: the caller's unsafe contract).
         let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
         self.poller.reregister(fd, token.key(), interest)?;
         slot.interest = interest;
@@ -459,8 +474,9 @@ impl EventLoop {
                 None
             }
             state => {
-                // SAFETY: the slot is live, so by `register`'s contract its fd
-                // is still open (the handler that owns it is not dropped yet).
+                // SAFETY: the slot is live, so its fd is still open: either the
+                // handler owning it is not dropped yet (`register_owned`) or the
+                // caller of `register` promised it stays open until now.
                 let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
                 if let Err(e) = self.poller.deregister(fd) {
                     tracing::warn!(error = %e, ?token, "poller deregister failed");

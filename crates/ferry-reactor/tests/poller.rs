@@ -158,15 +158,18 @@ fn loop_dispatch_and_self_deregister(kind: PollerKind) {
     let seen2 = seen.clone();
     let a = Rc::new(a);
     let a2 = a.clone();
-    let token = lp
-        .register(a.as_fd(), Interest::READABLE, move |lp: &mut EventLoop, t, r: Ready| {
+    // SAFETY: `a` (kept alive by the Rc in the handler and here) outlives
+    // the registration, which the handler removes itself.
+    let token = unsafe {
+        lp.register(a.as_fd(), Interest::READABLE, move |lp: &mut EventLoop, t, r: Ready| {
             let mut buf = [0u8; 16];
             let n = rustix::io::read(&*a2, &mut buf).unwrap_or(0);
             seen2.borrow_mut().push((r.is_readable(), n));
             // Deregistering itself from inside its own callback is allowed.
             assert!(lp.deregister(t).is_none());
         })
-        .unwrap();
+    }
+    .unwrap();
     assert!(lp.contains(token));
     b.write_all(b"hello").unwrap();
     lp.run_once(LONG).unwrap();
@@ -177,7 +180,9 @@ fn loop_dispatch_and_self_deregister(kind: PollerKind) {
     assert!(lp.set_interest(token, Interest::BOTH).is_err());
     assert!(lp.deregister(token).is_none());
     // The slot is reused with a new generation.
-    let t2 = lp.register(a.as_fd(), Interest::READABLE, |_: &mut EventLoop, _, _| {}).unwrap();
+    // SAFETY: `a` lives until the end of this function, after the
+    // deregistration below.
+    let t2 = unsafe { lp.register(a.as_fd(), Interest::READABLE, |_: &mut EventLoop, _, _| {}) }.unwrap();
     assert_eq!(t2.index(), token.index());
     assert_ne!(t2, token);
     assert!(!lp.contains(token));
