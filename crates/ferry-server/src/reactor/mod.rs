@@ -32,16 +32,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// The readiness backend of the loops (epoll or poll).
+pub use ferry_reactor::PollerKind;
+use ferry_reactor::acceptor::AcceptCallback;
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
 use ferry_reactor::{
     Acceptor, EventLoop, ListenAddr, ListenOptions, Listener, LoopHandle, LoopThreadPool, PeerAddr, Token, adopt,
 };
-/// The readiness backend of the loops (epoll or poll).
-pub use ferry_reactor::PollerKind;
 use nix::sys::signal::Signal;
 
-pub use self::session_conn::MAX_INPUT;
 use self::session_conn::ListenerShared;
+pub use self::session_conn::MAX_INPUT;
 use self::shutdown_watch::ShutdownWatch;
 use crate::{BoundListener, ListenerConfig, ServerError, Shutdown};
 
@@ -218,7 +219,7 @@ fn accept_handler(
     sub_loops: Vec<LoopHandle>,
     accepted: Rc<Cell<u64>>,
     next: Rc<Cell<usize>>,
-) -> Box<dyn FnMut(&mut EventLoop, OwnedFd, PeerAddr)> {
+) -> AcceptCallback {
     let callbacks = session_conn::callbacks(shared);
     Box::new(move |lp: &mut EventLoop, fd: OwnedFd, peer: PeerAddr| {
         accepted.set(accepted.get() + 1);

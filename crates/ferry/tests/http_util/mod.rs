@@ -1,0 +1,225 @@
+//! Helpers for the HTTP end-to-end tests: the server configurations every
+//! behaviour runs under, starting `ferry serve` with only HTTP on, external
+//! tools that must be installed, and raw HTTP/1.1 over a socket.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Upper bound for anything a test waits on.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One way of running the server: `--model`, and for the reactor models
+/// `--poller` (and `--io-threads`).
+#[derive(Debug, Clone, Copy)]
+pub struct Model {
+    pub name: &'static str,
+    pub args: &'static [&'static str],
+}
+
+/// Every model HTTP must behave the same under.
+pub const ALL_MODELS: &[Model] = &[
+    Model { name: "threadpool", args: &["--model", "threadpool"] },
+    Model { name: "reactor/epoll", args: &["--model", "reactor", "--poller", "epoll"] },
+    Model { name: "reactor/poll", args: &["--model", "reactor", "--poller", "poll"] },
+    Model {
+        name: "multi-reactor/epoll",
+        args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "epoll"],
+    },
+    Model { name: "multi-reactor/poll", args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "poll"] },
+];
+
+/// The event-driven models only (those that must survive slowloris).
+pub fn reactor_models() -> impl Iterator<Item = &'static Model> {
+    ALL_MODELS.iter().filter(|m| m.name != "threadpool")
+}
+
+/// A running `ferry serve --files off --http 127.0.0.1:0`, killed on drop
+/// if still alive.
+pub struct HttpServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub model: Model,
+}
+
+impl HttpServer {
+    /// Starts the server on `root` under `model` (plus `extra` flags) and
+    /// waits for its `ferry: http listening on ADDR` line.
+    pub fn start(root: &Path, model: Model, extra: &[&str]) -> HttpServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("serve")
+            .arg(root)
+            .args(["--files", "off", "--http", "127.0.0.1:0", "--quiet"])
+            .args(model.args)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ferry serve");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{}: no listening line", model.name));
+        let addr = line
+            .strip_prefix("ferry: http listening on ")
+            .unwrap_or_else(|| panic!("{}: unexpected first line: {line}", model.name))
+            .parse()
+            .expect("listening address parses");
+        HttpServer { child, addr, model }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A raw connection with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, PATIENCE)
+            .unwrap_or_else(|e| panic!("{}: connect to ferry: {e}", self.model.name));
+        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+        s
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("kill");
+    }
+
+    /// Waits (bounded) for the server to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        crate::util::wait_child(&mut self.child, within)
+            .unwrap_or_else(|| panic!("{}: ferry serve did not exit within {within:?}", self.model.name))
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Fails the test (never skips it) if `tool` is not installed.
+pub fn require_tool(tool: &str, package: &str) {
+    let found =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+    assert!(found, "`{tool}` is not installed; this test needs it: apt-get install {package}");
+}
+
+/// Runs a command to completion, at most `within`, and returns its output.
+pub fn run_bounded(cmd: &mut Command, within: Duration) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = child.unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let status = match crate::util::wait_child(&mut child, within) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {within:?}");
+        }
+    };
+    Output { status, stdout: out_thread.join().expect("join"), stderr: err_thread.join().expect("join") }
+}
+
+/// A parsed HTTP response read off a raw socket.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (head plus `Content-Length` body; no body if
+/// `head_request`) from `reader`.
+pub fn read_response(reader: &mut BufReader<TcpStream>, head_request: bool) -> Response {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read status line");
+    let mut parts = line.split_whitespace();
+    assert_eq!(parts.next(), Some("HTTP/1.1"), "status line: {line:?}");
+    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line: {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).expect("read header line");
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or_else(|| panic!("header line: {h:?}"));
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = Response { status, headers, body: Vec::new() };
+    if !head_request && status != 304 {
+        let len: usize = resp.header("content-length").and_then(|v| v.parse().ok()).expect("Content-Length");
+        resp.body = vec![0; len];
+        reader.read_exact(&mut resp.body).expect("read body");
+    }
+    resp
+}
+
+/// Writes `bytes` on a raw socket.
+pub fn send_raw(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).expect("send request bytes");
+}
+
+/// True if the peer closed (EOF, or reset) within the socket's timeout.
+pub fn closed_by_peer(reader: &mut impl Read) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Raises this process's soft fd limit to the hard one (children inherit
+/// it): the slowloris test holds hundreds of sockets.
+pub fn raise_fd_limit() -> u64 {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let hard = lim.maximum;
+    let new = rustix::process::Rlimit { current: hard, maximum: hard };
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, new).expect("raise RLIMIT_NOFILE");
+    hard.unwrap_or(u64::MAX)
+}
