@@ -211,9 +211,9 @@ impl ReactorServer {
     }
 }
 
-/// The acceptor callback of one listener: sets `TCP_NODELAY` (answers are
-/// whole already; Nagle would hold back a body sent after its head) and
-/// hands the socket to the next sub-loop, or serves it here without any.
+/// The acceptor callback of one listener: hands the socket (non-blocking,
+/// `TCP_NODELAY` already, from the reactor's listener) to the next sub-loop,
+/// or serves it here when there are none.
 fn accept_handler(
     shared: Arc<ListenerShared>,
     sub_loops: Vec<LoopHandle>,
@@ -223,9 +223,6 @@ fn accept_handler(
     let callbacks = session_conn::callbacks(shared);
     Box::new(move |lp: &mut EventLoop, fd: OwnedFd, peer: PeerAddr| {
         accepted.set(accepted.get() + 1);
-        if let Err(e) = rustix::net::sockopt::set_tcp_nodelay(&fd, true) {
-            tracing::debug!("{peer}: cannot set TCP_NODELAY: {e}");
-        }
         if sub_loops.is_empty() {
             if let Err(e) = adopt(lp, fd, peer.clone(), callbacks.clone()) {
                 tracing::warn!("{peer}: cannot register the connection: {e}");
