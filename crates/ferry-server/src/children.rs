@@ -56,14 +56,15 @@ pub(crate) fn reap_exited() -> Vec<(Pid, String)> {
 /// `drain_timeout`, reaping them as SIGCHLD arrives; then kills and reaps
 /// the rest. Returns how many had to be killed.
 pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Duration) -> usize {
-    let deadline = Instant::now() + drain_timeout;
+    // A timeout too large for an Instant waits for good.
+    let deadline = Instant::now().checked_add(drain_timeout);
     loop {
         for (pid, how) in reap_exited() {
             if live.remove(&pid) {
                 tracing::debug!("child {pid} {how}");
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
         if live.is_empty() || left.is_zero() {
             break;
         }

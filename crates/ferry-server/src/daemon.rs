@@ -79,7 +79,10 @@ impl PidFile {
             return Ok(());
         }
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim_end() == "ferry" {
+        // A zombie waiting to be reaped is not running.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if comm.trim_end() == "ferry" && !zombie {
             return Err(DaemonError::AlreadyRunning { path: path.to_path_buf(), pid });
         }
         Ok(())
@@ -92,6 +95,8 @@ impl PidFile {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = path.with_file_name(format!(".{name}.{pid}.tmp"));
         let write = || -> io::Result<()> {
+            // A leftover of a crashed process that had the same pid.
+            let _ = fs::remove_file(&temp);
             let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
             writeln!(file, "{pid}")?;
             file.sync_all()?;
@@ -195,4 +200,39 @@ fn report_and_exit(ready_write: OwnedFd, reason: &str) -> ! {
     let _ = rustix::io::write(&ready_write, reason.as_bytes());
     drop(ready_write);
     exit_child(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_is_written_whole_and_removed_by_its_owner_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.pid");
+        PidFile::check(&path).expect("no pid file is fine");
+        let pid_file = PidFile::create(&path).expect("create");
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left behind");
+        PidFile::check(&path).expect("our own pid is not another ferry");
+        drop(pid_file);
+        assert!(!path.exists(), "removed on drop");
+
+        // Replaced by someone else: left alone.
+        let pid_file = PidFile::create(&path).expect("create");
+        fs::write(&path, "1\n").unwrap();
+        drop(pid_file);
+        assert!(path.exists(), "a pid file naming another process is not ours to remove");
+    }
+
+    #[test]
+    fn stale_or_garbage_pid_files_do_not_block_a_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.pid");
+        for text in ["", "garbage", "-4", "1\n"] {
+            // pid 1 is init (or the container's first process), not ferry.
+            fs::write(&path, text).unwrap();
+            PidFile::check(&path).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        }
+    }
 }

@@ -71,14 +71,14 @@ pub(crate) fn accept_one(listener: &Listener) -> Option<(TcpStream, SocketAddr)>
     }
 }
 
-/// Polls `fds` for readability for at most `timeout` (`None`: no limit) and
-/// says which are ready. A signal interrupting the wait reads as "none".
+/// Polls `fds` for readability for at most `timeout` (`None`, or one too
+/// large to represent: no limit) and says which are ready. A signal interrupting the wait reads as "none".
 pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<bool>, ServerError> {
     let mut polled: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
-    // Round up so a wait for 0.5 ms does not become a busy loop.
-    let timespec = timeout.map(|t| {
-        Timespec::try_from(t + Duration::from_micros(999)).unwrap_or(Timespec { tv_sec: i64::MAX / 2, tv_nsec: 0 })
-    });
+    // Round up so a wait for 0.5 ms does not become a busy loop; a timeout
+    // too large to represent waits for good.
+    let timespec =
+        timeout.and_then(|t| t.checked_add(Duration::from_micros(999))).and_then(|t| Timespec::try_from(t).ok());
     match poll(&mut polled, timespec.as_ref()) {
         Ok(_) => Ok(polled.iter().map(|fd| !fd.revents().is_empty()).collect()),
         Err(Errno::INTR) => Ok(vec![false; fds.len()]),

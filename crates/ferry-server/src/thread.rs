@@ -49,17 +49,22 @@ impl Live {
         self.lock().serving.len()
     }
 
-    /// Waits until no connection is served or `timeout` passes; returns how
-    /// many are left.
+    /// Waits until no connection is served or `timeout` passes (one too
+    /// large to represent waits for good); returns how many are left.
     fn wait_empty(&self, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         while !state.serving.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self.ended.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            state = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.ended.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => self.ended.wait(state).unwrap_or_else(PoisonError::into_inner),
+            };
         }
         state.serving.len()
     }

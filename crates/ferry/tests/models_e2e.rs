@@ -296,9 +296,10 @@ fn every_model_serves_concurrent_clients_correct_bytes_and_reaps_everything() {
 fn every_model_finishes_transfers_in_flight_on_sigterm_and_exits_0() {
     let dir = scratch();
     let (root, _, big) = serve_tree(dir.path());
+    let upload = random_bytes(4 * 1024 * 1024 + 3, 21);
     for &model in MODELS {
         for svc in [Svc::Files, Svc::Http] {
-            let mut server = start(model, svc, &root, &["--workers", "4"]);
+            let mut server = start(model, svc, &root, &["--workers", "6", "--allow-write"]);
             let in_flight = if model == "iterative" { 1 } else { 3 };
             // Each client reads the first bytes, then stops reading, so the
             // server is blocked mid-send when the signal arrives.
@@ -322,6 +323,14 @@ fn every_model_finishes_transfers_in_flight_on_sigterm_and_exits_0() {
                 idle.read_exact(&mut b).expect("idle client answered");
                 idle
             });
+            // An upload that has begun is received whole.
+            let name = format!("up-{model}.bin");
+            let uploading = (svc == Svc::Files && model != "iterative").then(|| {
+                let mut up = connect(server.addr);
+                assert_eq!(ask(&mut up, &format!("put {name} {}", upload.len())), "OK 0");
+                up.write_all(&upload[..1 << 20]).expect("first part of the upload");
+                up
+            });
             let pid = server.pid();
             let seen = descendants(pid);
             server.signal(rustix::process::Signal::TERM);
@@ -330,6 +339,11 @@ fn every_model_finishes_transfers_in_flight_on_sigterm_and_exits_0() {
                 reader.read_exact(&mut rest).expect("the rest of the transfer after SIGTERM");
                 first.extend_from_slice(&rest);
                 assert_eq!(sha256(first), big, "{model}/{svc:?}: transfer in flight lost bytes");
+            }
+            if let Some(mut up) = uploading {
+                up.write_all(&upload[1 << 20..]).expect("the rest of the upload after SIGTERM");
+                assert_eq!(read_line(&mut up), format!("OK {}", upload.len()), "{model}: upload completed");
+                assert_eq!(sha256_file(&root.join(&name)), sha256(&upload), "{model}: uploaded bytes differ");
             }
             if let Some(mut idle) = idle {
                 let mut sink = Vec::new();
