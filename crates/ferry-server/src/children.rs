@@ -33,6 +33,16 @@ pub(crate) fn exit_child(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// Runs `child` in a forked child and exits with its status; a panic exits
+/// with 101 instead of unwinding into the parent's code, which the child
+/// only has a copy of.
+pub(crate) fn run_child(child: impl FnOnce() -> i32) -> ! {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)) {
+        Ok(code) => exit_child(code),
+        Err(_) => exit_child(101),
+    }
+}
+
 /// Reaps every child that has exited, without blocking; returns their pids
 /// and a description of how each ended.
 pub(crate) fn reap_exited() -> Vec<(Pid, String)> {

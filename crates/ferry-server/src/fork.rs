@@ -17,7 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 
-use crate::children::{drain, exit_child, fork_process, reap_exited};
+use crate::children::{drain, fork_process, reap_exited, run_child};
 use crate::listen::{Base, accept_one, log_stop, poll_readable};
 use crate::threadpool::RunReport;
 use crate::{ServerError, serve_connection};
@@ -68,7 +68,7 @@ fn accept_loop(base: &mut Base, live: &mut HashSet<Pid>, served: &mut u64) -> Re
         for index in (0..base.listeners.len()).filter(|i| ready[first + i]) {
             let Some((stream, _peer)) = accept_one(&base.listeners[index]) else { continue };
             match fork_process() {
-                Ok(ForkResult::Child) => serve_in_child(base, index, stream),
+                Ok(ForkResult::Child) => run_child(|| serve_in_child(base, index, stream)),
                 Ok(ForkResult::Parent { child }) => {
                     live.insert(child);
                     *served += 1;
@@ -80,8 +80,9 @@ fn accept_loop(base: &mut Base, live: &mut HashSet<Pid>, served: &mut u64) -> Re
     }
 }
 
-/// The child: forget the parent's descriptors, serve, exit.
-fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> ! {
+/// The child: forget the parent's descriptors, serve; returns the exit
+/// status.
+fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> i32 {
     let service = std::sync::Arc::clone(&base.listeners[index].service);
     let pump = base.listeners[index].pump;
     base.forget_in_child();
@@ -92,5 +93,5 @@ fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> ! {
     }
     let mut session = service.new_session();
     serve_connection(stream, &mut *session, &pump, &base.shutdown);
-    exit_child(0)
+    0
 }

@@ -9,6 +9,7 @@
 
 use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,10 +60,20 @@ fn serve_until_shutdown(base: &Base, current: &Current, served: &mut u64) -> Res
             return Ok(());
         }
         for (listener, _) in base.listeners.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
-            let Some((stream, _peer)) = accept_one(listener) else { continue };
+            // Shutdown may have begun while the previous one was served.
+            if base.shutdown.is_signalled() {
+                return Ok(());
+            }
+            let Some((stream, peer)) = accept_one(listener) else { continue };
             *lock(current) = stream.try_clone().ok();
-            let mut session = listener.service.new_session();
-            serve_connection(stream, &mut *session, &listener.pump, &base.shutdown);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let mut session = listener.service.new_session();
+                serve_connection(stream, &mut *session, &listener.pump, &base.shutdown);
+            }));
+            if outcome.is_err() {
+                // A bug in a session must not take the server down.
+                tracing::error!("{} session for {peer} panicked; connection dropped", listener.service.name());
+            }
             *lock(current) = None;
             *served += 1;
         }

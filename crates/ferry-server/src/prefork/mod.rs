@@ -35,7 +35,7 @@ use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use self::frame::{DONE, ToWorker};
 use self::worker::Services;
 use crate::ServerError;
-use crate::children::{drain, exit_child, fork_process, reap_exited};
+use crate::children::{drain, fork_process, reap_exited, run_child};
 use crate::listen::{Base, accept_one, log_stop};
 use crate::threadpool::RunReport;
 
@@ -72,6 +72,7 @@ struct Pool {
     /// Whether the listeners are in the epoll set.
     accepting: bool,
     next_token: u64,
+    /// Connections handed to a worker.
     served: u64,
     /// This process, so workers notice if it died before they were set up.
     me: rustix::process::Pid,
@@ -186,7 +187,7 @@ impl Pool {
                 self.base.forget_in_child();
                 self.slots.clear();
                 self.queue.clear();
-                exit_child(worker::run(child_end, &services, &shutdown, self.me))
+                run_child(|| worker::run(child_end, &services, &shutdown, self.me))
             }
             ForkResult::Parent { child } => {
                 drop(child_end);
@@ -228,7 +229,10 @@ impl Pool {
             let message = ToWorker::Conn { listener: pending.listener, peer: pending.peer }.encode();
             match send_fd(socket, Some(pending.stream.as_fd()), &message) {
                 // Our copy of the connection closes as `pending` drops.
-                Ok(()) => worker.busy = Some(pending.peer),
+                Ok(()) => {
+                    worker.busy = Some(pending.peer);
+                    self.served += 1;
+                }
                 Err(e) => {
                     tracing::warn!("cannot pass a connection to worker {}: {e}", worker.pid);
                     self.lose_socket(slot);
@@ -253,7 +257,6 @@ impl Pool {
                 if let Some(worker) = self.slots[slot].as_mut() {
                     worker.busy = None;
                 }
-                self.served += 1;
                 self.feed_workers();
             }
             Ok(_) | Err(_) => self.lose_socket(slot),
