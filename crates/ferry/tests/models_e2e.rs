@@ -515,6 +515,26 @@ fn prefork_replaces_a_killed_worker_and_only_its_connection_fails() {
     assert_no_leftovers(pid, &seen);
 }
 
+#[test]
+fn prefork_workers_die_with_a_killed_parent() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    let mut server = start("prefork", Svc::Files, &root, &["--workers", "3"]);
+    let pid = server.pid();
+    eventually("3 workers started", || descendants(pid).len() == 3);
+    let workers = descendants(pid);
+    // One worker is busy with a stalled transfer: only the death signal,
+    // not EOF on its socketpair, can end it now.
+    let (mut stalled, _) = request(Svc::Files, server.addr, "big.bin");
+    let mut first = vec![0; 64 * 1024];
+    stalled.read_exact(&mut first).expect("first bytes");
+    server.signal(rustix::process::Signal::KILL);
+    wait_child(&mut server.child, PATIENCE).expect("the parent died");
+    for worker in workers {
+        assert!(wait_gone(worker, PATIENCE), "worker {worker} outlived its parent (PR_SET_PDEATHSIG)");
+    }
+}
+
 /// Waits (bounded) for a process that is not our child to exit, through a
 /// pidfd. True if it exited.
 fn wait_gone(pid: i32, within: Duration) -> bool {
