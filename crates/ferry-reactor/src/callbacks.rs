@@ -28,8 +28,18 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024 * 1024;
 ///
 /// All callbacks run on the connection's loop thread, never concurrently for
 /// one connection.
-#[derive(Clone)]
+///
+/// One pointer wide: every connection keeps a clone, so 10,000 idle
+/// connections share one set instead of holding 10,000 copies of it.
+#[derive(Clone, Default)]
 pub struct Callbacks {
+    set: Arc<CallbackSet>,
+}
+
+/// The callbacks themselves, behind the `Arc` of [`Callbacks`]; opaque
+/// (set them through the `Callbacks` builder methods).
+#[derive(Clone)]
+pub struct CallbackSet {
     pub(crate) connected: Option<ConnCallback>,
     pub(crate) message: Option<MessageCallback>,
     pub(crate) write_complete: Option<ConnCallback>,
@@ -40,9 +50,16 @@ pub struct Callbacks {
     pub(crate) connect_failed: Option<ConnectFailedCallback>,
 }
 
-impl Default for Callbacks {
+impl std::ops::Deref for Callbacks {
+    type Target = CallbackSet;
+    fn deref(&self) -> &CallbackSet {
+        &self.set
+    }
+}
+
+impl Default for CallbackSet {
     fn default() -> Self {
-        Callbacks {
+        CallbackSet {
             connected: None,
             message: None,
             write_complete: None,
@@ -55,7 +72,7 @@ impl Default for Callbacks {
     }
 }
 
-impl fmt::Debug for Callbacks {
+impl fmt::Debug for CallbackSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Callbacks")
             .field("connected", &self.connected.is_some())
@@ -70,6 +87,12 @@ impl fmt::Debug for Callbacks {
     }
 }
 
+impl fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.set.fmt(f)
+    }
+}
+
 impl Callbacks {
     /// No callbacks: input is discarded, nothing is reported.
     pub fn new() -> Callbacks {
@@ -78,7 +101,7 @@ impl Callbacks {
 
     /// The connection is established and registered; runs first.
     pub fn on_connected(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
-        self.connected = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).connected = Some(Arc::new(f));
         self
     }
 
@@ -86,7 +109,7 @@ impl Callbacks {
     /// partial ones; what is left is kept for the next call. Without a
     /// message callback input is discarded.
     pub fn on_message(mut self, f: impl Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync + 'static) -> Self {
-        self.message = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).message = Some(Arc::new(f));
         self
     }
 
@@ -95,7 +118,7 @@ impl Callbacks {
     /// run after that callback; when queued output drains on a writable
     /// event it runs right then. A producer may send more from it.
     pub fn on_write_complete(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
-        self.write_complete = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).write_complete = Some(Arc::new(f));
         self
     }
 
@@ -107,8 +130,8 @@ impl Callbacks {
         mark: usize,
         f: impl Fn(&mut TcpConnection<'_>, usize) + Send + Sync + 'static,
     ) -> Self {
-        self.high_water_mark = mark;
-        self.high_water = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).high_water_mark = mark;
+        Arc::make_mut(&mut self.set).high_water = Some(Arc::new(f));
         self
     }
 
@@ -116,14 +139,14 @@ impl Callbacks {
     /// open for writing; call [`TcpConnection::shutdown`] when done. Without
     /// this callback the connection shuts down (after flushing) by itself.
     pub fn on_half_closed(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
-        self.half_closed = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).half_closed = Some(Arc::new(f));
         self
     }
 
     /// The connection is closing; runs last, once. Sending is no longer
     /// possible. The connection is freed right after it returns.
     pub fn on_closed(mut self, f: impl Fn(&mut TcpConnection<'_>) + Send + Sync + 'static) -> Self {
-        self.closed = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).closed = Some(Arc::new(f));
         self
     }
 
@@ -131,7 +154,7 @@ impl Callbacks {
     /// could not be established (refused, unreachable, ...). Runs instead of
     /// `connected` (and `closed`); the connection is freed right after.
     pub fn on_connect_failed(mut self, f: impl Fn(&mut TcpConnection<'_>, io::Error) + Send + Sync + 'static) -> Self {
-        self.connect_failed = Some(Arc::new(f));
+        Arc::make_mut(&mut self.set).connect_failed = Some(Arc::new(f));
         self
     }
 }

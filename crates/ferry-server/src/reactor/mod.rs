@@ -118,6 +118,7 @@ impl ReactorServer {
             None
         };
         let live = Arc::new(AtomicUsize::new(0));
+        let sweep_every = sweep_interval(&config.listeners);
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
             let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
@@ -129,6 +130,7 @@ impl ReactorServer {
             let shared = Arc::new(ListenerShared {
                 service: Arc::new(lc.service.clone()),
                 timeouts: lc.pump,
+                sweep_every,
                 live: Arc::clone(&live),
             });
             listeners.push((listener, addr, shared));
@@ -239,6 +241,18 @@ fn accept_handler(
             }
         });
     })
+}
+
+/// How often loops check their connections' deadlines: an eighth of the
+/// shortest timeout, between 100 ms and 1 s (so a 10 s header timeout
+/// fires within 10-11 s).
+fn sweep_interval(listeners: &[ListenerConfig]) -> Duration {
+    let shortest = listeners
+        .iter()
+        .flat_map(|l| [l.pump.idle_timeout, l.pump.request_timeout])
+        .min()
+        .unwrap_or(Duration::from_secs(8));
+    (shortest / 8).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// The shutdown sequence's state, on the main loop.

@@ -1,32 +1,39 @@
-//! The connections of the loop running on this thread, so shutdown can
-//! reach the idle ones (which get no events), and whether that loop is
-//! shutting down.
+//! Per-loop state of the reactor models: whether this thread's loop is
+//! shutting down, and its timeout sweep. Connections themselves are found
+//! with `EventLoop::connection_tokens`, so idle ones (which get no events)
+//! can be timed out or closed at shutdown without a list of our own.
 //!
 //! Thread-local because a loop lives and dies on one thread and its
 //! callbacks (shared by every loop, so `Send + Sync`) cannot capture
 //! loop-local state; one loop per thread makes "this thread's" mean "this
 //! loop's".
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-use ferry_reactor::{EventLoop, Token};
+use ferry_reactor::EventLoop;
 
 use super::session_conn;
 
 thread_local! {
-    static TOKENS: RefCell<HashSet<Token>> = RefCell::new(HashSet::new());
     static DRAINING: Cell<bool> = const { Cell::new(false) };
+    static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A connection opened on this thread's loop.
-pub(crate) fn insert(token: Token) {
-    TOKENS.with_borrow_mut(|t| t.insert(token));
+/// A connection opened on `lp`, this thread's loop: the first one starts
+/// the loop's timeout sweep, every `sweep_every`.
+pub(crate) fn connection_opened(lp: &mut EventLoop, sweep_every: Duration) {
+    if !SWEEPING.replace(true) {
+        lp.run_every(sweep_every, sweep);
+    }
 }
 
-/// A connection of this thread's loop closed.
-pub(crate) fn remove(token: Token) {
-    TOKENS.with_borrow_mut(|t| t.remove(&token));
+/// Times out this loop's connections that are past their deadline.
+fn sweep(lp: &mut EventLoop) {
+    let now = Instant::now();
+    for token in lp.connection_tokens() {
+        lp.with_connection(token, |c| session_conn::check_deadline(c, now));
+    }
 }
 
 /// True once this thread's loop began shutting down.
@@ -38,16 +45,14 @@ pub(crate) fn draining() -> bool {
 /// servers one after another on the same thread).
 pub(crate) fn reset() {
     DRAINING.set(false);
-    TOKENS.with_borrow_mut(HashSet::clear);
+    SWEEPING.set(false);
 }
 
 /// Starts shutting this thread's loop down: idle connections close now,
 /// busy ones once their work is done; new ones close at once.
 pub(crate) fn begin_drain(lp: &mut EventLoop) {
     DRAINING.set(true);
-    // Collected first: closing a connection removes it from the set.
-    let tokens: Vec<Token> = TOKENS.with_borrow(|t| t.iter().copied().collect());
-    for token in tokens {
+    for token in lp.connection_tokens() {
         lp.with_connection(token, session_conn::close_if_idle);
     }
 }

@@ -28,10 +28,12 @@
 //! that is microseconds, and it keeps the bridge free of worker threads.
 //! (The blocking pump `splice`s instead; see `docs/BENCHMARKS.md`.)
 //!
-//! # Timers
-//! One loop timer per connection, re-armed lazily: progress only moves the
-//! stored deadline; when the timer fires before the deadline it is re-armed
-//! for it. The deadline is `request_timeout` after a request began to
+//! # Timeouts
+//! Progress only moves a deadline stored in the context (no timer call per
+//! read); one periodic timer per loop ([`registry`]) sweeps its connections
+//! and times out those past their deadline, so an idle connection owns no
+//! timer entry. Timeouts fire up to one sweep interval late (an eighth of
+//! the shortest timeout, between 100 ms and 1 s). The deadline is `request_timeout` after a request began to
 //! arrive (not extended by more bytes, so a slowloris client is cut at
 //! the header timeout), `idle_timeout` after the last progress otherwise.
 //! A connection with output still queued is not timed out: the reactor
@@ -40,8 +42,8 @@
 //! ends a dead peer's connection.
 //!
 //! # Memory of an idle connection
-//! The session, this context and the reactor's connection state; no
-//! buffers: an empty input buffer is released, and the outbox sessions
+//! The session, this context (about 100 bytes) and the reactor's connection
+//! state; no timer and no buffers: an empty input buffer is released, and the outbox sessions
 //! write into is one scratch per loop thread, emptied into the connection
 //! after every call.
 
@@ -49,10 +51,10 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_proto::{Chunk, Flow, Outbox, Session, Sink};
-use ferry_reactor::{Buffer, Callbacks, TcpConnection, TimerId};
+use ferry_reactor::{Buffer, Callbacks, TcpConnection};
 
 use super::registry;
 use crate::{PumpConfig, Service};
@@ -75,6 +77,8 @@ pub(crate) struct ListenerShared {
     pub(crate) service: Arc<Service>,
     /// The listener's timeouts.
     pub(crate) timeouts: PumpConfig,
+    /// How often each loop checks its connections' deadlines.
+    pub(crate) sweep_every: Duration,
     /// Connections open across all loops (shutdown waits for 0).
     pub(crate) live: Arc<AtomicUsize>,
 }
@@ -86,21 +90,20 @@ pub(crate) fn callbacks(shared: Arc<ListenerShared>) -> Callbacks {
         .on_message(on_message)
         .on_write_complete(pump)
         .on_half_closed(on_peer_eof)
-        .on_closed(on_closed)
 }
 
-/// One connection's driver state, kept as its reactor context.
+/// One connection's driver state, kept as its reactor context. Kept small:
+/// 10,000 idle keep-alive connections hold 10,000 of these.
 struct SessionConn {
     session: Box<dyn Session + Send>,
     /// Unconsumed input (the reactor's read buffer, swapped in).
     input: Buffer,
-    /// The upload in progress.
-    sink: Option<Sink>,
-    timeouts: PumpConfig,
+    /// The upload in progress (boxed: rare, and keeps the context small).
+    sink: Option<Box<Sink>>,
+    /// The listener's settings; also counts this connection as live.
+    shared: Arc<ListenerShared>,
     /// When the connection times out unless it makes progress.
     deadline: Instant,
-    /// The armed timer and the time it fires.
-    timer: Option<(TimerId, Instant)>,
     /// The session was inside a request at the last check.
     in_request: bool,
     /// Input should be offered again (new bytes, or the session made
@@ -113,45 +116,39 @@ struct SessionConn {
     eof_delivered: bool,
     /// The session asked to close; input is ignored from now on.
     closing: bool,
-    _live: LiveGuard,
 }
 
-/// Counts the connection in `live` for as long as its context exists (the
-/// context is dropped with the connection, also when a loop is dropped).
-struct LiveGuard(Arc<AtomicUsize>);
-
-impl LiveGuard {
-    fn new(live: &Arc<AtomicUsize>) -> LiveGuard {
-        live.fetch_add(1, Ordering::AcqRel);
-        LiveGuard(Arc::clone(live))
+impl SessionConn {
+    fn new(shared: &Arc<ListenerShared>, now: Instant) -> SessionConn {
+        shared.live.fetch_add(1, Ordering::AcqRel);
+        SessionConn {
+            session: shared.service.new_session(),
+            input: Buffer::new(),
+            sink: None,
+            shared: Arc::clone(shared),
+            deadline: now + shared.timeouts.idle_timeout,
+            in_request: false,
+            offer: false,
+            awaiting_drain: false,
+            peer_eof: false,
+            eof_delivered: false,
+            closing: false,
+        }
     }
 }
 
-impl Drop for LiveGuard {
+/// The context is dropped with the connection, also when a loop is dropped
+/// with connections still open, so `live` never stays too high.
+impl Drop for SessionConn {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared) {
+fn on_connected(c: &mut TcpConnection<'_>, shared: &Arc<ListenerShared>) {
     let now = c.event_loop().now();
-    c.set_context(SessionConn {
-        session: shared.service.new_session(),
-        input: Buffer::new(),
-        sink: None,
-        timeouts: shared.timeouts,
-        deadline: now + shared.timeouts.idle_timeout,
-        timer: None,
-        in_request: false,
-        offer: false,
-        awaiting_drain: false,
-        peer_eof: false,
-        eof_delivered: false,
-        closing: false,
-        _live: LiveGuard::new(&shared.live),
-    });
-    registry::insert(c.token());
-    rearm(c);
+    c.set_context(SessionConn::new(shared, now));
+    registry::connection_opened(c.event_loop(), shared.sweep_every);
     if registry::draining() {
         // Accepted just before the listener closed: nothing in flight yet.
         c.force_close();
@@ -183,14 +180,6 @@ fn on_peer_eof(c: &mut TcpConnection<'_>) {
         sc.peer_eof = true;
     }
     pump(c);
-}
-
-fn on_closed(c: &mut TcpConnection<'_>) {
-    registry::remove(c.token());
-    let timer = c.context_mut::<SessionConn>().and_then(|sc| sc.timer.take());
-    if let Some((id, _)) = timer {
-        c.event_loop().cancel_timer(id);
-    }
 }
 
 /// What one step of [`pump`] did.
@@ -300,8 +289,8 @@ fn deliver(c: &mut TcpConnection<'_>, out: &mut Outbox) {
     let sink = out.take_sink();
     if let Some(sc) = c.context_mut::<SessionConn>() {
         sc.awaiting_drain |= queued;
-        if sink.is_some() {
-            sc.sink = sink;
+        if let Some(sink) = sink {
+            sc.sink = Some(Box::new(sink));
         }
     }
 }
@@ -355,60 +344,40 @@ fn settle(c: &mut TcpConnection<'_>) {
         c.force_close();
         return;
     }
-    rearm(c);
+    update_deadline(c);
 }
 
-/// Moves the deadline after progress and arms the timer if it would fire
-/// too late (or is not armed).
-fn rearm(c: &mut TcpConnection<'_>) {
+/// Moves the deadline after progress: `request_timeout` from the start
+/// of a request, `idle_timeout` from now otherwise.
+fn update_deadline(c: &mut TcpConnection<'_>) {
     let now = c.event_loop().now();
-    let token = c.token();
     let Some(sc) = c.context_mut::<SessionConn>() else {
         return;
     };
+    let timeouts = sc.shared.timeouts;
     let in_request = sc.session.in_request();
     if sc.closing {
         // Waiting for the peer to close after our answer: not forever.
-        sc.deadline = sc.deadline.min(now + sc.timeouts.request_timeout);
+        sc.deadline = sc.deadline.min(now + timeouts.request_timeout);
     } else if sc.sink.is_some() {
-        sc.deadline = now + sc.timeouts.idle_timeout;
+        sc.deadline = now + timeouts.idle_timeout;
     } else if in_request {
         if !sc.in_request {
-            sc.deadline = now + sc.timeouts.request_timeout;
+            sc.deadline = now + timeouts.request_timeout;
         }
     } else {
-        sc.deadline = now + sc.timeouts.idle_timeout;
+        sc.deadline = now + timeouts.idle_timeout;
     }
     sc.in_request = in_request;
-    let deadline = sc.deadline;
-    let stale = match sc.timer {
-        Some((_, at)) if at <= deadline => return,
-        Some((id, _)) => Some(id),
-        None => None,
-    };
-    let lp = c.event_loop();
-    if let Some(id) = stale {
-        lp.cancel_timer(id);
-    }
-    let id = lp.run_at(deadline, move |lp| {
-        lp.with_connection(token, on_timer);
-    });
-    if let Some(sc) = c.context_mut::<SessionConn>() {
-        sc.timer = Some((id, deadline));
-    }
 }
 
-/// The connection's timer fired: re-arm if the deadline moved, otherwise
-/// time the connection out.
-fn on_timer(c: &mut TcpConnection<'_>) {
-    let now = Instant::now();
+/// The loop's sweep: times the connection out if it is past its deadline.
+pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
     let pending = c.has_pending_output();
     let Some(sc) = c.context_mut::<SessionConn>() else {
         return;
     };
-    sc.timer = None;
     if sc.deadline > now {
-        rearm_at_deadline(c);
         return;
     }
     if sc.closing {
@@ -417,8 +386,7 @@ fn on_timer(c: &mut TcpConnection<'_>) {
     }
     if pending {
         // A transfer is in flight (see the module docs).
-        sc.deadline = now + sc.timeouts.idle_timeout;
-        rearm_at_deadline(c);
+        sc.deadline = now + sc.shared.timeouts.idle_timeout;
         return;
     }
     tracing::debug!(token = ?c.token(), "connection timed out");
@@ -450,20 +418,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Outbox) -> R) -> R {
         // a fresh outbox would do if it ever were.
         Err(_) => f(&mut Outbox::new()),
     })
-}
-
-/// Arms the timer for the stored deadline (none is armed).
-fn rearm_at_deadline(c: &mut TcpConnection<'_>) {
-    let token = c.token();
-    let Some(deadline) = c.context_mut::<SessionConn>().map(|sc| sc.deadline) else {
-        return;
-    };
-    let id = c.event_loop().run_at(deadline, move |lp| {
-        lp.with_connection(token, on_timer);
-    });
-    if let Some(sc) = c.context_mut::<SessionConn>() {
-        sc.timer = Some((id, deadline));
-    }
 }
 
 /// Closes the connection now if it has nothing in flight (used when the
