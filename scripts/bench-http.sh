@@ -43,11 +43,9 @@ ferry=$PWD/target/release/ferry
 here=$PWD/scripts/bench-http
 
 work=$(mktemp -d /dev/shm/ferry-bench-http.XXXXXX)
-ferry_pid=""
-nginx_pid=""
 cleanup() {
-    [ -n "$ferry_pid" ] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    local pid
+    for pid in "${all_pids[@]}"; do stop "$pid"; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,27 +57,48 @@ head -c 1M /dev/urandom >"$work/root/1m.bin"
 head -c 256M /dev/urandom >"$work/root/256m.bin"
 
 # --- servers ---------------------------------------------------------------
-"$ferry" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS -q \
-    >"$work/ferry.out" 2>"$work/ferry.err" &
-ferry_pid=$!
-for _ in $(seq 100); do
-    grep -q "listening on" "$work/ferry.out" 2>/dev/null && break
-    sleep 0.05
-done
-ferry_addr=$(sed -n 's/^ferry: http listening on //p' "$work/ferry.out")
-[ -n "$ferry_addr" ] || { echo "ferry did not start: $(cat "$work/ferry.err")" >&2; exit 1; }
-
-nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s|@PREFIX@|$work/nginx|g" -e "s|@ROOT@|$work/root|g" -e "s|@PORT@|$nginx_port|g" \
-    -e "s|@WORKERS@|$WORKERS|g" "$here/nginx.conf.template" >"$work/nginx/nginx.conf"
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -e "$work/nginx/error.log" 2>"$work/nginx/stderr" &
-nginx_pid=$!
-nginx_addr=127.0.0.1:$nginx_port
-for _ in $(seq 100); do
-    curl -s -o /dev/null "http://$nginx_addr/hello.txt" && break
-    sleep 0.05
-done
-curl -sf -o /dev/null "http://$nginx_addr/hello.txt" || { echo "nginx did not start: $(cat "$work/nginx/stderr")" >&2; exit 1; }
+# start_ferry NAME / start_nginx NAME: start a server, set NAME_pid and
+# NAME_addr. The memory measurement uses fresh servers each run: a server
+# keeps freed heap resident, so a second 10,000-connection round on the
+# same process would grow by nothing.
+all_pids=()
+start_ferry() {
+    local out=$work/$1.out
+    "$ferry" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS -q \
+        >"$out" 2>"$work/$1.err" &
+    local pid=$!
+    all_pids+=("$pid")
+    for _ in $(seq 100); do
+        grep -q "listening on" "$out" 2>/dev/null && break
+        sleep 0.05
+    done
+    local addr
+    addr=$(sed -n 's/^ferry: http listening on //p' "$out")
+    [ -n "$addr" ] || { echo "ferry did not start: $(cat "$work/$1.err")" >&2; exit 1; }
+    printf -v "$1_pid" %s "$pid"
+    printf -v "$1_addr" %s "$addr"
+}
+start_nginx() {
+    local dir=$work/$1 port
+    mkdir -p "$dir"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    sed -e "s|@PREFIX@|$dir|g" -e "s|@ROOT@|$work/root|g" -e "s|@PORT@|$port|g" \
+        -e "s|@WORKERS@|$WORKERS|g" "$here/nginx.conf.template" >"$dir/nginx.conf"
+    nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" 2>"$dir/stderr" &
+    local pid=$!
+    all_pids+=("$pid")
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/hello.txt" && break
+        sleep 0.05
+    done
+    curl -sf -o /dev/null "http://127.0.0.1:$port/hello.txt" ||
+        { echo "nginx did not start: $(cat "$dir/stderr")" >&2; exit 1; }
+    printf -v "$1_pid" %s "$pid"
+    printf -v "$1_addr" %s "127.0.0.1:$port"
+}
+stop() { kill "$1" 2>/dev/null && wait "$1" 2>/dev/null || true; }
+start_ferry ferry
+start_nginx nginx
 echo "ferry $ferry_addr (pid $ferry_pid, $FERRY_ARGS --io-threads $WORKERS), nginx $nginx_addr (pid $nginx_pid, $WORKERS workers)"
 
 # --- measuring helpers -----------------------------------------------------
@@ -140,8 +159,12 @@ huge_run() { # name addr
     speed=$(curl -s --max-time 60 -o /dev/null -w '%{speed_download}' "http://$2/256m.bin")
     record "$1.huge.MB_per_s" "$(awk -v s="$speed" 'BEGIN {printf "%.0f", s / 1e6}')"
 }
-memory_run() { # name pid addr
-    local before after host=${3%:*} port=${3##*:}
+memory_run() { # name: starts a fresh server of that kind
+    local before after host port pid addr
+    "start_$1" "mem$1"
+    pid=$(eval echo "\$mem$1_pid") addr=$(eval echo "\$mem$1_addr")
+    set -- "$1" "$pid" "$addr"
+    host=${3%:*} port=${3##*:}
     before=$(rss_kib "$2")
     coproc HOLD { python3 "$here/idle_conns.py" "$host" "$port" "$IDLE_CONNS" /hello.txt; }
     local line
@@ -152,7 +175,7 @@ memory_run() { # name pid addr
     echo >&"${HOLD[1]}"
     wait "$HOLD_PID" 2>/dev/null || true
     record "$1.memory.KiB_per_conn" "$(awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN {printf "%.3f", (a - b) / n}')"
-    sleep 1
+    stop "$pid"
 }
 
 # --- runs: the two servers alternate so both see the same machine noise ----
@@ -168,7 +191,7 @@ for run in $(seq "$RUNS"); do
         if wants pipelined; then pipelined_run $server "$addr"; fi
         if wants large; then large_run $server "$addr"; fi
         if wants huge; then huge_run $server "$addr"; fi
-        if wants memory; then memory_run $server "$pid" "$addr"; fi
+        if wants memory; then memory_run $server; fi
     done
 done
 

@@ -368,11 +368,24 @@ fn slowloris_does_not_starve_a_normal_client_and_is_cut_at_the_header_timeout() 
             assert_eq!(r.body_mut().read_to_vec().expect("body"), b"Hello, world!", "{m}");
             assert!(t.elapsed() < Duration::from_millis(1000), "{m}: normal client waited {:?}", t.elapsed());
             normal_served += 1;
+            if sent == 2 {
+                // About 1 s in, before the 2 s header timeout: still open.
+                for (i, s) in slow.iter_mut().take(20).enumerate() {
+                    let mut b = [0u8; 64];
+                    let open = matches!(std::io::Read::read(s, &mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+                    assert!(open, "{m}: slow client {i} was closed before the header timeout");
+                }
+            }
             std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
         }
         assert!(normal_served >= 3, "{m}");
-        // By now (>= 3 s after the first byte) every slow client must be cut.
+        // By now (>= 3 s after the first byte) every slow client must be cut,
+        // the first ones told why.
         let deadline = started + Duration::from_secs(6);
+        slow[0].set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut answer = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut slow[0], &mut answer);
+        assert!(answer.starts_with(b"HTTP/1.1 408 "), "{m}: slow client got {:?}", String::from_utf8_lossy(&answer));
         for (i, s) in slow.iter_mut().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
             s.set_read_timeout(Some(left)).expect("timeout");

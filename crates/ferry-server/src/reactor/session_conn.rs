@@ -389,6 +389,9 @@ pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
         sc.deadline = now + sc.shared.timeouts.idle_timeout;
         return;
     }
+    // After the goodbye (HTTP's 408) and our FIN, the peer gets one more
+    // request timeout to close its side before the connection is cut.
+    sc.deadline = now + sc.shared.timeouts.request_timeout;
     tracing::debug!(token = ?c.token(), "connection timed out");
     with_scratch(|out| {
         let Some(sc) = c.context_mut::<SessionConn>() else {
