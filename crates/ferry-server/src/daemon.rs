@@ -15,13 +15,13 @@
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
-use rustix::fs::Mode;
+use rustix::fs::{Mode, OFlags};
 use rustix::pipe::{PipeFlags, pipe_with};
 
 use crate::children::{exit_child, fork_process};
@@ -126,6 +126,44 @@ impl Drop for PidFile {
             tracing::warn!("cannot remove the pid file {}: {e}", self.path.display());
         }
     }
+}
+
+/// Closes every descriptor above stderr that the process inherited from
+/// whoever started it (a shell's or a test harness's pipes, say), so the
+/// daemon does not keep them open for its whole life. Returns how many it
+/// closed.
+///
+/// # Safety
+///
+/// Nothing in the process may own a descriptor above 2 yet: call it first
+/// thing, before the process opens any file, socket or pipe of its own.
+pub unsafe fn close_inherited_descriptors() -> io::Result<usize> {
+    let mut inherited = Vec::new();
+    {
+        // The listing needs a descriptor of its own: note its number.
+        let dir =
+            rustix::fs::open("/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let own = dir.as_raw_fd();
+        let mut entries = rustix::fs::Dir::new(dir)?;
+        while let Some(entry) = entries.read() {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Ok(fd) = name.parse::<i32>()
+                && fd > 2
+                && fd != own
+            {
+                inherited.push(fd);
+            }
+        }
+    }
+    for &fd in &inherited {
+        // SAFETY: the caller guarantees nothing in this process owns a
+        // descriptor above 2, so closing these cannot pull one out from
+        // under an owner; each was open when listed and nothing opened or
+        // closed a descriptor since.
+        unsafe { rustix::io::close(fd) };
+    }
+    let closed = inherited.len();
+    Ok(closed)
 }
 
 /// Detaches from the terminal and the caller (see the module docs) and

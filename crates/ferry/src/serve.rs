@@ -136,6 +136,11 @@ enum Poller {
 
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if args.daemon {
+        // SAFETY: nothing has opened a descriptor yet: the CLI was only
+        // parsed and logging set up (it writes to stderr).
+        unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
+    }
     // The daemon changes to /, so its files are named absolutely.
     for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten() {
         *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;

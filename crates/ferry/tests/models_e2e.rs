@@ -11,6 +11,7 @@ mod util;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -548,6 +549,18 @@ fn wait_gone(pid: i32, within: Duration) -> bool {
     rustix::event::poll(&mut fds, Some(&ts)).expect("poll pidfd") == 1
 }
 
+/// Kills a process that is not our child when the test ends, however it
+/// ends (a failing assertion must not leave a daemon behind).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 #[test]
 fn daemon_writes_its_pid_file_serves_and_cleans_up_on_sigterm() {
     let dir = scratch();
@@ -557,11 +570,34 @@ fn daemon_writes_its_pid_file_serves_and_cleans_up_on_sigterm() {
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("serve").arg(&root).args(["--files", "127.0.0.1:0", "--http", "off", "--model", "prefork"]);
     cmd.args(["--workers", "2", "--daemon", "--pid-file"]).arg(&pid_file).arg("--log-file").arg(&log_file);
+    // A descriptor the launcher inherits beyond stdio, as from a shell: the
+    // daemon must not keep it open.
+    let (extra_read, extra_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let extra = extra_write.as_raw_fd();
+    // SAFETY: the hook only clears close-on-exec on a descriptor this
+    // process keeps open until after the spawn; fcntl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(extra);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(std::io::Error::from)
+        });
+    }
     let mut launcher = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(extra_write);
     let mut out = String::new();
     launcher.stdout.take().unwrap().read_to_string(&mut out).expect("launcher stdout");
     let status = wait_child(&mut launcher, PATIENCE).expect("the launcher returns once the daemon is ready");
     assert!(status.success(), "ferry serve --daemon exited with {status}");
+    let mut fds = [rustix::event::PollFd::new(&extra_read, rustix::event::PollFlags::IN)];
+    let ts = rustix::event::Timespec::try_from(PATIENCE).unwrap();
+    let ready = rustix::event::poll(&mut fds, Some(&ts)).expect("poll");
+    assert_eq!(ready, 1, "the daemon kept an inherited descriptor open");
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        rustix::io::read(&extra_read, &mut byte).ok(),
+        Some(0),
+        "EOF: the daemon closed the descriptor it inherited"
+    );
     let addr: SocketAddr = out
         .trim()
         .strip_prefix("ferry: files listening on ")
@@ -570,6 +606,7 @@ fn daemon_writes_its_pid_file_serves_and_cleans_up_on_sigterm() {
         .unwrap();
 
     let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file written").trim().parse().unwrap();
+    let reaper = KillOnDrop(pid);
     assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim(), "ferry");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
@@ -601,6 +638,7 @@ fn daemon_writes_its_pid_file_serves_and_cleans_up_on_sigterm() {
 
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::TERM).unwrap();
     assert!(wait_gone(pid, PATIENCE), "the daemon exits on SIGTERM");
+    std::mem::forget(reaper); // gone: its pid may be reused
     assert!(!pid_file.exists(), "the pid file is removed on exit");
     let log = std::fs::read_to_string(&log_file).expect("log file");
     assert!(log.contains("received SIGTERM"), "the log file has the daemon's log: {log}");
