@@ -37,6 +37,8 @@ use crate::sys::zero_copy;
 /// Most bytes written to one socket per readiness event, so one fast
 /// reader cannot monopolise its loop.
 const WRITE_BUDGET: usize = 4 * 1024 * 1024;
+/// An emptied input buffer larger than this is released rather than kept.
+const MAX_IDLE_INPUT: usize = 1024 * 1024;
 /// Largest single `sendfile` call.
 const SENDFILE_CHUNK: usize = 1024 * 1024;
 
@@ -430,6 +432,10 @@ impl<'a> TcpConnection<'a> {
                 Some(cb) => {
                     let mut input = std::mem::take(&mut self.st.input);
                     cb(self, &mut input);
+                    // After a burst, do not keep a huge idle input buffer.
+                    if input.is_empty() && input.capacity() > MAX_IDLE_INPUT {
+                        input = Buffer::new();
+                    }
                     self.st.input = input;
                 }
                 None => self.st.input.consume_all(),
