@@ -3,6 +3,7 @@
 //! for children (bounded) and kills the ones that outstay it.
 
 use std::collections::HashSet;
+use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -14,15 +15,31 @@ use nix::unistd::{ForkResult, Pid};
 use crate::ServerError;
 use crate::listen::{Base, poll_readable};
 
-/// Forks. The caller must be single-threaded (the process models' parents
-/// spawn no threads), so the child inherits no lock held by a thread that
-/// does not exist in it.
+/// Forks, after checking that the process has a single thread: a child of
+/// a threaded process inherits locks (the allocator's, a logger's) held by
+/// threads that do not exist in it. The process models' parents spawn no
+/// threads, and a daemon detaches before anything does.
 pub(crate) fn fork_process() -> Result<ForkResult, ServerError> {
-    // SAFETY: the process models call this only from a process with a
-    // single thread (their parent spawns none), so no lock can be held by
-    // another thread at the time of the fork; the child only runs ordinary
-    // Rust code afterwards and leaves through `exit_child`.
-    unsafe { nix::unistd::fork() }.map_err(|e| ServerError::Setup { what: "fork", error: e.into() })
+    let fork_err = |error| ServerError::Setup { what: "fork", error };
+    let threads = thread_count().map_err(fork_err)?;
+    if threads != 1 {
+        return Err(fork_err(io::Error::other(format!("refusing to fork a process with {threads} threads"))));
+    }
+    // SAFETY: the process has one thread (checked above, and nothing in it
+    // can start another between the check and the fork), so no lock can be
+    // held by a thread missing from the child; the child runs ordinary
+    // Rust code and leaves through `exit_child`.
+    unsafe { nix::unistd::fork() }.map_err(|e| fork_err(e.into()))
+}
+
+/// The number of threads of this process, from `/proc/self/status`.
+fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no thread count in /proc/self/status"))
 }
 
 /// Ends a forked child without unwinding into the parent's code: no

@@ -14,7 +14,8 @@ use crate::{ListenerConfig, ServerError, Shutdown, fork, iterative, prefork, thr
 pub enum BlockingModel {
     /// One connection at a time on the calling thread.
     Iterative,
-    /// A child process per connection.
+    /// A child process per connection. Forks, so the process must have a
+    /// single thread (checked: each fork is refused otherwise).
     Fork,
     /// A thread per connection, at most `max_conns` at once; beyond that
     /// the server stops accepting and the kernel's backlog holds clients.
@@ -24,7 +25,8 @@ pub enum BlockingModel {
     },
     /// A pool of `workers` processes fed accepted connections over
     /// socketpairs (SCM_RIGHTS); up to `queue_capacity` accepted
-    /// connections wait while every worker is busy.
+    /// connections wait while every worker is busy. Forks, so the process
+    /// must have a single thread (checked: `run` fails otherwise).
     Prefork {
         /// Worker processes (at least 1).
         workers: usize,

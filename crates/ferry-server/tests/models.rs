@@ -128,3 +128,29 @@ fn idle_connections_close_at_shutdown_without_waiting_for_the_drain_timeout() {
         conn.read_to_end(&mut rest).expect("closed cleanly");
     }
 }
+
+#[test]
+fn process_models_refuse_to_fork_a_threaded_process() {
+    // This test binary runs several threads, as a server embedding ferry
+    // might: prefork fails to start instead of forking workers...
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write: false };
+    let listeners = vec![ListenerConfig::new("127.0.0.1:0".parse().unwrap(), Service::Files(config))];
+    let model = BlockingModel::Prefork { workers: 2, queue_capacity: 4 };
+    let server = BlockingServer::bind(BlockingConfig { listeners, model, drain_timeout: STEP, handle_signals: false })
+        .expect("bind");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(server.run());
+    });
+    let error = rx.recv_timeout(STEP).expect("run() returned").expect_err("prefork forked a threaded process");
+    assert!(error.to_string().contains("refusing to fork"), "{error}");
+
+    // ...and fork drops each connection rather than forking for it.
+    let server = Running::start(BlockingModel::Fork, STEP, &[]);
+    let mut conn = server.connect();
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).expect("closed");
+    assert!(rest.is_empty(), "a forked child answered");
+    assert_eq!(server.stop().served, 0);
+}
