@@ -305,3 +305,6 @@ fn begin_shutdown(lp: &mut EventLoop, drain: &Rc<RefCell<Drain>>, signal: Option
         lp.run_every(DRAIN_POLL, check);
     }
 }
+
+#[cfg(test)]
+mod tests;
