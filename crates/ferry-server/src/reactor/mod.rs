@@ -7,7 +7,7 @@
 //!   sub-loop threads and lives there until it closes.
 //!
 //! Every listener (files, HTTP, echo) shares the same loops. The
-//! connection side is [`session_conn`]: any `Session` over a
+//! connection side is the `session_conn` module: any `Session` over a
 //! `TcpConnection`.
 //!
 //! Shutdown (SIGINT, SIGTERM through the loop's signalfd, or

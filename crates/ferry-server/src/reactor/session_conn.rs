@@ -26,26 +26,30 @@
 //! on the loop thread. A disk write of at most one read's worth (about 64
 //! KiB) stalls the loop's other connections for that long; for a local disk
 //! that is microseconds, and it keeps the bridge free of worker threads.
-//! (The blocking pump `splice`s instead; see `docs/BENCHMARKS.md`.)
+//! (The blocking pump `splice`s instead, which only pays off when a thread
+//! may block on the socket.)
 //!
 //! # Timeouts
 //! Progress only moves a deadline stored in the context (no timer call per
 //! read); one periodic timer per loop ([`registry`]) sweeps its connections
 //! and times out those past their deadline, so an idle connection owns no
 //! timer entry. Timeouts fire up to one sweep interval late (an eighth of
-//! the shortest timeout, between 100 ms and 1 s). The deadline is `request_timeout` after a request began to
-//! arrive (not extended by more bytes, so a slowloris client is cut at
-//! the header timeout), `idle_timeout` after the last progress otherwise.
-//! A connection with output still queued is not timed out: the reactor
-//! reports no partial progress of a `sendfile`, so a slow but live download
-//! cannot be told from a stalled one; TCP's own retransmission timeout
-//! ends a dead peer's connection.
+//! the shortest timeout, between 100 ms and 1 s). The deadline is
+//! `request_timeout` after a request began to arrive (not extended by more
+//! bytes, so a slowloris client is cut at the header timeout),
+//! `idle_timeout` after the last progress otherwise. A connection with
+//! output still queued is not timed out: the reactor reports no partial
+//! progress of a `sendfile`, so a slow but live download cannot be told
+//! from a stalled one. TCP's retransmission timeout ends a vanished peer's
+//! connection; a peer that stays connected but never reads keeps its
+//! connection until shutdown's drain timeout (a known gap: it needs a
+//! bytes-sent counter on `TcpConnection`).
 //!
 //! # Memory of an idle connection
-//! The session, this context (about 100 bytes) and the reactor's connection
-//! state; no timer and no buffers: an empty input buffer is released, and the outbox sessions
-//! write into is one scratch per loop thread, emptied into the connection
-//! after every call.
+//! The session, this context (about 100 bytes) and the reactor's
+//! connection state; no timer and no buffers: an empty input buffer is
+//! released, and the outbox sessions write into is one scratch per loop
+//! thread, emptied into the connection after every call.
 
 use std::cell::RefCell;
 use std::io;
