@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
@@ -234,7 +235,11 @@ pub struct Entry {
 pub struct Root {
     dir: OwnedFd,
     path: PathBuf,
+    id: u64,
 }
+
+/// Source of [`Root::id`]s.
+static NEXT_ROOT_ID: AtomicU64 = AtomicU64::new(0);
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -252,12 +257,18 @@ impl Root {
             )
         })?;
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        Ok(Root { dir, path })
+        Ok(Root { dir, path, id: NEXT_ROOT_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
     /// The root's path on the server's filesystem (for logs only).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A number no other `Root` of this process has, so caches can tell
+    /// roots apart (an address could be reused once a root is dropped).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Resolves a request path against `cwd` into a normalised virtual
@@ -312,17 +323,25 @@ impl Root {
     /// Opens a regular file for reading. Directories, FIFOs and devices are
     /// refused (opening is non-blocking, so a FIFO cannot stall the server).
     pub fn open_file(&self, path: &VirtualPath) -> Result<(File, Meta), FsError> {
-        let fd = self.open_at(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
-        let meta = Meta::of(&rustix::fs::fstat(&fd)?);
-        match meta.kind {
-            Kind::File => {}
-            Kind::Dir => return Err(FsError::IsADirectory),
-            _ => return Err(FsError::NotRegular),
-        }
+        let (file, stat) = self.open_regular_nonblocking(path)?;
         // Regular-file reads ignore O_NONBLOCK, but clear it anyway so the
         // descriptor behaves normally wherever it ends up.
-        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
-        Ok((File::from(fd), meta))
+        rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+        Ok((file, Meta::of(&stat)))
+    }
+
+    /// [`Root::open_file`] without its last syscall: the descriptor keeps
+    /// `O_NONBLOCK` (which `pread` of a regular file ignores), and the full
+    /// `stat` comes back for callers that validate caches with it. Callers
+    /// that hand the file on (e.g. to `sendfile`) clear `O_NONBLOCK` first.
+    pub(crate) fn open_regular_nonblocking(&self, path: &VirtualPath) -> Result<(File, Stat), FsError> {
+        let fd = self.open_at(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let stat = rustix::fs::fstat(&fd)?;
+        match Kind::of(&stat) {
+            Kind::File => Ok((File::from(fd), stat)),
+            Kind::Dir => Err(FsError::IsADirectory),
+            _ => Err(FsError::NotRegular),
+        }
     }
 
     /// Opens a directory.

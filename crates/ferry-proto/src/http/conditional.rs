@@ -10,6 +10,7 @@ use crate::root::Meta;
 /// A strong entity tag, `"INODE-SIZE-MTIME"` in hex, formatted on the
 /// stack. It changes whenever the file is replaced (new inode), resized or
 /// touched.
+#[derive(Clone, Copy)]
 pub(crate) struct Etag {
     buf: [u8; 56],
     len: usize,

@@ -95,6 +95,25 @@
 //! 16 KiB the two are even, and beyond it the copy only costs memory
 //! bandwidth and outbox space, so 16 KiB is the default threshold.
 //!
+//! ## Open-file cache (a changed file may be served as it was for 1 s)
+//! Each thread keeps the answers' ingredients for small regular files (up
+//! to `copy_threshold`): metadata, `ETag`, `Last-Modified`,
+//! `Content-Type` and the bytes, keyed by root and normalised path, so a
+//! hot small file costs no syscall at all and a pipelined batch of 16
+//! leaves with the driver's `read` and `write` only. An entry is trusted
+//! for [`HttpConfig::file_cache_valid`] (1 s by default; nginx's
+//! `open_file_cache_valid` is 60 s), then the next request for it reopens
+//! the file and compares device, inode, size, mtime and ctime: **a file
+//! changed or deleted on disk may be served as it was for up to that
+//! long.** Every path still goes through `Root::resolve`, and every miss
+//! through `openat2(RESOLVE_BENEATH)`; 404s, escapes, directories and
+//! errors are never cached, so confinement is exactly as strict. At most
+//! 1024 entries and 16 MiB per thread ([`HttpConfig::file_cache_entries`],
+//! [`HttpConfig::file_cache_bytes`]); the cache is cleared when an insertion
+//! would pass either. Larger files are opened per request (their
+//! descriptors go to `sendfile`). Details in `file_cache.rs`;
+//! [`file_cache_stats`] shows a thread's counters.
+//!
 //! ## Timeouts and time
 //! Timers are the driver's. [`Session::in_request`](crate::Session::in_request)
 //! tells it which one applies: true while a request head is partly
@@ -109,6 +128,7 @@ mod body;
 mod conditional;
 mod date;
 mod errors;
+mod file_cache;
 mod listing;
 mod parse;
 mod range;
@@ -117,8 +137,10 @@ mod session;
 mod target;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use errors::{HttpError, Status};
+pub use file_cache::{FileCacheStats, stats as file_cache_stats};
 pub use session::HttpSession;
 
 use crate::root::Root;
@@ -142,11 +164,31 @@ pub struct HttpConfig {
     /// instead of sent with `sendfile` (see the module docs). Default
     /// 16 KiB; 0 sends every body with `sendfile`.
     pub copy_threshold: u64,
+    /// How long a cached small file is trusted before the next request
+    /// for it checks the disk again (see "Open-file cache" in the module
+    /// docs): a file changed on disk may be served as it was for this
+    /// long. Default 1 s; zero checks on every request.
+    pub file_cache_valid: Duration,
+    /// Most files kept in each thread's open-file cache. Default 1024; 0
+    /// turns the cache off.
+    pub file_cache_entries: usize,
+    /// Most body bytes kept in each thread's open-file cache. Default
+    /// 16 MiB.
+    pub file_cache_bytes: usize,
 }
 
 impl HttpConfig {
     /// Default limits for serving `root`.
     pub fn new(root: Arc<Root>) -> HttpConfig {
-        HttpConfig { root, max_head: 8 * 1024, max_uri: 4 * 1024, max_body: 1024 * 1024, copy_threshold: 16 * 1024 }
+        HttpConfig {
+            root,
+            max_head: 8 * 1024,
+            max_uri: 4 * 1024,
+            max_body: 1024 * 1024,
+            copy_threshold: 16 * 1024,
+            file_cache_valid: Duration::from_secs(1),
+            file_cache_entries: 1024,
+            file_cache_bytes: 16 * 1024 * 1024,
+        }
     }
 }

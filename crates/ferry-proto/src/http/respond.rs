@@ -46,20 +46,35 @@ pub(crate) fn content_length(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(b"\r\n");
 }
 
-/// `Content-Type` guessed from a file name's extension; text types say
-/// they are UTF-8 (what editors write today, and what browsers otherwise
-/// guess wrong).
-pub(crate) fn content_type(buf: &mut Vec<u8>, name: &OsStr) {
-    let mime = Path::new(name)
-        .extension()
-        .and_then(OsStr::to_str)
-        .and_then(|ext| mime_guess::from_ext(ext).first_raw())
-        .unwrap_or("application/octet-stream");
+/// A `Content-Type` value, guessed from a file name's extension once and
+/// kept (by the open-file cache) for every answer about that file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContentType {
+    mime: &'static str,
+    /// Text types say they are UTF-8 (what editors write today, and what
+    /// browsers otherwise guess wrong).
+    utf8: bool,
+}
+
+impl ContentType {
+    /// The type of a file called `name`.
+    pub fn of(name: &OsStr) -> ContentType {
+        let mime = Path::new(name)
+            .extension()
+            .and_then(OsStr::to_str)
+            .and_then(|ext| mime_guess::from_ext(ext).first_raw())
+            .unwrap_or("application/octet-stream");
+        let utf8 = mime.starts_with("text/")
+            || matches!(mime, "application/javascript" | "application/json" | "application/xml" | "image/svg+xml");
+        ContentType { mime, utf8 }
+    }
+}
+
+/// The `Content-Type` header line.
+pub(crate) fn content_type(buf: &mut Vec<u8>, ty: ContentType) {
     buf.extend_from_slice(b"Content-Type: ");
-    buf.extend_from_slice(mime.as_bytes());
-    if mime.starts_with("text/")
-        || matches!(mime, "application/javascript" | "application/json" | "application/xml" | "image/svg+xml")
-    {
+    buf.extend_from_slice(ty.mime.as_bytes());
+    if ty.utf8 {
         buf.extend_from_slice(b"; charset=utf-8");
     }
     buf.extend_from_slice(b"\r\n");
@@ -128,7 +143,7 @@ mod tests {
         }
         let ty = |name: &str| {
             let mut buf = Vec::new();
-            content_type(&mut buf, OsStr::new(name));
+            content_type(&mut buf, ContentType::of(OsStr::new(name)));
             String::from_utf8(buf).unwrap()
         };
         assert_eq!(ty("a.html"), "Content-Type: text/html; charset=utf-8\r\n");

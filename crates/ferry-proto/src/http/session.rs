@@ -1,22 +1,22 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::HttpConfig;
 use super::body::{BodyError, Discard};
-use super::conditional::{self, Etag};
+use super::conditional;
 use super::date::{self, HttpDate};
 use super::errors::{HttpError, Status, fs_error};
+use super::file_cache::{self, Body, FileInfo, Opened};
 use super::listing::{self, Row};
 use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
 use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use super::target::{self, Target, push_encoded_segment};
-use crate::root::{FsError, Kind, Meta, VirtualPath};
+use crate::root::{FsError, Kind, VirtualPath};
 use crate::session::{Flow, Progress, Session};
 use crate::{FileRange, Outbox};
 
@@ -140,14 +140,13 @@ impl HttpSession {
         let target = target::parse(req.target)?;
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
-        match root.open_file(&path) {
-            Ok((file, meta)) => {
+        match file_cache::open(&self.config, &path) {
+            Ok(file) => {
                 if target.trailing_slash() {
                     // `/file.txt/` names a directory that is not there.
                     return Err(HttpError::NotFound);
                 }
-                let name = path.file_name().unwrap_or_default();
-                self.send_file(req, file, meta, name, persist, date, out, budget);
+                self.send_file(req, file, &path, persist, date, out, budget);
                 Ok(())
             }
             Err(FsError::IsADirectory) if !target.trailing_slash() => {
@@ -155,10 +154,10 @@ impl HttpSession {
                 Ok(())
             }
             Err(FsError::IsADirectory) => {
-                let index = OsStr::new("index.html");
-                match root.open_file(&path.join_name(index)) {
-                    Ok((file, meta)) => {
-                        self.send_file(req, file, meta, index, persist, date, out, budget);
+                let index = path.join_name(OsStr::new("index.html"));
+                match file_cache::open(&self.config, &index) {
+                    Ok(file) => {
+                        self.send_file(req, file, &index, persist, date, out, budget);
                         Ok(())
                     }
                     Err(
@@ -175,21 +174,19 @@ impl HttpSession {
         }
     }
 
-    /// A file (or one range of it), or 304 / 416.
+    /// A file (or one range of it), or 304 / 416. `path` is for logs.
     #[allow(clippy::too_many_arguments)]
     fn send_file(
         &self,
         req: &Request<'_>,
-        file: File,
-        meta: Meta,
-        name: &OsStr,
+        file: Opened,
+        path: &VirtualPath,
         persist: Persist,
         date: &HttpDate,
         out: &mut Outbox,
         budget: &mut Budget,
     ) {
-        let etag = Etag::of(&meta);
-        let last_modified = date::format(meta.mtime);
+        let FileInfo { meta, etag, last_modified, content_type } = file.info;
         let buf = out.text();
         if conditional::not_modified(req, &etag, meta.mtime) {
             respond::start(buf, Status::NOT_MODIFIED, date);
@@ -224,7 +221,7 @@ impl HttpSession {
         };
         let response_start = buf.len();
         respond::start(buf, status, date);
-        respond::content_type(buf, name);
+        respond::content_type(buf, content_type);
         respond::content_length(buf, len);
         respond::header(buf, b"Last-Modified", &last_modified);
         respond::header(buf, b"ETag", etag.as_bytes());
@@ -242,17 +239,36 @@ impl HttpSession {
         if req.method == Method::Head {
             return;
         }
+        let file = match file.body {
+            Body::Cached(bytes) => {
+                // Cached bodies are whole small files: copy the range behind
+                // its head, like the `pread` below.
+                let range = offset as usize..(offset + len) as usize;
+                buf.extend_from_slice(&bytes[range]);
+                return;
+            }
+            Body::File(file) => file,
+        };
         if len <= self.config.copy_threshold {
             // Small body: copy it behind its head, so pipelined answers
-            // leave in one write (see the module docs).
+            // leave in one write (see the module docs). `O_NONBLOCK` does
+            // not matter to `pread` of a regular file.
             let body_start = buf.len();
             buf.resize(body_start + len as usize, 0);
             if let Err(e) = file.read_exact_at(&mut buf[body_start..], offset) {
-                tracing::warn!("http: reading {} failed: {e}", String::from_utf8_lossy(name.as_bytes()));
+                tracing::warn!("http: reading {path} failed: {e}");
                 buf.truncate(response_start);
                 respond::error(buf, HttpError::Internal, persist, false, date);
             }
         } else {
+            // The descriptor leaves the session: make it an ordinary
+            // blocking one (for a regular file, only a flag) before it does.
+            if let Err(e) = rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty()) {
+                tracing::warn!("http: clearing O_NONBLOCK on {path} failed: {e}");
+                buf.truncate(response_start);
+                respond::error(buf, HttpError::Internal, persist, false, date);
+                return;
+            }
             out.push_file(FileRange { file: Arc::new(file), offset, len });
             budget.files -= 1;
         }
