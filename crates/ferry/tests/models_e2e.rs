@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use util::*;
 
 /// Every model the suite runs, as `--model` spells it.
-const MODELS: &[&str] = &["iterative", "fork", "thread", "prefork", "threadpool"];
+const MODELS: &[&str] = &["iterative", "fork", "thread", "prefork", "threadpool", "reactor", "multi-reactor"];
 
 /// Concurrent clients for the models that serve clients side by side.
 const CLIENTS: usize = 50;
