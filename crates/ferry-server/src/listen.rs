@@ -86,6 +86,26 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
     }
 }
 
+/// The signal set-up every model does before it spawns anything: SIGPIPE
+/// ignored (a vanished peer is an `EPIPE`, not death), and SIGINT/SIGTERM
+/// (if `handle_signals`) plus SIGCHLD (if `reap_children`) blocked in this
+/// thread, and so in every thread it spawns later, and delivered through
+/// the returned signalfd instead.
+pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Result<Option<SignalFd>, ServerError> {
+    ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
+    let mut wanted = Vec::new();
+    if handle_signals {
+        wanted.extend([Signal::SIGINT, Signal::SIGTERM]);
+    }
+    if reap_children {
+        wanted.push(Signal::SIGCHLD);
+    }
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    SignalFd::block(&wanted).map(Some).map_err(ServerError::setup("block signals into a signalfd"))
+}
+
 /// What every blocking model starts from: its listeners, its shutdown
 /// flag, and the signals it handles as a descriptor.
 pub(crate) struct Base {
@@ -104,19 +124,7 @@ impl Base {
         handle_signals: bool,
         reap_children: bool,
     ) -> Result<Base, ServerError> {
-        ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
-        let mut wanted = Vec::new();
-        if handle_signals {
-            wanted.extend([Signal::SIGINT, Signal::SIGTERM]);
-        }
-        if reap_children {
-            wanted.push(Signal::SIGCHLD);
-        }
-        let signals = if wanted.is_empty() {
-            None
-        } else {
-            Some(SignalFd::block(&wanted).map_err(ServerError::setup("block signals into a signalfd"))?)
-        };
+        let signals = server_signals(handle_signals, reap_children)?;
         let listeners = bind_listeners(configs)?;
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
         Ok(Base { listeners, shutdown, signals })

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 /// The readiness backend of the loops (epoll or poll).
 pub use ferry_reactor::PollerKind;
 use ferry_reactor::acceptor::AcceptCallback;
-use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{
     Acceptor, EventLoop, ListenAddr, ListenOptions, Listener, LoopHandle, LoopThreadPool, PeerAddr, Token, adopt,
 };
@@ -108,15 +108,7 @@ impl ReactorServer {
     /// `handle_signals`) and binds every listener. Call it before spawning
     /// other threads, so they inherit the blocked signal mask.
     pub fn bind(config: ReactorConfig) -> Result<ReactorServer, ServerError> {
-        ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
-        let signals = if config.handle_signals {
-            Some(
-                SignalFd::block(&[Signal::SIGINT, Signal::SIGTERM])
-                    .map_err(ServerError::setup("block SIGINT and SIGTERM into a signalfd"))?,
-            )
-        } else {
-            None
-        };
+        let signals = crate::listen::server_signals(config.handle_signals, false)?;
         let live = Arc::new(AtomicUsize::new(0));
         let sweep_every = sweep_interval(&config.listeners);
         let mut listeners = Vec::with_capacity(config.listeners.len());

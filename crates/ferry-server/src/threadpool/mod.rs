@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+use ferry_reactor::sys::signals::SignalFd;
 use nix::sys::signal::Signal;
 
 use self::accept::{Stop, accept_loop};
@@ -104,15 +104,7 @@ impl ThreadPoolServer {
     /// `handle_signals`) and binds every listener. Call it before spawning
     /// other threads, so they inherit the blocked signal mask.
     pub fn bind(config: ThreadPoolConfig) -> Result<ThreadPoolServer, ServerError> {
-        ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
-        let signals = if config.handle_signals {
-            Some(
-                SignalFd::block(&[Signal::SIGINT, Signal::SIGTERM])
-                    .map_err(ServerError::setup("block SIGINT and SIGTERM into a signalfd"))?,
-            )
-        } else {
-            None
-        };
+        let signals = crate::listen::server_signals(config.handle_signals, false)?;
         let listeners = bind_listeners(&config.listeners)?;
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
         Ok(ThreadPoolServer { listeners, config, shutdown, signals })
