@@ -64,6 +64,8 @@ pub(crate) struct ConnState {
     output: VecDeque<Chunk>,
     spare: Option<Buffer>,
     out_bytes: usize,
+    /// Queued output (bytes and file ranges) the kernel has taken so far.
+    flushed: u64,
     state: State,
     write_shut: bool,
     peer_eof: bool,
@@ -273,6 +275,14 @@ impl<'a> TcpConnection<'a> {
         self.st.out_bytes
     }
 
+    /// How many bytes of *queued* output (bytes and file ranges) the kernel
+    /// has taken so far; only grows. Comparing it over time tells a slow
+    /// reader (it moves) from one that stopped reading (it does not), which
+    /// `has_pending_output` alone cannot.
+    pub fn flushed_bytes(&self) -> u64 {
+        self.st.flushed
+    }
+
     /// True if anything (bytes or file ranges) is still queued.
     pub fn has_pending_output(&self) -> bool {
         !self.st.output.is_empty()
@@ -386,6 +396,7 @@ impl<'a> TcpConnection<'a> {
             };
             match res {
                 Ok((n, done)) => {
+                    st.flushed += n as u64;
                     budget = budget.saturating_sub(n.max(1));
                     if done {
                         if let Some(Chunk::Bytes(mut b)) = st.output.pop_front() {
@@ -667,6 +678,7 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc
         output: VecDeque::new(),
         spare: None,
         out_bytes: 0,
+        flushed: 0,
         state: State::Connected,
         write_shut: false,
         peer_eof: false,

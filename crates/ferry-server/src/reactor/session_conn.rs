@@ -37,13 +37,11 @@
 //! the shortest timeout, between 100 ms and 1 s). The deadline is
 //! `request_timeout` after a request began to arrive (not extended by more
 //! bytes, so a slowloris client is cut at the header timeout),
-//! `idle_timeout` after the last progress otherwise. A connection with
-//! output still queued is not timed out: the reactor reports no partial
-//! progress of a `sendfile`, so a slow but live download cannot be told
-//! from a stalled one. TCP's retransmission timeout ends a vanished peer's
-//! connection; a peer that stays connected but never reads keeps its
-//! connection until shutdown's drain timeout (a known gap: it needs a
-//! bytes-sent counter on `TcpConnection`).
+//! `idle_timeout` after the last progress otherwise. While output is
+//! queued, progress means the kernel took some of it
+//! (`TcpConnection::flushed_bytes` moved since the last check): a slow but
+//! live download keeps its connection, a peer that stays connected but
+//! stopped reading is closed after one idle timeout without progress.
 //!
 //! # Memory of an idle connection
 //! The session, this context (about 100 bytes) and the reactor's
@@ -108,6 +106,9 @@ struct SessionConn {
     shared: Arc<ListenerShared>,
     /// When the connection times out unless it makes progress.
     deadline: Instant,
+    /// `TcpConnection::flushed_bytes` at the last deadline check, to tell a
+    /// slow reader from one that stopped reading.
+    flushed_at_check: u64,
     /// The session was inside a request at the last check.
     in_request: bool,
     /// Input should be offered again (new bytes, or the session made
@@ -131,6 +132,7 @@ impl SessionConn {
             sink: None,
             shared: Arc::clone(shared),
             deadline: now + shared.timeouts.idle_timeout,
+            flushed_at_check: 0,
             in_request: false,
             offer: false,
             awaiting_drain: false,
@@ -378,6 +380,7 @@ fn update_deadline(c: &mut TcpConnection<'_>) {
 /// The loop's sweep: times the connection out if it is past its deadline.
 pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
     let pending = c.has_pending_output();
+    let flushed = c.flushed_bytes();
     let Some(sc) = c.context_mut::<SessionConn>() else {
         return;
     };
@@ -389,8 +392,18 @@ pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
         return;
     }
     if pending {
-        // A transfer is in flight (see the module docs).
-        sc.deadline = now + sc.shared.timeouts.idle_timeout;
+        if flushed != sc.flushed_at_check {
+            // A transfer is in flight and the peer is taking it, however
+            // slowly: give it another idle timeout.
+            sc.flushed_at_check = flushed;
+            sc.deadline = now + sc.shared.timeouts.idle_timeout;
+            return;
+        }
+        // Not one byte left in a whole timeout: the peer stopped reading.
+        // Holding its descriptor and file range forever would let such
+        // clients exhaust the server's descriptors.
+        tracing::debug!(token = ?c.token(), "peer stopped reading; closing");
+        c.force_close();
         return;
     }
     // After the goodbye (HTTP's 408) and our FIN, the peer gets one more
