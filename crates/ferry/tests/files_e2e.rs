@@ -371,3 +371,52 @@ fn concurrent_clients_are_all_served() {
     assert_eq!(c.line(), "OK pong");
     assert_eq!(c.line(), "OK pong");
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let size = 64 * 1024 * 1024;
+    random_file(&root.join("big.bin"), size, 8);
+    for model in ["multi-reactor", "threadpool"] {
+        let server = Server::start(&root, &["--idle-timeout", "1", "--model", model]);
+        let pid = server.child.id();
+        let open_fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+        // A first exchange makes sure every I/O loop is up (they create their
+        // descriptors after the listening line is printed).
+        let mut warm = server.connect();
+        assert_eq!(warm.ask("ping"), "OK pong");
+        let with_warm = open_fds();
+        assert_eq!(warm.ask("quit"), "OK bye");
+        assert!(warm.at_eof());
+        let closing = Instant::now();
+        while open_fds() >= with_warm && closing.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before = open_fds();
+        assert!(before < with_warm, "{model}: the server closed the warm-up connection");
+        let mut stuck = server.connect();
+        assert_eq!(stuck.ask("get big.bin"), format!("OK {size} 0 {size}"));
+        // The server now holds the socket and the file, and the client reads
+        // nothing more: the kernel's buffers fill and the transfer stops.
+        let holding = open_fds();
+        assert!(holding >= before + 2, "socket and file open while sending ({before} -> {holding})");
+        let started = Instant::now();
+        while open_fds() > holding - 2 && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let waited = started.elapsed();
+        assert!(
+            open_fds() <= holding - 2,
+            "{model}: the stalled connection still holds its descriptors after {waited:?}"
+        );
+        assert!(waited >= Duration::from_millis(900), "{model}: dropped before the idle timeout: {waited:?}");
+        // What the kernel had buffered still arrives, then the stream ends short.
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stuck.reader, &mut rest);
+        assert!(rest.len() < size, "the stalled client cannot have received the whole file");
+        // Everyone else is still served.
+        let mut other = server.connect();
+        assert_eq!(other.ask("ping"), "OK pong");
+    }
+}

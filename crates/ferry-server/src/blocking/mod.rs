@@ -110,7 +110,7 @@ pub fn serve_connection<S: Session + ?Sized>(
     let peer = stream.peer_addr().ok();
     let shown = peer.map_or_else(|| "unknown peer".to_string(), |p| p.to_string());
     tracing::debug!("{shown}: connection opened");
-    let (reason, bytes_in, bytes_out) = match pump::configure(&stream, config) {
+    let (reason, bytes_in, bytes_out) = match pump::configure(&stream) {
         Ok(()) => {
             let mut pump = pump::Pump::new(&stream, session, config, shutdown);
             // Whatever the pump or the session logs names the peer.

@@ -17,15 +17,11 @@ use crate::Shutdown;
 /// 1 MiB pipe; a smaller one just moves less per call).
 const SPLICE_CHUNK: usize = 1 << 20;
 
-/// Sets the socket options the pump relies on: blocking mode, a send
-/// timeout so a peer that stops reading is dropped, and no Nagle delay
-/// (answers are whole and coalesced already).
-pub(super) fn configure(stream: &TcpStream, config: &PumpConfig) -> io::Result<()> {
-    let timeout = config.idle_timeout.max(std::time::Duration::from_millis(1));
-    stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(timeout))?;
-    // A backstop only: the pump polls before every read.
-    stream.set_read_timeout(Some(timeout))?;
+/// Sets the socket options the pump relies on: non-blocking mode (every
+/// wait is a `poll` with the idle or request timeout, see [`super::io`]),
+/// and no Nagle delay (answers are whole and coalesced already).
+pub(super) fn configure(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(true)?;
     stream.set_nodelay(true)
 }
 
@@ -150,7 +146,11 @@ impl<'a, S: Session + ?Sized> Pump<'a, S> {
                     }
                 }
                 Wait::Readable => {
-                    let n = self.input.read_from(self.stream)?;
+                    let n = match self.input.read_from(self.stream) {
+                        // A readiness report the socket no longer stands by.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        other => other?,
+                    };
                     if n == 0 {
                         self.peer_eof = true;
                         let flow = self.session.on_eof(&mut self.out);
@@ -189,8 +189,10 @@ impl<'a, S: Session + ?Sized> Pump<'a, S> {
     fn flush(&mut self) -> io::Result<()> {
         while let Some(chunk) = self.out.front() {
             let sent = match chunk {
-                Chunk::Bytes(bytes) => send_bytes(self.stream, bytes)?,
-                Chunk::File { file, offset, len } => send_file_range(self.stream, file, offset, len)?,
+                Chunk::Bytes(bytes) => send_bytes(self.stream, bytes, self.config.idle_timeout)?,
+                Chunk::File { file, offset, len } => {
+                    send_file_range(self.stream, file, offset, len, self.config.idle_timeout)?
+                }
             };
             self.out.advance(sent as u64);
             self.bytes_out += sent as u64;
@@ -227,6 +229,8 @@ impl<'a, S: Session + ?Sized> Pump<'a, S> {
             let mut offset = sink.offset();
             let moved = match pipe.socket_to_file(self.stream, sink.file(), &mut offset, want) {
                 Ok(n) => n,
+                // Nothing was taken from the socket after all: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => {
                     self.pipe = None;
                     return Err(e);
