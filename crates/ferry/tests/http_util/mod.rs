@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Upper bound for anything a test waits on.
@@ -51,33 +50,10 @@ impl HttpServer {
     /// Starts the server on `root` under `model` (plus `extra` flags) and
     /// waits for its `ferry: http listening on ADDR` line.
     pub fn start(root: &Path, model: Model, extra: &[&str]) -> HttpServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("serve")
-            .arg(root)
-            .args(["--files", "off", "--http", "127.0.0.1:0", "--quiet"])
-            .args(model.args)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferry serve");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{}: no listening line", model.name));
-        let addr = line
-            .strip_prefix("ferry: http listening on ")
-            .unwrap_or_else(|| panic!("{}: unexpected first line: {line}", model.name))
-            .parse()
-            .expect("listening address parses");
+        let mut args = vec!["--files", "off", "--http", "127.0.0.1:0", "--quiet"];
+        args.extend_from_slice(model.args);
+        args.extend_from_slice(extra);
+        let (child, addr, _) = crate::util::spawn_serve(root, &args, "http");
         HttpServer { child, addr, model }
     }
 

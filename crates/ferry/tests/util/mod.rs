@@ -34,33 +34,10 @@ impl Server {
     /// Starts `ferry serve ROOT --files 127.0.0.1:0 EXTRA...` and waits for
     /// its `ferry: files listening on ADDR` line.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(ferry_bin())
-            .arg("serve")
-            .arg(root)
-            .args(["--files", "127.0.0.1:0", "--http", "off", "--quiet"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferry serve");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(PATIENCE).expect("ferry serve printed its listening line");
-        let addr = line
-            .strip_prefix("ferry: files listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .parse()
-            .expect("listening address parses");
-        Server { child, addr, stdout: rx }
+        let mut args = vec!["--files", "127.0.0.1:0", "--http", "off", "--quiet"];
+        args.extend_from_slice(extra);
+        let (child, addr, stdout) = spawn_serve(root, &args, "files");
+        Server { child, addr, stdout }
     }
 
     /// `host:port` for the CLI.
@@ -92,6 +69,38 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Runs `ferry serve ROOT ARGS...` with stdout piped and waits for its
+/// `ferry: SERVICE listening on ADDR` line (the first it prints). Returns
+/// the child, that address, and the lines printed after it.
+pub fn spawn_serve(root: &Path, args: &[&str], service: &str) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(ferry_bin())
+        .arg("serve")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ferry serve");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("ferry serve {args:?}: no listening line"));
+    let addr = line
+        .strip_prefix(&format!("ferry: {service} listening on "))
+        .unwrap_or_else(|| panic!("ferry serve {args:?}: unexpected first line: {line}"))
+        .parse()
+        .expect("listening address parses");
+    (child, addr, rx)
 }
 
 /// Waits for a child to exit, at most `within`, using a pidfd as the
