@@ -14,8 +14,8 @@ use ferry_proto::root::Root;
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::PollerKind;
 use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Service,
-    ThreadPoolConfig, ThreadPoolServer,
+    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, RunReport,
+    Service, ThreadPoolConfig, ThreadPoolServer,
 };
 
 /// Arguments of `ferry serve`.
@@ -168,13 +168,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             let server = ThreadPoolServer::bind(config)?;
             announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
             let _pid_file = detach_if_asked(&args)?;
-            let report = server.run()?;
-            tracing::info!(
-                "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
-                report.served,
-                report.dropped_unserved,
-                report.cut
-            );
+            log_stopped(&server.run()?);
         }
     }
     Ok(())
@@ -213,14 +207,18 @@ fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: Blockin
     let server = BlockingServer::bind(config)?;
     announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
     let _pid_file = detach_if_asked(args)?;
-    let report = server.run()?;
+    log_stopped(&server.run()?);
+    Ok(())
+}
+
+/// The last log line of the thread-pool and blocking models.
+fn log_stopped(report: &RunReport) {
     tracing::info!(
         "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
         report.served,
         report.dropped_unserved,
         report.cut
     );
-    Ok(())
 }
 
 /// Workers of prefork when --workers is not given: 2 per CPU.
