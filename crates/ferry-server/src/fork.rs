@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::children::{drain, fork_process, reap_exited, run_child};
-use crate::listen::{Base, accept_one, log_stop, poll_readable};
+use crate::listen::{Base, accept_one, poll_readable};
 use crate::threadpool::RunReport;
 use crate::{ServerError, serve_connection};
 
@@ -28,13 +28,7 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<RunReport, 
     let mut live = HashSet::new();
     let mut served = 0;
     let stopped = accept_loop(&mut base, &mut live, &mut served);
-    let signal = stopped.as_ref().ok().copied().flatten();
-    match &stopped {
-        Ok(_) => log_stop(signal),
-        Err(e) => tracing::error!("accept loop failed: {e}; shutting down"),
-    }
-    base.listeners.clear();
-    base.shutdown.signal();
+    let signal = base.begin_shutdown(&stopped);
     let cut = drain(&mut base, &mut live, drain_timeout);
     stopped.map(|_| RunReport { signal, served, dropped_unserved: 0, cut, workers_left_behind: 0 })
 }

@@ -161,6 +161,23 @@ impl Base {
     }
 }
 
+impl Base {
+    /// The first step of every model's orderly exit once its accept loop
+    /// returned: log why, close the listeners (new clients are refused by
+    /// the kernel from now on) and raise the shutdown flag that in-flight
+    /// connections watch. Returns the signal that stopped it, if any.
+    pub(crate) fn begin_shutdown(&mut self, stopped: &Result<Option<Signal>, ServerError>) -> Option<Signal> {
+        let signal = stopped.as_ref().ok().copied().flatten();
+        match stopped {
+            Ok(_) => log_stop(signal),
+            Err(e) => tracing::error!("accept loop failed: {e}; shutting down"),
+        }
+        self.listeners.clear();
+        self.shutdown.signal();
+        signal
+    }
+}
+
 /// Logs why a model stops, the same way for every model.
 pub(crate) fn log_stop(signal: Option<Signal>) {
     match signal {

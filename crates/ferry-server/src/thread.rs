@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ferry_reactor::Waker;
 use nix::sys::signal::Signal;
 
-use crate::listen::{Base, Listener, accept_one, log_stop, poll_readable};
+use crate::listen::{Base, Listener, accept_one, poll_readable};
 use crate::threadpool::RunReport;
 use crate::{ServerError, Shutdown, serve_connection};
 
@@ -83,14 +83,7 @@ pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> 
     );
     let mut handles = Vec::new();
     let stopped = accept_loop(&mut base, &live, max_conns, &mut handles);
-    let signal = stopped.as_ref().ok().copied().flatten();
-    match &stopped {
-        Ok(_) => log_stop(signal),
-        Err(e) => tracing::error!("accept loop failed: {e}; shutting down"),
-    }
-
-    base.listeners.clear();
-    base.shutdown.signal();
+    let signal = base.begin_shutdown(&stopped);
     let mut left = live.wait_empty(drain_timeout);
     let mut cut = 0;
     if left > 0 {
