@@ -152,14 +152,20 @@ impl<'a> TcpConnection<'a> {
         }
         st.out_bytes += rest.len();
         let after = st.out_bytes;
-        let mark = st.callbacks.high_water_mark;
+        self.report_high_water(before, after);
+        true
+    }
+
+    /// Runs the high-water-mark callback if queued output just crossed the
+    /// mark (from `before` to `after` bytes).
+    fn report_high_water(&mut self, before: usize, after: usize) {
+        let mark = self.st.callbacks.high_water_mark;
         if before < mark
             && after >= mark
-            && let Some(cb) = st.callbacks.high_water.clone()
+            && let Some(cb) = self.st.callbacks.high_water.clone()
         {
             cb(self, after);
         }
-        true
     }
 
     /// Sends all readable bytes of `buf` and leaves it empty, like
@@ -201,13 +207,7 @@ impl<'a> TcpConnection<'a> {
         st.out_bytes += rest.readable_bytes();
         st.output.push_back(Chunk::Bytes(rest));
         let after = st.out_bytes;
-        let mark = st.callbacks.high_water_mark;
-        if before < mark
-            && after >= mark
-            && let Some(cb) = st.callbacks.high_water.clone()
-        {
-            cb(self, after);
-        }
+        self.report_high_water(before, after);
         true
     }
 
