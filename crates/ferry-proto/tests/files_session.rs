@@ -1,8 +1,10 @@
 //! The file session driven from byte strings, without sockets: every
 //! command, every error, and requests split and merged at any boundary.
 
+mod common;
+
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -100,12 +102,7 @@ fn flush(out: &mut Outbox, sent: &mut Vec<u8>) {
                 b.len() as u64
             }
             Chunk::File { file, offset, len } => {
-                let mut f: &fs::File = file;
-                f.seek(SeekFrom::Start(offset)).unwrap();
-                let mut buf = Vec::new();
-                f.take(len).read_to_end(&mut buf).unwrap();
-                assert_eq!(buf.len() as u64, len, "file range shorter than announced");
-                sent.extend_from_slice(&buf);
+                sent.extend_from_slice(&common::read_range(file, offset, len));
                 len
             }
         };

@@ -3,8 +3,9 @@
 //! refused, requests split at any boundary, and the per-thread open-file
 //! cache (hits, revalidation, bounds, what it refuses to keep).
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -136,12 +137,7 @@ fn flush(out: &mut Outbox, run: &mut Run) {
                 b.len() as u64
             }
             Chunk::File { file, offset, len } => {
-                let mut f: &fs::File = file;
-                f.seek(SeekFrom::Start(offset)).unwrap();
-                let mut buf = Vec::new();
-                f.take(len).read_to_end(&mut buf).unwrap();
-                assert_eq!(buf.len() as u64, len, "file range shorter than announced");
-                run.sent.extend_from_slice(&buf);
+                run.sent.extend_from_slice(&common::read_range(file, offset, len));
                 run.file_ranges += 1;
                 len
             }
