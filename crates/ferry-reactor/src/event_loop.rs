@@ -5,6 +5,18 @@
 //! the next timer) -> dispatch each event to its handler by token -> fire due
 //! timers -> run tasks posted from other threads -> run tasks queued locally.
 //!
+//! # Yield before sleeping
+//! When an iteration that handled I/O is followed by a wait that would block,
+//! the loop first yields its CPU once (`sched_yield`) and polls again without
+//! blocking; it sleeps only if that finds nothing. While the machine has more
+//! runnable threads than cores (several sub-loops, or clients on the same
+//! host) the yield lets the threads that produce this loop's input run, and
+//! their output is collected in the same wake-up instead of costing a sleep,
+//! a wake-up and often a preemption each. It costs one `sched_yield` and one
+//! non-blocking wait per busy-to-idle transition and nothing on an idle loop.
+//! Measured in docs/BENCHMARKS.md (Reactor); switch it off with
+//! [`EventLoop::set_idle_yield`].
+//!
 //! # Threading
 //! `EventLoop` is `!Send`: it is created on, and only ever touched by, the
 //! thread that runs it, so loop-only state needs no locks. Other threads hold
@@ -127,8 +139,13 @@ impl Shared {
         };
         // Only the empty -> non-empty transition needs a wake: a non-empty
         // queue already has one in flight that the loop has not consumed
-        // (the loop drains the waker before it takes the queue).
-        if was_empty && let Err(e) = self.waker.wake() {
+        // (the loop drains the waker before it takes the queue). A push from
+        // the loop's own thread needs none either: the loop is not asleep
+        // (it is running this code), and it never blocks while `pending`.
+        if was_empty
+            && thread::current().id() != self.thread
+            && let Err(e) = self.waker.wake()
+        {
             tracing::error!(error = %e, "waking event loop failed");
         }
         true
@@ -166,12 +183,13 @@ impl PartialEq for LoopHandle {
 impl Eq for LoopHandle {}
 
 impl LoopHandle {
-    /// Runs `f` on the loop. Code that already holds `&mut EventLoop` (i.e.
-    /// is on the loop's thread) should simply call it, or use
-    /// [`EventLoop::run_in_loop`], which runs it immediately; through a
-    /// handle the closure is always queued, even from the loop's own thread,
-    /// because a handle cannot borrow the running loop. Returns `false` if
-    /// the loop has exited (then `f` is dropped).
+    /// Runs `f` on the loop: queues it and wakes the loop. Code on the
+    /// loop's thread holds `&mut EventLoop` and runs `f` at once with
+    /// [`EventLoop::run_in_loop`]. A handle cannot do that even on the loop's
+    /// thread, because whoever is running there already holds the loop's
+    /// `&mut` (running `f` now would alias it); from that thread the closure
+    /// is queued without a wake-up and runs before the loop next waits.
+    /// Returns `false` if the loop has exited (then `f` is dropped).
     pub fn run_in_loop(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> bool {
         self.shared.push(Box::new(f))
     }
@@ -264,6 +282,9 @@ pub struct EventLoop {
     now: Instant,
     quit: bool,
     iterations: u64,
+    /// Readiness events handled by the previous iteration.
+    last_handled: usize,
+    idle_yield: bool,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -309,6 +330,8 @@ impl EventLoop {
             now: Instant::now(),
             quit: false,
             iterations: 0,
+            last_handled: 0,
+            idle_yield: true,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -333,6 +356,12 @@ impl EventLoop {
     /// spinning).
     pub fn iterations(&self) -> u64 {
         self.iterations
+    }
+
+    /// Whether a loop that just handled I/O yields its CPU once and polls
+    /// again before it blocks (on by default; see the module docs).
+    pub fn set_idle_yield(&mut self, on: bool) {
+        self.idle_yield = on;
     }
 
     /// Number of registered handlers (the waker not included).
@@ -645,7 +674,7 @@ impl EventLoop {
     /// tasks. Returns the number of readiness events handled.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let mut timeout = timeout;
-        if !self.local.is_empty() || self.is_quitting() {
+        if !self.local.is_empty() || self.is_quitting() || self.shared.pending.load(Ordering::Acquire) {
             timeout = Some(Duration::ZERO);
         }
         if let Some(deadline) = self.timers.next_deadline() {
@@ -653,7 +682,7 @@ impl EventLoop {
             timeout = Some(timeout.map_or(until, |t| t.min(until)));
         }
         let mut events = mem::take(&mut self.events);
-        let polled = self.poller.poll(&mut events, timeout);
+        let polled = self.wait(&mut events, timeout);
         self.now = Instant::now();
         if let Err(e) = polled {
             self.events = events;
@@ -669,10 +698,23 @@ impl EventLoop {
             }
         }
         self.events = events;
+        self.last_handled = handled;
         self.run_timers();
         self.run_tasks();
         self.iterations += 1;
         Ok(handled)
+    }
+
+    /// The poller wait, with the yield-before-sleeping step (module docs).
+    fn wait(&mut self, events: &mut Vec<PollEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        if self.idle_yield && self.last_handled > 0 && timeout != Some(Duration::ZERO) {
+            rustix::thread::sched_yield();
+            self.poller.poll(events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(());
+            }
+        }
+        self.poller.poll(events, timeout)
     }
 
     fn run_timers(&mut self) {

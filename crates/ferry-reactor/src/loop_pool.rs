@@ -2,7 +2,7 @@
 //! of a multi-reactor server).
 
 use std::io;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
 use crate::event_loop::{EventLoop, LoopHandle};
@@ -22,9 +22,22 @@ impl LoopThreadPool {
     /// Starts `n` threads named `{name}-{i}`, each creating a loop with a
     /// `kind` backend; returns once every loop exists.
     pub fn new(n: usize, kind: PollerKind, name: &str) -> io::Result<LoopThreadPool> {
+        LoopThreadPool::with_init(n, kind, name, |_| {})
+    }
+
+    /// [`new`](Self::new), and `init` runs on each loop's thread with the
+    /// fresh loop before it starts (loop settings, thread-local set-up).
+    pub fn with_init(
+        n: usize,
+        kind: PollerKind,
+        name: &str,
+        init: impl Fn(&mut EventLoop) + Send + Sync + 'static,
+    ) -> io::Result<LoopThreadPool> {
+        let init = Arc::new(init);
         let mut pool = LoopThreadPool { handles: Vec::with_capacity(n), threads: Vec::with_capacity(n), next: 0 };
         for i in 0..n {
             let (tx, rx) = mpsc::channel::<io::Result<LoopHandle>>();
+            let init = Arc::clone(&init);
             let thread = thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
                 let mut lp = match EventLoop::new(kind) {
                     Ok(lp) => lp,
@@ -33,6 +46,7 @@ impl LoopThreadPool {
                         return;
                     }
                 };
+                init(&mut lp);
                 if tx.send(Ok(lp.handle())).is_err() {
                     return;
                 }

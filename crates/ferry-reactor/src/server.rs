@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub listen: ListenOptions,
     /// Thread name prefix for the sub-loops.
     pub name: String,
+    /// Sub-loops yield once before sleeping after busy iterations
+    /// ([`EventLoop::set_idle_yield`]); on by default.
+    pub idle_yield: bool,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +36,7 @@ impl Default for ServerConfig {
             poller: PollerKind::Epoll,
             listen: ListenOptions::default(),
             name: "ferry-io".to_owned(),
+            idle_yield: true,
         }
     }
 }
@@ -102,7 +106,10 @@ impl TcpServer {
     /// loop, which the caller then runs).
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
         let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
-        let pool = LoopThreadPool::new(self.config.threads, self.config.poller, &self.config.name)?;
+        let idle_yield = self.config.idle_yield;
+        let pool = LoopThreadPool::with_init(self.config.threads, self.config.poller, &self.config.name, move |lp| {
+            lp.set_idle_yield(idle_yield)
+        })?;
         let handles: Vec<LoopHandle> = pool.handles().to_vec();
         let callbacks = self.callbacks.clone();
         let live = self.live.clone();

@@ -151,6 +151,56 @@ fn waker_from_other_thread(kind: PollerKind) {
     assert!(!lp.handle().run_in_loop(|_| {}));
 }
 
+/// A handle used on the loop's own thread queues without waking the
+/// eventfd; the loop must still run the task before it next sleeps, even
+/// when posted from a task that runs after the queue was taken.
+fn handle_post_from_loop_thread(kind: PollerKind) {
+    let mut lp = EventLoop::new(kind).unwrap();
+    let h = lp.handle();
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r1, r2, h2) = (ran.clone(), ran.clone(), h.clone());
+    assert!(h.run_in_loop(move |_| {
+        r1.lock().unwrap().push("first");
+        // Posted while the loop runs its tasks: the next wait must not block.
+        h2.run_in_loop(move |_| r2.lock().unwrap().push("second"));
+    }));
+    let start = Instant::now();
+    lp.run_once(Some(Duration::from_secs(10))).unwrap();
+    lp.run_once(Some(Duration::from_secs(10))).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5), "the loop slept with a task queued");
+    assert_eq!(*ran.lock().unwrap(), vec!["first", "second"]);
+}
+
+/// After a busy iteration the loop yields and polls once without blocking
+/// (idle yield); when that finds nothing it must still sleep until the next
+/// event, not return empty-handed or spin.
+fn busy_loop_still_sleeps(kind: PollerKind) {
+    let mut lp = EventLoop::new(kind).unwrap();
+    let (a, mut b) = pair();
+    let a = Rc::new(a);
+    let a2 = a.clone();
+    // SAFETY: `a` outlives the registration, removed at the end.
+    let token = unsafe {
+        lp.register(a.as_fd(), Interest::READABLE, move |_: &mut EventLoop, _, _| {
+            let mut buf = [0u8; 16];
+            let _ = rustix::io::read(&*a2, &mut buf);
+        })
+    }
+    .unwrap();
+    b.write_all(b"x").unwrap();
+    assert_eq!(lp.run_once(LONG).unwrap(), 1);
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        b.write_all(b"y").unwrap();
+        b
+    });
+    let before = lp.iterations();
+    assert_eq!(lp.run_once(LONG).unwrap(), 1, "woke without the event");
+    assert_eq!(lp.iterations(), before + 1);
+    drop(writer.join().unwrap());
+    drop(lp.deregister(token));
+}
+
 fn loop_dispatch_and_self_deregister(kind: PollerKind) {
     let mut lp = EventLoop::new(kind).unwrap();
     let (a, mut b) = pair();
@@ -292,6 +342,8 @@ both!(
     register_modify_deregister,
     hup_and_error,
     waker_from_other_thread,
+    handle_post_from_loop_thread,
+    busy_loop_still_sleeps,
     loop_dispatch_and_self_deregister,
     ten_thousand_timers_in_order,
     repeating_timer_and_self_cancel,

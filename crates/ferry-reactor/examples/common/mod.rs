@@ -7,16 +7,21 @@ use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
-/// `[ADDR] [--threads N] [--poller epoll|poll]`
+/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield]`
 pub struct Args {
     pub addr: ListenAddr,
     pub threads: usize,
     pub poller: PollerKind,
+    pub idle_yield: bool,
 }
 
 pub fn parse_args(default_addr: &str) -> Result<Args, String> {
-    let mut args =
-        Args { addr: default_addr.parse().map_err(|e| format!("{e}"))?, threads: 0, poller: PollerKind::Epoll };
+    let mut args = Args {
+        addr: default_addr.parse().map_err(|e| format!("{e}"))?,
+        threads: 0,
+        poller: PollerKind::Epoll,
+        idle_yield: true,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -28,7 +33,10 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
                 let v = it.next().ok_or("--poller needs a value")?;
                 args.poller = v.parse().map_err(|e| format!("{e}"))?;
             }
-            "-h" | "--help" => return Err("usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll]".into()),
+            "--no-idle-yield" => args.idle_yield = false,
+            "-h" | "--help" => {
+                return Err("usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield]".into());
+            }
             other => args.addr = other.parse().map_err(|e| format!("{e}"))?,
         }
     }
@@ -58,7 +66,13 @@ fn run(name: &str, args: &Args, callbacks: Callbacks) -> std::io::Result<()> {
     let signals = SignalFd::block(&[Signal::SIGINT, Signal::SIGTERM])?;
     ferry_reactor::sys::signals::ignore_sigpipe()?;
     let mut lp = EventLoop::new(args.poller)?;
-    let config = ServerConfig { threads: args.threads, poller: args.poller, ..ServerConfig::default() };
+    lp.set_idle_yield(args.idle_yield);
+    let config = ServerConfig {
+        threads: args.threads,
+        poller: args.poller,
+        idle_yield: args.idle_yield,
+        ..ServerConfig::default()
+    };
     let mut server = TcpServer::bind(&args.addr, config)?.with_callbacks(callbacks);
     server.start(&mut lp)?;
     lp.watch_signals(signals, |lp, sig| {
