@@ -71,6 +71,9 @@ pub(crate) struct ConnState {
     peer_eof: bool,
     close_now: bool,
     reading: bool,
+    /// A send completed; write-complete runs when the callback returns.
+    wc_due: bool,
+    /// A write-complete task is posted on the loop.
     wc_queued: bool,
     /// A non-blocking connect is in flight: wait for writability.
     connecting: bool,
@@ -340,22 +343,44 @@ impl<'a> TcpConnection<'a> {
         self.st.fd.as_fd()
     }
 
+    /// A send from user code completed: write-complete is due once the code
+    /// that sent returns (never re-entrantly). Only a flag: `settle`, which
+    /// ends every callback entry point, delivers it.
     fn queue_write_complete(&mut self) {
-        if self.st.callbacks.write_complete.is_none() || self.st.wc_queued {
+        if self.st.callbacks.write_complete.is_some() {
+            self.st.wc_due = true;
+        }
+    }
+
+    /// Runs a due write-complete (from `settle`). If that callback completes
+    /// another send, the next one is posted as a loop task, so a producer
+    /// that refills from write-complete takes turns with other connections.
+    fn deliver_write_complete(&mut self) {
+        if !std::mem::take(&mut self.st.wc_due) {
+            return;
+        }
+        if self.st.output.is_empty()
+            && !self.st.close_now
+            && let Some(cb) = self.st.callbacks.write_complete.clone()
+        {
+            cb(self);
+        }
+        if std::mem::take(&mut self.st.wc_due) {
+            self.post_write_complete();
+        }
+    }
+
+    fn post_write_complete(&mut self) {
+        if self.st.wc_queued {
             return;
         }
         self.st.wc_queued = true;
         let token = self.token;
         self.lp.queue_in_loop(move |lp| {
+            // `with_connection` ends in `settle`, which delivers it.
             lp.with_connection(token, |c| {
                 c.st.wc_queued = false;
-                if c.st.output.is_empty()
-                    && c.st.state != State::Closed
-                    && !c.st.close_now
-                    && let Some(cb) = c.st.callbacks.write_complete.clone()
-                {
-                    cb(c);
-                }
+                c.st.wc_due = true;
             });
         });
     }
@@ -431,7 +456,7 @@ impl<'a> TcpConnection<'a> {
     }
 
     fn handle_read(&mut self) {
-        match self.st.input.read_from(&self.st.fd) {
+        match self.st.input.recv_from(&self.st.fd) {
             Ok(0) => {
                 self.st.peer_eof = true;
                 match self.st.callbacks.half_closed.clone() {
@@ -464,6 +489,7 @@ impl<'a> TcpConnection<'a> {
         if self.st.state == State::Closed {
             return;
         }
+        self.deliver_write_complete();
         if !self.st.close_now
             && self.st.state == State::Disconnecting
             && self.st.output.is_empty()
@@ -685,6 +711,7 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc
         close_now: false,
         reading: true,
         connecting: false,
+        wc_due: false,
         wc_queued: false,
         context: None,
         live,

@@ -1,5 +1,6 @@
 //! Buffer against a `VecDeque<u8>` model (proptest), including reads
-//! through `readv` from a real socket pair.
+//! through `readv` (`read_from`) and `recv` (`recv_from`) from a real
+//! socket pair.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -17,8 +18,9 @@ enum Op {
     ConsumeAll,
     Ensure(usize),
     Direct(Vec<u8>),
-    /// Read `n` bytes that a peer wrote, through `read_from`.
-    ReadFrom(usize),
+    /// Read `n` bytes that a peer wrote, through `read_from` (`false`) or
+    /// `recv_from` (`true`).
+    ReadFrom(usize, bool),
     Shrink(usize),
 }
 
@@ -31,7 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ConsumeAll),
         1 => (0usize..10_000).prop_map(Op::Ensure),
         1 => proptest::collection::vec(any::<u8>(), 0..500).prop_map(Op::Direct),
-        1 => (1usize..100_000).prop_map(Op::ReadFrom),
+        1 => (1usize..100_000, any::<bool>()).prop_map(|(n, socket)| Op::ReadFrom(n, socket)),
         1 => (0usize..100).prop_map(Op::Shrink),
     ]
 }
@@ -75,7 +77,7 @@ proptest! {
                     b.commit(d.len());
                     m.extend(&d);
                 }
-                Op::ReadFrom(n) => {
+                Op::ReadFrom(n, socket) => {
                     let data: Vec<u8> = (0..n).map(|_| { counter = counter.wrapping_add(1); counter }).collect();
                     // The socket buffer may hold less than n: write what
                     // fits from a thread, read until all arrived.
@@ -84,7 +86,8 @@ proptest! {
                     let w = std::thread::spawn(move || p2.write_all(&d2).unwrap());
                     let mut got = 0;
                     while got < n {
-                        match b.read_from(&a) {
+                        let read = if socket { b.recv_from(&a) } else { b.read_from(&a) };
+                        match read {
                             Ok(k) => { prop_assert!(k > 0); got += k; }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
                             Err(e) => panic!("{e}"),
@@ -115,4 +118,39 @@ fn one_read_drains_more_than_the_heap_tail() {
     assert_eq!(b.readable_bytes(), 50_000);
     drop(peer);
     assert_eq!(b.read_from(&a).unwrap(), 0, "EOF");
+}
+
+#[test]
+fn recv_drains_in_one_call_and_grows_so_the_next_fits() {
+    let (a, mut peer) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let mut b = Buffer::new();
+    // Small message: one plain recv into the (lazily allocated) tail.
+    peer.write_all(b"ping").unwrap();
+    assert_eq!(b.recv_from(&a).unwrap(), 4);
+    assert_eq!(b.peek(), b"ping");
+    b.consume_all();
+    // More than the tail holds: the same call goes on with a spilling read,
+    // so the socket is drained, and leaves room for as much again.
+    let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    peer.write_all(&big).unwrap();
+    assert_eq!(b.recv_from(&a).unwrap(), 5000);
+    assert_eq!(b.peek(), &big[..]);
+    assert!(b.writable_bytes() >= 5000, "tail {} after a 5000-byte read", b.writable_bytes());
+    b.consume_all();
+    // Nothing queued: WouldBlock, not 0.
+    let e = b.recv_from(&a).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    drop(peer);
+    assert_eq!(b.recv_from(&a).unwrap(), 0, "EOF");
+}
+
+#[test]
+fn recv_from_refuses_a_non_socket() {
+    let (r, mut w) = std::io::pipe().unwrap();
+    w.write_all(b"x").unwrap();
+    let mut b = Buffer::new();
+    let e = b.recv_from(&r).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::NOTSOCK.raw_os_error()));
+    assert_eq!(b.read_from(&r).unwrap(), 1, "read_from takes any fd");
 }

@@ -516,3 +516,63 @@ fn nonblocking_connect_epoll() {
 fn nonblocking_connect_poll() {
     nonblocking_connect(PollerKind::Poll);
 }
+
+/// A producer that refills from write-complete (every small send completes
+/// at once, so write-complete is due after every callback) must take turns
+/// with the other connections of its loop, not hold the loop.
+#[test]
+fn producer_refilling_from_write_complete_does_not_starve_its_loop() {
+    let refills = Arc::new(AtomicUsize::new(0));
+    let r2 = refills.clone();
+    let callbacks = Callbacks::new()
+        .on_message(|c, buf| {
+            if buf.peek() == b"produce" {
+                c.set_context(());
+                c.send(b"0123456789abcdef");
+            } else {
+                c.send(buf.peek());
+            }
+            buf.consume_all();
+        })
+        .on_write_complete(move |c| {
+            if c.context::<()>().is_some() {
+                r2.fetch_add(1, Ordering::Relaxed);
+                c.send(b"0123456789abcdef");
+            }
+        });
+    // One loop: the producer and the echo client share it.
+    let server = start_server("127.0.0.1:0", 0, PollerKind::Epoll, callbacks);
+    let mut producer = client(server.tcp_addr());
+    producer.write_all(b"produce").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        while !stop2.load(Ordering::Relaxed) {
+            match producer.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("producer read: {e}"),
+            }
+        }
+        total
+    });
+    wait_until("the producer to start", || refills.load(Ordering::Relaxed) > 1000);
+    let mut echo = client(server.tcp_addr());
+    echo.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..200u32 {
+        let msg = i.to_be_bytes();
+        echo.write_all(&msg).unwrap();
+        let mut got = [0u8; 4];
+        if let Err(e) = echo.read_exact(&mut got) {
+            // The loop is stuck in the producer: joining it would hang.
+            std::mem::forget(server);
+            panic!("echo starved while the producer ran: {e}");
+        }
+        assert_eq!(got, msg);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let produced = drain.join().unwrap();
+    assert!(produced >= 16 * 1000, "producer moved only {produced} bytes");
+}
