@@ -13,7 +13,8 @@
 //! host) the yield lets the threads that produce this loop's input run, and
 //! their output is collected in the same wake-up instead of costing a sleep,
 //! a wake-up and often a preemption each. It costs one `sched_yield` and one
-//! non-blocking wait per busy-to-idle transition and nothing on an idle loop.
+//! non-blocking wait per busy-to-idle transition and nothing on an idle loop;
+//! where the extra poll keeps finding nothing it backs off (`idle_yield.rs`).
 //! Measured in docs/BENCHMARKS.md (Reactor); switch it off with
 //! [`EventLoop::set_idle_yield`].
 //!
@@ -42,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::idle_yield::IdleYield;
 use crate::poller::{Interest, PollEvent, Poller, PollerKind, Ready};
 use crate::timer::{TimerCallback, TimerId, TimerQueue};
 use crate::waker::Waker;
@@ -284,7 +286,7 @@ pub struct EventLoop {
     iterations: u64,
     /// Readiness events handled by the previous iteration.
     last_handled: usize,
-    idle_yield: bool,
+    idle_yield: IdleYield,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -331,7 +333,7 @@ impl EventLoop {
             quit: false,
             iterations: 0,
             last_handled: 0,
-            idle_yield: true,
+            idle_yield: IdleYield::new(),
             _not_send: std::marker::PhantomData,
         })
     }
@@ -361,7 +363,7 @@ impl EventLoop {
     /// Whether a loop that just handled I/O yields its CPU once and polls
     /// again before it blocks (on by default; see the module docs).
     pub fn set_idle_yield(&mut self, on: bool) {
-        self.idle_yield = on;
+        self.idle_yield.set_enabled(on);
     }
 
     /// Number of registered handlers (the waker not included).
@@ -707,9 +709,10 @@ impl EventLoop {
 
     /// The poller wait, with the yield-before-sleeping step (module docs).
     fn wait(&mut self, events: &mut Vec<PollEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        if self.idle_yield && self.last_handled > 0 && timeout != Some(Duration::ZERO) {
+        if self.last_handled > 0 && timeout != Some(Duration::ZERO) && self.idle_yield.should_try() {
             rustix::thread::sched_yield();
             self.poller.poll(events, Some(Duration::ZERO))?;
+            self.idle_yield.record(!events.is_empty());
             if !events.is_empty() {
                 return Ok(());
             }

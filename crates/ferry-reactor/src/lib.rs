@@ -61,6 +61,7 @@ pub mod buffer;
 pub mod callbacks;
 pub mod connection;
 pub mod event_loop;
+mod idle_yield;
 pub mod listener;
 pub mod loop_pool;
 pub mod poller;
