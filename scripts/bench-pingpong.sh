@@ -10,8 +10,12 @@
 #   SIZES ("16 4096 65536"), CARGO_TARGET_DIR,
 #   PIN=1 (servers on CPU 0, client on CPU 1, with taskset: steadier numbers).
 # Prints a Markdown table: throughput (MiB/s read by the client, median of
-# RUNS), ferry/tokio ratio, and server CPU time per message (utime+stime of
-# the server process from /proc/PID/stat over the run, divided by messages).
+# RUNS), the ferry/tokio ratio as the median of per-round ratios (each round
+# runs both servers back to back, in alternating order, so slow drifts of a
+# shared machine cancel) with the lowest and highest round, and server CPU
+# time per message (utime+stime of the server process from /proc/PID/stat
+# over the run, divided by messages; median).
+# FERRY_ARGS (env) is passed to the ferry server, e.g. --no-idle-yield.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +61,11 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else print v[int((
 
 echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0}, $(nproc) cores, $(uname -r)"
 echo
-echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio | ferry CPU µs/msg | tokio CPU µs/msg |"
+echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio (min-max) | ferry CPU µs/msg | tokio CPU µs/msg |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $THREADS; do
-    "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" >"$LOG/ferry.out" 2>&1 &
+    # shellcheck disable=SC2086 # FERRY_ARGS is a list of words
+    "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" ${FERRY_ARGS:-} >"$LOG/ferry.out" 2>&1 &
     FP=$!
     "${SRV_PIN[@]}" "$EX/tokio_echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" >"$LOG/tokio.out" 2>&1 &
     TP=$!
@@ -69,9 +74,12 @@ for t in $THREADS; do
     wait_listening "$LOG/tokio.out"
     for c in $CONNS; do
         for b in $SIZES; do
-            : >"$LOG/ferry.tp"; : >"$LOG/tokio.tp"; : >"$LOG/ferry.cpu"; : >"$LOG/tokio.cpu"
-            for _ in $(seq "$RUNS"); do
-                for srv in ferry tokio; do
+            : >"$LOG/ferry.tp"; : >"$LOG/tokio.tp"; : >"$LOG/ferry.cpu"; : >"$LOG/tokio.cpu"; : >"$LOG/ratio"
+            for r in $(seq "$RUNS"); do
+                order="ferry tokio"
+                if ((r % 2 == 0)); then order="tokio ferry"; fi
+                declare -A round=()
+                for srv in $order; do
                     if [[ $srv == ferry ]]; then pid=$FP; port=$FERRY_PORT; else pid=$TP; port=$TOKIO_PORT; fi
                     c0=$(cpu_ticks "$pid")
                     line=$(timeout $((SECS * 3 + 30)) "${CLI_PIN[@]}" "$EX/pingpong_client" "127.0.0.1:$port" \
@@ -81,13 +89,18 @@ for t in $THREADS; do
                     tp=$(sed -E 's/.*mib_per_s=([0-9.]+).*/\1/' <<<"$line")
                     msgs=$(sed -E 's/.*msgs=([0-9]+).*/\1/' <<<"$line")
                     echo "$tp" >>"$LOG/$srv.tp"
+                    round[$srv]=$tp
                     awk -v d=$((c1 - c0)) -v m="$msgs" -v t="$TCK" \
                         'BEGIN { if (m > 0) printf "%.3f\n", d / t * 1e6 / m; else print 0 }' >>"$LOG/$srv.cpu"
                 done
+                if [[ -n "${round[ferry]:-}" && -n "${round[tokio]:-}" ]]; then
+                    awk -v a="${round[ferry]}" -v b="${round[tokio]}" 'BEGIN { if (b > 0) printf "%.3f\n", a / b }' >>"$LOG/ratio"
+                fi
+                unset round
             done
             ftp=$(median <"$LOG/ferry.tp"); ttp=$(median <"$LOG/tokio.tp")
             fcpu=$(median <"$LOG/ferry.cpu"); tcpu=$(median <"$LOG/tokio.cpu")
-            ratio=$(awk -v a="$ftp" -v b="$ttp" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+            ratio=$(printf "%.2f (%.2f-%.2f)" "$(median <"$LOG/ratio")" "$(sort -g "$LOG/ratio" | head -1)" "$(sort -g "$LOG/ratio" | tail -1)")
             echo "| $t | $c | $b | $ftp | $ttp | $ratio | $fcpu | $tcpu |"
         done
     done
