@@ -4,6 +4,11 @@
 //! reaps children when SIGCHLD arrives through its signalfd, never inside
 //! a signal handler, so no zombie outlives a connection for long.
 //!
+//! At most `max_conns` children live at once: at the cap the parent stops
+//! polling the listeners (the kernel's backlog holds new clients) until
+//! SIGCHLD reports an exit, so a flood of connections cannot fork the
+//! machine to death.
+//!
 //! Children live in their own process groups, so a Ctrl-C on the terminal
 //! reaches the parent only. Shutdown: stop accepting; the children see the shutdown eventfd they
 //! inherited (a connection between requests closes, a transfer finishes);
@@ -23,43 +28,69 @@ use crate::threadpool::RunReport;
 use crate::{ServerError, serve_connection};
 
 /// Accepts and forks until shutdown, then drains the children.
-pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<RunReport, ServerError> {
-    tracing::info!("fork: a process per connection, drain timeout {}s", drain_timeout.as_secs_f64());
+pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> Result<RunReport, ServerError> {
+    tracing::info!(
+        "fork: a process per connection, at most {max_conns} at once, drain timeout {}s",
+        drain_timeout.as_secs_f64()
+    );
     let mut live = HashSet::new();
     let mut served = 0;
-    let stopped = accept_loop(&mut base, &mut live, &mut served);
+    let stopped = accept_loop(&mut base, &mut live, max_conns, &mut served);
     let signal = base.begin_shutdown(&stopped);
     let cut = drain(&mut base, &mut live, drain_timeout);
     stopped.map(|_| RunReport { signal, served, dropped_unserved: 0, cut, workers_left_behind: 0 })
 }
 
 /// Returns the stopping signal (or `None` for a shutdown request).
-fn accept_loop(base: &mut Base, live: &mut HashSet<Pid>, served: &mut u64) -> Result<Option<Signal>, ServerError> {
+fn accept_loop(
+    base: &mut Base,
+    live: &mut HashSet<Pid>,
+    max_conns: usize,
+    served: &mut u64,
+) -> Result<Option<Signal>, ServerError> {
+    let mut was_full = false;
     loop {
+        let full = live.len() >= max_conns;
+        if full && !was_full {
+            tracing::info!("{} child processes (--max-conns): not accepting until one exits", live.len());
+        }
+        was_full = full;
         let ready = {
             let mut fds = vec![base.shutdown.as_fd()];
             fds.extend(base.signals.as_ref().map(|s| s.as_fd()));
-            fds.extend(base.listeners.iter().map(|l| l.socket.as_fd()));
-            poll_readable(&fds, None)?
+            if !full {
+                fds.extend(base.listeners.iter().map(|l| l.socket.as_fd()));
+            }
+            // Without a signalfd (embedded use) nothing announces an exit:
+            // look again in short steps while full.
+            let timeout = (full && base.signals.is_none()).then_some(Duration::from_millis(20));
+            poll_readable(&fds, timeout)?
         };
         if ready[0] {
             return Ok(None);
         }
+        let mut stop = None;
         if base.signals.is_some() && ready[1] {
-            let (stop, _child) = base.read_signals()?;
-            // Reaping on every wake-up is cheap and catches coalesced
-            // SIGCHLDs too.
-            for (pid, how) in reap_exited() {
-                if live.remove(&pid) {
-                    tracing::debug!("child {pid} {how}");
-                }
+            stop = base.read_signals()?.0;
+        }
+        // Reaping on every wake-up is cheap and catches coalesced SIGCHLDs
+        // too (and never waits on anything but our own children).
+        for (pid, how) in if live.is_empty() { Vec::new() } else { reap_exited() } {
+            if live.remove(&pid) {
+                tracing::debug!("child {pid} {how}");
             }
-            if let Some(signal) = stop {
-                return Ok(Some(signal));
-            }
+        }
+        if let Some(signal) = stop {
+            return Ok(Some(signal));
+        }
+        if full {
+            continue;
         }
         let first = 1 + usize::from(base.signals.is_some());
         for index in (0..base.listeners.len()).filter(|i| ready[first + i]) {
+            if live.len() >= max_conns {
+                break;
+            }
             let Some((stream, _peer)) = accept_one(&base.listeners[index]) else { continue };
             match fork_process() {
                 Ok(ForkResult::Child) => run_child(|| serve_in_child(base, index, stream)),

@@ -14,9 +14,14 @@ use crate::{ListenerConfig, ServerError, Shutdown, fork, iterative, prefork, thr
 pub enum BlockingModel {
     /// One connection at a time on the calling thread.
     Iterative,
-    /// A child process per connection. Forks, so the process must have a
-    /// single thread (checked: each fork is refused otherwise).
-    Fork,
+    /// A child process per connection, at most `max_conns` at once; beyond
+    /// that the parent stops accepting until a child exits. Forks, so the
+    /// process must have a single thread (checked: each fork is refused
+    /// otherwise).
+    Fork {
+        /// Most child processes alive at once (at least 1).
+        max_conns: usize,
+    },
     /// A thread per connection, at most `max_conns` at once; beyond that
     /// the server stops accepting and the kernel's backlog holds clients.
     Thread {
@@ -40,7 +45,7 @@ impl BlockingModel {
     pub fn name(&self) -> &'static str {
         match self {
             BlockingModel::Iterative => "iterative",
-            BlockingModel::Fork => "fork",
+            BlockingModel::Fork { .. } => "fork",
             BlockingModel::Thread { .. } => "thread",
             BlockingModel::Prefork { .. } => "prefork",
         }
@@ -75,7 +80,7 @@ impl BlockingServer {
     /// too for the process models) and binds every listener. Call it
     /// before spawning threads, so they inherit the signal mask.
     pub fn bind(config: BlockingConfig) -> Result<BlockingServer, ServerError> {
-        let forks = matches!(config.model, BlockingModel::Fork | BlockingModel::Prefork { .. });
+        let forks = matches!(config.model, BlockingModel::Fork { .. } | BlockingModel::Prefork { .. });
         let base = Base::bind(&config.listeners, config.handle_signals, forks)?;
         Ok(BlockingServer { base, config })
     }
@@ -98,7 +103,7 @@ impl BlockingServer {
         let drain = config.drain_timeout;
         match config.model {
             BlockingModel::Iterative => iterative::run(base, drain),
-            BlockingModel::Fork => fork::run(base, drain),
+            BlockingModel::Fork { max_conns } => fork::run(base, max_conns.max(1), drain),
             BlockingModel::Thread { max_conns } => thread::run(base, max_conns.max(1), drain),
             BlockingModel::Prefork { workers, queue_capacity } => {
                 prefork::run(base, workers.max(1), queue_capacity.max(1), drain)

@@ -147,7 +147,7 @@ fn process_models_refuse_to_fork_a_threaded_process() {
     assert!(error.to_string().contains("refusing to fork"), "{error}");
 
     // ...and fork drops each connection rather than forking for it.
-    let server = Running::start(BlockingModel::Fork, STEP, &[]);
+    let server = Running::start(BlockingModel::Fork { max_conns: 8 }, STEP, &[]);
     let mut conn = server.connect();
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).expect("closed");

@@ -76,8 +76,9 @@ pub struct ServeArgs {
     /// Allow clients to change the served directory (put, mkdir, rm).
     #[arg(long)]
     allow_write: bool,
-    /// Most connections the thread model serves at once; beyond that it
-    /// stops accepting and the kernel's listen backlog holds new clients.
+    /// Most connections the thread and fork models serve at once (threads,
+    /// child processes); beyond that they stop accepting and the kernel's
+    /// listen backlog holds new clients.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
     /// Detach and run in the background (double fork, new session, working
@@ -151,7 +152,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let listeners = listeners(&args)?;
     match args.model {
         Model::Iterative => run_blocking(&args, listeners, BlockingModel::Iterative)?,
-        Model::Fork => run_blocking(&args, listeners, BlockingModel::Fork)?,
+        Model::Fork => run_blocking(&args, listeners, BlockingModel::Fork { max_conns: args.max_conns as usize })?,
         Model::Thread => run_blocking(&args, listeners, BlockingModel::Thread { max_conns: args.max_conns as usize })?,
         Model::Prefork => {
             let workers = args.workers.map_or_else(default_workers, |n| n as usize);

@@ -643,3 +643,22 @@ fn daemon_writes_its_pid_file_serves_and_cleans_up_on_sigterm() {
     let log = std::fs::read_to_string(&log_file).expect("log file");
     assert!(log.contains("received SIGTERM"), "the log file has the daemon's log: {log}");
 }
+
+#[test]
+fn fork_stops_accepting_at_max_conns_until_a_child_exits() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let mut server = start("fork", Svc::Files, &root, &["--max-conns", "2"]);
+    let mut a = connect(server.addr);
+    let mut b = connect(server.addr);
+    assert_eq!(ask(&mut a, "ping"), "OK pong");
+    assert_eq!(ask(&mut b, "ping"), "OK pong");
+    let mut c = connect(server.addr);
+    c.write_all(b"ping\n").unwrap();
+    assert!(silent_for(&mut c, Duration::from_millis(400)), "a third child was forked beyond --max-conns 2");
+    assert_eq!(ask(&mut a, "quit"), "OK bye");
+    assert_eq!(read_line(&mut c), "OK pong", "the waiting client is served once a child exits");
+    assert_eq!(ask(&mut c, "quit"), "OK bye");
+    assert_eq!(ask(&mut b, "quit"), "OK bye");
+    server.stop();
+}
