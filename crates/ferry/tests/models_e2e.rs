@@ -662,3 +662,36 @@ fn fork_stops_accepting_at_max_conns_until_a_child_exits() {
     assert_eq!(ask(&mut b, "quit"), "OK bye");
     server.stop();
 }
+
+#[test]
+fn prefork_backs_off_replacing_workers_that_die_young() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let mut server = start_logged("prefork", Svc::Files, &root, &["--workers", "1"]);
+    let pid = server.pid();
+    let kill_the_worker = |server: &Running| {
+        let mut worker = None;
+        eventually("a live worker", || {
+            worker = descendants(server.pid()).into_iter().find(|&p| state(p).is_some_and(|s| s != 'Z'));
+            worker.is_some()
+        });
+        let worker = worker.unwrap();
+        rustix::process::kill_process(rustix::process::Pid::from_raw(worker).unwrap(), rustix::process::Signal::KILL)
+            .expect("kill the worker");
+        worker
+    };
+    // Two deaths in a row, each well within a second of the worker's start:
+    // the replacement waits, and the wait doubles.
+    let first = kill_the_worker(&server);
+    let line = server.log_line(&format!("worker {first} "));
+    assert!(line.contains("replacing it in 100ms"), "{line}");
+    eventually("the replacement", || descendants(pid).iter().any(|&p| p != first));
+    let second = kill_the_worker(&server);
+    let line = server.log_line(&format!("worker {second} "));
+    assert!(line.contains("replacing it in 200ms"), "{line}");
+    // The pool comes back and serves.
+    let mut conn = connect(server.addr);
+    assert_eq!(ask(&mut conn, "ping"), "OK pong");
+    assert_eq!(ask(&mut conn, "quit"), "OK bye");
+    server.stop();
+}

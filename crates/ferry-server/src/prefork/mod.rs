@@ -10,7 +10,10 @@
 //!
 //! A worker that dies is noticed twice, by EOF on its socket and by
 //! SIGCHLD; it is reaped and a new worker takes its slot. Only the
-//! connection it was serving is lost.
+//! connection it was serving is lost. A worker that dies young (within
+//! [`YOUNG`] of its start) is replaced after a delay that doubles with each
+//! such death in that slot, from 100 ms up to 10 s, so a worker that cannot
+//! start (a bad root, no fds) does not make the parent fork in a tight loop.
 //!
 //! Shutdown: stop accepting, close queued connections nobody started,
 //! send each worker an exit message, let busy ones finish (they see the
@@ -25,7 +28,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
 use nix::sys::signal::Signal;
@@ -45,6 +48,11 @@ const LISTENER_BASE: u64 = 2;
 /// Worker tokens start here and are never reused, so an event for a
 /// replaced worker's old socket cannot be mistaken for its successor's.
 const WORKER_BASE: u64 = 1 << 32;
+/// A worker that dies sooner than this after starting is replaced with a
+/// delay (see the module docs).
+const YOUNG: Duration = Duration::from_secs(1);
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(100);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(10);
 
 /// One worker process as the parent sees it.
 struct Worker {
@@ -54,6 +62,15 @@ struct Worker {
     token: u64,
     /// Serving a connection: the client's address, for the log if it dies.
     busy: Option<SocketAddr>,
+    started: Instant,
+}
+
+/// A slot whose worker died: when to fork its replacement, and the delay
+/// that was used (doubled if the next one dies young too).
+#[derive(Clone, Copy, Default)]
+struct Restart {
+    due: Option<Instant>,
+    delay: Duration,
 }
 
 /// An accepted connection waiting for a free worker.
@@ -67,6 +84,7 @@ struct Pool {
     base: Base,
     epoll: OwnedFd,
     slots: Vec<Option<Worker>>,
+    restarts: Vec<Restart>,
     queue: VecDeque<Pending>,
     queue_capacity: usize,
     /// Whether the listeners are in the epoll set.
@@ -97,6 +115,7 @@ pub(crate) fn run(
         base,
         epoll,
         slots: (0..workers).map(|_| None).collect(),
+        restarts: vec![Restart::default(); workers],
         queue: VecDeque::new(),
         queue_capacity,
         accepting: false,
@@ -150,11 +169,16 @@ impl Pool {
         let mut events = Vec::with_capacity(64);
         loop {
             events.clear();
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
+            let timeout = self.next_restart().map(|due| {
+                let ms = due.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i64 + 1;
+                rustix::event::Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 }
+            });
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(ServerError::Setup { what: "wait on epoll", error: e.into() }),
             }
+            self.restart_due();
             for event in &events {
                 let token = event.data.u64();
                 match token {
@@ -196,7 +220,8 @@ impl Pool {
                 epoll::add(&self.epoll, &parent_end, EventData::new_u64(token), EventFlags::IN)
                     .map_err(|e| ServerError::Setup { what: "watch a worker's socket", error: e.into() })?;
                 tracing::debug!("worker {child} started in slot {slot}");
-                self.slots[slot] = Some(Worker { pid: child, socket: Some(parent_end), token, busy: None });
+                self.slots[slot] =
+                    Some(Worker { pid: child, socket: Some(parent_end), token, busy: None, started: Instant::now() });
                 Ok(())
             }
         }
@@ -275,18 +300,55 @@ impl Pool {
         }
     }
 
-    /// Reaps exited workers and forks their replacements.
+    /// Reaps exited workers and forks their replacements, at once or, for
+    /// workers that died young, after the back-off delay.
     fn reap_and_replace(&mut self) {
         for (pid, how) in reap_exited() {
             let Some(slot) = self.slots.iter().position(|w| w.as_ref().is_some_and(|w| w.pid == pid)) else {
                 continue;
             };
-            tracing::warn!("worker {pid} {how}; starting a replacement");
             self.lose_socket(slot);
-            self.slots[slot] = None;
-            if let Err(e) = self.spawn(slot) {
-                tracing::error!("{e}; the pool runs one worker short");
+            let age = self.slots[slot].take().map_or(Duration::ZERO, |w| w.started.elapsed());
+            let restart = &mut self.restarts[slot];
+            if age >= YOUNG {
+                restart.delay = Duration::ZERO;
+                tracing::warn!("worker {pid} {how}; starting a replacement");
+                self.replace(slot);
+                continue;
             }
+            restart.delay = (restart.delay * 2).clamp(FIRST_RESTART_DELAY, MAX_RESTART_DELAY);
+            restart.due = Some(Instant::now() + restart.delay);
+            tracing::warn!(
+                "worker {pid} {how} {:.3}s after it started; replacing it in {}ms",
+                age.as_secs_f64(),
+                restart.delay.as_millis()
+            );
+        }
+        self.feed_workers();
+    }
+
+    fn replace(&mut self, slot: usize) {
+        self.restarts[slot].due = None;
+        if let Err(e) = self.spawn(slot) {
+            tracing::error!("{e}; the pool runs one worker short");
+        }
+    }
+
+    /// The earliest pending delayed restart.
+    fn next_restart(&self) -> Option<Instant> {
+        self.restarts.iter().filter_map(|r| r.due).min()
+    }
+
+    /// Forks the replacements whose delay has passed.
+    fn restart_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> =
+            (0..self.restarts.len()).filter(|&i| self.restarts[i].due.is_some_and(|d| d <= now)).collect();
+        if due.is_empty() {
+            return;
+        }
+        for slot in due {
+            self.replace(slot);
         }
         self.feed_workers();
     }
