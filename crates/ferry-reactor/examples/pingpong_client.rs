@@ -2,14 +2,20 @@
 //! and then echo back whatever they receive, as fast as possible, for T
 //! seconds. Prints the bytes and messages (bytes / B) moved.
 //!
+//! The clock starts only once every connection has had its first message
+//! echoed: a connection the kernel completed but the server has not yet
+//! accepted would otherwise count as served, and a server that accepts
+//! slowly would be measured with fewer live connections than asked for.
+//! `warmup_s` in the result says how long that took.
+//!
 //! `cargo run -p ferry-reactor --release --example pingpong_client -- 127.0.0.1:2007 --conns 100 --size 4096 --secs 3`
 //!
 //! Output (last line, machine-readable):
-//! `RESULT conns=100 size=4096 secs=3.00 bytes=... msgs=... mib_per_s=...`
+//! `RESULT conns=100 size=4096 secs=3.00 bytes=... msgs=... mib_per_s=... warmup_s=...`
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind};
@@ -38,29 +44,57 @@ fn main() -> ExitCode {
 
 fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> {
     let addr: ListenAddr = addr.parse().map_err(std::io::Error::other)?;
+    // Callbacks must be Send + Sync; this client runs on one thread, so
+    // the atomics are plain counters here.
     let bytes = Arc::new(AtomicU64::new(0));
-    let b2 = bytes.clone();
+    let counting = Arc::new(AtomicBool::new(false));
+    let warm = Arc::new(AtomicUsize::new(0));
+    let (b2, counting2, warm2) = (bytes.clone(), counting.clone(), warm.clone());
     let message = vec![b'x'; size];
     let callbacks = Callbacks::new()
         .on_connected(move |c| {
+            c.set_context(0usize);
             c.send(&message);
         })
         .on_message(move |c, buf| {
-            b2.fetch_add(buf.readable_bytes() as u64, Ordering::Relaxed);
+            let n = buf.readable_bytes();
+            if counting2.load(Ordering::Relaxed) {
+                b2.fetch_add(n as u64, Ordering::Relaxed);
+            } else if let Some(seen) = c.context_mut::<usize>()
+                && *seen < size
+            {
+                *seen += n;
+                if *seen >= size {
+                    warm2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             c.send_buffer(buf);
         });
     let mut lp = EventLoop::new(PollerKind::Epoll)?;
+    let connect_start = Instant::now();
     for _ in 0..conns {
         let (fd, peer) = ferry_reactor::connect(&addr)?;
         ferry_reactor::adopt(&mut lp, fd, peer, callbacks.clone())?;
     }
+    // Warm-up: run until every connection has had one echo back (bounded).
+    while warm.load(Ordering::Relaxed) < conns {
+        lp.run_once(Some(Duration::from_millis(100)))?;
+        if connect_start.elapsed() > Duration::from_secs(60) {
+            return Err(std::io::Error::other(format!(
+                "only {} of {conns} connections were served within 60 s",
+                warm.load(Ordering::Relaxed)
+            )));
+        }
+    }
+    let warmup = connect_start.elapsed().as_secs_f64();
+    counting.store(true, Ordering::Relaxed);
     let start = Instant::now();
     lp.run_after(Duration::from_secs_f64(secs), |lp| lp.quit());
     lp.run()?;
     let elapsed = start.elapsed().as_secs_f64();
     let total = bytes.load(Ordering::Relaxed);
     println!(
-        "RESULT conns={conns} size={size} secs={elapsed:.2} bytes={total} msgs={} mib_per_s={:.3}",
+        "RESULT conns={conns} size={size} secs={elapsed:.2} bytes={total} msgs={} mib_per_s={:.3} warmup_s={warmup:.3}",
         total / size.max(1) as u64,
         total as f64 / elapsed / (1024.0 * 1024.0)
     );
