@@ -240,8 +240,9 @@ impl FromStr for PollerKind {
 
 /// Converts a timeout to a rustix `Timespec`, rounded up to whole
 /// milliseconds (mio does the same) so sleeping never ends before a timer's
-/// deadline and forces a busy re-poll.
-pub(crate) fn timeout_to_timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+/// deadline and forces a busy re-poll. Public for other epoll loops built on
+/// rustix (the prefork parent's).
+pub fn timeout_to_timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
     timeout.map(|d| {
         let ms = d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i64;
         rustix::event::Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 }

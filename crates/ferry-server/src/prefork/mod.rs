@@ -30,6 +30,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_reactor::poller::timeout_to_timespec;
 use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
@@ -169,10 +170,8 @@ impl Pool {
         let mut events = Vec::with_capacity(64);
         loop {
             events.clear();
-            let timeout = self.next_restart().map(|due| {
-                let ms = due.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i64 + 1;
-                rustix::event::Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 }
-            });
+            let timeout =
+                timeout_to_timespec(self.next_restart().map(|due| due.saturating_duration_since(Instant::now())));
             match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
