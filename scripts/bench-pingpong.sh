@@ -14,7 +14,8 @@
 # runs both servers back to back, in alternating order, so slow drifts of a
 # shared machine cancel) with the lowest and highest round, and server CPU
 # time per message (utime+stime of the server process from /proc/PID/stat
-# over the run, divided by messages; median).
+# from the end of the client's warm-up to its exit, divided by the messages
+# counted in that span; median).
 # FERRY_ARGS (env) is passed to the ferry server, e.g. --no-idle-yield.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,10 +82,18 @@ for t in $THREADS; do
                 declare -A round=()
                 for srv in $order; do
                     if [[ $srv == ferry ]]; then pid=$FP; port=$FERRY_PORT; else pid=$TP; port=$TOKIO_PORT; fi
+                    # Server CPU is counted from the client's WARM line (every
+                    # connection served once) to its exit, the span its
+                    # message count covers.
+                    : >"$LOG/client.out"
+                    timeout $((SECS * 3 + 70)) "${CLI_PIN[@]}" "$EX/pingpong_client" "127.0.0.1:$port" \
+                        --conns "$c" --size "$b" --secs "$SECS" >"$LOG/client.out" &
+                    cl=$!
+                    until grep -q '^WARM' "$LOG/client.out" || ! kill -0 "$cl" 2>/dev/null; do sleep 0.01; done
                     c0=$(cpu_ticks "$pid")
-                    line=$(timeout $((SECS * 3 + 30)) "${CLI_PIN[@]}" "$EX/pingpong_client" "127.0.0.1:$port" \
-                        --conns "$c" --size "$b" --secs "$SECS" | grep '^RESULT' || true)
+                    wait "$cl" || true
                     c1=$(cpu_ticks "$pid")
+                    line=$(grep '^RESULT' "$LOG/client.out" || true)
                     if [[ -z "$line" ]]; then echo "run failed: $srv t=$t c=$c b=$b" >&2; continue; fi
                     tp=$(sed -E 's/.*mib_per_s=([0-9.]+).*/\1/' <<<"$line")
                     msgs=$(sed -E 's/.*msgs=([0-9]+).*/\1/' <<<"$line")

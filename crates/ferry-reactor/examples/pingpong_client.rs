@@ -10,7 +10,8 @@
 //!
 //! `cargo run -p ferry-reactor --release --example pingpong_client -- 127.0.0.1:2007 --conns 100 --size 4096 --secs 3`
 //!
-//! Output (last line, machine-readable):
+//! Output: `WARM warmup_s=...` when the clock starts (a profiler attached to
+//! the server can wait for it), then, as the last line, machine-readable:
 //! `RESULT conns=100 size=4096 secs=3.00 bytes=... msgs=... mib_per_s=... warmup_s=...`
 
 use std::process::ExitCode;
@@ -87,6 +88,9 @@ fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> 
         }
     }
     let warmup = connect_start.elapsed().as_secs_f64();
+    // Tells a profiler wrapped around the server when the measured part begins.
+    println!("WARM warmup_s={warmup:.3}");
+    std::io::Write::flush(&mut std::io::stdout())?;
     counting.store(true, Ordering::Relaxed);
     let start = Instant::now();
     lp.run_after(Duration::from_secs_f64(secs), |lp| lp.quit());
