@@ -12,10 +12,20 @@
 //! harmless no-op.
 //!
 //! # Write path
-//! `send` writes directly when nothing is queued (write interest is then
-//! off); the rest goes to the output queue and write interest is turned on,
-//! and off again once it drained. File ranges queued with `send_file` go out
-//! with `sendfile(2)`, in order with the bytes around them.
+//! `send` writes directly when nothing is queued; the rest goes to the
+//! output queue and waits for writability (level-triggered: write interest is
+//! turned on, and off again once it drained). File ranges queued with
+//! `send_file` go out with `sendfile(2)`, in order with the bytes around them.
+//!
+//! # Edge-triggered on epoll
+//! Where the loop's backend supports it the socket is registered once for
+//! read and write readiness, edge-triggered, and never modified. The state
+//! then keeps `can_read` itself: set by a readable/hang-up event, cleared when
+//! a read comes back short or `EAGAIN`. One read per dispatch as before; if
+//! that read did not drain the socket (or reading resumes after a pause, or
+//! the write budget ran out with the socket still writable), the connection
+//! re-dispatches itself through a loop task instead of waiting for an edge
+//! that will not come. See `poller` for why.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -71,6 +81,18 @@ pub(crate) struct ConnState {
     peer_eof: bool,
     close_now: bool,
     reading: bool,
+    /// Registered edge-triggered (see the module docs).
+    edge: bool,
+    /// Edge mode: the socket may hold unread bytes or EOF.
+    can_read: bool,
+    /// The poller reported a hang-up (both directions closed).
+    hup_seen: bool,
+    /// Edge mode: the peer's FIN was announced (EOF is there to be read).
+    fin_seen: bool,
+    /// Edge mode: the last flush stopped at its budget, not at `EAGAIN`.
+    budget_spent: bool,
+    /// Edge mode: a re-dispatch task is queued on the loop.
+    redispatch_queued: bool,
     /// A send completed; write-complete runs when the callback returns.
     wc_due: bool,
     /// A write-complete task is posted on the loop.
@@ -393,6 +415,7 @@ impl<'a> TcpConnection<'a> {
     fn flush(&mut self, from_event: bool) {
         let st = &mut *self.st;
         let mut budget = WRITE_BUDGET;
+        st.budget_spent = false;
         while budget > 0 {
             let Some(front) = st.output.front_mut() else { break };
             let res = match front {
@@ -442,6 +465,7 @@ impl<'a> TcpConnection<'a> {
                 }
             }
         }
+        st.budget_spent = budget == 0 && !st.output.is_empty();
         if self.st.output.is_empty() {
             if from_event {
                 if !self.st.close_now
@@ -456,7 +480,14 @@ impl<'a> TcpConnection<'a> {
     }
 
     fn handle_read(&mut self) {
-        match self.st.input.recv_from(&self.st.fd) {
+        let read = self.st.input.recv_draining(&self.st.fd);
+        // Unread bytes remain after a full read. A short read drained the
+        // socket, except that once the peer's FIN was announced the EOF
+        // itself is still to be read (its edge has been used). EAGAIN, EOF
+        // or an error (which closes) leave nothing to come back for.
+        let fin = self.st.fin_seen;
+        self.st.can_read = matches!(read, Ok((n, drained)) if n > 0 && (!drained || fin));
+        match read.map(|(n, _)| n) {
             Ok(0) => {
                 self.st.peer_eof = true;
                 match self.st.callbacks.half_closed.clone() {
@@ -505,6 +536,15 @@ impl<'a> TcpConnection<'a> {
             self.close();
             return;
         }
+        if self.st.edge {
+            // Registered once for both directions: nothing to change, but
+            // work an edge will not announce again must be re-dispatched.
+            let read_again = self.st.can_read && self.st.reading && !self.st.peer_eof;
+            if (read_again || std::mem::take(&mut self.st.budget_spent)) && !self.st.connecting {
+                self.redispatch();
+            }
+            return;
+        }
         let interest = if self.st.connecting {
             Interest::WRITABLE
         } else {
@@ -514,6 +554,17 @@ impl<'a> TcpConnection<'a> {
             tracing::warn!(token = ?self.token, error = %e, "changing interest failed; closing");
             self.close();
         }
+    }
+
+    /// Edge mode: runs this connection's handler again from a loop task (at
+    /// the end of this iteration), as if both directions were ready.
+    fn redispatch(&mut self) {
+        if self.st.redispatch_queued {
+            return;
+        }
+        self.st.redispatch_queued = true;
+        let token = self.token;
+        self.lp.queue_in_loop(move |lp| lp.dispatch_token(token, Ready::WRITABLE));
     }
 
     /// A non-blocking connect reported readiness: established or failed.
@@ -571,6 +622,14 @@ impl<'a> TcpConnection<'a> {
 impl Handler for ConnState {
     fn ready(&mut self, lp: &mut EventLoop, token: Token, ready: Ready) {
         let mut c = TcpConnection { st: self, lp, token };
+        if c.st.edge {
+            // A queued re-dispatch (if any) is served by this call.
+            c.st.redispatch_queued = false;
+            if ready.is_readable() || ready.is_read_closed() || ready.is_hup() {
+                c.st.can_read = true;
+            }
+            c.st.fin_seen |= ready.is_read_closed() || ready.is_hup();
+        }
         if c.st.connecting {
             c.finish_connect(ready);
             return;
@@ -580,17 +639,21 @@ impl Handler for ConnState {
             tracing::debug!(?token, ?err, "socket error; closing");
             c.st.close_now = true;
         } else {
-            if (ready.is_readable() || ready.is_read_closed() || ready.is_hup()) && c.st.reading && !c.st.peer_eof {
+            let readable =
+                if c.st.edge { c.st.can_read } else { ready.is_readable() || ready.is_read_closed() || ready.is_hup() };
+            if readable && c.st.reading && !c.st.peer_eof {
                 c.handle_read();
             }
             if ready.is_writable() && !c.st.close_now && !c.st.output.is_empty() {
                 c.flush(true);
             }
-            if ready.is_hup() && (!c.st.reading || c.st.peer_eof) {
+            // Remembered: an edge-triggered registration hears it once.
+            c.st.hup_seen |= ready.is_hup();
+            if c.st.hup_seen && (!c.st.reading || c.st.peer_eof) {
                 // Both directions are gone and we will not read what may be
                 // left (or already read to EOF): nothing more can happen.
                 // While still reading, data before the FIN is drained first
-                // (level-triggered HUP keeps reporting until we get EOF).
+                // (the hang-up is remembered until we read EOF).
                 c.st.close_now = true;
             }
         }
@@ -691,7 +754,9 @@ pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Cal
     }
     let mut st = new_state(fd, peer, callbacks, None);
     st.connecting = true;
-    let token = lp.register_owned(Interest::WRITABLE, st)?;
+    st.edge = lp.edge_triggered();
+    let interest = if st.edge { Interest::BOTH.with_edge(true) } else { Interest::WRITABLE };
+    let token = lp.register_owned(interest, st)?;
     Ok(ConnHandle { lp: lp.handle(), token })
 }
 
@@ -710,6 +775,12 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc
         peer_eof: false,
         close_now: false,
         reading: true,
+        edge: false,
+        can_read: false,
+        hup_seen: false,
+        fin_seen: false,
+        budget_spent: false,
+        redispatch_queued: false,
         connecting: false,
         wc_due: false,
         wc_queued: false,
@@ -728,8 +799,10 @@ pub(crate) fn adopt_counted(
     if let Some(l) = &live {
         l.fetch_add(1, Ordering::AcqRel);
     }
-    let st = new_state(fd, peer, callbacks, live);
-    let token = lp.register_owned(Interest::READABLE, st)?;
+    let mut st = new_state(fd, peer, callbacks, live);
+    st.edge = lp.edge_triggered();
+    let interest = if st.edge { Interest::BOTH.with_edge(true) } else { Interest::READABLE };
+    let token = lp.register_owned(interest, st)?;
     lp.with_connection(token, |c| {
         if let Some(cb) = c.st.callbacks.connected.clone() {
             cb(c);

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// Sub-loops yield once before sleeping after busy iterations
     /// ([`EventLoop::set_idle_yield`]); on by default.
     pub idle_yield: bool,
+    /// Connections are edge-triggered where the backend allows
+    /// ([`EventLoop::set_edge_triggered`]); on by default.
+    pub edge_triggered: bool,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             listen: ListenOptions::default(),
             name: "ferry-io".to_owned(),
             idle_yield: true,
+            edge_triggered: true,
         }
     }
 }
@@ -106,9 +110,10 @@ impl TcpServer {
     /// loop, which the caller then runs).
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
         let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
-        let idle_yield = self.config.idle_yield;
+        let (idle_yield, edge) = (self.config.idle_yield, self.config.edge_triggered);
         let pool = LoopThreadPool::with_init(self.config.threads, self.config.poller, &self.config.name, move |lp| {
-            lp.set_idle_yield(idle_yield)
+            lp.set_idle_yield(idle_yield);
+            lp.set_edge_triggered(edge);
         })?;
         let handles: Vec<LoopHandle> = pool.handles().to_vec();
         let callbacks = self.callbacks.clone();

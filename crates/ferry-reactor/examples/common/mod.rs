@@ -7,12 +7,13 @@ use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
-/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield]`
+/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--level-triggered]`
 pub struct Args {
     pub addr: ListenAddr,
     pub threads: usize,
     pub poller: PollerKind,
     pub idle_yield: bool,
+    pub edge_triggered: bool,
 }
 
 pub fn parse_args(default_addr: &str) -> Result<Args, String> {
@@ -21,6 +22,7 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
         threads: 0,
         poller: PollerKind::Epoll,
         idle_yield: true,
+        edge_triggered: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -34,8 +36,9 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
                 args.poller = v.parse().map_err(|e| format!("{e}"))?;
             }
             "--no-idle-yield" => args.idle_yield = false,
+            "--level-triggered" => args.edge_triggered = false,
             "-h" | "--help" => {
-                return Err("usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield]".into());
+                return Err("usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--level-triggered]".into());
             }
             other => args.addr = other.parse().map_err(|e| format!("{e}"))?,
         }
@@ -67,10 +70,12 @@ fn run(name: &str, args: &Args, callbacks: Callbacks) -> std::io::Result<()> {
     ferry_reactor::sys::signals::ignore_sigpipe()?;
     let mut lp = EventLoop::new(args.poller)?;
     lp.set_idle_yield(args.idle_yield);
+    lp.set_edge_triggered(args.edge_triggered);
     let config = ServerConfig {
         threads: args.threads,
         poller: args.poller,
         idle_yield: args.idle_yield,
+        edge_triggered: args.edge_triggered,
         ..ServerConfig::default()
     };
     let mut server = TcpServer::bind(&args.addr, config)?.with_callbacks(callbacks);

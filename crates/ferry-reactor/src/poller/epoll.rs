@@ -1,4 +1,5 @@
-//! `epoll(7)` backend, level-triggered.
+//! `epoll(7)` backend: level-triggered, or edge-triggered (`EPOLLET`) for
+//! registrations that ask for [`Interest::EDGE`].
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -38,6 +39,9 @@ fn flags(interest: Interest) -> epoll::EventFlags {
     if interest.is_writable() {
         f |= epoll::EventFlags::OUT;
     }
+    if interest.is_edge() {
+        f |= epoll::EventFlags::ET;
+    }
     f
 }
 
@@ -64,6 +68,10 @@ fn ready(f: epoll::EventFlags) -> Ready {
 impl Poller for EpollPoller {
     fn kind(&self) -> PollerKind {
         PollerKind::Epoll
+    }
+
+    fn supports_edge(&self) -> bool {
+        true
     }
 
     fn register(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()> {

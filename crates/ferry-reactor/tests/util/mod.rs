@@ -93,13 +93,19 @@ impl Drop for ServerThread {
 
 /// Starts a server on `addr` with `threads` sub-loops and `callbacks`.
 pub fn start_server(addr: &str, threads: usize, poller: PollerKind, callbacks: Callbacks) -> ServerThread {
+    start_server_with(addr, ServerConfig { threads, poller, ..ServerConfig::default() }, callbacks)
+}
+
+/// Starts a server on `addr` with `config` (its main loop uses the same
+/// poller and triggering as the sub-loops).
+pub fn start_server_with(addr: &str, config: ServerConfig, callbacks: Callbacks) -> ServerThread {
     let addr: ListenAddr = addr.parse().unwrap();
     let (tx, rx) = mpsc::channel();
     let thread = thread::Builder::new()
         .name("test-main-loop".into())
         .spawn(move || {
-            let mut lp = EventLoop::new(poller).unwrap();
-            let config = ServerConfig { threads, poller, ..ServerConfig::default() };
+            let mut lp = EventLoop::new(config.poller).unwrap();
+            lp.set_edge_triggered(config.edge_triggered);
             let mut server = TcpServer::bind(&addr, config).unwrap().with_callbacks(callbacks);
             server.start(&mut lp).unwrap();
             let live = live_counter(&server);
