@@ -80,8 +80,9 @@ pub(crate) fn reap_exited() -> Vec<(Pid, String)> {
 }
 
 /// At shutdown: waits for every child in `live` to exit, at most
-/// `drain_timeout`, reaping them as SIGCHLD arrives; then kills and reaps
-/// the rest. Returns how many had to be killed.
+/// `drain_timeout` or until a second SIGINT/SIGTERM, reaping them as
+/// SIGCHLD arrives; then kills and reaps the rest. Returns how many had to
+/// be killed.
 pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Duration) -> usize {
     // A timeout too large for an Instant waits for good.
     let deadline = Instant::now().checked_add(drain_timeout);
@@ -101,12 +102,20 @@ pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Dur
             Some(signals) => poll_readable(&[signals.as_fd()], Some(left)),
             None => poll_readable(&[], Some(left.min(Duration::from_millis(20)))),
         };
-        if let Err(e) = ready.and_then(|_| base.read_signals()) {
-            tracing::error!("{e}");
+        match ready.and_then(|_| base.read_signals()) {
+            Ok((Some(signal), _)) => {
+                tracing::warn!(
+                    "received {signal} again; killing the {} child process(es) still serving now",
+                    live.len()
+                );
+                break;
+            }
+            Ok((None, _)) => {}
+            Err(e) => tracing::error!("{e}"),
         }
     }
     let cut = live.len();
-    if cut > 0 {
+    if cut > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
         tracing::warn!("drain timeout of {}s passed; killing {cut} child process(es)", drain_timeout.as_secs_f64());
     }
     for pid in live.drain() {

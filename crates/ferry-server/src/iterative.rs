@@ -18,6 +18,7 @@ use ferry_reactor::sys::signals::SignalFd;
 use nix::sys::signal::Signal;
 
 use crate::listen::{Base, accept_one, log_stop, poll_readable};
+use crate::second_signal::SecondSignal;
 use crate::threadpool::RunReport;
 use crate::{ServerError, Shutdown, serve_connection};
 
@@ -114,20 +115,28 @@ fn watch(
     }
     log_stop(signal);
     shutdown.signal();
-    match done.recv_timeout(drain_timeout) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => (signal, 0),
-        Err(RecvTimeoutError::Timeout) => {
-            let cut = lock(current).as_ref().is_some_and(|s| s.shutdown(How::Both).is_ok());
-            if cut {
-                tracing::warn!(
-                    "drain timeout of {}s passed; cut the connection still in flight",
-                    drain_timeout.as_secs_f64()
-                );
-            }
-            let _ = done.recv();
-            (signal, usize::from(cut))
+    let second = SecondSignal::watch(signals.take(), {
+        let current = Arc::clone(current);
+        move || usize::from(cut_current(&current))
+    });
+    let waited = done.recv_timeout(drain_timeout);
+    let mut cut = second.finish();
+    if let Err(RecvTimeoutError::Timeout) = waited {
+        if cut_current(current) {
+            cut += 1;
+            tracing::warn!(
+                "drain timeout of {}s passed; cut the connection still in flight",
+                drain_timeout.as_secs_f64()
+            );
         }
+        let _ = done.recv();
     }
+    (signal, cut)
+}
+
+/// Shuts down the connection being served, if any; true if there was one.
+fn cut_current(current: &Current) -> bool {
+    lock(current).as_ref().is_some_and(|s| s.shutdown(How::Both).is_ok())
 }
 
 fn lock(current: &Current) -> std::sync::MutexGuard<'_, Option<TcpStream>> {

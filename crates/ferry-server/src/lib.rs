@@ -23,6 +23,7 @@ mod listen;
 mod models;
 mod prefork;
 pub mod reactor;
+mod second_signal;
 mod service;
 mod shutdown;
 pub mod task_queue;

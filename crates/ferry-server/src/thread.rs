@@ -16,6 +16,7 @@ use ferry_reactor::Waker;
 use nix::sys::signal::Signal;
 
 use crate::listen::{Base, Listener, accept_one, poll_readable};
+use crate::second_signal::SecondSignal;
 use crate::threadpool::RunReport;
 use crate::{ServerError, Shutdown, serve_connection};
 
@@ -47,6 +48,12 @@ impl Live {
 
     fn count(&self) -> usize {
         self.lock().serving.len()
+    }
+
+    /// Shuts down every connection being served (their threads then see
+    /// errors and end); returns how many.
+    fn cut_all(&self) -> usize {
+        self.lock().serving.values().flatten().filter(|stream| stream.shutdown(How::Both).is_ok()).count()
     }
 
     /// Waits until no connection is served or `timeout` passes (one too
@@ -84,14 +91,14 @@ pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> 
     let mut handles = Vec::new();
     let stopped = accept_loop(&mut base, &live, max_conns, &mut handles);
     let signal = base.begin_shutdown(&stopped);
+    let second = SecondSignal::watch(base.signals.take(), {
+        let live = Arc::clone(&live);
+        move || live.cut_all()
+    });
     let mut left = live.wait_empty(drain_timeout);
-    let mut cut = 0;
+    let mut cut = second.finish();
     if left > 0 {
-        for stream in live.lock().serving.values().flatten() {
-            if stream.shutdown(How::Both).is_ok() {
-                cut += 1;
-            }
-        }
+        cut += live.cut_all();
         tracing::warn!(
             "drain timeout of {}s passed; cut {cut} connection(s) still in flight",
             drain_timeout.as_secs_f64()

@@ -70,7 +70,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: u64,
     /// On SIGINT/SIGTERM, give in-flight transfers up to SECS seconds to
-    /// finish before cutting them.
+    /// finish before cutting them; a second SIGINT/SIGTERM cuts them at once.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
     /// Allow clients to change the served directory (put, mkdir, rm).
@@ -192,7 +192,7 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
     announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
     let _pid_file = detach_if_asked(args)?;
     let report = server.run()?;
-    tracing::info!("stopped: {} connection(s) accepted, {} cut at the drain timeout", report.accepted, report.cut);
+    tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
     Ok(())
 }
 
@@ -215,7 +215,7 @@ fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: Blockin
 /// The last log line of the thread-pool and blocking models.
 fn log_stopped(report: &RunReport) {
     tracing::info!(
-        "stopped: {} connection(s) served, {} closed unserved, {} cut at the drain timeout",
+        "stopped: {} connection(s) served, {} closed unserved, {} cut before they finished",
         report.served,
         report.dropped_unserved,
         report.cut

@@ -383,6 +383,35 @@ fn ctrl_c_reaches_only_the_parent_which_lets_transfers_finish() {
     }
 }
 
+/// "Press Ctrl-C again": a second SIGTERM during the drain cuts the
+/// transfer still in flight and the server exits at once, well before its
+/// (here ten-minute) drain timeout, with nothing left behind.
+#[test]
+fn a_second_stop_signal_cuts_the_drain_short() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    for &model in MODELS {
+        let mut server = start_logged(model, Svc::Files, &root, &["--workers", "2", "--drain-timeout", "600"]);
+        // A client that read the first bytes and stopped: the server is
+        // blocked mid-send and would wait for it for the whole drain.
+        let (mut reader, len) = request(Svc::Files, server.addr, "big.bin");
+        let mut got = vec![0; 64 * 1024];
+        reader.read_exact(&mut got).expect("first bytes");
+        let pid = server.pid();
+        let seen = descendants(pid);
+        server.signal(rustix::process::Signal::TERM);
+        server.log_line("shutting down");
+        server.signal(rustix::process::Signal::TERM);
+        server.log_line("again");
+        let status = wait_child(&mut server.child, PATIENCE).expect("exited long before the drain timeout");
+        assert!(status.success(), "{model}: exit status {status}");
+        // Whatever the socket buffers held still arrives; the rest does not.
+        let _ = reader.read_to_end(&mut got);
+        assert!(got.len() < len, "{model}: the transfer was not cut ({} of {len} bytes)", got.len());
+        assert_no_leftovers(pid, &seen);
+    }
+}
+
 /// Reads one byte with a short timeout: true if nothing came.
 fn silent_for(stream: &mut TcpStream, wait: Duration) -> bool {
     stream.set_read_timeout(Some(wait)).unwrap();

@@ -174,18 +174,12 @@ impl ReactorServer {
         }));
         if let Some(signals) = self.signals.take() {
             let drain = Rc::clone(&drain);
-            lp.watch_signals(signals, move |lp, signal| {
-                tracing::info!("received {signal}; shutting down");
-                begin_shutdown(lp, &drain, Some(signal));
-            })
-            .map_err(ServerError::setup("watch SIGINT and SIGTERM"))?;
+            lp.watch_signals(signals, move |lp, signal| begin_shutdown(lp, &drain, Some(signal)))
+                .map_err(ServerError::setup("watch SIGINT and SIGTERM"))?;
         }
         let watch = ShutdownWatch::new(self.shutdown.clone(), {
             let drain = Rc::clone(&drain);
-            move |lp: &mut EventLoop| {
-                tracing::info!("shutdown requested; shutting down");
-                begin_shutdown(lp, &drain, None);
-            }
+            move |lp: &mut EventLoop| begin_shutdown(lp, &drain, None)
         });
         watch.register(&mut lp).map_err(ServerError::setup("watch the shutdown eventfd"))?;
         tracing::info!(
@@ -259,13 +253,22 @@ struct Drain {
 }
 
 /// Stops accepting, tells every loop to drain, and quits the main loop
-/// once no connection is left or the drain timeout passed.
+/// once no connection is left or the drain timeout passed. Called again by
+/// a second SIGINT/SIGTERM, it quits at once: the loops close what is left.
 fn begin_shutdown(lp: &mut EventLoop, drain: &Rc<RefCell<Drain>>, signal: Option<Signal>) {
     let deadline = {
         let mut d = drain.borrow_mut();
         if d.started {
+            // A second SIGINT/SIGTERM: stop waiting for what is in flight.
+            if let Some(signal) = signal {
+                let live = d.live.load(Ordering::Acquire);
+                tracing::warn!("received {signal} again; cutting the {live} connection(s) still in flight now");
+                d.cut = live;
+                lp.quit();
+            }
             return;
         }
+        crate::listen::log_stop(signal);
         d.started = true;
         d.signal = signal;
         for token in d.acceptors.drain(..) {

@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use self::accept::{Stop, accept_loop};
 use self::workers::{Shared, Tracker};
 use crate::listen::{Listener, bind_listeners, bound};
+use crate::second_signal::SecondSignal;
 use crate::task_queue::TaskQueue;
 use crate::{ListenerConfig, ServerError, Shutdown};
 use ferry_reactor::Waker;
@@ -169,7 +170,7 @@ impl ThreadPoolServer {
     }
 
     /// The shutdown sequence after the accept loop ended.
-    fn drain(&mut self, shared: &Shared, handles: Vec<JoinHandle<()>>, signal: Option<Signal>) -> RunReport {
+    fn drain(&mut self, shared: &Arc<Shared>, handles: Vec<JoinHandle<()>>, signal: Option<Signal>) -> RunReport {
         self.listeners.clear();
         let unserved = shared.queue.close();
         let dropped_unserved = unserved.len();
@@ -179,10 +180,14 @@ impl ThreadPoolServer {
         }
         self.shutdown.signal();
 
+        let second = SecondSignal::watch(self.signals.take(), {
+            let shared = Arc::clone(shared);
+            move || shared.tracker.cut_all()
+        });
         let mut left = shared.tracker.wait_for_workers(self.config.drain_timeout);
-        let mut cut = 0;
+        let mut cut = second.finish();
         if left > 0 {
-            cut = shared.tracker.cut_all();
+            cut += shared.tracker.cut_all();
             tracing::warn!(
                 "drain timeout of {}s passed; cut {cut} connection(s) still in flight",
                 self.config.drain_timeout.as_secs_f64()
