@@ -17,6 +17,10 @@
 # from the end of the client's warm-up to its exit, divided by the messages
 # counted in that span; median).
 # FERRY_ARGS (env) is passed to the ferry server, e.g. --no-idle-yield.
+# PEER_ARGS (env) replaces the tokio server by a second ferry echo server
+# started with those arguments, for an A/B of ferry options in one run:
+#   FERRY_ARGS=--edge-triggered PEER_ARGS="--poller epoll" scripts/bench-pingpong.sh
+# (the "tokio" columns are then that second ferry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,7 +64,7 @@ wait_listening() { # file
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else print v[int((NR+1)/2)]}'; }
 
-echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0}, $(nproc) cores, $(uname -r)"
+echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0} FERRY_ARGS=${FERRY_ARGS:-} PEER_ARGS=${PEER_ARGS:-} (set: the tokio columns are ferry with them), $(nproc) cores, $(uname -r)"
 echo
 echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio (min-max) | ferry CPU µs/msg | tokio CPU µs/msg |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -68,7 +72,12 @@ for t in $THREADS; do
     # shellcheck disable=SC2086 # FERRY_ARGS is a list of words
     "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" ${FERRY_ARGS:-} >"$LOG/ferry.out" 2>&1 &
     FP=$!
-    "${SRV_PIN[@]}" "$EX/tokio_echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" >"$LOG/tokio.out" 2>&1 &
+    if [[ -n "${PEER_ARGS:-}" ]]; then
+        # shellcheck disable=SC2086 # PEER_ARGS is a list of words
+        "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" $PEER_ARGS >"$LOG/tokio.out" 2>&1 &
+    else
+        "${SRV_PIN[@]}" "$EX/tokio_echo" "127.0.0.1:$TOKIO_PORT" --threads "$t" >"$LOG/tokio.out" 2>&1 &
+    fi
     TP=$!
     PIDS=("$FP" "$TP")
     wait_listening "$LOG/ferry.out"
