@@ -17,8 +17,8 @@
 //! turned on, and off again once it drained). File ranges queued with
 //! `send_file` go out with `sendfile(2)`, in order with the bytes around them.
 //!
-//! # Edge-triggered on epoll
-//! Where the loop's backend supports it the socket is registered once for
+//! # Edge-triggered on epoll (opt-in)
+//! On a loop with [`EventLoop::set_edge_triggered`] on epoll, the socket is registered once for
 //! read and write readiness, edge-triggered, and never modified. The state
 //! then keeps `can_read` itself: set by a readable/hang-up event, cleared when
 //! a read comes back short or `EAGAIN`. One read per dispatch as before; if

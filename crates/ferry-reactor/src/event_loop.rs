@@ -336,7 +336,7 @@ impl EventLoop {
             iterations: 0,
             last_handled: 0,
             idle_yield: IdleYield::new(),
-            edge_connections: true,
+            edge_connections: false,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -358,8 +358,8 @@ impl EventLoop {
     }
 
     /// Whether connections registered from now on are edge-triggered where
-    /// the backend supports it (on by default; `poller` says why). Off
-    /// keeps them level-triggered on epoll too, for comparison.
+    /// the backend supports it (epoll). Off by default: measured, it is a
+    /// wash (`poller` and docs/REACTOR.md say where it wins and loses).
     pub fn set_edge_triggered(&mut self, on: bool) {
         self.edge_connections = on;
     }

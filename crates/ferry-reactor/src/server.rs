@@ -28,7 +28,7 @@ pub struct ServerConfig {
     /// ([`EventLoop::set_idle_yield`]); on by default.
     pub idle_yield: bool,
     /// Connections are edge-triggered where the backend allows
-    /// ([`EventLoop::set_edge_triggered`]); on by default.
+    /// ([`EventLoop::set_edge_triggered`]); off by default.
     pub edge_triggered: bool,
 }
 
@@ -40,7 +40,7 @@ impl Default for ServerConfig {
             listen: ListenOptions::default(),
             name: "ferry-io".to_owned(),
             idle_yield: true,
-            edge_triggered: true,
+            edge_triggered: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
-/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--level-triggered]`
+/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered]`
 pub struct Args {
     pub addr: ListenAddr,
     pub threads: usize,
@@ -22,7 +22,7 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
         threads: 0,
         poller: PollerKind::Epoll,
         idle_yield: true,
-        edge_triggered: true,
+        edge_triggered: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -36,9 +36,12 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
                 args.poller = v.parse().map_err(|e| format!("{e}"))?;
             }
             "--no-idle-yield" => args.idle_yield = false,
-            "--level-triggered" => args.edge_triggered = false,
+            "--edge-triggered" => args.edge_triggered = true,
             "-h" | "--help" => {
-                return Err("usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--level-triggered]".into());
+                return Err(
+                    "usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered]"
+                        .into(),
+                );
             }
             other => args.addr = other.parse().map_err(|e| format!("{e}"))?,
         }

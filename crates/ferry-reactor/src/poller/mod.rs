@@ -4,26 +4,27 @@
 //! construction, from a [`PollerKind`]; nothing else in the crate switches
 //! on it.
 //!
-//! # Level-triggered by default; edge-triggered connections on epoll
+//! # Level-triggered by default; edge-triggered connections on request
 //! Registrations are **level-triggered** unless they ask for
 //! [`Interest::EDGE`]: whatever a handler leaves unread is reported again on
 //! the next wait, so a handler needs no "still readable" bookkeeping and
-//! `poll(2)`, which has no edge mode, behaves the same. Listeners, the
-//! waker, signalfds and user handlers use that.
+//! `poll(2)`, which has no edge mode, behaves the same.
 //!
-//! `TcpConnection` asks for `EDGE`, which epoll honours (`EPOLLET`) and poll
-//! ignores. Under level triggering epoll re-checks every fd it reported on
-//! the next wait (one `tcp_poll` per message); at 1,000 busy connections on
-//! one loop that was ~3% of the server's CPU. The connection keeps its own
-//! readiness flags instead: it reads once per event (fairness as before), and
-//! when that read did not drain the socket, or reading resumes after a
-//! pause, or the write budget ran out, it re-dispatches itself through the
-//! loop's task queue rather than waiting for an edge that will not come. With
-//! `EPOLLET` the registration is also never modified: read pauses and write
-//! interest need no `epoll_ctl`. On poll the connection uses the
-//! level-triggered path (interest toggled as needed), as it does on epoll
-//! after `EventLoop::set_edge_triggered(false)`; the connection tests run
-//! on all three.
+//! `TcpConnection` asks for `EDGE` on a loop with
+//! `EventLoop::set_edge_triggered(true)`, which epoll honours (`EPOLLET`) and
+//! poll ignores. It then keeps its own readiness: it still reads once per
+//! event (fairness as before), and when that read did not drain the socket,
+//! or reading resumes after a pause, or the write budget ran out, it
+//! re-dispatches itself through the loop's task queue rather than waiting
+//! for an edge that will not come; the registration is never modified.
+//! Measured, the two are a wash, which is why level stays the default: edge
+//! saves epoll's re-check of every socket it reported on the next wait (one
+//! `tcp_poll` per message, ~3% of a loop serving 1,000 busy connections),
+//! while level's re-check delays a loop's sleep a little, which helps when
+//! more threads are busy than there are cores (2 sub-loops x 1,000
+//! connections x 16 B: edge +4% CPU per message). docs/BENCHMARKS.md has
+//! the A/B; the connection tests run on all three (epoll level, epoll edge,
+//! poll).
 
 mod epoll;
 mod poll;
