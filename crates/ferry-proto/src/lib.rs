@@ -13,5 +13,5 @@ pub mod outbox;
 pub mod root;
 pub mod session;
 
-pub use outbox::{Chunk, FileRange, Outbox, Sink};
+pub use outbox::{Chunk, FileRange, Job, Outbox, Sink};
 pub use session::{Flow, Progress, Session};

@@ -1,5 +1,6 @@
-//! What a session wants sent, in order: owned bytes and zero-copy file
-//! ranges, plus at most one upload [`Sink`].
+//! What a session wants sent, in order: owned bytes, zero-copy file ranges
+//! and [`Job`]s (blocking work whose answer goes out in its place), plus at
+//! most one upload [`Sink`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -20,11 +21,32 @@ pub struct FileRange {
     pub len: u64,
 }
 
+/// Blocking work a session needs done before its answer can be sent
+/// (hashing a whole file, `fsync`): it returns the bytes to send in its
+/// place. A driver whose thread may block runs it inline; an event loop
+/// hands it to a worker thread, so one connection's slow request does not
+/// stall the others on that loop.
+pub type Job = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 /// One queued piece of output.
-#[derive(Debug)]
 enum Item {
     Bytes(Vec<u8>),
     File(FileRange),
+    /// Not started yet.
+    Job(Job),
+    /// Taken by the driver ([`Outbox::take_job`]); its bytes are not back.
+    Waiting,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Bytes(v) => f.debug_tuple("Bytes").field(&v.len()).finish(),
+            Item::File(r) => f.debug_tuple("File").field(r).finish(),
+            Item::Job(_) => f.write_str("Job"),
+            Item::Waiting => f.write_str("Waiting"),
+        }
+    }
 }
 
 /// The unsent part of the outbox's first item, as the driver sees it.
@@ -41,6 +63,12 @@ pub enum Chunk<'a> {
         /// How many bytes of the range are still unsent.
         len: u64,
     },
+    /// A [`Job`]: take it with [`Outbox::take_job`], run it (inline or on
+    /// a worker) and hand its bytes to [`Outbox::finish_job`].
+    Job,
+    /// A job taken earlier whose bytes are not back yet: nothing behind it
+    /// may be sent.
+    Waiting,
 }
 
 /// "The next `remaining` bytes from the peer go into this file at
@@ -131,6 +159,47 @@ impl Outbox {
         }
     }
 
+    /// Queues blocking work whose returned bytes are sent at this point of
+    /// the queue (see [`Job`]).
+    pub fn push_job(&mut self, job: impl FnOnce() -> Vec<u8> + Send + 'static) {
+        self.items.push_back(Item::Job(Box::new(job)));
+    }
+
+    /// Takes the job at the front, leaving a placeholder that holds back
+    /// everything behind it until [`Outbox::finish_job`]. `None` if the
+    /// front is not a job.
+    pub fn take_job(&mut self) -> Option<Job> {
+        let front = self.items.front_mut()?;
+        if !matches!(front, Item::Job(_)) {
+            return None;
+        }
+        match std::mem::replace(front, Item::Waiting) {
+            Item::Job(job) => Some(job),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// Puts a job's answer in place of the front placeholder.
+    pub fn finish_job(&mut self, bytes: Vec<u8>) {
+        let Some(front) = self.items.front_mut() else { return };
+        if !matches!(front, Item::Waiting) {
+            return;
+        }
+        self.front_sent = 0;
+        if bytes.is_empty() {
+            self.items.pop_front();
+        } else {
+            *front = Item::Bytes(bytes);
+        }
+    }
+
+    /// Moves every queued item (and the sink) into a new outbox, leaving
+    /// this one empty: for a driver that must keep what follows a running
+    /// job while it reuses this outbox.
+    pub fn take_all(&mut self) -> Outbox {
+        std::mem::take(self)
+    }
+
     /// Queues a file range to be sent with `sendfile`.
     pub fn push_file(&mut self, range: FileRange) {
         if range.len > 0 {
@@ -178,7 +247,7 @@ impl Outbox {
             .iter()
             .map(|i| match i {
                 Item::Bytes(v) => v.len(),
-                Item::File(_) => 0,
+                Item::File(_) | Item::Job(_) | Item::Waiting => 0,
             })
             .sum::<usize>()
             .saturating_sub(if matches!(self.items.front(), Some(Item::Bytes(_))) {
@@ -195,6 +264,8 @@ impl Outbox {
             Item::File(r) => {
                 Chunk::File { file: &r.file, offset: r.offset + self.front_sent, len: r.len - self.front_sent }
             }
+            Item::Job(_) => Chunk::Job,
+            Item::Waiting => Chunk::Waiting,
         })
     }
 
@@ -207,6 +278,8 @@ impl Outbox {
         let len = match item {
             Item::Bytes(v) => v.len() as u64,
             Item::File(r) => r.len,
+            // Jobs are taken and finished, never advanced over.
+            Item::Job(_) | Item::Waiting => return,
         };
         self.front_sent += n;
         debug_assert!(self.front_sent <= len);
@@ -241,6 +314,11 @@ mod tests {
                     got.extend_from_slice(format!("<file {len}>").as_bytes());
                     out.advance(len);
                 }
+                Chunk::Job => {
+                    let job = out.take_job().unwrap();
+                    out.finish_job(job());
+                }
+                Chunk::Waiting => panic!("nothing finishes a waiting job here"),
             }
         }
         got
@@ -267,6 +345,35 @@ mod tests {
         out.advance(2);
         out.push_bytes(b"gh");
         assert_eq!(drain_bytes(&mut out), b"cdefgh");
+    }
+
+    #[test]
+    fn a_job_holds_back_what_follows_until_its_bytes_are_in() {
+        let mut out = Outbox::new();
+        out.push_bytes(b"first\n");
+        out.push_job(|| b"OK hashed\n".to_vec());
+        out.push_bytes(b"after\n");
+        assert!(matches!(out.front(), Some(Chunk::Bytes(b"first\n"))));
+        assert!(out.take_job().is_none(), "the front is not a job");
+        out.advance(6);
+        let job = out.take_job().expect("the job is at the front");
+        assert!(matches!(out.front(), Some(Chunk::Waiting)));
+        out.advance(1);
+        assert!(matches!(out.front(), Some(Chunk::Waiting)), "a waiting job is not advanced over");
+        out.finish_job(job());
+        assert_eq!(drain_bytes(&mut out), b"OK hashed\nafter\n");
+    }
+
+    #[test]
+    fn take_all_moves_the_rest_out() {
+        let mut out = Outbox::new();
+        out.push_job(Vec::new);
+        out.push_bytes(b"x");
+        let job = out.take_job().unwrap();
+        let mut rest = out.take_all();
+        assert!(out.is_empty());
+        rest.finish_job(job());
+        assert_eq!(drain_bytes(&mut rest), b"x", "an empty answer leaves nothing behind");
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //!    [`Session::on_input`] with the whole unconsumed input; drop the
 //!    `consumed` prefix it reports. What is left is a partial message.
 //! 2. Send the outbox front to back ([`Outbox::front`] / [`Outbox::advance`]);
-//!    file ranges go out with `sendfile`.
+//!    file ranges go out with `sendfile`. A [`Job`](crate::Job) at the front
+//!    is blocking work (hashing a file, fsync): take it, run it (inline on a
+//!    thread that may block, on a worker from an event loop) and send the
+//!    bytes it returns in its place; nothing behind it goes first, and the
+//!    session gets no call until its answer is queued.
 //! 3. If the outbox holds an upload [`Sink`](crate::Sink), stop calling
 //!    `on_input`: after the queued output is flushed, the next
 //!    `sink.remaining()` bytes from the peer (starting with what is already

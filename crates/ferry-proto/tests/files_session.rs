@@ -105,6 +105,12 @@ fn flush(out: &mut Outbox, sent: &mut Vec<u8>) {
                 sent.extend_from_slice(&common::read_range(file, offset, len));
                 len
             }
+            Chunk::Job => {
+                let job = out.take_job().expect("a job at the front");
+                out.finish_job(job());
+                continue;
+            }
+            Chunk::Waiting => panic!("a job was taken and not finished"),
         };
         out.advance(n);
     }

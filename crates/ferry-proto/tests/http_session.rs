@@ -141,6 +141,12 @@ fn flush(out: &mut Outbox, run: &mut Run) {
                 run.file_ranges += 1;
                 len
             }
+            Chunk::Job => {
+                let job = out.take_job().expect("a job at the front");
+                out.finish_job(job());
+                continue;
+            }
+            Chunk::Waiting => panic!("a job was taken and not finished"),
         };
         out.advance(n);
     }

@@ -420,3 +420,39 @@ fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
         assert_eq!(other.ask("ping"), "OK pong");
     }
 }
+
+/// `sum` reads the whole file. On the single reactor every connection
+/// shares one loop; the hash runs on a job worker, so another client's
+/// `ping` is answered while it is still going, and a request pipelined
+/// behind the `sum` is answered after it, in order.
+#[test]
+fn a_long_sum_does_not_stall_the_reactor_loop() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    // Sparse: 1 GiB of zeros to hash (about a second or more), no disk space.
+    std::fs::File::create(root.join("huge.bin")).unwrap().set_len(1 << 30).unwrap();
+    let server = Server::start(&root, &["--model", "reactor"]);
+    let mut hashing = server.connect();
+    hashing.send(b"sum huge.bin\nping\n");
+    let mut other = server.connect();
+    assert_eq!(other.ask("ping"), "OK pong");
+    // The hash is still running: nothing has come back on its connection.
+    let stream = hashing.reader.get_mut();
+    stream.set_nonblocking(true).unwrap();
+    let early = stream.peek(&mut [0u8; 1]);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the sum answered before another client's ping: {early:?}"
+    );
+    stream.set_nonblocking(false).unwrap();
+    let sum = hashing.line();
+    let hex = sum.strip_prefix("OK ").unwrap_or_else(|| panic!("unexpected answer {sum:?}"));
+    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "not a SHA-256: {sum:?}");
+    assert_eq!(hashing.line(), "OK pong", "the pipelined request is answered after the sum");
+    // A `quit` behind a `sum`: both answers, then the close.
+    let mut quitting = server.connect();
+    quitting.send(b"sum hello.txt\nquit\n");
+    assert!(quitting.line().starts_with("OK "), "sum answered");
+    assert_eq!(quitting.line(), "OK bye");
+    assert!(quitting.at_eof(), "closed after the answers");
+}

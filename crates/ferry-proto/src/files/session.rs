@@ -43,6 +43,17 @@ struct Upload {
     size: u64,
 }
 
+impl Upload {
+    /// Makes a complete upload durable and gives it its name: data to
+    /// disk, rename over the final name, directory entry to disk.
+    fn commit(&self) -> io::Result<()> {
+        self.file.sync_all()?;
+        rustix::fs::renameat(&self.dir, &self.temp, &self.dir, &self.name)?;
+        rustix::fs::fsync(&self.dir)?;
+        Ok(())
+    }
+}
+
 /// One connection of the file service: its working directory and whether
 /// an upload is in flight.
 #[derive(Debug)]
@@ -216,8 +227,14 @@ impl FileSession {
             Request::Sum(path) => {
                 let target = self.resolve(&path)?;
                 let (file, _) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
-                let digest = sha256(file).map_err(|e| fs_failure(e.into(), Some(&target)))?;
-                ok_line(out, &digest);
+                // Hashing reads the whole file: a job, so an event loop
+                // hands it to a worker instead of stalling its connections.
+                out.push_job(move || {
+                    answer(|line| match sha256(file) {
+                        Ok(digest) => ok_line(line, &digest),
+                        Err(e) => err_line(line, &fs_failure(e.into(), Some(&target))),
+                    })
+                });
             }
             Request::Ping => ok_line(out, "pong"),
             Request::Help => {
@@ -282,22 +299,25 @@ impl FileSession {
         let Some(upload) = self.upload.take() else {
             return Flow::Continue;
         };
-        let finish = || -> io::Result<()> {
-            result?;
-            upload.file.sync_all()?;
-            rustix::fs::renameat(&upload.dir, &upload.temp, &upload.dir, &upload.name)?;
-            rustix::fs::fsync(&upload.dir)?;
-            Ok(())
-        };
-        match finish() {
-            Ok(()) => {
-                ok_line(out, &upload.size.to_string());
-                Flow::Continue
-            }
+        match result {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Flow::CloseNow,
             Err(e) => {
+                // The payload was not all consumed: the byte stream is out
+                // of step, so the connection ends after the answer.
                 err_line(out, &Failure::new(500, format!("upload failed: {e}")));
                 Flow::CloseAfterFlush
+            }
+            Ok(()) => {
+                // The payload is all in; making it durable and visible
+                // (two fsyncs and a rename) may take long on a busy disk,
+                // so it is a job: off the thread of an event loop.
+                out.push_job(move || {
+                    answer(|line| match upload.commit() {
+                        Ok(()) => ok_line(line, &upload.size.to_string()),
+                        Err(e) => err_line(line, &Failure::new(500, format!("upload failed: {e}"))),
+                    })
+                });
+                Flow::Continue
             }
         }
     }
@@ -316,6 +336,14 @@ fn ok_line(out: &mut Outbox, text: &str) {
 
 fn err_line(out: &mut Outbox, failure: &Failure) {
     let _ = writeln!(out.text(), "ERR {} {}", failure.code, failure.message);
+}
+
+/// The bytes of an answer written with [`ok_line`] / [`err_line`], for a job
+/// to return.
+fn answer(write: impl FnOnce(&mut Outbox)) -> Vec<u8> {
+    let mut line = Outbox::new();
+    write(&mut line);
+    std::mem::take(line.text())
 }
 
 fn render_listing(entries: &[Entry]) -> Vec<u8> {

@@ -193,6 +193,14 @@ impl<'a, S: Session + ?Sized> Pump<'a, S> {
                 Chunk::File { file, offset, len } => {
                     send_file_range(self.stream, file, offset, len, self.config.idle_timeout)?
                 }
+                Chunk::Job => {
+                    // This thread serves only this connection: it may block.
+                    if let Some(job) = self.out.take_job() {
+                        self.out.finish_job(job());
+                    }
+                    continue;
+                }
+                Chunk::Waiting => return Err(io::Error::other("an output job was taken and never finished")),
             };
             self.out.advance(sent as u64);
             self.bytes_out += sent as u64;

@@ -20,6 +20,7 @@
 //! these models it blocks its loop (and that loop's other connections)
 //! while it reads the file; the thread-pool model does not have that cost.
 
+mod jobs;
 mod registry;
 mod session_conn;
 mod shutdown_watch;
@@ -41,6 +42,7 @@ use ferry_reactor::{
 };
 use nix::sys::signal::Signal;
 
+use self::jobs::JobPool;
 use self::session_conn::ListenerShared;
 pub use self::session_conn::MAX_INPUT;
 use self::shutdown_watch::ShutdownWatch;
@@ -101,6 +103,7 @@ pub struct ReactorServer {
     shutdown: Shutdown,
     signals: Option<SignalFd>,
     live: Arc<AtomicUsize>,
+    jobs: Arc<JobPool>,
 }
 
 impl ReactorServer {
@@ -110,6 +113,7 @@ impl ReactorServer {
     pub fn bind(config: ReactorConfig) -> Result<ReactorServer, ServerError> {
         let signals = crate::listen::server_signals(config.handle_signals, false)?;
         let live = Arc::new(AtomicUsize::new(0));
+        let jobs = Arc::new(JobPool::new());
         let sweep_every = sweep_interval(&config.listeners);
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
@@ -124,11 +128,12 @@ impl ReactorServer {
                 timeouts: lc.pump,
                 sweep_every,
                 live: Arc::clone(&live),
+                jobs: Arc::clone(&jobs),
             });
             listeners.push((listener, addr, shared));
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
-        Ok(ReactorServer { listeners, config, shutdown, signals, live })
+        Ok(ReactorServer { listeners, config, shutdown, signals, live, jobs })
     }
 
     /// The bound addresses, in the order of the configuration.
@@ -190,6 +195,7 @@ impl ReactorServer {
         );
         let ran = lp.run();
         pool.quit_and_join();
+        self.jobs.close();
         // The main loop's own connections (single reactor) close with it.
         drop(lp);
         let drain = drain.borrow();

@@ -27,7 +27,15 @@
 //! KiB) stalls the loop's other connections for that long; for a local disk
 //! that is microseconds, and it keeps the bridge free of worker threads.
 //! (The blocking pump `splice`s instead, which only pays off when a thread
-//! may block on the socket.)
+//! may block on the socket.) Finishing an upload (fsync, rename, fsync of
+//! the directory) can take much longer, so the session makes it a job.
+//!
+//! # Jobs
+//! A session's blocking work ([`ferry_proto::Job`]: `sum` hashing a file,
+//! the fsyncs that finish an upload) goes to the server's [`JobPool`]; what
+//! the session queued behind it waits in the context, and the session gets
+//! no call, until the worker posts the answer back to this loop. So answers
+//! keep their order, and the loop keeps serving its other connections.
 //!
 //! # Timeouts
 //! Progress only moves a deadline stored in the context (no timer call per
@@ -58,6 +66,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::{Chunk, Flow, Outbox, Session, Sink};
 use ferry_reactor::{Buffer, Callbacks, TcpConnection};
 
+use super::jobs::JobPool;
 use super::registry;
 use crate::{PumpConfig, Service};
 
@@ -83,6 +92,8 @@ pub(crate) struct ListenerShared {
     pub(crate) sweep_every: Duration,
     /// Connections open across all loops (shutdown waits for 0).
     pub(crate) live: Arc<AtomicUsize>,
+    /// Where sessions' blocking jobs run (one pool per server).
+    pub(crate) jobs: Arc<JobPool>,
 }
 
 /// The callbacks that run `shared.service` on every connection of a listener.
@@ -102,6 +113,12 @@ struct SessionConn {
     input: Buffer,
     /// The upload in progress (boxed: rare, and keeps the context small).
     sink: Option<Box<Sink>>,
+    /// While a job runs on a worker: the output queued behind it (its front
+    /// is the job's placeholder).
+    after_job: Option<Box<Outbox>>,
+    /// The session asked to close while a job ran: half-close once its
+    /// answer and what follows are queued.
+    shutdown_after_job: bool,
     /// The listener's settings; also counts this connection as live.
     shared: Arc<ListenerShared>,
     /// When the connection times out unless it makes progress.
@@ -130,6 +147,8 @@ impl SessionConn {
             session: shared.service.new_session(),
             input: Buffer::new(),
             sink: None,
+            after_job: None,
+            shutdown_after_job: false,
             shared: Arc::clone(shared),
             deadline: now + shared.timeouts.idle_timeout,
             flushed_at_check: 0,
@@ -219,7 +238,7 @@ fn step(c: &mut TcpConnection<'_>, out: &mut Outbox) -> Step {
     let Some(sc) = c.context_mut::<SessionConn>() else {
         return Step::Wait;
     };
-    if sc.closing {
+    if sc.closing || sc.after_job.is_some() {
         return Step::Wait;
     }
     if pending {
@@ -275,9 +294,11 @@ fn step(c: &mut TcpConnection<'_>, out: &mut Outbox) -> Step {
 }
 
 /// Moves everything the session queued into the connection, in order, and
-/// takes over an upload sink.
+/// takes over an upload sink. A job stops the move: it goes to a worker and
+/// the rest waits in the context for its answer ([`job_done`]).
 fn deliver(c: &mut TcpConnection<'_>, out: &mut Outbox) {
     let mut queued = false;
+    let mut job = None;
     while let Some(chunk) = out.front() {
         let n = match chunk {
             Chunk::Bytes(bytes) => {
@@ -288,17 +309,63 @@ fn deliver(c: &mut TcpConnection<'_>, out: &mut Outbox) {
                 c.send_file(Arc::clone(file), offset, len);
                 len
             }
+            Chunk::Job => {
+                job = out.take_job();
+                break;
+            }
+            Chunk::Waiting => {
+                // Only a context holds a taken job's placeholder.
+                tracing::error!(token = ?c.token(), "output held behind a lost job; closing");
+                out.clear();
+                c.force_close();
+                return;
+            }
         };
         out.advance(n);
         queued = true;
     }
-    let sink = out.take_sink();
-    if let Some(sc) = c.context_mut::<SessionConn>() {
-        sc.awaiting_drain |= queued;
-        if let Some(sink) = sink {
-            sc.sink = Some(Box::new(sink));
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        out.clear();
+        return;
+    };
+    sc.awaiting_drain |= queued;
+    if let Some(job) = job {
+        sc.after_job = Some(Box::new(out.take_all()));
+        let jobs = Arc::clone(&sc.shared.jobs);
+        let conn = c.handle();
+        let task: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let answer = job();
+            // Refused only if the connection or its loop is gone.
+            conn.run_in_loop(move |c| job_done(c, answer));
+        });
+        if let Err(task) = jobs.submit(task) {
+            task();
         }
+        return;
     }
+    if let Some(sink) = out.take_sink() {
+        sc.sink = Some(Box::new(sink));
+    }
+}
+
+/// A worker's answer to this connection's job is back: send it and what
+/// the session queued behind it, then carry on.
+fn job_done(c: &mut TcpConnection<'_>, answer: Vec<u8>) {
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return;
+    };
+    let Some(mut rest) = sc.after_job.take() else {
+        return;
+    };
+    rest.finish_job(answer);
+    deliver(c, &mut rest);
+    let Some(sc) = c.context_mut::<SessionConn>() else {
+        return;
+    };
+    if sc.after_job.is_none() && std::mem::take(&mut sc.shutdown_after_job) {
+        c.shutdown();
+    }
+    pump(c);
 }
 
 /// Applies a session's [`Flow`]; returns whether the pump may go on.
@@ -306,12 +373,18 @@ fn obey(c: &mut TcpConnection<'_>, flow: Flow) -> bool {
     match flow {
         Flow::Continue => true,
         Flow::CloseAfterFlush => {
+            let mut job_running = false;
             if let Some(sc) = c.context_mut::<SessionConn>() {
                 sc.closing = true;
                 sc.sink = None;
                 sc.input = Buffer::new();
+                job_running = sc.after_job.is_some();
+                sc.shutdown_after_job = job_running;
             }
-            c.shutdown();
+            // A running job's answer still has to go out first.
+            if !job_running {
+                c.shutdown();
+            }
             false
         }
         Flow::CloseNow => {
@@ -329,7 +402,7 @@ fn settle(c: &mut TcpConnection<'_>) {
     let Some(sc) = c.context_mut::<SessionConn>() else {
         return;
     };
-    let idle = !pending && sc.sink.is_none() && !sc.closing;
+    let idle = !pending && sc.sink.is_none() && !sc.closing && sc.after_job.is_none();
     let stuck = idle && sc.input.readable_bytes() >= MAX_INPUT;
     let full = sc.input.readable_bytes() >= MAX_INPUT;
     if sc.input.is_empty() {
@@ -362,10 +435,10 @@ fn update_deadline(c: &mut TcpConnection<'_>) {
     };
     let timeouts = sc.shared.timeouts;
     let in_request = sc.session.in_request();
-    if sc.closing {
+    if sc.closing && sc.after_job.is_none() {
         // Waiting for the peer to close after our answer: not forever.
         sc.deadline = sc.deadline.min(now + timeouts.request_timeout);
-    } else if sc.sink.is_some() {
+    } else if sc.sink.is_some() || sc.after_job.is_some() {
         sc.deadline = now + timeouts.idle_timeout;
     } else if in_request {
         if !sc.in_request {
@@ -385,6 +458,12 @@ pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
         return;
     };
     if sc.deadline > now {
+        return;
+    }
+    if sc.after_job.is_some() {
+        // A job is working for this connection (hashing a big file takes
+        // a while): that is progress.
+        sc.deadline = now + sc.shared.timeouts.idle_timeout;
         return;
     }
     if sc.closing {
