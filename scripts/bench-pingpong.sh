@@ -16,7 +16,8 @@
 # time per message (utime+stime of the server process from /proc/PID/stat
 # from the end of the client's warm-up to its exit, divided by the messages
 # counted in that span; median).
-# FERRY_ARGS (env) is passed to the ferry server, e.g. --no-idle-yield.
+# FERRY_ARGS (env) is passed to the ferry server, e.g. --no-idle-yield;
+# CLIENT_ARGS to every client run, e.g. --reshuffle.
 # PEER_ARGS (env) replaces the tokio server by a second ferry echo server
 # started with those arguments, for an A/B of ferry options in one run:
 #   FERRY_ARGS=--edge-triggered PEER_ARGS="--poller epoll" scripts/bench-pingpong.sh
@@ -64,7 +65,7 @@ wait_listening() { # file
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else print v[int((NR+1)/2)]}'; }
 
-echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0} FERRY_ARGS=${FERRY_ARGS:-} PEER_ARGS=${PEER_ARGS:-} (set: the tokio columns are ferry with them), $(nproc) cores, $(uname -r)"
+echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0} FERRY_ARGS=${FERRY_ARGS:-} PEER_ARGS=${PEER_ARGS:-} (set: the tokio columns are ferry with them) CLIENT_ARGS=${CLIENT_ARGS:-}, $(nproc) cores, $(uname -r)"
 echo
 echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio (min-max) | ferry CPU µs/msg | tokio CPU µs/msg |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -95,8 +96,9 @@ for t in $THREADS; do
                     # connection served once) to its exit, the span its
                     # message count covers.
                     : >"$LOG/client.out"
+                    # shellcheck disable=SC2086 # CLIENT_ARGS is a list of words
                     timeout $((SECS * 3 + 70)) "${CLI_PIN[@]}" "$EX/pingpong_client" "127.0.0.1:$port" \
-                        --conns "$c" --size "$b" --secs "$SECS" >"$LOG/client.out" &
+                        --conns "$c" --size "$b" --secs "$SECS" ${CLIENT_ARGS:-} >"$LOG/client.out" &
                     cl=$!
                     until grep -q '^WARM' "$LOG/client.out" || ! kill -0 "$cl" 2>/dev/null; do sleep 0.01; done
                     c0=$(cpu_ticks "$pid")

@@ -8,6 +8,11 @@
 //! slowly would be measured with fewer live connections than asked for.
 //! `warmup_s` in the result says how long that took.
 //!
+//! With `--reshuffle`, before the clock starts every second connection is
+//! closed and as many new ones are opened: a server that hands connections
+//! to its loops in turn then has them unevenly spread (the closed ones were
+//! all on the same loops), one that picks the least-loaded loop does not.
+//!
 //! `cargo run -p ferry-reactor --release --example pingpong_client -- 127.0.0.1:2007 --conns 100 --size 4096 --secs 3`
 //!
 //! Output: `WARM warmup_s=...` when the clock starts (a profiler attached to
@@ -23,7 +28,7 @@ use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind};
 
 fn main() -> ExitCode {
     let mut addr = "127.0.0.1:2007".to_string();
-    let (mut conns, mut size, mut secs) = (1usize, 4096usize, 3.0f64);
+    let (mut conns, mut size, mut secs, mut reshuffle) = (1usize, 4096usize, 3.0f64, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -31,10 +36,11 @@ fn main() -> ExitCode {
             "--conns" | "-c" => conns = val("--conns").parse().expect("--conns"),
             "--size" | "-b" => size = val("--size").parse().expect("--size"),
             "--secs" | "-s" => secs = val("--secs").parse().expect("--secs"),
+            "--reshuffle" => reshuffle = true,
             other => addr = other.to_string(),
         }
     }
-    match run(&addr, conns, size, secs) {
+    match run(&addr, conns, size, secs, reshuffle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pingpong_client: {e}");
@@ -43,14 +49,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> {
+fn run(addr: &str, conns: usize, size: usize, secs: f64, reshuffle: bool) -> std::io::Result<()> {
     let addr: ListenAddr = addr.parse().map_err(std::io::Error::other)?;
     // Callbacks must be Send + Sync; this client runs on one thread, so
     // the atomics are plain counters here.
     let bytes = Arc::new(AtomicU64::new(0));
     let counting = Arc::new(AtomicBool::new(false));
     let warm = Arc::new(AtomicUsize::new(0));
-    let (b2, counting2, warm2) = (bytes.clone(), counting.clone(), warm.clone());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (b2, counting2, warm2, closed2) = (bytes.clone(), counting.clone(), warm.clone(), closed.clone());
     let message = vec![b'x'; size];
     let callbacks = Callbacks::new()
         .on_connected(move |c| {
@@ -70,22 +77,41 @@ fn run(addr: &str, conns: usize, size: usize, secs: f64) -> std::io::Result<()> 
                 }
             }
             c.send_buffer(buf);
+        })
+        .on_closed(move |_| {
+            closed2.fetch_add(1, Ordering::Relaxed);
         });
     let mut lp = EventLoop::new(PollerKind::Epoll)?;
     let connect_start = Instant::now();
+    let mut handles = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (fd, peer) = ferry_reactor::connect(&addr)?;
-        ferry_reactor::adopt(&mut lp, fd, peer, callbacks.clone())?;
+        handles.push(ferry_reactor::adopt(&mut lp, fd, peer, callbacks.clone())?);
     }
     // Warm-up: run until every connection has had one echo back (bounded).
-    while warm.load(Ordering::Relaxed) < conns {
-        lp.run_once(Some(Duration::from_millis(100)))?;
-        if connect_start.elapsed() > Duration::from_secs(60) {
-            return Err(std::io::Error::other(format!(
-                "only {} of {conns} connections were served within 60 s",
-                warm.load(Ordering::Relaxed)
-            )));
+    let run_until = |lp: &mut EventLoop, what: &str, done: &dyn Fn() -> bool| -> std::io::Result<()> {
+        while !done() {
+            lp.run_once(Some(Duration::from_millis(100)))?;
+            if connect_start.elapsed() > Duration::from_secs(60) {
+                return Err(std::io::Error::other(format!("{what}: not done within 60 s")));
+            }
         }
+        Ok(())
+    };
+    run_until(&mut lp, "first echo on every connection", &|| warm.load(Ordering::Relaxed) >= conns)?;
+    if reshuffle {
+        let gone = conns / 2;
+        for h in handles.iter().step_by(2) {
+            // Half-close: closed here once the server has answered with its
+            // own FIN, i.e. freed its side.
+            h.shutdown();
+        }
+        run_until(&mut lp, "closing every second connection", &|| closed.load(Ordering::Relaxed) >= gone)?;
+        for _ in 0..gone {
+            let (fd, peer) = ferry_reactor::connect(&addr)?;
+            ferry_reactor::adopt(&mut lp, fd, peer, callbacks.clone())?;
+        }
+        run_until(&mut lp, "first echo on the new connections", &|| warm.load(Ordering::Relaxed) >= conns + gone)?;
     }
     let warmup = connect_start.elapsed().as_secs_f64();
     // Tells a profiler wrapped around the server when the measured part begins.

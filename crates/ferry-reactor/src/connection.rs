@@ -100,20 +100,45 @@ pub(crate) struct ConnState {
     /// A non-blocking connect is in flight: wait for writability.
     connecting: bool,
     context: Option<Box<dyn Any>>,
-    live: Option<Arc<AtomicUsize>>,
+    /// Counts this connection as open until the state is freed (held for
+    /// its `Drop`).
+    _live: Option<LiveCount>,
+}
+
+/// One open connection in a server's counters: the server-wide count and,
+/// under a `TcpServer` with sub-loops, its loop's count (what least-loaded
+/// assignment compares). Counted from creation to drop, so a connection
+/// posted to a loop counts from the moment it is assigned, and one whose
+/// loop is gone stops counting when the task carrying it is dropped.
+pub(crate) struct LiveCount {
+    server: Arc<AtomicUsize>,
+    sub_loop: Option<Arc<AtomicUsize>>,
+}
+
+impl LiveCount {
+    pub(crate) fn new(server: Arc<AtomicUsize>, sub_loop: Option<Arc<AtomicUsize>>) -> LiveCount {
+        server.fetch_add(1, Ordering::AcqRel);
+        if let Some(l) = &sub_loop {
+            l.fetch_add(1, Ordering::AcqRel);
+        }
+        LiveCount { server, sub_loop }
+    }
+}
+
+impl Drop for LiveCount {
+    fn drop(&mut self) {
+        // The loop's count first: whoever sees the server's count drop
+        // sees the loop's too.
+        if let Some(l) = &self.sub_loop {
+            l.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.server.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AsFd for ConnState {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-}
-
-impl Drop for ConnState {
-    fn drop(&mut self) {
-        if let Some(live) = &self.live {
-            live.fetch_sub(1, Ordering::AcqRel);
-        }
     }
 }
 
@@ -760,7 +785,7 @@ pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Cal
     Ok(ConnHandle { lp: lp.handle(), token })
 }
 
-fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc<AtomicUsize>>) -> ConnState {
+fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<LiveCount>) -> ConnState {
     ConnState {
         fd,
         peer,
@@ -785,7 +810,7 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Arc
         wc_due: false,
         wc_queued: false,
         context: None,
-        live,
+        _live: live,
     }
 }
 
@@ -794,11 +819,8 @@ pub(crate) fn adopt_counted(
     fd: OwnedFd,
     peer: PeerAddr,
     callbacks: Callbacks,
-    live: Option<Arc<AtomicUsize>>,
+    live: Option<LiveCount>,
 ) -> io::Result<ConnHandle> {
-    if let Some(l) = &live {
-        l.fetch_add(1, Ordering::AcqRel);
-    }
     let mut st = new_state(fd, peer, callbacks, live);
     st.edge = lp.edge_triggered();
     let interest = if st.edge { Interest::BOTH.with_edge(true) } else { Interest::READABLE };

@@ -80,6 +80,6 @@ pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
 pub use listener::{ListenAddr, ListenOptions, Listener, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
 pub use poller::{EpollPoller, Interest, PollEvent, PollPoller, Poller, PollerKind, Ready};
-pub use server::{ServerConfig, TcpServer};
+pub use server::{Assignment, ServerConfig, TcpServer};
 pub use timer::TimerId;
 pub use waker::Waker;

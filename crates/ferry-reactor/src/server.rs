@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::acceptor::Acceptor;
 use crate::callbacks::Callbacks;
-use crate::connection::adopt_counted;
+use crate::connection::{LiveCount, adopt_counted};
 use crate::event_loop::{EventLoop, LoopHandle, Token};
 use crate::listener::{ListenAddr, ListenOptions, Listener};
 use crate::loop_pool::LoopThreadPool;
@@ -30,6 +30,21 @@ pub struct ServerConfig {
     /// Connections are edge-triggered where the backend allows
     /// ([`EventLoop::set_edge_triggered`]); off by default.
     pub edge_triggered: bool,
+    /// Which sub-loop a new connection goes to.
+    pub assign: Assignment,
+}
+
+/// How a [`TcpServer`] spreads connections over its sub-loops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Assignment {
+    /// In turn, whatever each loop holds: right when connections live about
+    /// as long as each other (the default).
+    #[default]
+    RoundRobin,
+    /// To the loop with the fewest open connections (ties in turn): keeps
+    /// loops even when connections close unevenly, e.g. short requests
+    /// mixed with long downloads. Costs one atomic read per loop per accept.
+    LeastLoaded,
 }
 
 impl Default for ServerConfig {
@@ -41,12 +56,14 @@ impl Default for ServerConfig {
             name: "ferry-io".to_owned(),
             idle_yield: true,
             edge_triggered: false,
+            assign: Assignment::RoundRobin,
         }
     }
 }
 
 /// A callback-style server: one acceptor on the caller's main loop, N
-/// sub-loops each serving the connections assigned to it round-robin; each
+/// sub-loops each serving the connections assigned to it (round-robin or
+/// least-loaded, [`Assignment`]); each
 /// connection lives entirely on its loop.
 ///
 /// Owned by the main loop's thread (`start`/`stop_accepting` take that loop).
@@ -60,6 +77,8 @@ pub struct TcpServer {
     pool: Option<LoopThreadPool>,
     acceptor: Option<Token>,
     live: Arc<AtomicUsize>,
+    /// Open connections per sub-loop (see [`Assignment`]).
+    loads: Vec<Arc<AtomicUsize>>,
     accepted: Arc<AtomicU64>,
 }
 
@@ -86,6 +105,7 @@ impl TcpServer {
             pool: None,
             acceptor: None,
             live: Arc::new(AtomicUsize::new(0)),
+            loads: Vec::new(),
             accepted: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -116,6 +136,9 @@ impl TcpServer {
             lp.set_edge_triggered(edge);
         })?;
         let handles: Vec<LoopHandle> = pool.handles().to_vec();
+        self.loads = (0..handles.len()).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+        let loads = self.loads.clone();
+        let assign = self.config.assign;
         let callbacks = self.callbacks.clone();
         let live = self.live.clone();
         let accepted = self.accepted.clone();
@@ -123,18 +146,21 @@ impl TcpServer {
         let on_accept = Box::new(move |lp: &mut EventLoop, fd, peer| {
             accepted.fetch_add(1, Ordering::Relaxed);
             if handles.is_empty() {
-                if let Err(e) = adopt_counted(lp, fd, peer, callbacks.clone(), Some(live.clone())) {
+                let count = LiveCount::new(live.clone(), None);
+                if let Err(e) = adopt_counted(lp, fd, peer, callbacks.clone(), Some(count)) {
                     tracing::warn!(error = %e, "registering connection failed");
                 }
                 return;
             }
-            let target = &handles[next % handles.len()];
+            let i = pick_loop(assign, &loads, next);
             next = next.wrapping_add(1);
+            // Counted on its loop from now, so a burst of accepts sees it.
+            let count = LiveCount::new(live.clone(), Some(loads[i].clone()));
             let callbacks = callbacks.clone();
-            let live = live.clone();
-            // If that loop has exited the task (and the socket) is dropped.
-            target.run_in_loop(move |lp| {
-                if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(live)) {
+            // If that loop has exited the task (the socket and the count
+            // with it) is dropped.
+            handles[i].run_in_loop(move |lp| {
+                if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(count)) {
                     tracing::warn!(error = %e, "registering connection failed");
                 }
             });
@@ -163,6 +189,12 @@ impl TcpServer {
     /// (it is decremented when a connection's state is freed).
     pub fn live_counter(&self) -> Arc<AtomicUsize> {
         self.live.clone()
+    }
+
+    /// Open connections per sub-loop, in loop order (empty in
+    /// single-reactor mode or before `start`).
+    pub fn loop_loads(&self) -> Vec<usize> {
+        self.loads.iter().map(|l| l.load(Ordering::Acquire)).collect()
     }
 
     /// Connections accepted so far (shed ones not included).
@@ -212,5 +244,17 @@ impl TcpServer {
 impl Drop for TcpServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The sub-loop for the `turn`-th accepted connection.
+fn pick_loop(assign: Assignment, loads: &[Arc<AtomicUsize>], turn: usize) -> usize {
+    let n = loads.len();
+    match assign {
+        Assignment::RoundRobin => turn % n,
+        Assignment::LeastLoaded => {
+            // Start the scan at the round-robin choice, so ties rotate.
+            (0..n).map(|k| (turn + k) % n).min_by_key(|&i| loads[i].load(Ordering::Acquire)).unwrap_or(0)
+        }
     }
 }

@@ -4,16 +4,17 @@
 use std::process::ExitCode;
 
 use ferry_reactor::sys::signals::SignalFd;
-use ferry_reactor::{Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
+use ferry_reactor::{Assignment, Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
-/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered]`
+/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered] [--assign round-robin|least-loaded]`
 pub struct Args {
     pub addr: ListenAddr,
     pub threads: usize,
     pub poller: PollerKind,
     pub idle_yield: bool,
     pub edge_triggered: bool,
+    pub assign: Assignment,
 }
 
 pub fn parse_args(default_addr: &str) -> Result<Args, String> {
@@ -23,6 +24,7 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
         poller: PollerKind::Epoll,
         idle_yield: true,
         edge_triggered: false,
+        assign: Assignment::RoundRobin,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -37,9 +39,16 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
             }
             "--no-idle-yield" => args.idle_yield = false,
             "--edge-triggered" => args.edge_triggered = true,
+            "--assign" => {
+                args.assign = match it.next().as_deref() {
+                    Some("round-robin") => Assignment::RoundRobin,
+                    Some("least-loaded") => Assignment::LeastLoaded,
+                    other => return Err(format!("bad --assign {other:?}: round-robin or least-loaded")),
+                };
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered]"
+                    "usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered] [--assign round-robin|least-loaded]"
                         .into(),
                 );
             }
@@ -79,6 +88,7 @@ fn run(name: &str, args: &Args, callbacks: Callbacks) -> std::io::Result<()> {
         poller: args.poller,
         idle_yield: args.idle_yield,
         edge_triggered: args.edge_triggered,
+        assign: args.assign,
         ..ServerConfig::default()
     };
     let mut server = TcpServer::bind(&args.addr, config)?.with_callbacks(callbacks);
