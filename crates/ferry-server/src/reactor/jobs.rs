@@ -26,13 +26,14 @@ pub(crate) type Task = Box<dyn FnOnce() + Send>;
 /// The job workers of one reactor server.
 pub(crate) struct JobPool {
     queue: Arc<TaskQueue<Task>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// The workers started so far; `None` once closed.
+    workers: Mutex<Option<Vec<JoinHandle<()>>>>,
 }
 
 impl JobPool {
     /// A pool with no thread yet.
     pub(crate) fn new() -> JobPool {
-        JobPool { queue: Arc::new(TaskQueue::new(QUEUE)), workers: Mutex::new(Vec::new()) }
+        JobPool { queue: Arc::new(TaskQueue::new(QUEUE)), workers: Mutex::new(Some(Vec::new())) }
     }
 
     /// Queues `task` for a worker, starting one if fewer than
@@ -47,6 +48,7 @@ impl JobPool {
 
     fn grow(&self) {
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(workers) = workers.as_mut() else { return };
         if workers.len() >= MAX_WORKERS {
             return;
         }
@@ -68,11 +70,41 @@ impl JobPool {
     /// hashing a huge file is not waited for.
     pub(crate) fn close(&self) {
         drop(self.queue.close());
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
-        for handle in workers {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner).take();
+        for handle in workers.into_iter().flatten() {
             if handle.is_finished() {
                 let _ = handle.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn jobs_run_on_worker_threads_and_a_closed_pool_hands_them_back() {
+        let pool = JobPool::new();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..MAX_WORKERS + 2 {
+            let tx = tx.clone();
+            let task: Task = Box::new(move || {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            });
+            assert!(pool.submit(task).is_ok(), "an open pool takes jobs");
+        }
+        for _ in 0..MAX_WORKERS + 2 {
+            let ran_on = rx.recv_timeout(Duration::from_secs(10)).expect("the job ran");
+            assert_eq!(ran_on.as_deref(), Some("ferry-job"));
+        }
+        let started = pool.workers.lock().unwrap().as_ref().map_or(0, Vec::len);
+        assert!(started <= MAX_WORKERS, "{started} workers, at most {MAX_WORKERS}");
+        pool.close();
+        let task: Task = Box::new(|| {});
+        assert!(pool.submit(task).is_err(), "a closed pool hands the job back to run it yourself");
+        assert!(pool.workers.lock().unwrap().is_none(), "no worker started after close");
     }
 }
