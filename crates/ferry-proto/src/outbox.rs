@@ -235,6 +235,12 @@ impl Outbox {
         self.items.is_empty()
     }
 
+    /// True when a job is queued or running (sessions queue one per pass:
+    /// a job's answer counts for nothing in [`Outbox::queued_bytes`]).
+    pub fn has_job(&self) -> bool {
+        self.items.iter().any(|i| matches!(i, Item::Job(_) | Item::Waiting))
+    }
+
     /// True when a file range is queued (sessions queue one file per pass).
     pub fn has_file_range(&self) -> bool {
         self.items.iter().any(|i| matches!(i, Item::File(_)))

@@ -336,3 +336,27 @@ fn escapes_are_refused() {
     assert_eq!(run(&mut s, "get self-loop\n"), "ERR 400 too many levels of symbolic links: /self-loop\n");
     assert_eq!(run(&mut s, "pwd\n"), "OK /\n");
 }
+
+/// `sum` and `ls` are jobs (blocking work the driver may hand to a worker):
+/// one per pass, nothing else answered before it, and a job's answer is
+/// the same as if it had been written in place.
+#[test]
+fn sum_and_ls_are_jobs_one_per_pass() {
+    let tree = Tree::new("jobs");
+    let mut s = tree.session(false);
+    let mut out = Outbox::new();
+    let input = b"sum hello.txt\nls\nping\n";
+    let p = s.on_input(input, &mut out);
+    assert_eq!(p.consumed, b"sum hello.txt\n".len(), "the session stops after a job");
+    assert!(matches!(out.front(), Some(Chunk::Job)));
+    let job = out.take_job().expect("a job");
+    out.finish_job(job());
+    let mut sent = Vec::new();
+    flush(&mut out, &mut sent);
+    let sum = String::from_utf8(sent).unwrap();
+    // sha256("Hello, world!")
+    assert_eq!(sum, "OK 315f5bdb76d078c43b8ac0064e4a0164612b1fce77c869345bfc94c75894edd3\n");
+    let rest = run(&mut s, "ls\nping\n");
+    assert!(rest.starts_with("OK ") && rest.contains(" hello.txt\n"), "the listing: {rest:?}");
+    assert!(rest.ends_with("OK pong\n"), "answered after the listing, in order: {rest:?}");
+}

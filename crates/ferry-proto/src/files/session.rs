@@ -174,10 +174,19 @@ impl FileSession {
                     Some(p) => self.resolve(&p)?,
                     None => self.cwd.clone(),
                 };
-                let entries = self.root().list(&target, is_partial_upload).map_err(|e| fs_failure(e, Some(&target)))?;
-                let listing = render_listing(&entries);
-                ok_line(out, &listing.len().to_string());
-                out.push_bytes(&listing);
+                // Reading and stat-ing every entry of a big directory takes
+                // a while: a job, like `sum`.
+                let root = Arc::clone(&self.config.root);
+                out.push_job(move || {
+                    answer(|line| match root.list(&target, is_partial_upload) {
+                        Ok(entries) => {
+                            let listing = render_listing(&entries);
+                            ok_line(line, &listing.len().to_string());
+                            line.push_bytes(&listing);
+                        }
+                        Err(e) => err_line(line, &fs_failure(e, Some(&target))),
+                    })
+                });
             }
             Request::Stat(path) => {
                 let target = self.resolve(&path)?;
@@ -411,8 +420,9 @@ impl Session for FileSession {
             if flow != Flow::Continue {
                 return Progress { consumed, flow };
             }
-            // One file per pass, and bounded text: the rest waits for on_drained.
-            if !out.is_empty() && (out.queued_bytes() >= MAX_QUEUED_TEXT || out.has_file_range()) {
+            // One file or job per pass, and bounded text: the rest waits for
+            // on_drained.
+            if !out.is_empty() && (out.queued_bytes() >= MAX_QUEUED_TEXT || out.has_file_range() || out.has_job()) {
                 return Progress { consumed, flow: Flow::Continue };
             }
         }
