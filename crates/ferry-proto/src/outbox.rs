@@ -22,7 +22,7 @@ pub struct FileRange {
 }
 
 /// Blocking work a session needs done before its answer can be sent
-/// (hashing a whole file, `fsync`): it returns the bytes to send in its
+/// (hashing a whole file, listing a directory, `fsync`): it returns the bytes to send in its
 /// place. A driver whose thread may block runs it inline; an event loop
 /// hands it to a worker thread, so one connection's slow request does not
 /// stall the others on that loop.

@@ -32,7 +32,7 @@
 //!
 //! # Jobs
 //! A session's blocking work ([`ferry_proto::Job`]: `sum` hashing a file,
-//! the fsyncs that finish an upload) goes to the server's [`JobPool`]; what
+//! `ls` reading a directory, the fsyncs that finish an upload) goes to the server's [`JobPool`]; what
 //! the session queued behind it waits in the context, and the session gets
 //! no call, until the worker posts the answer back to this loop. So answers
 //! keep their order, and the loop keeps serving its other connections.
