@@ -990,3 +990,23 @@ fn errors_and_escapes_are_never_cached() {
     fs::write(t.0.join("missing.txt"), b"here now").unwrap();
     assert_eq!(one(&run(&mut s, &get("/missing.txt"))).body, b"here now");
 }
+
+/// A directory listing is a job (the driver may build it on a worker): the
+/// pass stops at it, nothing behind it is answered first, and its answer is
+/// the listing page.
+#[test]
+fn a_listing_is_a_job_that_ends_the_pass() {
+    let tree = Tree::new("listing-job");
+    let mut s = tree.session();
+    let mut out = Outbox::new();
+    let first: &[u8] = b"GET /sub/ HTTP/1.1\r\nHost: t\r\n\r\n";
+    let input = [first, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"].concat();
+    let p = s.on_input(&input, &mut out);
+    assert_eq!(p.flow, Flow::Continue);
+    assert_eq!(p.consumed, first.len(), "the pass stops after the listing's job");
+    assert!(matches!(out.front(), Some(Chunk::Job)), "the listing is a job");
+    let job = out.take_job().unwrap();
+    let page = String::from_utf8(job()).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("file.txt") && page.contains("deeper/"), "{page}");
+}

@@ -16,7 +16,7 @@ use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
 use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use super::target::{self, Target, push_encoded_segment};
-use crate::root::{FsError, Kind, VirtualPath};
+use crate::root::{FsError, Kind, Root, VirtualPath};
 use crate::session::{Flow, Progress, Session};
 use crate::{FileRange, Outbox};
 
@@ -70,7 +70,9 @@ struct Budget {
 
 impl Budget {
     fn exhausted(&self, out: &Outbox) -> bool {
-        self.requests == 0 || self.files == 0 || out.queued_bytes() >= MAX_QUEUED_TEXT
+        // A job (a listing) ends the pass: its answer is not counted in
+        // `queued_bytes`, and what follows waits for it anyway.
+        self.requests == 0 || self.files == 0 || out.queued_bytes() >= MAX_QUEUED_TEXT || out.has_job()
     }
 }
 
@@ -274,7 +276,11 @@ impl HttpSession {
         }
     }
 
-    /// The HTML listing of a directory without `index.html`.
+    /// The HTML listing of a directory without `index.html`. Reading and
+    /// stat-ing every entry of a big directory takes a while, so it is a
+    /// job (see [`crate::Job`]); a listing that fails there is answered
+    /// with the error it maps to (never one that closes: the directory was
+    /// found already).
     fn send_listing(
         &self,
         dir: &VirtualPath,
@@ -283,32 +289,48 @@ impl HttpSession {
         date: &HttpDate,
         out: &mut Outbox,
     ) -> Result<(), HttpError> {
-        let root = &self.config.root;
-        let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
-        let rows = entries
-            .into_iter()
-            .filter_map(|entry| {
-                let meta = match entry.meta.kind {
-                    Kind::File | Kind::Dir => entry.meta,
-                    // Shown as what they point to, if that is inside the
-                    // root; links that escape or dangle are not shown.
-                    Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
-                    Kind::Other => return None,
-                };
-                matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
-            })
-            .collect();
-        let body = listing::render(dir, rows);
-        let buf = out.text();
-        respond::start(buf, Status::OK, date);
-        respond::header(buf, b"Content-Type", b"text/html; charset=utf-8");
-        respond::content_length(buf, body.len() as u64);
-        respond::finish(buf, persist);
-        if !head_only {
-            buf.extend_from_slice(&body);
-        }
+        let root = Arc::clone(&self.config.root);
+        let (dir, date) = (dir.clone(), *date);
+        out.push_job(move || {
+            let mut buf = Vec::new();
+            match listing_page(&root, &dir) {
+                Ok(body) => {
+                    respond::start(&mut buf, Status::OK, &date);
+                    respond::header(&mut buf, b"Content-Type", b"text/html; charset=utf-8");
+                    respond::content_length(&mut buf, body.len() as u64);
+                    respond::finish(&mut buf, persist);
+                    if !head_only {
+                        buf.extend_from_slice(&body);
+                    }
+                }
+                Err(err) => {
+                    let err = if err.closes() { HttpError::Internal } else { err };
+                    respond::error(&mut buf, err, persist, head_only, &date);
+                }
+            }
+            buf
+        });
         Ok(())
     }
+}
+
+/// The HTML page listing `dir`.
+fn listing_page(root: &Root, dir: &VirtualPath) -> Result<Vec<u8>, HttpError> {
+    let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
+    let rows = entries
+        .into_iter()
+        .filter_map(|entry| {
+            let meta = match entry.meta.kind {
+                Kind::File | Kind::Dir => entry.meta,
+                // Shown as what they point to, if that is inside the
+                // root; links that escape or dangle are not shown.
+                Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
+                Kind::Other => return None,
+            };
+            matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
+        })
+        .collect();
+    Ok(listing::render(dir, rows))
 }
 
 /// 301 from `/dir` to `/dir/`. The location is rebuilt from the normalised

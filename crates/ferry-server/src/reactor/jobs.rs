@@ -1,5 +1,6 @@
 //! The worker threads that run sessions' blocking jobs (hashing a whole
-//! file for `sum`, listing a directory, the fsyncs that finish an upload)
+//! file for `sum`, listing a directory (`ls`, HTTP index pages), the fsyncs
+//! that finish an upload)
 //! for the event loops,
 //! so one connection's slow request does not stall every other connection
 //! on its loop. Each job posts its answer back to its connection's loop.
