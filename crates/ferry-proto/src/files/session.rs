@@ -159,7 +159,7 @@ impl FileSession {
     /// Answers one request. Returns whether the connection should close.
     fn handle(&mut self, request: Request, out: &mut Outbox) -> Result<Flow, Failure> {
         match request {
-            Request::Pwd => ok_line(out, &escape_text(&self.cwd.to_bytes())),
+            Request::Pwd => ok_line(out.text(), &escape_text(&self.cwd.to_bytes())),
             Request::Cd(path) => {
                 let target = self.resolve(&path)?;
                 let meta = self.root().stat(&target).map_err(|e| fs_failure(e, Some(&target)))?;
@@ -167,7 +167,7 @@ impl FileSession {
                     return Err(fs_failure(FsError::NotADirectory, Some(&target)));
                 }
                 self.cwd = target;
-                ok_line(out, &escape_text(&self.cwd.to_bytes()));
+                ok_line(out.text(), &escape_text(&self.cwd.to_bytes()));
             }
             Request::Ls(path) => {
                 let target = match path {
@@ -182,7 +182,7 @@ impl FileSession {
                         Ok(entries) => {
                             let listing = render_listing(&entries);
                             ok_line(line, &listing.len().to_string());
-                            line.push_bytes(&listing);
+                            line.extend_from_slice(&listing);
                         }
                         Err(e) => err_line(line, &fs_failure(e, Some(&target))),
                     })
@@ -198,7 +198,7 @@ impl FileSession {
                     meta.mtime,
                     escape_text(&target.to_bytes())
                 );
-                ok_line(out, &text);
+                ok_line(out.text(), &text);
             }
             Request::Get(path, offset) => {
                 let target = self.resolve(&path)?;
@@ -210,7 +210,7 @@ impl FileSession {
                     ));
                 }
                 let len = meta.size - offset;
-                ok_line(out, &format!("{} {offset} {len}", meta.size));
+                ok_line(out.text(), &format!("{} {offset} {len}", meta.size));
                 out.push_file(FileRange { file: Arc::new(file), offset, len });
             }
             Request::Put(path, size) => {
@@ -222,7 +222,7 @@ impl FileSession {
                 self.require_write()?;
                 let target = self.resolve(&path)?;
                 self.root().mkdir(&target).map_err(|e| fs_failure(e, Some(&target)))?;
-                ok_line(out, "");
+                ok_line(out.text(), "");
             }
             Request::Rm(path) => {
                 self.require_write()?;
@@ -231,7 +231,7 @@ impl FileSession {
                     return Err(Failure::new(403, "the served root cannot be removed"));
                 }
                 self.root().remove(&target).map_err(|e| fs_failure(e, Some(&target)))?;
-                ok_line(out, "");
+                ok_line(out.text(), "");
             }
             Request::Sum(path) => {
                 let target = self.resolve(&path)?;
@@ -245,13 +245,13 @@ impl FileSession {
                     })
                 });
             }
-            Request::Ping => ok_line(out, "pong"),
+            Request::Ping => ok_line(out.text(), "pong"),
             Request::Help => {
-                ok_line(out, &HELP.len().to_string());
+                ok_line(out.text(), &HELP.len().to_string());
                 out.push_bytes(HELP.as_bytes());
             }
             Request::Quit => {
-                ok_line(out, "bye");
+                ok_line(out.text(), "bye");
                 return Ok(Flow::CloseAfterFlush);
             }
         }
@@ -294,7 +294,7 @@ impl FileSession {
             file.set_len(0).map_err(|e| fail(e.into()))?;
             have = 0;
         }
-        ok_line(out, &have.to_string());
+        ok_line(out.text(), &have.to_string());
         let file = Arc::new(file);
         self.upload = Some(Upload { file: Arc::clone(&file), dir, temp, name: name.to_os_string(), size });
         if have == size {
@@ -313,7 +313,7 @@ impl FileSession {
             Err(e) => {
                 // The payload was not all consumed: the byte stream is out
                 // of step, so the connection ends after the answer.
-                err_line(out, &Failure::new(500, format!("upload failed: {e}")));
+                err_line(out.text(), &Failure::new(500, format!("upload failed: {e}")));
                 Flow::CloseAfterFlush
             }
             Ok(()) => {
@@ -332,8 +332,7 @@ impl FileSession {
     }
 }
 
-fn ok_line(out: &mut Outbox, text: &str) {
-    let buf = out.text();
+fn ok_line(buf: &mut Vec<u8>, text: &str) {
     if text.is_empty() {
         buf.extend_from_slice(b"OK\n");
     } else {
@@ -343,16 +342,16 @@ fn ok_line(out: &mut Outbox, text: &str) {
     }
 }
 
-fn err_line(out: &mut Outbox, failure: &Failure) {
-    let _ = writeln!(out.text(), "ERR {} {}", failure.code, failure.message);
+fn err_line(buf: &mut Vec<u8>, failure: &Failure) {
+    let _ = writeln!(buf, "ERR {} {}", failure.code, failure.message);
 }
 
 /// The bytes of an answer written with [`ok_line`] / [`err_line`], for a job
 /// to return.
-fn answer(write: impl FnOnce(&mut Outbox)) -> Vec<u8> {
-    let mut line = Outbox::new();
-    write(&mut line);
-    std::mem::take(line.text())
+fn answer(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write(&mut buf);
+    buf
 }
 
 fn render_listing(entries: &[Entry]) -> Vec<u8> {
@@ -396,7 +395,10 @@ impl Session for FileSession {
             let window = &rest[..rest.len().min(MAX_LINE)];
             let Some(end) = window.iter().position(|&b| b == b'\n') else {
                 if rest.len() >= MAX_LINE {
-                    err_line(out, &Failure::new(413, format!("request line longer than {MAX_LINE} bytes; closing")));
+                    err_line(
+                        out.text(),
+                        &Failure::new(413, format!("request line longer than {MAX_LINE} bytes; closing")),
+                    );
                     return Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
                 }
                 return Progress { consumed, flow: Flow::Continue };
@@ -409,11 +411,11 @@ impl Session for FileSession {
             let flow = match Request::parse(line) {
                 Ok(None) => Flow::Continue,
                 Ok(Some(request)) => self.handle(request, out).unwrap_or_else(|failure| {
-                    err_line(out, &failure);
+                    err_line(out.text(), &failure);
                     Flow::Continue
                 }),
                 Err(e) => {
-                    err_line(out, &request_failure(&e));
+                    err_line(out.text(), &request_failure(&e));
                     Flow::Continue
                 }
             };
@@ -433,7 +435,7 @@ impl Session for FileSession {
     }
 
     fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
-        err_line(out, &Failure::new(408, "idle timeout; closing"));
+        err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
         Flow::CloseAfterFlush
     }
 }

@@ -66,7 +66,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::{Chunk, Flow, Outbox, Session, Sink};
 use ferry_reactor::{Buffer, Callbacks, TcpConnection};
 
-use super::jobs::JobPool;
+use super::jobs::{JobPool, Task};
 use super::registry;
 use crate::{PumpConfig, Service};
 
@@ -333,7 +333,7 @@ fn deliver(c: &mut TcpConnection<'_>, out: &mut Outbox) {
         sc.after_job = Some(Box::new(out.take_all()));
         let jobs = Arc::clone(&sc.shared.jobs);
         let conn = c.handle();
-        let task: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let task: Task = Box::new(move || {
             let answer = job();
             // Refused only if the connection or its loop is gone.
             conn.run_in_loop(move |c| job_done(c, answer));
