@@ -2,10 +2,12 @@
 //!
 //! Nothing here opens a socket, blocks on the network or spawns a thread.
 //! A driver in `ferry-server` feeds each connection's bytes to a
-//! [`Session`] and sends what it queues in the [`Outbox`]. The one thing
+//! [`conn::Conn`], which runs the [`Session`] and tells the driver what to
+//! send, read, wait for and when to close. The one thing
 //! sessions touch besides memory is the served directory, always through
 //! [`root::Root`], which keeps every access inside it.
 
+pub mod conn;
 pub mod echo;
 pub mod files;
 pub mod http;

@@ -103,3 +103,57 @@ pub trait Session {
         Flow::CloseAfterFlush
     }
 }
+
+/// A boxed session is a session, so drivers can hold `Box<dyn Session + Send>`
+/// in a [`Conn`](crate::conn::Conn).
+impl<S: Session + ?Sized> Session for Box<S> {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        (**self).on_input(input, out)
+    }
+
+    fn on_drained(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_drained(out)
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
+        (**self).on_upload_done(result, out)
+    }
+
+    fn on_eof(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_eof(out)
+    }
+
+    fn in_request(&self) -> bool {
+        (**self).in_request()
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_idle_timeout(out)
+    }
+}
+/// A borrowed session is a session, so a driver can run one it does not own.
+impl<S: Session + ?Sized> Session for &mut S {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        (**self).on_input(input, out)
+    }
+
+    fn on_drained(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_drained(out)
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
+        (**self).on_upload_done(result, out)
+    }
+
+    fn on_eof(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_eof(out)
+    }
+
+    fn in_request(&self) -> bool {
+        (**self).in_request()
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+        (**self).on_idle_timeout(out)
+    }
+}

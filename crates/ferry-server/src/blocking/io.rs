@@ -1,50 +1,53 @@
-//! The socket operations of the pump, each retrying `EINTR`.
+//! The socket operations of the blocking pump, each retrying `EINTR`.
 //!
-//! The socket is non-blocking and every wait is a `poll` with a timeout, so
-//! no call can hang on a peer: `sendfile` and `splice` ignore `SO_SNDTIMEO`
-//! and `SO_RCVTIMEO`, and a blocking `sendfile` to a peer that stopped
-//! reading would wait forever. A write that makes no progress for the idle
-//! timeout fails with `TimedOut`.
+//! The socket is non-blocking and every wait is a `poll` bounded by the
+//! connection core's next deadline, so no call can hang on a peer:
+//! `sendfile` and `splice` ignore `SO_SNDTIMEO`/`SO_RCVTIMEO`, and a
+//! blocking `sendfile` to a peer that stopped reading would wait forever.
 
-use std::fs::File;
 use std::io;
-use std::net::TcpStream;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use ferry_reactor::sys::zero_copy;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::net::{SendFlags, send};
 
 use crate::Shutdown;
 
-/// Largest count one `sendfile` call may move (the kernel's own limit).
-const MAX_SENDFILE: usize = 0x7fff_f000;
-
-/// What ended a wait for input.
+/// What ended a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    /// The socket has bytes, an end of stream or an error to report.
-    Readable,
+pub(super) enum Wait {
+    /// The socket is ready (or has an error or end of stream to report).
+    Ready,
     /// Shutdown was signalled.
     Shutdown,
-    /// Nothing happened for the whole timeout.
+    /// The deadline passed.
     TimedOut,
 }
 
-/// Waits until `socket` is readable, `shutdown` (if given) is signalled, or
-/// `timeout` passes (a timeout too large to represent waits forever).
-/// Shutdown wins when both happen.
-pub(crate) fn wait_readable(
+/// Which readiness to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    Read,
+    Write,
+}
+
+/// Waits until `socket` is ready for `want`, `shutdown` (if given) is
+/// signalled, or `deadline` passes (`None`: no deadline). Shutdown wins
+/// when both happen.
+pub(super) fn wait(
     socket: BorrowedFd<'_>,
+    want: Want,
     shutdown: Option<&Shutdown>,
-    timeout: Duration,
+    deadline: Option<Instant>,
 ) -> io::Result<Wait> {
-    let deadline = Instant::now().checked_add(timeout);
+    let flags = match want {
+        Want::Read => PollFlags::IN,
+        Want::Write => PollFlags::OUT,
+    };
     loop {
         let ts = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
         // The second slot is only polled when there is a shutdown flag.
-        let mut fds = [PollFd::new(&socket, PollFlags::IN), PollFd::new(&socket, PollFlags::empty())];
+        let mut fds = [PollFd::new(&socket, flags), PollFd::new(&socket, PollFlags::empty())];
         let polled = match shutdown {
             Some(s) => {
                 fds[1] = PollFd::new(s, PollFlags::IN);
@@ -61,7 +64,7 @@ pub(crate) fn wait_readable(
             return Ok(Wait::Shutdown);
         }
         if !fds[0].revents().is_empty() {
-            return Ok(Wait::Readable);
+            return Ok(Wait::Ready);
         }
         if n == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Wait::TimedOut);
@@ -69,76 +72,23 @@ pub(crate) fn wait_readable(
     }
 }
 
-/// Waits until `socket` can take more bytes; false if `timeout` passed
-/// first.
-fn wait_writable(socket: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        let ts = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
-        let mut fds = [PollFd::new(&socket, PollFlags::OUT)];
-        match poll(&mut fds, ts.as_ref()) {
-            // Ready, or an error/hang-up the next send reports.
-            Ok(n) if n > 0 => return Ok(true),
-            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
-            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
+/// A poll timeout, rounded up to the next millisecond so a wait for half
+/// a millisecond does not spin.
 fn timespec(left: Duration) -> Timespec {
+    let left = if left.subsec_nanos() % 1_000_000 == 0 {
+        left
+    } else {
+        left.saturating_add(Duration::from_nanos(u64::from(1_000_000 - left.subsec_nanos() % 1_000_000)))
+    };
     Timespec { tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX), tv_nsec: i64::from(left.subsec_nanos()) }
 }
 
-/// Runs a write until it makes progress, waiting (at most `timeout`) while
-/// the socket's send buffer is full.
-fn write_with_timeout(
-    socket: BorrowedFd<'_>,
-    timeout: Duration,
-    mut write: impl FnMut() -> io::Result<usize>,
-) -> io::Result<usize> {
+/// Runs `op` until it does not fail with `EINTR`.
+pub(super) fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
-        match write() {
+        match op() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !wait_writable(socket, timeout)? {
-                    return Err(stalled());
-                }
-            }
             other => return other,
         }
     }
-}
-
-/// One `send` with `MSG_NOSIGNAL`; returns how many bytes the kernel took.
-pub(crate) fn send_bytes(stream: &TcpStream, bytes: &[u8], timeout: Duration) -> io::Result<usize> {
-    write_with_timeout(stream.as_fd(), timeout, || send(stream, bytes, SendFlags::NOSIGNAL).map_err(io::Error::from))
-}
-
-/// One `sendfile` of up to `len` bytes of `file` from `offset`. A file that
-/// ends before the range does is an error: the peer was promised `len`
-/// bytes and the stream cannot be resynchronised.
-pub(crate) fn send_file_range(
-    stream: &TcpStream,
-    file: &File,
-    offset: u64,
-    len: u64,
-    timeout: Duration,
-) -> io::Result<usize> {
-    let want = usize::try_from(len).unwrap_or(MAX_SENDFILE).min(MAX_SENDFILE);
-    let sent = write_with_timeout(stream.as_fd(), timeout, || {
-        let mut cursor = offset;
-        zero_copy::sendfile(stream.as_fd(), file.as_fd(), &mut cursor, want)
-    })?;
-    if sent == 0 && want > 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("file ended at offset {offset} with {len} bytes still announced (it shrank while being sent)"),
-        ));
-    }
-    Ok(sent)
-}
-
-fn stalled() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading (nothing sent for the idle timeout)")
 }

@@ -1,81 +1,26 @@
-//! Runs one [`Session`] over one blocking `TcpStream`, following the
-//! driver contract of `ferry_proto::session`.
+//! Runs one [`Session`] over one blocking `TcpStream`: the connection
+//! core (`ferry_proto::conn`) decides, the pump (`pump.rs`) performs.
 //!
 //! Model-agnostic: the thread pool calls it from a worker; an iterative,
 //! fork, thread-per-connection or prefork driver calls it the same way.
 //! One call serves one connection from open to close on the calling thread.
 
-mod close;
-mod input;
 mod io;
 mod pump;
 
-use std::fmt;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ferry_proto::Session;
+pub use ferry_proto::conn::CloseReason;
+use ferry_proto::conn::ConnConfig;
+/// Per-connection timeouts (the connection core's [`Timeouts`](ferry_proto::conn::Timeouts)).
+pub use ferry_proto::conn::Timeouts as PumpConfig;
 
 use crate::Shutdown;
 
-/// Most unconsumed input bytes the pump holds per connection, and the
-/// largest single read. Sessions consume or reject lines long before this
-/// (the file protocol's limit is 4 KiB).
-pub const MAX_INPUT_BUFFER: usize = 64 * 1024;
-
-/// Per-connection limits of the blocking pump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PumpConfig {
-    /// How long a connection may wait for the peer's next bytes (between
-    /// requests, or in the middle of an upload) and how long one send may
-    /// block on a peer that does not read, before the connection is closed.
-    pub idle_timeout: Duration,
-    /// How long the rest of a request may take once it has begun to arrive
-    /// (the session's [`Session::in_request`]): HTTP's header-read timeout,
-    /// against slowloris clients. Sessions that never report being inside
-    /// a request only see `idle_timeout`.
-    pub request_timeout: Duration,
-}
-
-impl PumpConfig {
-    /// The same timeout between requests and within one.
-    pub fn with_idle(idle_timeout: Duration) -> PumpConfig {
-        PumpConfig { idle_timeout, request_timeout: idle_timeout }
-    }
-}
-
-impl Default for PumpConfig {
-    fn default() -> PumpConfig {
-        PumpConfig::with_idle(Duration::from_secs(300))
-    }
-}
-
-/// Why a connection ended.
-#[derive(Debug)]
-pub enum CloseReason {
-    /// The session asked to close (`quit`, a fatal protocol error).
-    SessionClosed,
-    /// The peer closed its side.
-    PeerClosed,
-    /// Nothing arrived for the idle timeout.
-    IdleTimeout,
-    /// The server is shutting down and the connection had nothing in flight.
-    Shutdown,
-    /// A socket or file error (reset by peer, send timeout, file shrank...).
-    Error(std::io::Error),
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CloseReason::SessionClosed => f.write_str("closed by the session"),
-            CloseReason::PeerClosed => f.write_str("closed by the peer"),
-            CloseReason::IdleTimeout => f.write_str("idle timeout"),
-            CloseReason::Shutdown => f.write_str("server shutting down"),
-            CloseReason::Error(e) => write!(f, "error: {e}"),
-        }
-    }
-}
+/// Most unconsumed input bytes a connection holds (the core's cap).
+pub const MAX_INPUT_BUFFER: usize = ferry_proto::conn::MAX_INPUT;
 
 /// What one connection moved, for logs and tests.
 #[derive(Debug)]
@@ -112,14 +57,11 @@ pub fn serve_connection<S: Session + ?Sized>(
     tracing::debug!("{shown}: connection opened");
     let (reason, bytes_in, bytes_out) = match pump::configure(&stream) {
         Ok(()) => {
-            let mut pump = pump::Pump::new(&stream, session, config, shutdown);
+            let mut pump = pump::Pump::new(&stream, session, ConnConfig::new(*config), shutdown);
             // Whatever the pump or the session logs names the peer.
             let reason = tracing::debug_span!("conn", peer = %shown).in_scope(|| pump.run());
-            let unread = pump.has_unread_input();
-            if matches!(reason, CloseReason::SessionClosed | CloseReason::IdleTimeout) {
-                close::lingering_close(&stream, unread);
-            }
-            (reason, pump.bytes_in(), pump.bytes_out())
+            let stats = pump.stats();
+            (reason, stats.bytes_in, stats.bytes_out)
         }
         Err(e) => (CloseReason::Error(e), 0, 0),
     };

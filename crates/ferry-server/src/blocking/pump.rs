@@ -1,258 +1,188 @@
-//! The pump's loop: flush the outbox, feed an upload, offer input to the
-//! session, wait for more input, in that order of priority.
+//! The blocking pump: syscall glue that performs a [`Conn`]'s actions on
+//! one socket from one thread. Every rule about when to read, send, time
+//! out or close is the core's; this file only moves bytes and waits.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
 
-use ferry_proto::{Chunk, Flow, Outbox, Session};
-use ferry_reactor::sys::zero_copy::SplicePipe;
+use ferry_proto::Session;
+use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig, MAX_INPUT};
+use ferry_reactor::sys::zero_copy::{self, SplicePipe};
+use rustix::net::{RecvFlags, SendFlags, recv, send};
 
-use super::input::InputBuffer;
-use super::io::{Wait, send_bytes, send_file_range, wait_readable};
-use super::{CloseReason, PumpConfig};
+use super::io::{Wait, Want, retry, wait};
 use crate::Shutdown;
+
+/// Largest count one `sendfile` call may move (the kernel's own limit).
+const MAX_SENDFILE: usize = 0x7fff_f000;
 
 /// Most upload bytes moved per `splice` pair (`SplicePipe` asks for a
 /// 1 MiB pipe; a smaller one just moves less per call).
 const SPLICE_CHUNK: usize = 1 << 20;
 
 /// Sets the socket options the pump relies on: non-blocking mode (every
-/// wait is a `poll` with the idle or request timeout, see [`super::io`]),
-/// and no Nagle delay (answers are whole and coalesced already).
+/// wait is a `poll` bounded by the core's deadline), and no Nagle delay
+/// (answers are whole and coalesced already).
 pub(super) fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)
 }
 
-/// One connection's driver state.
-pub(super) struct Pump<'a, S: Session + ?Sized> {
+/// One connection: its socket, its core and the thread's resources.
+pub(super) struct Pump<'a, S: Session> {
     stream: &'a TcpStream,
-    session: &'a mut S,
-    config: &'a PumpConfig,
+    conn: Conn<S>,
     shutdown: &'a Shutdown,
-    out: Outbox,
-    input: InputBuffer,
+    /// Set once the core heard of the shutdown (the eventfd stays readable).
+    shutdown_told: bool,
     /// Created on the first upload; dropped after an error, since it may
     /// still hold bytes of the failed upload.
     pipe: Option<SplicePipe>,
-    /// Set when the connection is to close once the outbox is flushed.
-    closing: Option<CloseReason>,
-    peer_eof: bool,
-    bytes_in: u64,
-    bytes_out: u64,
+    read_buf: Box<[u8]>,
 }
 
-impl<'a, S: Session + ?Sized> Pump<'a, S> {
-    pub(super) fn new(
-        stream: &'a TcpStream,
-        session: &'a mut S,
-        config: &'a PumpConfig,
-        shutdown: &'a Shutdown,
-    ) -> Pump<'a, S> {
+impl<'a, S: Session> Pump<'a, S> {
+    pub(super) fn new(stream: &'a TcpStream, session: S, config: ConnConfig, shutdown: &'a Shutdown) -> Pump<'a, S> {
         Pump {
             stream,
-            session,
-            config,
+            conn: Conn::new(session, ConnConfig { splice: true, ..config }, Instant::now()),
             shutdown,
-            out: Outbox::new(),
-            input: InputBuffer::new(),
+            shutdown_told: false,
             pipe: None,
-            closing: None,
-            peer_eof: false,
-            bytes_in: 0,
-            bytes_out: 0,
+            read_buf: vec![0; MAX_INPUT].into_boxed_slice(),
         }
     }
 
-    pub(super) fn bytes_in(&self) -> u64 {
-        self.bytes_in
-    }
-
-    pub(super) fn bytes_out(&self) -> u64 {
-        self.bytes_out
-    }
-
-    /// True when the peer sent bytes the session never consumed.
-    pub(super) fn has_unread_input(&self) -> bool {
-        !self.input.is_empty()
+    /// What the connection moved.
+    pub(super) fn stats(&self) -> ferry_proto::conn::ConnStats {
+        self.conn.stats()
     }
 
     /// Runs the connection to its end.
     pub(super) fn run(&mut self) -> CloseReason {
-        self.serve().unwrap_or_else(CloseReason::Error)
-    }
-
-    fn serve(&mut self) -> io::Result<CloseReason> {
-        // Whether on_input should see the buffered input again: new bytes
-        // arrived, or the session made progress and may have stopped early.
-        let mut offer_input = false;
         loop {
-            if !self.out.is_empty() {
-                self.flush()?;
-                let flow = self.session.on_drained(&mut self.out);
-                if let Some(end) = self.obey(flow) {
-                    return Ok(end);
+            if !self.shutdown_told && self.shutdown.is_signalled() {
+                self.shutdown_told = true;
+                self.conn.handle_shutdown();
+            }
+            let now = Instant::now();
+            let Some(action) = self.conn.poll_action(now) else {
+                if let Err(e) = self.wait_for_peer() {
+                    return CloseReason::Error(e);
                 }
                 continue;
-            }
-            if let Some(reason) = self.closing.take() {
-                return Ok(reason);
-            }
-            if self.out.has_sink() {
-                let result = self.receive_upload();
-                self.out.take_sink();
-                if let Err(e) = &result {
-                    tracing::debug!("upload ended early: {e}");
+            };
+            match action {
+                Action::Send(bytes) => {
+                    let sent = retry(|| send(self.stream, bytes, SendFlags::NOSIGNAL).map_err(io::Error::from));
+                    self.sent(now, sent);
                 }
-                let flow = self.session.on_upload_done(result, &mut self.out);
-                offer_input = true;
-                if let Some(end) = self.obey(flow) {
-                    return Ok(end);
-                }
-                continue;
-            }
-            if offer_input && !self.input.is_empty() {
-                let progress = self.session.on_input(self.input.data(), &mut self.out);
-                self.input.consume(progress.consumed);
-                offer_input = progress.consumed > 0 || !self.out.is_empty() || self.out.has_sink();
-                if let Some(end) = self.obey(progress.flow) {
-                    return Ok(end);
-                }
-                continue;
-            }
-            // Nothing in flight: the session needs more input.
-            if self.peer_eof {
-                return Ok(CloseReason::PeerClosed);
-            }
-            if self.shutdown.is_signalled() {
-                return Ok(CloseReason::Shutdown);
-            }
-            if self.input.is_full() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "session left its whole input buffer unconsumed (protocol bug)",
-                ));
-            }
-            let timeout =
-                if self.session.in_request() { self.config.request_timeout } else { self.config.idle_timeout };
-            match wait_readable(self.stream.as_fd(), Some(self.shutdown), timeout)? {
-                Wait::Shutdown => return Ok(CloseReason::Shutdown),
-                Wait::TimedOut => {
-                    let flow = self.session.on_idle_timeout(&mut self.out);
-                    self.closing = Some(CloseReason::IdleTimeout);
-                    if flow == Flow::CloseNow {
-                        return Ok(CloseReason::IdleTimeout);
-                    }
-                }
-                Wait::Readable => {
-                    let n = match self.input.read_from(self.stream) {
-                        // A readiness report the socket no longer stands by.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        other => other?,
+                Action::SendFile { file, offset, len } => {
+                    let want = usize::try_from(len).unwrap_or(MAX_SENDFILE).min(MAX_SENDFILE);
+                    let mut cursor = offset;
+                    let sent = match retry(|| zero_copy::sendfile(self.stream.as_fd(), file.as_fd(), &mut cursor, want))
+                    {
+                        Ok(0) if want > 0 => Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "file ended at offset {offset} with {len} bytes still announced (it shrank while being sent)"
+                            ),
+                        )),
+                        other => other,
                     };
-                    if n == 0 {
-                        self.peer_eof = true;
-                        let flow = self.session.on_eof(&mut self.out);
-                        if let Some(end) = self.obey(flow) {
-                            return Ok(end);
-                        }
-                        if self.closing.is_some() {
-                            self.closing = Some(CloseReason::PeerClosed);
-                        }
-                    } else {
-                        self.bytes_in += n as u64;
-                        offer_input = true;
+                    self.sent(now, sent);
+                }
+                Action::WriteFile { file, offset, data } => {
+                    let n = data.len();
+                    match file.write_all_at(data, offset) {
+                        Ok(()) => self.conn.handle_written(now, n),
+                        Err(e) => self.conn.handle_upload_error(now, e),
                     }
                 }
-            }
-        }
-    }
-
-    /// Applies a session's [`Flow`]: `Some` means close now with that reason.
-    fn obey(&mut self, flow: Flow) -> Option<CloseReason> {
-        match flow {
-            Flow::Continue => None,
-            Flow::CloseAfterFlush => {
-                self.closing.get_or_insert(CloseReason::SessionClosed);
-                None
-            }
-            Flow::CloseNow => {
-                self.out.clear();
-                Some(self.closing.take().unwrap_or(CloseReason::SessionClosed))
-            }
-        }
-    }
-
-    /// Sends the whole outbox, front to back: bytes with `send`, file
-    /// ranges with `sendfile`.
-    fn flush(&mut self) -> io::Result<()> {
-        while let Some(chunk) = self.out.front() {
-            let sent = match chunk {
-                Chunk::Bytes(bytes) => send_bytes(self.stream, bytes, self.config.idle_timeout)?,
-                Chunk::File { file, offset, len } => {
-                    send_file_range(self.stream, file, offset, len, self.config.idle_timeout)?
-                }
-                Chunk::Job => {
-                    // This thread serves only this connection: it may block.
-                    if let Some(job) = self.out.take_job() {
-                        self.out.finish_job(job());
+                Action::Splice { file, offset, max } => {
+                    let want = usize::try_from(max).unwrap_or(SPLICE_CHUNK).min(SPLICE_CHUNK);
+                    let mut cursor = offset;
+                    let pipe = match &mut self.pipe {
+                        Some(pipe) => Ok(pipe),
+                        None => SplicePipe::new().map(|p| &mut *self.pipe.insert(p)),
+                    };
+                    let moved = pipe.and_then(|p| p.socket_to_file(self.stream, file, &mut cursor, want));
+                    match moved {
+                        Ok(n) => self.conn.handle_spliced(now, n),
+                        // Nothing was there after all: wait for the socket.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if let Err(e) = self.wait_ready(Want::Read, None) {
+                                return CloseReason::Error(e);
+                            }
+                        }
+                        Err(e) => {
+                            self.pipe = None;
+                            self.conn.handle_upload_error(now, e);
+                        }
                     }
-                    continue;
                 }
-                Chunk::Waiting => return Err(io::Error::other("an output job was taken and never finished")),
-            };
-            self.out.advance(sent as u64);
-            self.bytes_out += sent as u64;
+                // This thread serves only this connection: it may block.
+                Action::RunJob(job) => self.conn.handle_job_done(now, job()),
+                Action::Shutdown => {
+                    // Already gone if the peer reset: the close says so.
+                    let _ = self.stream.shutdown(How::Write);
+                }
+                Action::Close(reason) => return reason,
+            }
         }
-        Ok(())
     }
 
-    /// Moves the upload's payload into its file: first what is buffered
-    /// already, then straight from the socket with `splice`.
-    fn receive_upload(&mut self) -> io::Result<()> {
-        let Some(sink) = self.out.sink_mut() else {
+    /// Reports a send's outcome; a full socket buffer means waiting until
+    /// it drains or the core's deadline passes.
+    fn sent(&mut self, now: Instant, sent: io::Result<usize>) {
+        match sent {
+            Ok(n) => self.conn.handle_sent(now, n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = self.wait_ready(Want::Write, None) {
+                    self.conn.handle_send_error(e);
+                }
+            }
+            Err(e) => self.conn.handle_send_error(e),
+        }
+    }
+
+    /// Waits for the socket (and the shutdown flag, if given) until the
+    /// core's deadline; tells the core about a timeout or the shutdown.
+    fn wait_ready(&mut self, want: Want, shutdown: Option<&Shutdown>) -> io::Result<Wait> {
+        let waited = wait(self.stream.as_fd(), want, shutdown, self.conn.next_deadline())?;
+        match waited {
+            Wait::TimedOut => self.conn.handle_timeout(Instant::now()),
+            Wait::Shutdown => {
+                self.shutdown_told = true;
+                self.conn.handle_shutdown();
+            }
+            Wait::Ready => {}
+        }
+        Ok(waited)
+    }
+
+    /// The core waits for the peer: read what comes (or time out).
+    fn wait_for_peer(&mut self) -> io::Result<()> {
+        let limit = self.conn.read_limit().min(self.read_buf.len());
+        if limit == 0 {
+            // Only a job or a driver buffer could make the core wait
+            // without reading, and this driver has neither.
+            return Err(io::Error::other("connection core waits for nothing this driver can give"));
+        }
+        let shutdown = if self.shutdown_told { None } else { Some(self.shutdown) };
+        if self.wait_ready(Want::Read, shutdown)? != Wait::Ready {
             return Ok(());
-        };
-        if !self.input.is_empty() {
-            let n = sink.write_from(self.input.data())?;
-            self.input.consume(n);
         }
-        while sink.remaining() > 0 {
-            // No shutdown fd here: an upload in progress is finished.
-            match wait_readable(self.stream.as_fd(), None, self.config.idle_timeout)? {
-                Wait::Readable => {}
-                Wait::TimedOut | Wait::Shutdown => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("upload stalled with {} bytes missing", sink.remaining()),
-                    ));
-                }
-            }
-            let pipe = match &mut self.pipe {
-                Some(pipe) => pipe,
-                None => self.pipe.insert(SplicePipe::new()?),
-            };
-            let want = usize::try_from(sink.remaining()).unwrap_or(SPLICE_CHUNK).min(SPLICE_CHUNK);
-            let mut offset = sink.offset();
-            let moved = match pipe.socket_to_file(self.stream, sink.file(), &mut offset, want) {
-                Ok(n) => n,
-                // Nothing was taken from the socket after all: wait again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    self.pipe = None;
-                    return Err(e);
-                }
-            };
-            if moved == 0 {
-                self.peer_eof = true;
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("peer closed with {} upload bytes missing", sink.remaining()),
-                ));
-            }
-            sink.advance(moved as u64);
-            self.bytes_in += moved as u64;
+        let now = Instant::now();
+        match retry(|| recv(self.stream, &mut self.read_buf[..limit], RecvFlags::empty()).map_err(io::Error::from)) {
+            Ok((0, _)) => self.conn.handle_eof(now),
+            Ok((n, _)) => self.conn.handle_input(now, &self.read_buf[..n]),
+            // A readiness report the socket no longer stands by.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
         Ok(())
     }
