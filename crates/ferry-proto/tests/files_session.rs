@@ -4,10 +4,10 @@
 mod common;
 
 use std::fs;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::{FileSession, FilesConfig};
 use ferry_proto::root::Root;
 use ferry_proto::{Chunk, Flow, Outbox, Session};
@@ -38,82 +38,13 @@ impl Drop for Tree {
     }
 }
 
-/// A minimal in-memory driver: feeds `input` in pieces of `step` bytes,
-/// "sends" the outbox into a Vec (reading file ranges), routes upload
-/// payloads into sinks. Returns the output and the last flow.
+/// Drives `session` over a [`Pair`]: the server reads `input` in pieces of
+/// `step` bytes; returns what the client received and what the session
+/// asked for ([`common::flow_of`]).
 fn drive(session: &mut FileSession, input: &[u8], step: usize) -> (Vec<u8>, Flow) {
-    let mut out = Outbox::new();
-    let mut sent = Vec::new();
-    let mut buffered: Vec<u8> = Vec::new();
-    let mut flow = Flow::Continue;
-    let mut fed = 0;
-    loop {
-        // Route payload to a sink, else parse requests.
-        if out.has_sink() {
-            flush(&mut out, &mut sent);
-            let sink = out.sink_mut().unwrap();
-            let n = sink.write_from(&buffered).unwrap();
-            buffered.drain(..n);
-            if out.sink_mut().map(|s| s.remaining()) == Some(0) {
-                out.take_sink();
-                flow = session.on_upload_done(Ok(()), &mut out);
-            }
-        } else {
-            let p = session.on_input(&buffered, &mut out);
-            buffered.drain(..p.consumed);
-            flow = p.flow;
-        }
-        flush(&mut out, &mut sent);
-        if flow != Flow::Continue {
-            return (sent, flow);
-        }
-        // Drained: a session that stopped early continues here.
-        session.on_drained(&mut out);
-        if out.is_empty() && !out.has_sink() {
-            let before = buffered.len();
-            let p = session.on_input(&buffered, &mut out);
-            buffered.drain(..p.consumed);
-            flush(&mut out, &mut sent);
-            if p.flow != Flow::Continue {
-                return (sent, p.flow);
-            }
-            if fed == input.len() && p.consumed == 0 && before == buffered.len() && !out.has_sink() {
-                return (sent, Flow::Continue);
-            }
-        }
-        if fed < input.len() {
-            let end = (fed + step).min(input.len());
-            buffered.extend_from_slice(&input[fed..end]);
-            fed = end;
-        } else if out.has_sink() && buffered.is_empty() {
-            out.take_sink();
-            let flow = session.on_upload_done(Err(io::ErrorKind::UnexpectedEof.into()), &mut out);
-            flush(&mut out, &mut sent);
-            return (sent, flow);
-        }
-    }
-}
-
-fn flush(out: &mut Outbox, sent: &mut Vec<u8>) {
-    while let Some(chunk) = out.front() {
-        let n = match chunk {
-            Chunk::Bytes(b) => {
-                sent.extend_from_slice(b);
-                b.len() as u64
-            }
-            Chunk::File { file, offset, len } => {
-                sent.extend_from_slice(&common::read_range(file, offset, len));
-                len
-            }
-            Chunk::Job => {
-                let job = out.take_job().expect("a job at the front");
-                out.finish_job(job());
-                continue;
-            }
-            Chunk::Waiting => panic!("a job was taken and not finished"),
-        };
-        out.advance(n);
-    }
+    let mut pair = Pair::new(session, Timeouts::default()).read_chunk(step);
+    pair.send(input);
+    (pair.received().to_vec(), common::flow_of(&pair))
 }
 
 fn run(session: &mut FileSession, input: &str) -> String {
@@ -251,9 +182,11 @@ fn upload_resume_and_atomic_rename() {
     let t = Tree::new("put");
     let mut s = t.session(true);
     // Interrupted: only 4 of 10 bytes arrive, then EOF.
-    let (out, flow) = drive(&mut s, b"put up.bin 10\n0123", 1);
-    assert_eq!(out, b"OK 0\n");
-    assert_eq!(flow, Flow::CloseNow);
+    let mut pair = Pair::new(&mut s, Timeouts::default()).read_chunk(1);
+    pair.send(b"put up.bin 10\n0123").client_close();
+    assert_eq!(pair.received(), b"OK 0\n");
+    assert_eq!(common::flow_of(&pair), Flow::CloseNow);
+    drop(pair);
     assert!(!t.0.join("up.bin").exists(), "never visible under its final name before completion");
     assert_eq!(fs::read(t.0.join(".up.bin.ferry-part")).unwrap(), b"0123");
     // Resumed on a new connection.
@@ -351,9 +284,8 @@ fn sum_and_ls_are_jobs_one_per_pass() {
     assert!(matches!(out.front(), Some(Chunk::Job)));
     let job = out.take_job().expect("a job");
     out.finish_job(job());
-    let mut sent = Vec::new();
-    flush(&mut out, &mut sent);
-    let sum = String::from_utf8(sent).unwrap();
+    let Some(Chunk::Bytes(sent)) = out.front() else { panic!("the job's answer takes its place") };
+    let sum = String::from_utf8(sent.to_vec()).unwrap();
     // sha256("Hello, world!")
     assert_eq!(sum, "OK 315f5bdb76d078c43b8ac0064e4a0164612b1fce77c869345bfc94c75894edd3\n");
     let rest = run(&mut s, "ls\nping\n");

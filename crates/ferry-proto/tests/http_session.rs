@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_proto::conn::{Pair, PairEvent, Timeouts};
 use ferry_proto::http::{HttpConfig, HttpSession, file_cache_stats};
 use ferry_proto::root::Root;
 use ferry_proto::{Chunk, Flow, Outbox, Session};
@@ -57,15 +58,15 @@ fn big_content() -> Vec<u8> {
     (0..100 * 1024).map(|i| (i % 251) as u8).collect()
 }
 
-/// What an in-memory driver saw.
-#[derive(Debug, Default)]
+/// What a run over a [`Pair`] saw.
+#[derive(Debug)]
 struct Run {
-    /// Everything "sent", file ranges read back in place.
+    /// Everything the client received, file ranges read back in place.
     sent: Vec<u8>,
-    /// The last flow the session returned.
-    flow: Option<Flow>,
+    /// What the session asked of the connection ([`common::flow_of`]).
+    flow: Flow,
     /// `on_input` calls made.
-    passes: usize,
+    passes: u64,
     /// Byte chunks written, and file ranges sent.
     writes: usize,
     file_ranges: usize,
@@ -73,7 +74,7 @@ struct Run {
 
 impl Run {
     fn flow(&self) -> Flow {
-        self.flow.unwrap_or(Flow::Continue)
+        self.flow
     }
 
     fn text(&self) -> String {
@@ -81,41 +82,27 @@ impl Run {
     }
 }
 
-/// Feeds `pieces` one after the other, as a driver would as they arrive,
-/// and checks the bounds the session promises after every call.
+/// Sends `pieces` one after the other over a [`Pair`], as a client would,
+/// and checks the bounds the session promises after every step: at most
+/// [`MAX_QUEUED`] bytes queued, and less than `max_head` bytes left
+/// unconsumed while it waits for more.
 fn drive_pieces(session: &mut HttpSession, pieces: &[&[u8]], max_head: usize) -> Run {
-    let mut out = Outbox::new();
-    let mut run = Run::default();
-    let mut buffered = Vec::new();
+    let mut pair = Pair::new(session, Timeouts::default()).max_queued(MAX_QUEUED);
     for piece in pieces {
-        buffered.extend_from_slice(piece);
-        if pump(session, &mut buffered, &mut out, &mut run, max_head) {
+        pair.send(piece);
+        if pair.closed().is_some() || pair.server_fin() {
             break;
         }
+        let left = pair.conn().buffered_input();
+        assert!(left < max_head, "session left {left} bytes it will never consume");
     }
-    run
-}
-
-/// Calls `on_input` (then `on_drained`) until the session makes no more
-/// progress. Returns true when it asked to close.
-fn pump(session: &mut HttpSession, buffered: &mut Vec<u8>, out: &mut Outbox, run: &mut Run, max_head: usize) -> bool {
-    loop {
-        let p = session.on_input(buffered, out);
-        run.passes += 1;
-        assert!(p.consumed <= buffered.len());
-        assert!(out.queued_bytes() <= MAX_QUEUED, "session queued {} bytes in one pass", out.queued_bytes());
-        buffered.drain(..p.consumed);
-        let produced = !out.is_empty();
-        flush(out, run);
-        run.flow = Some(p.flow);
-        if p.flow != Flow::Continue {
-            return true;
-        }
-        assert_eq!(session.on_drained(out), Flow::Continue);
-        if p.consumed == 0 && !produced {
-            assert!(buffered.len() < max_head, "session left {} bytes it will never consume", buffered.len());
-            return false;
-        }
+    let count = |want: fn(&PairEvent) -> bool| pair.events().iter().filter(|e| want(e)).count();
+    Run {
+        sent: pair.received().to_vec(),
+        flow: common::flow_of(&pair),
+        passes: pair.conn().stats().input_passes,
+        writes: count(|e| matches!(e, PairEvent::Send(_))),
+        file_ranges: count(|e| matches!(e, PairEvent::SendFile(_))),
     }
 }
 
@@ -126,30 +113,6 @@ fn drive_step(session: &mut HttpSession, input: &[u8], step: usize) -> Run {
 
 fn run(session: &mut HttpSession, input: &str) -> Run {
     drive_step(session, input.as_bytes(), usize::MAX)
-}
-
-fn flush(out: &mut Outbox, run: &mut Run) {
-    while let Some(chunk) = out.front() {
-        let n = match chunk {
-            Chunk::Bytes(b) => {
-                run.sent.extend_from_slice(b);
-                run.writes += 1;
-                b.len() as u64
-            }
-            Chunk::File { file, offset, len } => {
-                run.sent.extend_from_slice(&common::read_range(file, offset, len));
-                run.file_ranges += 1;
-                len
-            }
-            Chunk::Job => {
-                let job = out.take_job().expect("a job at the front");
-                out.finish_job(job());
-                continue;
-            }
-            Chunk::Waiting => panic!("a job was taken and not finished"),
-        };
-        out.advance(n);
-    }
 }
 
 /// The output as text with every `Date` value replaced by `<date>`, so
@@ -721,37 +684,50 @@ fn split_at_every_boundary_gives_the_same_answers() {
     }
 }
 
+/// The header timeout runs on the Pair's fake clock: it starts when a
+/// request begins to arrive and more bytes do not extend it (slowloris);
+/// the 408 goes out and the connection half-closes. Between requests the
+/// idle timeout closes silently.
 #[test]
 fn timeouts_know_whether_a_request_is_under_way() {
     let t = Tree::new("timeout");
+    let timeouts = Timeouts { idle_timeout: Duration::from_secs(60), request_timeout: Duration::from_secs(10) };
     let mut s = t.session();
-    let mut out = Outbox::new();
-    assert!(!s.in_request());
-    let p = s.on_input(b"\r\n", &mut out);
-    assert_eq!(p.consumed, 2, "blank lines between requests are dropped");
-    assert!(!s.in_request());
-    let p = s.on_input(b"GET /hello.txt HT", &mut out);
-    assert_eq!(p.consumed, 0);
-    assert!(s.in_request(), "a head is partly received");
-    assert_eq!(s.on_idle_timeout(&mut out), Flow::CloseAfterFlush);
-    let mut r = Run::default();
-    flush(&mut out, &mut r);
-    let resp = one(&r);
-    assert_eq!((resp.status, resp.header("Connection")), (408, Some("close")));
-    // Between requests, the timer closes silently.
+    let mut pair = Pair::new(&mut s, timeouts);
+    pair.send(b"\r\n");
+    assert_eq!(pair.conn().buffered_input(), 0, "blank lines between requests are dropped");
+    pair.send(b"GET /hello.txt HT");
+    for _ in 0..9 {
+        pair.advance(Duration::from_millis(999)).send(b"T");
+    }
+    assert!(pair.received().is_empty() && !pair.server_fin(), "not yet: 8.991 s into the request");
+    pair.advance(Duration::from_millis(1009));
+    let resp = parse_responses(pair.received(), &[]);
+    assert_eq!((resp[0].status, resp[0].header("Connection")), (408, Some("close")));
+    assert!(pair.server_fin(), "10 s after the request began, however many bytes trickled in");
+    drop(pair);
+    // Between requests, the idle timer closes silently.
     let mut s = t.session();
-    let mut out = Outbox::new();
-    let p = s.on_input(get("/hello.txt").as_bytes(), &mut out);
-    assert_eq!(p.flow, Flow::Continue);
-    assert!(!s.in_request());
-    out.clear();
-    assert_eq!(s.on_idle_timeout(&mut out), Flow::CloseAfterFlush);
-    assert!(out.is_empty());
+    let mut pair = Pair::new(&mut s, timeouts);
+    pair.send(get("/hello.txt").as_bytes());
+    let answered = pair.take_received();
+    assert_eq!(one_of(&answered).status, 200);
+    assert_eq!(pair.advance_to_deadline(), Some(Duration::from_secs(60)), "the idle timeout, from the answer");
+    assert!(pair.received().is_empty() && pair.server_fin(), "closed without a word");
+    drop(pair);
     // Skipping a body counts as a request under way.
     let mut s = t.session();
-    let p = s.on_input(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345", &mut out);
-    assert_eq!(p.flow, Flow::Continue);
-    assert!(s.in_request());
+    let mut pair = Pair::new(&mut s, timeouts);
+    pair.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345");
+    assert!(pair.conn().session().in_request());
+    assert_eq!(pair.advance_to_deadline(), Some(Duration::from_secs(10)));
+    assert!(pair.server_fin());
+}
+
+fn one_of(bytes: &[u8]) -> Resp {
+    let all = parse_responses(bytes, &[]);
+    assert_eq!(all.len(), 1, "one response");
+    all[0].clone()
 }
 
 /// Pieces of plausible requests, so random inputs reach deep states.

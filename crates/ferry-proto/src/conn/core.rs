@@ -486,9 +486,9 @@ impl<S: Session> Conn<S> {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// True when the peer sent bytes the session never consumed.
-    pub fn has_unread_input(&self) -> bool {
-        !self.input.is_empty()
+    /// Received bytes the session has not consumed (a partial request).
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
     }
 
     /// Unsent bytes of queued plain-byte output (file ranges not counted).

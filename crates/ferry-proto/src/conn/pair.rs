@@ -209,6 +209,11 @@ impl<S: Session> Pair<S> {
                 Action::Send(bytes) => {
                     let n = bytes.len().min(room);
                     if n == 0 {
+                        // Blocked on the peer's window: an event loop keeps
+                        // reading meanwhile, up to the core's cap.
+                        if self.feed() {
+                            continue;
+                        }
                         break;
                     }
                     self.received.extend_from_slice(&bytes[..n]);
@@ -219,6 +224,9 @@ impl<S: Session> Pair<S> {
                 Action::SendFile { file, offset, len } => {
                     let n = len.min(room as u64);
                     if n == 0 {
+                        if self.feed() {
+                            continue;
+                        }
                         break;
                     }
                     let bytes = read_range(file, offset, n);

@@ -1,12 +1,21 @@
 //! Helpers shared by the in-memory drivers of the session tests.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use ferry_proto::conn::{CloseReason, Pair};
+use ferry_proto::{Flow, Session};
 
-/// What a driver's `sendfile` of this range would put on the wire; fails
-/// the test if the file is shorter than the range the session announced.
-pub fn read_range(file: &File, offset: u64, len: u64) -> Vec<u8> {
-    let mut buf = vec![0; usize::try_from(len).expect("range fits in memory")];
-    file.read_exact_at(&mut buf, offset).expect("file range shorter than announced");
-    buf
+/// What the session asked of the connection, as a driver sees it: it is
+/// still open (`Continue`), it half-closed after sending everything
+/// (`CloseAfterFlush`), or it closed without that (`CloseNow`, or an
+/// error).
+pub fn flow_of<S: Session>(pair: &Pair<S>) -> Flow {
+    if pair.server_fin() {
+        Flow::CloseAfterFlush
+    } else if let Some(reason) = pair.closed() {
+        match reason {
+            CloseReason::PeerClosed => Flow::CloseAfterFlush,
+            _ => Flow::CloseNow,
+        }
+    } else {
+        Flow::Continue
+    }
 }

@@ -75,11 +75,8 @@ pub(super) fn wait(
 /// A poll timeout, rounded up to the next millisecond so a wait for half
 /// a millisecond does not spin.
 fn timespec(left: Duration) -> Timespec {
-    let left = if left.subsec_nanos() % 1_000_000 == 0 {
-        left
-    } else {
-        left.saturating_add(Duration::from_nanos(u64::from(1_000_000 - left.subsec_nanos() % 1_000_000)))
-    };
+    let rest = left.subsec_nanos() % 1_000_000;
+    let left = if rest == 0 { left } else { left.saturating_add(Duration::from_nanos(u64::from(1_000_000 - rest))) };
     Timespec { tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX), tv_nsec: i64::from(left.subsec_nanos()) }
 }
 

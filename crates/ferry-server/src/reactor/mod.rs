@@ -44,9 +44,9 @@ use nix::sys::signal::Signal;
 
 use self::jobs::JobPool;
 use self::session_conn::ListenerShared;
-pub use self::session_conn::MAX_INPUT;
 use self::shutdown_watch::ShutdownWatch;
 use crate::{BoundListener, ListenerConfig, ServerError, Shutdown};
+pub use ferry_proto::conn::MAX_INPUT;
 
 /// How often the main loop checks whether the drain has finished.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
