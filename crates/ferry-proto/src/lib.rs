@@ -16,4 +16,4 @@ pub mod root;
 pub mod session;
 
 pub use outbox::{Chunk, FileRange, Job, Outbox, Sink};
-pub use session::{Flow, Progress, Session};
+pub use session::{Flow, Now, Progress, Session};

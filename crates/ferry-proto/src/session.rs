@@ -6,28 +6,48 @@
 //! never spawns: every concurrency model in `ferry-server` (thread pool,
 //! reactor, prefork, ...) drives the same session type.
 //!
-//! The driver's side of the contract:
-//! 1. Append what the socket delivered to its input buffer and call
-//!    [`Session::on_input`] with the whole unconsumed input; drop the
-//!    `consumed` prefix it reports. What is left is a partial message.
-//! 2. Send the outbox front to back ([`Outbox::front`] / [`Outbox::advance`]);
-//!    file ranges go out with `sendfile`. A [`Job`](crate::Job) at the front
-//!    is blocking work (hashing a file, fsync): take it, run it (inline on a
-//!    thread that may block, on a worker from an event loop) and send the
-//!    bytes it returns in its place; nothing behind it goes first, and the
-//!    session gets no call until its answer is queued.
-//! 3. If the outbox holds an upload [`Sink`](crate::Sink), stop calling
-//!    `on_input`: after the queued output is flushed, the next
+//! One caller keeps this contract for every driver: the connection core,
+//! [`Conn`](crate::conn::Conn). Its side:
+//! 1. It calls [`Session::on_input`] with the whole unconsumed input and
+//!    drops the `consumed` prefix it reports. What is left is a partial
+//!    message.
+//! 2. It has the outbox sent front to back; file ranges go out with
+//!    `sendfile`. A [`Job`](crate::Job) at the front is blocking work
+//!    (hashing a file, fsync) the driver runs (inline on a thread that may
+//!    block, on a worker from an event loop); its bytes are sent in its
+//!    place, nothing behind it goes first, and the session gets no call
+//!    until its answer is queued.
+//! 3. If the outbox holds an upload [`Sink`](crate::Sink), `on_input` is
+//!    not called: after the queued output is flushed, the next
 //!    `sink.remaining()` bytes from the peer (starting with what is already
-//!    buffered) belong to the sink's file. Then call
-//!    [`Session::on_upload_done`].
-//! 4. When everything queued has reached the kernel, call
-//!    [`Session::on_drained`]; a streaming response may queue more.
-//! 5. Obey the returned [`Flow`].
+//!    buffered) belong to the sink's file. Then [`Session::on_upload_done`].
+//! 4. When everything queued has reached the kernel, [`Session::on_drained`];
+//!    a streaming response may queue more.
+//! 5. The returned [`Flow`] is obeyed.
+//!
+//! Time is passed in ([`Now`]): a session never reads a clock, so tests run
+//! it on a fake one (and its `Date` headers are reproducible).
 
 use std::io;
+use std::time::{Instant, SystemTime};
 
 use crate::Outbox;
+
+/// The time of a call, as the driver read it (or a test made it up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// For deadlines and durations.
+    pub mono: Instant,
+    /// For what people read: `Date` headers, file times.
+    pub wall: SystemTime,
+}
+
+impl Now {
+    /// Reads both clocks (vDSO calls, no syscall).
+    pub fn read() -> Now {
+        Now { mono: Instant::now(), wall: SystemTime::now() }
+    }
+}
 
 /// What the driver should do with the connection after a session call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,18 +85,18 @@ pub trait Session {
     /// for instance after queueing a large file, so one connection cannot
     /// make the server hold unbounded work; the driver calls again after
     /// [`Session::on_drained`].
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress;
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress;
 
     /// Everything queued has been handed to the kernel. The default queues
     /// nothing more.
-    fn on_drained(&mut self, _out: &mut Outbox) -> Flow {
+    fn on_drained(&mut self, _out: &mut Outbox, _now: Now) -> Flow {
         Flow::Continue
     }
 
     /// An upload [`Sink`](crate::Sink) the session queued has finished:
     /// `Ok` when all its bytes were written to the file, `Err` when the peer
     /// went away early or the file could not be written.
-    fn on_upload_done(&mut self, result: io::Result<()>, _out: &mut Outbox) -> Flow {
+    fn on_upload_done(&mut self, result: io::Result<()>, _out: &mut Outbox, _now: Now) -> Flow {
         match result {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::CloseNow,
@@ -85,7 +105,7 @@ pub trait Session {
 
     /// The peer half-closed its side; no more input will come. The default
     /// closes once the queued output is sent.
-    fn on_eof(&mut self, _out: &mut Outbox) -> Flow {
+    fn on_eof(&mut self, _out: &mut Outbox, _now: Now) -> Flow {
         Flow::CloseAfterFlush
     }
 
@@ -99,7 +119,7 @@ pub trait Session {
 
     /// The driver's idle timer fired. A session may queue a goodbye message;
     /// the default just closes.
-    fn on_idle_timeout(&mut self, _out: &mut Outbox) -> Flow {
+    fn on_idle_timeout(&mut self, _out: &mut Outbox, _now: Now) -> Flow {
         Flow::CloseAfterFlush
     }
 }
@@ -107,53 +127,53 @@ pub trait Session {
 /// A boxed session is a session, so drivers can hold `Box<dyn Session + Send>`
 /// in a [`Conn`](crate::conn::Conn).
 impl<S: Session + ?Sized> Session for Box<S> {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
-        (**self).on_input(input, out)
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        (**self).on_input(input, out, now)
     }
 
-    fn on_drained(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_drained(out)
+    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_drained(out, now)
     }
 
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
-        (**self).on_upload_done(result, out)
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_upload_done(result, out, now)
     }
 
-    fn on_eof(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_eof(out)
+    fn on_eof(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_eof(out, now)
     }
 
     fn in_request(&self) -> bool {
         (**self).in_request()
     }
 
-    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_idle_timeout(out)
+    fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_idle_timeout(out, now)
     }
 }
 /// A borrowed session is a session, so a driver can run one it does not own.
 impl<S: Session + ?Sized> Session for &mut S {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
-        (**self).on_input(input, out)
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        (**self).on_input(input, out, now)
     }
 
-    fn on_drained(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_drained(out)
+    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_drained(out, now)
     }
 
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
-        (**self).on_upload_done(result, out)
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_upload_done(result, out, now)
     }
 
-    fn on_eof(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_eof(out)
+    fn on_eof(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_eof(out, now)
     }
 
     fn in_request(&self) -> bool {
         (**self).in_request()
     }
 
-    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
-        (**self).on_idle_timeout(out)
+    fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        (**self).on_idle_timeout(out, now)
     }
 }

@@ -11,7 +11,7 @@ use ferry_proto::conn::{CloseReason, LINGER, MAX_INPUT, Pair, PairEvent, Timeout
 use ferry_proto::echo::EchoSession;
 use ferry_proto::files::{FileSession, FilesConfig};
 use ferry_proto::root::Root;
-use ferry_proto::{Flow, Outbox, Progress, Session};
+use ferry_proto::{Flow, Now, Outbox, Progress, Session};
 
 const IDLE: Duration = Duration::from_secs(300);
 
@@ -148,7 +148,7 @@ fn closing_lingers_only_while_the_peer_may_still_send() {
     let mut pair = Pair::new(session, timeouts());
     pair.send(b"quit\npwd\npwd\n");
     assert_eq!(pair.received(), b"OK bye\n");
-    assert_eq!(pair.conn().next_deadline().map(|d| d - pair.now()), Some(LINGER));
+    assert_eq!(pair.conn().next_deadline().map(|d| d - pair.now().mono), Some(LINGER));
     pair.send(b"more\n");
     assert!(pair.closed().is_none(), "still lingering");
     pair.client_close();
@@ -165,7 +165,7 @@ fn closing_lingers_only_while_the_peer_may_still_send() {
 struct Hoarder;
 
 impl Session for Hoarder {
-    fn on_input(&mut self, _input: &[u8], _out: &mut Outbox) -> Progress {
+    fn on_input(&mut self, _input: &[u8], _out: &mut Outbox, _now: Now) -> Progress {
         Progress { consumed: 0, flow: Flow::Continue }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::{FileSession, FilesConfig};
 use ferry_proto::root::Root;
-use ferry_proto::{Chunk, Flow, Outbox, Session};
+use ferry_proto::{Chunk, Flow, Now, Outbox, Session};
 
 /// A served directory for one test, removed on drop.
 struct Tree(PathBuf);
@@ -221,7 +221,7 @@ fn upload_errors() {
     );
     // Two uploads of one path at once: the second is refused.
     let mut out = Outbox::new();
-    let p = s.on_input(b"put busy 100\nabc", &mut out);
+    let p = s.on_input(b"put busy 100\nabc", &mut out, Now::read());
     assert_eq!(p.consumed, 13, "payload bytes are left for the driver to route into the sink");
     assert!(out.has_sink());
     let mut other = t.session(true);
@@ -279,7 +279,7 @@ fn sum_and_ls_are_jobs_one_per_pass() {
     let mut s = tree.session(false);
     let mut out = Outbox::new();
     let input = b"sum hello.txt\nls\nping\n";
-    let p = s.on_input(input, &mut out);
+    let p = s.on_input(input, &mut out, Now::read());
     assert_eq!(p.consumed, b"sum hello.txt\n".len(), "the session stops after a job");
     assert!(matches!(out.front(), Some(Chunk::Job)));
     let job = out.take_job().expect("a job");

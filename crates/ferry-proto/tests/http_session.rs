@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_proto::Now;
 use ferry_proto::conn::{Pair, PairEvent, Timeouts};
-use ferry_proto::http::{HttpConfig, HttpSession, file_cache_stats};
+use ferry_proto::http::{FileCache, FileCacheStats, HttpConfig, HttpSession};
 use ferry_proto::root::Root;
 use ferry_proto::{Chunk, Flow, Outbox, Session};
 use proptest::prelude::*;
@@ -43,7 +44,7 @@ impl Tree {
     }
 
     fn session(&self) -> HttpSession {
-        HttpSession::new(Arc::new(self.config()))
+        HttpSession::new(Arc::new(self.config()), file_cache())
     }
 }
 
@@ -78,7 +79,7 @@ impl Run {
     }
 
     fn text(&self) -> String {
-        normalize(&self.sent)
+        String::from_utf8_lossy(&self.sent).into_owned()
     }
 }
 
@@ -115,19 +116,18 @@ fn run(session: &mut HttpSession, input: &str) -> Run {
     drive_step(session, input.as_bytes(), usize::MAX)
 }
 
-/// The output as text with every `Date` value replaced by `<date>`, so
-/// runs that straddle a second compare equal.
-fn normalize(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some(i) = rest.windows(7).position(|w| w == b"\nDate: ") {
-        let value = i + 7;
-        out.extend_from_slice(&rest[..value]);
-        out.extend_from_slice(b"<date>");
-        rest = &rest[(value + 29).min(rest.len())..];
-    }
-    out.extend_from_slice(rest);
-    String::from_utf8_lossy(&out).into_owned()
+thread_local! {
+    /// The open-file cache this test's sessions share, as the sessions of
+    /// one event loop do.
+    static CACHE: FileCache = FileCache::new();
+}
+
+fn file_cache() -> FileCache {
+    CACHE.with(FileCache::clone)
+}
+
+fn file_cache_stats() -> FileCacheStats {
+    file_cache().stats()
 }
 
 /// One parsed response.
@@ -146,11 +146,6 @@ impl Resp {
     fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-
-    /// Headers without `Date`, for comparing two responses.
-    fn stable_headers(&self) -> Vec<(String, String)> {
-        self.headers.iter().filter(|(n, _)| n != "Date").cloned().collect()
-    }
 }
 
 /// Splits output into responses; `head[i]` says response i answers a
@@ -161,7 +156,7 @@ fn parse_responses(mut bytes: &[u8], head: &[bool]) -> Vec<Resp> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut headers);
         let httparse::Status::Complete(len) = resp.parse(bytes).expect("well-formed response") else {
-            panic!("incomplete response head: {}", normalize(bytes));
+            panic!("incomplete response head: {}", String::from_utf8_lossy(bytes));
         };
         assert_eq!(resp.version, Some(1), "answers are HTTP/1.1");
         let status = resp.code.unwrap();
@@ -240,7 +235,7 @@ fn large_files_go_by_sendfile() {
     // Every body by sendfile when the threshold is 0.
     let mut config = t.config();
     config.copy_threshold = 0;
-    let mut s = HttpSession::new(Arc::new(config));
+    let mut s = HttpSession::new(Arc::new(config), file_cache());
     let r = run(&mut s, &get("/hello.txt"));
     assert_eq!(one(&r).body, b"Hello, world!");
     assert_eq!(r.file_ranges, 1);
@@ -256,7 +251,7 @@ fn head_has_the_same_headers_and_no_body() {
         let h = parse_responses(&r.sent, &[true]);
         assert_eq!(h.len(), 1, "{path}");
         assert_eq!(h[0].status, g.status, "{path}");
-        assert_eq!(h[0].stable_headers(), g.stable_headers(), "{path}");
+        assert_eq!(h[0].headers, g.headers, "{path}");
         assert!(h[0].body.is_empty());
         assert_eq!(r.file_ranges, 0, "{path}");
         assert_eq!(r.flow(), Flow::Continue);
@@ -441,7 +436,7 @@ fn escapes_are_not_found() {
     ] {
         let r = run(&mut s, &get(path));
         let resp = one(&r);
-        assert_eq!(resp.stable_headers(), missing.stable_headers(), "{path}: same answer as a missing file");
+        assert_eq!(resp.headers, missing.headers, "{path}: same answer as a missing file");
         assert_eq!(resp.body, missing.body, "{path}");
         assert_eq!(r.flow(), Flow::Continue, "{path}");
     }
@@ -523,10 +518,10 @@ fn heads_too_large_are_refused_before_they_end() {
     let mut config = t.config();
     config.max_head = 100;
     config.max_uri = 20;
-    let mut s = HttpSession::new(Arc::new(config.clone()));
+    let mut s = HttpSession::new(Arc::new(config.clone()), file_cache());
     let r = run(&mut s, &get_with("/hello.txt", &format!("X-Pad: {}", "p".repeat(80))));
     assert_eq!(one(&r).status, 431);
-    let mut s = HttpSession::new(Arc::new(config));
+    let mut s = HttpSession::new(Arc::new(config), file_cache());
     let r = run(&mut s, &get("/0123456789012345678901234"));
     assert_eq!(one(&r).status, 414);
 }
@@ -561,7 +556,7 @@ fn keep_alive_and_close_rules() {
     let r = run(&mut s, "GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(parse_responses(&r.sent, &[]).len(), 1);
     let mut out = Outbox::new();
-    let p = s.on_input(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", &mut out);
+    let p = s.on_input(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", &mut out, Now::read());
     assert_eq!(p.flow, Flow::CloseAfterFlush);
     assert!(out.is_empty());
 }
@@ -587,12 +582,12 @@ fn request_bodies_are_skipped() {
     // A chunked body over the limit: 413 instead of 405, then close.
     let mut config = t.config();
     config.max_body = 10;
-    let mut s = HttpSession::new(Arc::new(config.clone()));
+    let mut s = HttpSession::new(Arc::new(config.clone()), file_cache());
     let r = run(&mut s, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n");
     assert_eq!(one(&r).status, 413);
     assert_eq!(r.flow(), Flow::CloseAfterFlush);
     // Content-Length over the limit is refused before any of it is read.
-    let mut s2 = HttpSession::new(Arc::new(config));
+    let mut s2 = HttpSession::new(Arc::new(config), file_cache());
     let r = run(&mut s2, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n");
     assert_eq!(one(&r).status, 413);
     // Broken chunked framing after a GET: already answered, so just close.
@@ -644,7 +639,7 @@ fn pipelined_requests_are_answered_in_order() {
     let mut s = t.session();
     let mut out = Outbox::new();
     let input = get("/hello.txt").repeat(100);
-    let p = s.on_input(input.as_bytes(), &mut out);
+    let p = s.on_input(input.as_bytes(), &mut out, Now::read());
     assert_eq!(p.consumed, get("/hello.txt").len() * 64);
     assert_eq!(p.flow, Flow::Continue);
 }
@@ -761,7 +756,7 @@ proptest! {
         config.max_head = 512;
         config.max_uri = 128;
         config.max_body = 64;
-        let mut s = HttpSession::new(Arc::new(config));
+        let mut s = HttpSession::new(Arc::new(config), file_cache());
         let pieces: Vec<&[u8]> = raw.chunks(step).collect();
         let r = drive_pieces(&mut s, &pieces, 512);
         let _ = r.flow();
@@ -777,7 +772,7 @@ proptest! {
         config.max_head = 512;
         config.max_uri = 128;
         config.max_body = 64;
-        let mut s = HttpSession::new(Arc::new(config));
+        let mut s = HttpSession::new(Arc::new(config), file_cache());
         let input = tokens.concat();
         let pieces: Vec<&[u8]> = input.chunks(step).collect();
         let r = drive_pieces(&mut s, &pieces, 512);
@@ -806,7 +801,7 @@ fn settle(path: &Path) {
 fn session_with(root: &Arc<Root>, tune: impl FnOnce(&mut HttpConfig)) -> HttpSession {
     let mut config = HttpConfig::new(Arc::clone(root));
     tune(&mut config);
-    HttpSession::new(Arc::new(config))
+    HttpSession::new(Arc::new(config), file_cache())
 }
 
 #[test]
@@ -840,8 +835,8 @@ fn cache_hits_answer_exactly_like_the_disk() {
     assert_eq!(after.opens - before.opens, 1, "{before:?} -> {after:?}");
     assert_eq!(uncached.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200, 206, 416, 304, 200, 404]);
     for (i, ((u, w), h)) in uncached.iter().zip(&warm).zip(&hits).enumerate() {
-        assert_eq!((u.status, u.stable_headers(), &u.body), (w.status, w.stable_headers(), &w.body), "response {i}");
-        assert_eq!((u.status, u.stable_headers(), &u.body), (h.status, h.stable_headers(), &h.body), "response {i}");
+        assert_eq!((u.status, &u.headers, &u.body), (w.status, &w.headers, &w.body), "response {i}");
+        assert_eq!((u.status, &u.headers, &u.body), (h.status, &h.headers, &h.body), "response {i}");
     }
     assert_eq!(hits[2].body, b"world");
     // Inside the validity window the cache is trusted: a same-size change
@@ -977,7 +972,7 @@ fn a_listing_is_a_job_that_ends_the_pass() {
     let mut out = Outbox::new();
     let first: &[u8] = b"GET /sub/ HTTP/1.1\r\nHost: t\r\n\r\n";
     let input = [first, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"].concat();
-    let p = s.on_input(&input, &mut out);
+    let p = s.on_input(&input, &mut out, Now::read());
     assert_eq!(p.flow, Flow::Continue);
     assert_eq!(p.consumed, first.len(), "the pass stops after the listing's job");
     assert!(matches!(out.front(), Some(Chunk::Job)), "the listing is a job");
@@ -985,4 +980,28 @@ fn a_listing_is_a_job_that_ends_the_pass() {
     let page = String::from_utf8(job()).unwrap();
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("file.txt") && page.contains("deeper/"), "{page}");
+}
+
+/// Time is the driver's: `Date` follows the Pair's fake clock, and a
+/// cached file is trusted for exactly `file_cache_valid` of it.
+#[test]
+fn date_and_cache_expiry_follow_the_clock_they_are_given() {
+    let t = Tree::new("clock");
+    let root = Arc::new(Root::open(&t.0).unwrap());
+    let file = t.0.join("hello.txt");
+    settle(&file);
+    let mut s = session_with(&root, |c| c.file_cache_valid = Duration::from_secs(1));
+    let mut pair = Pair::new(&mut s, Timeouts::default());
+    pair.send(get("/hello.txt").as_bytes());
+    let first = one_of(&pair.take_received());
+    assert_eq!(first.header("Date"), Some("Tue, 01 Dec 2026 00:00:00 GMT"));
+    assert_eq!(first.body, b"Hello, world!");
+    fs::write(&file, b"Hello, WORLD!").unwrap();
+    pair.advance(Duration::from_millis(999)).send(get("/hello.txt").as_bytes());
+    let trusted = one_of(&pair.take_received());
+    assert_eq!(trusted.body, b"Hello, world!", "within the window the entry is trusted");
+    pair.advance(Duration::from_millis(1)).send(get("/hello.txt").as_bytes());
+    let checked = one_of(&pair.take_received());
+    assert_eq!(checked.body, b"Hello, WORLD!", "after it the file is checked again");
+    assert_eq!(checked.header("Date"), Some("Tue, 01 Dec 2026 00:00:01 GMT"));
 }

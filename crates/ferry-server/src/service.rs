@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_proto::Session;
 use ferry_proto::echo::EchoSession;
 use ferry_proto::files::{FileSession, FilesConfig};
-use ferry_proto::http::{HttpConfig, HttpSession};
+use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
 
@@ -34,12 +34,19 @@ impl Service {
         }
     }
 
-    /// The protocol state of one new connection.
+    /// The protocol state of one new connection, with a cache of its own
+    /// (for a thread that serves one connection in its life).
     pub fn new_session(&self) -> Box<dyn Session + Send> {
+        self.new_session_in(&FileCache::new())
+    }
+
+    /// The protocol state of one new connection that shares `cache` with
+    /// the other sessions of the same thread (an event loop, a worker).
+    pub fn new_session_in(&self, cache: &FileCache) -> Box<dyn Session + Send> {
         match self {
             Service::Files(config) => Box::new(FileSession::new(config.clone())),
             Service::Echo => Box::new(EchoSession),
-            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config))),
+            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config), cache.clone())),
         }
     }
 

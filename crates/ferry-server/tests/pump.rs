@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_proto::{FileRange, Flow, Outbox, Progress, Session};
+use ferry_proto::{FileRange, Flow, Now, Outbox, Progress, Session};
 use ferry_server::{CloseReason, ConnStats, PumpConfig, Shutdown, serve_connection};
 
 const STEP: Duration = Duration::from_secs(20);
@@ -34,7 +34,7 @@ fn pump<S: Session + Send + 'static>(session: S, shutdown: &Shutdown) -> (TcpStr
 struct ShrunkFile(Arc<std::fs::File>);
 
 impl Session for ShrunkFile {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
         out.push_bytes(b"here:");
         out.push_file(FileRange { file: Arc::clone(&self.0), offset: 0, len: 1000 });
         Progress { consumed: input.len(), flow: Flow::Continue }
@@ -62,12 +62,12 @@ struct Streamer {
 }
 
 impl Session for Streamer {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
         out.push_bytes(b"start\n");
         Progress { consumed: input.len(), flow: Flow::Continue }
     }
 
-    fn on_drained(&mut self, out: &mut Outbox) -> Flow {
+    fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
         if self.parts == 0 {
             return Flow::CloseAfterFlush;
         }
@@ -93,7 +93,7 @@ fn on_drained_can_stream_more_output() {
 struct Hoarder;
 
 impl Session for Hoarder {
-    fn on_input(&mut self, _input: &[u8], _out: &mut Outbox) -> Progress {
+    fn on_input(&mut self, _input: &[u8], _out: &mut Outbox, _now: Now) -> Progress {
         Progress { consumed: 0, flow: Flow::Continue }
     }
 }

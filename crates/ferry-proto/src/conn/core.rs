@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::input::Input;
 use super::{Action, CloseReason, ConnConfig, LINGER, LINGER_BYTES};
-use crate::{Chunk, Flow, Outbox, Session, Sink};
+use crate::{Chunk, Flow, Now, Outbox, Session, Sink};
 
 /// What one connection moved, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub struct Conn<S> {
 
 impl<S: Session> Conn<S> {
     /// A connection opened at `now`.
-    pub fn new(session: S, config: ConnConfig, now: Instant) -> Conn<S> {
+    pub fn new(session: S, config: ConnConfig, now: Now) -> Conn<S> {
         Conn {
             session,
             config,
@@ -96,7 +96,7 @@ impl<S: Session> Conn<S> {
             peer_eof: false,
             eof_delivered: false,
             draining: false,
-            last_progress: now,
+            last_progress: now.mono,
             request_started: None,
             stats: ConnStats::default(),
         }
@@ -105,7 +105,7 @@ impl<S: Session> Conn<S> {
     /// The next thing the driver should do, or `None` to wait (for input
     /// if [`Conn::wants_read`], a job's answer, or the driver's own output
     /// buffer to drain) until [`Conn::next_deadline`].
-    pub fn poll_action(&mut self, now: Instant) -> Option<Action<'_>> {
+    pub fn poll_action(&mut self, now: Now) -> Option<Action<'_>> {
         match self.step(now) {
             Next::Wait => None,
             Next::Out => match self.out.front()? {
@@ -135,8 +135,8 @@ impl<S: Session> Conn<S> {
                     // The peer is done sending: nothing to linger for.
                     return Some(Action::Close(reason));
                 }
-                let until = if unread { now + LINGER } else { now };
-                self.phase = Phase::Lingering { reason, started: now, until, discarded: 0 };
+                let until = if unread { now.mono + LINGER } else { now.mono };
+                self.phase = Phase::Lingering { reason, started: now.mono, until, discarded: 0 };
                 Some(Action::Shutdown)
             }
             Next::Close => match mem::replace(&mut self.phase, Phase::Closed) {
@@ -147,7 +147,7 @@ impl<S: Session> Conn<S> {
     }
 
     /// Runs session calls until the next action is known.
-    fn step(&mut self, now: Instant) -> Next {
+    fn step(&mut self, now: Now) -> Next {
         loop {
             match self.phase {
                 Phase::Closed | Phase::Lingering { .. } => return Next::Wait,
@@ -175,7 +175,7 @@ impl<S: Session> Conn<S> {
             if self.awaiting_drain {
                 self.awaiting_drain = false;
                 self.offer = true;
-                let flow = self.session.on_drained(&mut self.out);
+                let flow = self.session.on_drained(&mut self.out, now);
                 self.obey(now, flow, CloseReason::SessionClosed);
                 continue;
             }
@@ -202,7 +202,7 @@ impl<S: Session> Conn<S> {
                 continue;
             }
             if self.offer && !self.input.is_empty() {
-                let progress = self.session.on_input(self.input.data(), &mut self.out);
+                let progress = self.session.on_input(self.input.data(), &mut self.out, now);
                 self.stats.input_passes += 1;
                 debug_assert!(progress.consumed <= self.input.len(), "a session consumed more than it was given");
                 self.input.consume(progress.consumed);
@@ -214,7 +214,7 @@ impl<S: Session> Conn<S> {
                 self.eof_delivered = true;
                 // No more input can come: whatever the session says, the
                 // connection ends once its answer is out.
-                let flow = match self.session.on_eof(&mut self.out) {
+                let flow = match self.session.on_eof(&mut self.out, now) {
                     Flow::CloseNow => Flow::CloseNow,
                     _ => Flow::CloseAfterFlush,
                 };
@@ -238,12 +238,12 @@ impl<S: Session> Conn<S> {
 
     /// Applies a session's [`Flow`]; `reason` is why the connection ends
     /// if it asks to close.
-    fn obey(&mut self, now: Instant, flow: Flow, reason: CloseReason) {
+    fn obey(&mut self, now: Now, flow: Flow, reason: CloseReason) {
         let in_request = self.session.in_request();
         if !in_request {
             self.request_started = None;
         } else if self.request_started.is_none() {
-            self.request_started = Some(now);
+            self.request_started = Some(now.mono);
         }
         match flow {
             Flow::Continue => {}
@@ -280,23 +280,23 @@ impl<S: Session> Conn<S> {
         }
     }
 
-    fn upload_done(&mut self, now: Instant, result: io::Result<()>) {
+    fn upload_done(&mut self, now: Now, result: io::Result<()>) {
         if let Err(e) = &result {
             tracing::debug!("upload ended early: {e}");
         }
         self.sink = None;
         self.offer = true;
-        let flow = self.session.on_upload_done(result, &mut self.out);
+        let flow = self.session.on_upload_done(result, &mut self.out, now);
         self.obey(now, flow, CloseReason::SessionClosed);
     }
 
     /// `bytes` arrived from the peer.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
         self.stats.bytes_in += bytes.len() as u64;
-        self.last_progress = now;
+        self.last_progress = now.mono;
         match &mut self.phase {
             Phase::Open => {
                 self.input.extend(bytes);
@@ -315,7 +315,7 @@ impl<S: Session> Conn<S> {
     }
 
     /// The peer half-closed: no more input will come.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, _now: Now) {
         self.peer_eof = true;
         if matches!(self.phase, Phase::Lingering { .. }) {
             self.end_linger();
@@ -330,12 +330,12 @@ impl<S: Session> Conn<S> {
 
     /// The kernel took `n` bytes of the front [`Action::Send`] or
     /// [`Action::SendFile`].
-    pub fn handle_sent(&mut self, now: Instant, n: u64) {
+    pub fn handle_sent(&mut self, now: Now, n: u64) {
         self.out.advance(n);
         self.stats.bytes_out += n;
         self.awaiting_drain = true;
         if n > 0 {
-            self.last_progress = now;
+            self.last_progress = now.mono;
         }
     }
 
@@ -343,22 +343,22 @@ impl<S: Session> Conn<S> {
     /// buffer; the core waits for [`Conn::handle_flushed`] before it tells
     /// the session its output drained or offers it more input (a high-water
     /// mark of zero).
-    pub fn handle_queued(&mut self, now: Instant, n: u64) {
+    pub fn handle_queued(&mut self, now: Now, n: u64) {
         self.handle_sent(now, n);
         self.backlog = true;
     }
 
     /// The driver's output buffer is empty again.
-    pub fn handle_flushed(&mut self, now: Instant) {
+    pub fn handle_flushed(&mut self, now: Now) {
         if mem::take(&mut self.backlog) {
-            self.last_progress = now;
+            self.last_progress = now.mono;
         }
     }
 
     /// The kernel took some of the driver's buffered output (a slow but
     /// live reader keeps its connection).
-    pub fn handle_write_progress(&mut self, now: Instant) {
-        self.last_progress = now;
+    pub fn handle_write_progress(&mut self, now: Now) {
+        self.last_progress = now.mono;
     }
 
     /// A send failed (reset by peer, a file that shrank): the connection
@@ -368,17 +368,17 @@ impl<S: Session> Conn<S> {
     }
 
     /// `n` bytes of the [`Action::WriteFile`] reached the file.
-    pub fn handle_written(&mut self, now: Instant, n: usize) {
+    pub fn handle_written(&mut self, now: Now, n: usize) {
         if let Some(sink) = &mut self.sink {
             sink.advance(n as u64);
             self.input.consume(n);
-            self.last_progress = now;
+            self.last_progress = now.mono;
         }
     }
 
     /// [`Action::Splice`] moved `n` payload bytes into the file; 0 means
     /// the peer closed.
-    pub fn handle_spliced(&mut self, now: Instant, n: usize) {
+    pub fn handle_spliced(&mut self, now: Now, n: usize) {
         if n == 0 {
             self.handle_eof(now);
             return;
@@ -386,23 +386,23 @@ impl<S: Session> Conn<S> {
         if let Some(sink) = &mut self.sink {
             sink.advance(n as u64);
             self.stats.bytes_in += n as u64;
-            self.last_progress = now;
+            self.last_progress = now.mono;
         }
     }
 
     /// Writing or splicing the upload failed; the session hears of it.
-    pub fn handle_upload_error(&mut self, now: Instant, error: io::Error) {
+    pub fn handle_upload_error(&mut self, now: Now, error: io::Error) {
         if self.sink.is_some() {
             self.upload_done(now, Err(error));
         }
     }
 
     /// The job of the last [`Action::RunJob`] finished with `answer`.
-    pub fn handle_job_done(&mut self, now: Instant, answer: Vec<u8>) {
+    pub fn handle_job_done(&mut self, now: Now, answer: Vec<u8>) {
         if !mem::take(&mut self.job_running) {
             return;
         }
-        self.last_progress = now;
+        self.last_progress = now.mono;
         self.out.finish_job(answer);
     }
 
@@ -414,8 +414,8 @@ impl<S: Session> Conn<S> {
     }
 
     /// [`Conn::next_deadline`] may have passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.next_deadline().is_none_or(|deadline| now < deadline) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.next_deadline().is_none_or(|deadline| now.mono < deadline) {
             return;
         }
         if matches!(self.phase, Phase::Lingering { .. }) {
@@ -437,9 +437,9 @@ impl<S: Session> Conn<S> {
                 let missing = sink.remaining();
                 let e = io::Error::new(io::ErrorKind::TimedOut, format!("upload stalled with {missing} bytes missing"));
                 tracing::debug!("upload ended early: {e}");
-                self.session.on_upload_done(Err(e), &mut self.out)
+                self.session.on_upload_done(Err(e), &mut self.out, now)
             }
-            None => self.session.on_idle_timeout(&mut self.out),
+            None => self.session.on_idle_timeout(&mut self.out, now),
         };
         // Whatever the session says, a timed-out connection ends.
         let flow = if flow == Flow::CloseNow { flow } else { Flow::CloseAfterFlush };

@@ -6,10 +6,10 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use super::{Action, CloseReason, Conn, ConnConfig, Timeouts};
-use crate::{Job, Session};
+use crate::{Job, Now, Session};
 
 /// One thing the driver did, in order, for tests that care how output
 /// left (how many writes, which file ranges).
@@ -32,7 +32,7 @@ pub enum PairEvent {
 /// A connection and its peer, on a clock that only moves when told.
 pub struct Pair<S> {
     conn: Conn<S>,
-    now: Instant,
+    now: Now,
     /// Sent by the client, not yet read by the server.
     to_server: Vec<u8>,
     client_closed: bool,
@@ -57,7 +57,10 @@ impl<S: Session> Pair<S> {
     /// A connection opened just now with `timeouts`, an unlimited window,
     /// whole reads.
     pub fn new(session: S, timeouts: Timeouts) -> Pair<S> {
-        let now = Instant::now();
+        // The wall clock starts at a fixed moment, so `Date` headers are
+        // the same in every run: 2026-12-01T00:00:00Z.
+        let now =
+            Now { mono: std::time::Instant::now(), wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200) };
         Pair {
             conn: Conn::new(session, ConnConfig::new(timeouts), now),
             now,
@@ -130,7 +133,7 @@ impl<S: Session> Pair<S> {
 
     /// Time passes; a due timeout fires.
     pub fn advance(&mut self, by: Duration) -> &mut Self {
-        self.now += by;
+        self.now = Now { mono: self.now.mono + by, wall: self.now.wall + by };
         self.conn.handle_timeout(self.now);
         self.drive()
     }
@@ -139,7 +142,7 @@ impl<S: Session> Pair<S> {
     /// none); returns how far it jumped.
     pub fn advance_to_deadline(&mut self) -> Option<Duration> {
         let deadline = self.conn.next_deadline()?;
-        let by = deadline.saturating_duration_since(self.now);
+        let by = deadline.saturating_duration_since(self.now.mono);
         self.advance(by);
         Some(by)
     }
@@ -184,7 +187,7 @@ impl<S: Session> Pair<S> {
     }
 
     /// The fake clock's reading.
-    pub fn now(&self) -> Instant {
+    pub fn now(&self) -> Now {
         self.now
     }
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::escape::escape_text;
 use super::request::{MAX_LINE, Request, RequestError};
 use crate::root::{Entry, FsError, Kind, Meta, Root, VirtualPath, open_in_dir};
-use crate::session::{Flow, Progress, Session};
+use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
 
 /// Suffix of the hidden temporary an upload is written to, next to its
@@ -384,7 +384,7 @@ fn sha256(mut file: File) -> io::Result<String> {
 }
 
 impl Session for FileSession {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
         let mut consumed = 0;
         loop {
             if self.upload.is_some() || out.has_sink() {
@@ -430,11 +430,11 @@ impl Session for FileSession {
         }
     }
 
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
         self.finish_upload(result, out)
     }
 
-    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+    fn on_idle_timeout(&mut self, out: &mut Outbox, _now: Now) -> Flow {
         err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
         Flow::CloseAfterFlush
     }

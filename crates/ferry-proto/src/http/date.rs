@@ -1,7 +1,6 @@
-//! HTTP dates: the `Date` header cached per thread and refreshed at most
-//! once a second, `Last-Modified` formatting, and date parsing.
+//! HTTP dates: the `Date` header of a given moment (each session formats
+//! it at most once a second), `Last-Modified` formatting, and date parsing.
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,23 +11,30 @@ pub(crate) type HttpDate = [u8; 29];
 /// past it, and before the epoch, so file times are clamped into range.
 const LATEST: i64 = 253_402_300_799;
 
-thread_local! {
-    static CACHE: Cell<(u64, HttpDate)> = const { Cell::new((u64::MAX, [0; 29])) };
+/// The last `Date` a session formatted: the text changes once a second,
+/// so most answers reuse it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DateMemo {
+    secs: u64,
+    text: HttpDate,
 }
 
-/// The current time as an HTTP date. One clock read (vDSO, no syscall);
-/// the text is reformatted only when the second changes.
-pub(crate) fn now() -> HttpDate {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    CACHE.with(|cache| {
-        let (cached_secs, text) = cache.get();
-        if cached_secs == secs {
-            return text;
+impl Default for DateMemo {
+    fn default() -> DateMemo {
+        DateMemo { secs: u64::MAX, text: [b' '; 29] }
+    }
+}
+
+impl DateMemo {
+    /// `wall` as an HTTP date.
+    pub(crate) fn at(&mut self, wall: SystemTime) -> HttpDate {
+        let secs = wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if secs != self.secs {
+            self.secs = secs;
+            self.text = format(secs as i64);
         }
-        let text = format(secs as i64);
-        cache.set((secs, text));
-        text
-    })
+        self.text
+    }
 }
 
 /// Formats Unix seconds (e.g. a file's mtime) as an HTTP date, clamped to
@@ -77,7 +83,10 @@ mod tests {
         assert_eq!(parse(b"yesterday"), None);
         assert_eq!(&format(-5), b"Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(&format(i64::MAX), b"Fri, 31 Dec 9999 23:59:59 GMT");
-        assert_eq!(now().len(), 29);
-        assert!(now().ends_with(b" GMT"));
+        let mut memo = DateMemo::default();
+        let at = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(&memo.at(at), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&memo.at(at + Duration::from_millis(999)), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&memo.at(at + Duration::from_secs(1)), b"Sun, 06 Nov 1994 08:49:38 GMT");
     }
 }

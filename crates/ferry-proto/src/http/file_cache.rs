@@ -1,5 +1,5 @@
-//! A small per-thread cache of open-file answers, so a hot file costs no
-//! syscall per request.
+//! A small cache of open-file answers, so a hot file costs no syscall per
+//! request.
 //!
 //! Answering a file without it costs `openat2`, `fstat`, `pread` and
 //! `close`: four syscalls against the driver's two per pipelined batch of
@@ -10,11 +10,15 @@
 //! opened descriptor, and holding descriptors open would pin deleted files
 //! and eat into the fd limit).
 //!
-//! ## Per thread, no locks
-//! One cache per thread (`thread_local!`): every session of one reactor
-//! loop shares it, sessions of other loops have their own. Keys are the
+//! ## Owned by the driver, one per thread
+//! A [`FileCache`] is a handle the driver creates, one per event loop or
+//! worker thread, and hands to each session it starts there: every session
+//! of one reactor loop shares it, sessions of other loops have their own,
+//! so its lock is never contended. Keys are the
 //! [`Root`](crate::root::Root)'s process-unique id and the normalised
-//! [`VirtualPath`], so several roots served by one thread never mix.
+//! [`VirtualPath`], so several roots served through one cache never mix.
+//! Time comes from the caller ([`Now`](crate::Now)), so expiry runs on a
+//! test's fake clock.
 //!
 //! ## Staleness: at most [`HttpConfig::file_cache_valid`] (1 s)
 //! An entry is trusted for `file_cache_valid` after it was last checked;
@@ -42,18 +46,17 @@
 //!
 //! ## Bounded
 //! At most [`HttpConfig::file_cache_entries`] entries (1024) and
-//! [`HttpConfig::file_cache_bytes`] body bytes (16 MiB) per thread. When an
+//! [`HttpConfig::file_cache_bytes`] body bytes (16 MiB) per cache. When an
 //! insertion would pass either bound the whole cache is cleared first:
 //! O(1) bookkeeping, no recency list, and a working set larger than the
 //! cache degrades to the uncached cost, not worse.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use rustix::fs::Stat;
@@ -100,7 +103,7 @@ pub(crate) struct Opened {
     pub body: Body,
 }
 
-/// Counters of this thread's cache, for tests and benchmarks.
+/// Counters of a cache, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileCacheStats {
     /// Entries held now.
@@ -114,19 +117,44 @@ pub struct FileCacheStats {
     pub opens: u64,
 }
 
-/// This thread's cache counters.
-pub fn stats() -> FileCacheStats {
-    CACHE.with_borrow(|cache| FileCacheStats { entries: cache.map.len(), bytes: cache.bytes, ..cache.stats })
+/// A handle on one open-file cache; clones share it. A driver makes one per
+/// thread (event loop or worker) and gives it to the HTTP sessions it runs
+/// there.
+#[derive(Clone, Default)]
+pub struct FileCache {
+    inner: Arc<Mutex<Inner>>,
 }
 
-/// Opens the regular file at `path` under `config.root`, from this
-/// thread's cache when a trusted entry exists. Errors are the root's.
-pub(crate) fn open(config: &HttpConfig, path: &VirtualPath) -> Result<Opened, FsError> {
-    CACHE.with_borrow_mut(|cache| cache.open(config, path))
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FileCache").field(&self.stats()).finish()
+    }
 }
 
-thread_local! {
-    static CACHE: RefCell<FileCache> = RefCell::new(FileCache::default());
+impl FileCache {
+    /// An empty cache.
+    pub fn new() -> FileCache {
+        FileCache::default()
+    }
+
+    /// The cache's counters.
+    pub fn stats(&self) -> FileCacheStats {
+        let cache = self.lock();
+        FileCacheStats { entries: cache.map.len(), bytes: cache.bytes, ..cache.stats }
+    }
+
+    /// Opens the regular file at `path` under `config.root`, from the cache
+    /// when an entry checked less than `config.file_cache_valid` before
+    /// `now` exists. Errors are the root's.
+    pub(crate) fn open(&self, config: &HttpConfig, path: &VirtualPath, now: Instant) -> Result<Opened, FsError> {
+        self.lock().open(config, path, now)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Nothing panics under the lock but a disk read error path that
+        // leaves the map consistent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// What, on disk, a cached body is a copy of. Any write changes ctime.
@@ -160,7 +188,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-struct FileCache {
+struct Inner {
     /// Keyed by root id (8 bytes) and the path's bytes.
     map: HashMap<Box<[u8]>, Entry>,
     /// Sum of the bodies' lengths.
@@ -170,8 +198,8 @@ struct FileCache {
     stats: FileCacheStats,
 }
 
-impl FileCache {
-    fn open(&mut self, config: &HttpConfig, path: &VirtualPath) -> Result<Opened, FsError> {
+impl Inner {
+    fn open(&mut self, config: &HttpConfig, path: &VirtualPath, now: Instant) -> Result<Opened, FsError> {
         let root = &config.root;
         if config.file_cache_entries == 0 {
             // Off for this server: not even entries other servers on this
@@ -189,7 +217,6 @@ impl FileCache {
             self.key.push(b'/');
             self.key.extend_from_slice(name.as_bytes());
         }
-        let now = Instant::now();
         if let Some(entry) = self.map.get(self.key.as_slice())
             && entry.info.meta.size <= config.copy_threshold
             && now.saturating_duration_since(entry.checked) < config.file_cache_valid

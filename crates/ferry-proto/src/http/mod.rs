@@ -96,7 +96,8 @@
 //! bandwidth and outbox space, so 16 KiB is the default threshold.
 //!
 //! ## Open-file cache (a changed file may be served as it was for 1 s)
-//! Each thread keeps the answers' ingredients for small regular files (up
+//! Each event loop or worker thread keeps (in a [`FileCache`] its driver
+//! owns and hands to the sessions it starts) the answers' ingredients for small regular files (up
 //! to `copy_threshold`): metadata, `ETag`, `Last-Modified`,
 //! `Content-Type` and the bytes, keyed by root and normalised path, so a
 //! hot small file costs no syscall at all and a pipelined batch of 16
@@ -112,17 +113,17 @@
 //! [`HttpConfig::file_cache_bytes`]); the cache is cleared when an insertion
 //! would pass either. Larger files are opened per request (their
 //! descriptors go to `sendfile`). Details in `file_cache.rs`;
-//! [`file_cache_stats`] shows a thread's counters.
+//! [`FileCache::stats`] shows a cache's counters.
 //!
 //! ## Timeouts and time
-//! Timers are the driver's. [`Session::in_request`](crate::Session::in_request)
+//! Timers are the connection core's ([`crate::conn`]). [`Session::in_request`](crate::Session::in_request)
 //! tells it which one applies: true while a request head is partly
 //! received or a body is being skipped (use the header-read timeout, 10 s
 //! by default, against slowloris), false between requests (use the
 //! keep-alive idle timeout, 60 s). When it fires, `on_idle_timeout` queues
 //! a 408 if a request was under way and asks to close. The `Date` header
-//! comes from a per-thread cache reformatted at most once a second; the
-//! driver has nothing to do for it.
+//! is the wall time the session is called with ([`Now`](crate::Now)),
+//! formatted at most once a second per session.
 
 mod body;
 mod conditional;
@@ -140,7 +141,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use errors::{HttpError, Status};
-pub use file_cache::{FileCacheStats, stats as file_cache_stats};
+pub use file_cache::{FileCache, FileCacheStats};
 pub use session::HttpSession;
 
 use crate::root::Root;

@@ -4,20 +4,21 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::HttpConfig;
 use super::body::{BodyError, Discard};
 use super::conditional;
-use super::date::{self, HttpDate};
+use super::date::{DateMemo, HttpDate};
 use super::errors::{HttpError, Status, fs_error};
-use super::file_cache::{self, Body, FileInfo, Opened};
+use super::file_cache::{Body, FileCache, FileInfo, Opened};
 use super::listing::{self, Row};
 use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
 use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use super::target::{self, Target, push_encoded_segment};
 use crate::root::{FsError, Kind, Root, VirtualPath};
-use crate::session::{Flow, Progress, Session};
+use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox};
 
 /// Most requests answered in one `on_input` pass; the rest wait for the
@@ -37,6 +38,9 @@ const MAX_FILES_PER_PASS: usize = 16;
 #[derive(Debug)]
 pub struct HttpSession {
     config: Arc<HttpConfig>,
+    /// The open-file cache of the thread this session runs on.
+    cache: FileCache,
+    date: DateMemo,
     state: State,
 }
 
@@ -77,14 +81,22 @@ impl Budget {
 }
 
 impl HttpSession {
-    /// A new connection, serving `config.root`.
-    pub fn new(config: Arc<HttpConfig>) -> HttpSession {
-        HttpSession { config, state: State::Head { scanned: 0, partial: false } }
+    /// A new connection, serving `config.root`, with the open-file cache
+    /// of the thread it runs on (see [`FileCache`]).
+    pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
+        HttpSession { config, cache, date: DateMemo::default(), state: State::Head { scanned: 0, partial: false } }
     }
 
     /// Answers one request whose head was parsed. Returns what the
     /// connection does next.
-    fn answer(&mut self, req: &Request<'_>, date: &HttpDate, out: &mut Outbox, budget: &mut Budget) -> Flow {
+    fn answer(
+        &mut self,
+        req: &Request<'_>,
+        date: &HttpDate,
+        now: Instant,
+        out: &mut Outbox,
+        budget: &mut Budget,
+    ) -> Flow {
         let head_only = req.method == Method::Head;
         let mut persist = match (req.version, req.close, req.keep_alive) {
             (_, true, _) => Persist::Close,
@@ -115,7 +127,7 @@ impl HttpSession {
                 _ => respond::error(out.text(), HttpError::MethodNotAllowed, persist, false, date),
             },
             Method::Get | Method::Head => {
-                if let Err(err) = self.serve(req, persist, date, out, budget) {
+                if let Err(err) = self.serve(req, persist, date, now, out, budget) {
                     respond::error(out.text(), err, persist, head_only, date);
                     if err.closes() {
                         return Flow::CloseAfterFlush;
@@ -136,13 +148,14 @@ impl HttpSession {
         req: &Request<'_>,
         persist: Persist,
         date: &HttpDate,
+        now: Instant,
         out: &mut Outbox,
         budget: &mut Budget,
     ) -> Result<(), HttpError> {
         let target = target::parse(req.target)?;
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
-        match file_cache::open(&self.config, &path) {
+        match self.cache.open(&self.config, &path, now) {
             Ok(file) => {
                 if target.trailing_slash() {
                     // `/file.txt/` names a directory that is not there.
@@ -157,7 +170,7 @@ impl HttpSession {
             }
             Err(FsError::IsADirectory) => {
                 let index = path.join_name(OsStr::new("index.html"));
-                match file_cache::open(&self.config, &index) {
+                match self.cache.open(&self.config, &index, now) {
                     Ok(file) => {
                         self.send_file(req, file, &index, persist, date, out, budget);
                         Ok(())
@@ -367,8 +380,8 @@ fn redirect_to_dir(
 }
 
 impl Session for HttpSession {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
-        let date = date::now();
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        let date = self.date.at(now.wall);
         let files = if out.has_file_range() { 0 } else { MAX_FILES_PER_PASS };
         let mut budget = Budget { requests: MAX_REQUESTS_PER_PASS, files };
         let mut consumed = 0;
@@ -431,7 +444,7 @@ impl Session for HttpSession {
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { scanned: 0, partial: false };
-                            let flow = self.answer(&req, &date, out, &mut budget);
+                            let flow = self.answer(&req, &date, now.mono, out, &mut budget);
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
@@ -452,9 +465,10 @@ impl Session for HttpSession {
         matches!(self.state, State::Head { partial: true, .. } | State::Body { .. })
     }
 
-    fn on_idle_timeout(&mut self, out: &mut Outbox) -> Flow {
+    fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
         if self.in_request() {
-            respond::error(out.text(), HttpError::Timeout, Persist::Close, false, &date::now());
+            let date = self.date.at(now.wall);
+            respond::error(out.text(), HttpError::Timeout, Persist::Close, false, &date);
         }
         self.state = State::Closing;
         Flow::CloseAfterFlush

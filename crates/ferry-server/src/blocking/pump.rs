@@ -6,10 +6,9 @@ use std::io;
 use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::time::Instant;
 
-use ferry_proto::Session;
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig, MAX_INPUT};
+use ferry_proto::{Now, Session};
 use ferry_reactor::sys::zero_copy::{self, SplicePipe};
 use rustix::net::{RecvFlags, SendFlags, recv, send};
 
@@ -48,7 +47,7 @@ impl<'a, S: Session> Pump<'a, S> {
     pub(super) fn new(stream: &'a TcpStream, session: S, config: ConnConfig, shutdown: &'a Shutdown) -> Pump<'a, S> {
         Pump {
             stream,
-            conn: Conn::new(session, ConnConfig { splice: true, ..config }, Instant::now()),
+            conn: Conn::new(session, ConnConfig { splice: true, ..config }, Now::read()),
             shutdown,
             shutdown_told: false,
             pipe: None,
@@ -68,7 +67,7 @@ impl<'a, S: Session> Pump<'a, S> {
                 self.shutdown_told = true;
                 self.conn.handle_shutdown();
             }
-            let now = Instant::now();
+            let now = Now::read();
             let Some(action) = self.conn.poll_action(now) else {
                 if let Err(e) = self.wait_for_peer() {
                     return CloseReason::Error(e);
@@ -137,7 +136,7 @@ impl<'a, S: Session> Pump<'a, S> {
 
     /// Reports a send's outcome; a full socket buffer means waiting until
     /// it drains or the core's deadline passes.
-    fn sent(&mut self, now: Instant, sent: io::Result<usize>) {
+    fn sent(&mut self, now: Now, sent: io::Result<usize>) {
         match sent {
             Ok(n) => self.conn.handle_sent(now, n as u64),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -154,7 +153,7 @@ impl<'a, S: Session> Pump<'a, S> {
     fn wait_ready(&mut self, want: Want, shutdown: Option<&Shutdown>) -> io::Result<Wait> {
         let waited = wait(self.stream.as_fd(), want, shutdown, self.conn.next_deadline())?;
         match waited {
-            Wait::TimedOut => self.conn.handle_timeout(Instant::now()),
+            Wait::TimedOut => self.conn.handle_timeout(Now::read()),
             Wait::Shutdown => {
                 self.shutdown_told = true;
                 self.conn.handle_shutdown();
@@ -176,7 +175,7 @@ impl<'a, S: Session> Pump<'a, S> {
         if self.wait_ready(Want::Read, shutdown)? != Wait::Ready {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = Now::read();
         match retry(|| recv(self.stream, &mut self.read_buf[..limit], RecvFlags::empty()).map_err(io::Error::from)) {
             Ok((0, _)) => self.conn.handle_eof(now),
             Ok((n, _)) => self.conn.handle_input(now, &self.read_buf[..n]),

@@ -9,7 +9,10 @@
 //! loop's".
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ferry_proto::Now;
+use ferry_proto::http::FileCache;
 
 use ferry_reactor::EventLoop;
 
@@ -18,6 +21,12 @@ use super::session_conn;
 thread_local! {
     static DRAINING: Cell<bool> = const { Cell::new(false) };
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
+    static FILE_CACHE: FileCache = FileCache::new();
+}
+
+/// Runs `f` with this loop's open-file cache, shared by its HTTP sessions.
+pub(crate) fn with_file_cache<R>(f: impl FnOnce(&FileCache) -> R) -> R {
+    FILE_CACHE.with(f)
 }
 
 /// A connection opened on `lp`, this thread's loop: the first one starts
@@ -30,7 +39,7 @@ pub(crate) fn connection_opened(lp: &mut EventLoop, sweep_every: Duration) {
 
 /// Times out this loop's connections that are past their deadline.
 fn sweep(lp: &mut EventLoop) {
-    let now = Instant::now();
+    let now = Now::read();
     for token in lp.connection_tokens() {
         lp.with_connection(token, |c| session_conn::check_deadline(c, now));
     }

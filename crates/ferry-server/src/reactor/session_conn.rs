@@ -29,10 +29,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-use ferry_proto::Session;
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig};
+use ferry_proto::{Now, Session};
 use ferry_reactor::{Callbacks, TcpConnection};
 
 use super::jobs::{JobPool, Task};
@@ -58,7 +58,7 @@ pub(crate) fn callbacks(shared: Arc<ListenerShared>) -> Callbacks {
     Callbacks::new()
         .on_connected(move |c| on_connected(c, &shared))
         .on_message(|c, buf| {
-            let now = c.event_loop().now();
+            let now = clock(c);
             with_core(c, |c, core| {
                 core.conn.handle_input(now, buf.peek());
                 drive(c, core, now);
@@ -66,14 +66,14 @@ pub(crate) fn callbacks(shared: Arc<ListenerShared>) -> Callbacks {
             buf.consume_all();
         })
         .on_write_complete(|c| {
-            let now = c.event_loop().now();
+            let now = clock(c);
             with_core(c, |c, core| {
                 core.conn.handle_flushed(now);
                 drive(c, core, now);
             });
         })
         .on_half_closed(|c| {
-            let now = c.event_loop().now();
+            let now = clock(c);
             with_core(c, |c, core| {
                 core.conn.handle_eof(now);
                 drive(c, core, now);
@@ -115,11 +115,11 @@ fn with_core(c: &mut TcpConnection<'_>, f: impl FnOnce(&mut TcpConnection<'_>, &
 }
 
 fn on_connected(c: &mut TcpConnection<'_>, shared: &Arc<ListenerShared>) {
-    let now = c.event_loop().now();
+    let now = clock(c);
     shared.live.fetch_add(1, Ordering::AcqRel);
     let config = ConnConfig::new(shared.timeouts);
     let mut core = Box::new(Core {
-        conn: Conn::new(shared.service.new_session(), config, now),
+        conn: Conn::new(registry::with_file_cache(|cache| shared.service.new_session_in(cache)), config, now),
         shared: Arc::clone(shared),
         flushed_at_check: 0,
     });
@@ -133,7 +133,7 @@ fn on_connected(c: &mut TcpConnection<'_>, shared: &Arc<ListenerShared>) {
 }
 
 /// Performs the core's actions until it waits, then sets reading on or off.
-fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Instant) {
+fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Now) {
     loop {
         if !c.has_pending_output() {
             core.conn.handle_flushed(now);
@@ -172,7 +172,7 @@ fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Instant) {
                     let answer = job();
                     // Refused only if the connection or its loop is gone.
                     conn.run_in_loop(move |c| {
-                        let now = c.event_loop().now();
+                        let now = clock(c);
                         with_core(c, |c, core| {
                             core.conn.handle_job_done(now, answer);
                             drive(c, core, now);
@@ -200,6 +200,11 @@ fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Instant) {
     }
 }
 
+/// The loop's cached monotonic time and the wall clock.
+fn clock(c: &mut TcpConnection<'_>) -> Now {
+    Now { mono: c.event_loop().now(), wall: SystemTime::now() }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the connection closed while output was queued")
 }
@@ -213,14 +218,14 @@ fn log_close(c: &TcpConnection<'_>, reason: &CloseReason) {
 
 /// The loop's sweep: reports progress of buffered output, then lets the
 /// core time the connection out if its deadline passed.
-pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
+pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Now) {
     let flushed = c.flushed_bytes();
     with_core(c, |c, core| {
         if flushed != core.flushed_at_check {
             core.flushed_at_check = flushed;
             core.conn.handle_write_progress(now);
         }
-        if core.conn.next_deadline().is_some_and(|d| d <= now) {
+        if core.conn.next_deadline().is_some_and(|d| d <= now.mono) {
             core.conn.handle_timeout(now);
             drive(c, core, now);
         }
@@ -230,7 +235,7 @@ pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Instant) {
 /// The server began to shut down: the connection closes now if it has
 /// nothing in flight, otherwise once it has.
 pub(crate) fn close_if_idle(c: &mut TcpConnection<'_>) {
-    let now = c.event_loop().now();
+    let now = clock(c);
     with_core(c, |c, core| {
         core.conn.handle_shutdown();
         drive(c, core, now);
