@@ -17,15 +17,10 @@
 //! turned on, and off again once it drained). File ranges queued with
 //! `send_file` go out with `sendfile(2)`, in order with the bytes around them.
 //!
-//! # Edge-triggered on epoll (opt-in)
-//! On a loop with [`EventLoop::set_edge_triggered`] on epoll, the socket is registered once for
-//! read and write readiness, edge-triggered, and never modified. The state
-//! then keeps `can_read` itself: set by a readable/hang-up event, cleared when
-//! a read comes back short or `EAGAIN`. One read per dispatch as before; if
-//! that read did not drain the socket (or reading resumes after a pause, or
-//! the write budget ran out with the socket still writable), the connection
-//! re-dispatches itself through a loop task instead of waiting for an edge
-//! that will not come. See `poller` for why.
+//! # Level-triggered only
+//! One read per readable event; whatever is left is reported again on the
+//! next wait, so a connection keeps no readiness of its own. (An opt-in
+//! edge-triggered mode was measured a wash and removed; docs/REACTOR.md.)
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -81,18 +76,6 @@ pub(crate) struct ConnState {
     peer_eof: bool,
     close_now: bool,
     reading: bool,
-    /// Registered edge-triggered (see the module docs).
-    edge: bool,
-    /// Edge mode: the socket may hold unread bytes or EOF.
-    can_read: bool,
-    /// The poller reported a hang-up (both directions closed).
-    hup_seen: bool,
-    /// Edge mode: the peer's FIN was announced (EOF is there to be read).
-    fin_seen: bool,
-    /// Edge mode: the last flush stopped at its budget, not at `EAGAIN`.
-    budget_spent: bool,
-    /// Edge mode: a re-dispatch task is queued on the loop.
-    redispatch_queued: bool,
     /// A send completed; write-complete runs when the callback returns.
     wc_due: bool,
     /// A write-complete task is posted on the loop.
@@ -440,7 +423,6 @@ impl<'a> TcpConnection<'a> {
     fn flush(&mut self, from_event: bool) {
         let st = &mut *self.st;
         let mut budget = WRITE_BUDGET;
-        st.budget_spent = false;
         while budget > 0 {
             let Some(front) = st.output.front_mut() else { break };
             let res = match front {
@@ -490,7 +472,6 @@ impl<'a> TcpConnection<'a> {
                 }
             }
         }
-        st.budget_spent = budget == 0 && !st.output.is_empty();
         if self.st.output.is_empty() {
             if from_event {
                 if !self.st.close_now
@@ -505,14 +486,7 @@ impl<'a> TcpConnection<'a> {
     }
 
     fn handle_read(&mut self) {
-        let read = self.st.input.recv_draining(&self.st.fd);
-        // Unread bytes remain after a full read. A short read drained the
-        // socket, except that once the peer's FIN was announced the EOF
-        // itself is still to be read (its edge has been used). EAGAIN, EOF
-        // or an error (which closes) leave nothing to come back for.
-        let fin = self.st.fin_seen;
-        self.st.can_read = matches!(read, Ok((n, drained)) if n > 0 && (!drained || fin));
-        match read.map(|(n, _)| n) {
+        match self.st.input.recv_from(&self.st.fd) {
             Ok(0) => {
                 self.st.peer_eof = true;
                 match self.st.callbacks.half_closed.clone() {
@@ -561,15 +535,6 @@ impl<'a> TcpConnection<'a> {
             self.close();
             return;
         }
-        if self.st.edge {
-            // Registered once for both directions: nothing to change, but
-            // work an edge will not announce again must be re-dispatched.
-            let read_again = self.st.can_read && self.st.reading && !self.st.peer_eof;
-            if (read_again || std::mem::take(&mut self.st.budget_spent)) && !self.st.connecting {
-                self.redispatch();
-            }
-            return;
-        }
         let interest = if self.st.connecting {
             Interest::WRITABLE
         } else {
@@ -579,17 +544,6 @@ impl<'a> TcpConnection<'a> {
             tracing::warn!(token = ?self.token, error = %e, "changing interest failed; closing");
             self.close();
         }
-    }
-
-    /// Edge mode: runs this connection's handler again from a loop task (at
-    /// the end of this iteration), as if both directions were ready.
-    fn redispatch(&mut self) {
-        if self.st.redispatch_queued {
-            return;
-        }
-        self.st.redispatch_queued = true;
-        let token = self.token;
-        self.lp.queue_in_loop(move |lp| lp.dispatch_token(token, Ready::WRITABLE));
     }
 
     /// A non-blocking connect reported readiness: established or failed.
@@ -647,14 +601,6 @@ impl<'a> TcpConnection<'a> {
 impl Handler for ConnState {
     fn ready(&mut self, lp: &mut EventLoop, token: Token, ready: Ready) {
         let mut c = TcpConnection { st: self, lp, token };
-        if c.st.edge {
-            // A queued re-dispatch (if any) is served by this call.
-            c.st.redispatch_queued = false;
-            if ready.is_readable() || ready.is_read_closed() || ready.is_hup() {
-                c.st.can_read = true;
-            }
-            c.st.fin_seen |= ready.is_read_closed() || ready.is_hup();
-        }
         if c.st.connecting {
             c.finish_connect(ready);
             return;
@@ -664,21 +610,19 @@ impl Handler for ConnState {
             tracing::debug!(?token, ?err, "socket error; closing");
             c.st.close_now = true;
         } else {
-            let readable =
-                if c.st.edge { c.st.can_read } else { ready.is_readable() || ready.is_read_closed() || ready.is_hup() };
+            let readable = ready.is_readable() || ready.is_read_closed() || ready.is_hup();
             if readable && c.st.reading && !c.st.peer_eof {
                 c.handle_read();
             }
             if ready.is_writable() && !c.st.close_now && !c.st.output.is_empty() {
                 c.flush(true);
             }
-            // Remembered: an edge-triggered registration hears it once.
-            c.st.hup_seen |= ready.is_hup();
-            if c.st.hup_seen && (!c.st.reading || c.st.peer_eof) {
+            if ready.is_hup() && (!c.st.reading || c.st.peer_eof) {
                 // Both directions are gone and we will not read what may be
                 // left (or already read to EOF): nothing more can happen.
                 // While still reading, data before the FIN is drained first
-                // (the hang-up is remembered until we read EOF).
+                // (level-triggered, the hang-up is reported again until we
+                // read EOF).
                 c.st.close_now = true;
             }
         }
@@ -779,9 +723,7 @@ pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Cal
     }
     let mut st = new_state(fd, peer, callbacks, None);
     st.connecting = true;
-    st.edge = lp.edge_triggered();
-    let interest = if st.edge { Interest::BOTH.with_edge(true) } else { Interest::WRITABLE };
-    let token = lp.register_owned(interest, st)?;
+    let token = lp.register_owned(Interest::WRITABLE, st)?;
     Ok(ConnHandle { lp: lp.handle(), token })
 }
 
@@ -800,12 +742,6 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Liv
         peer_eof: false,
         close_now: false,
         reading: true,
-        edge: false,
-        can_read: false,
-        hup_seen: false,
-        fin_seen: false,
-        budget_spent: false,
-        redispatch_queued: false,
         connecting: false,
         wc_due: false,
         wc_queued: false,
@@ -821,10 +757,8 @@ pub(crate) fn adopt_counted(
     callbacks: Callbacks,
     live: Option<LiveCount>,
 ) -> io::Result<ConnHandle> {
-    let mut st = new_state(fd, peer, callbacks, live);
-    st.edge = lp.edge_triggered();
-    let interest = if st.edge { Interest::BOTH.with_edge(true) } else { Interest::READABLE };
-    let token = lp.register_owned(interest, st)?;
+    let st = new_state(fd, peer, callbacks, live);
+    let token = lp.register_owned(Interest::READABLE, st)?;
     lp.with_connection(token, |c| {
         if let Some(cb) = c.st.callbacks.connected.clone() {
             cb(c);

@@ -287,8 +287,6 @@ pub struct EventLoop {
     /// Readiness events handled by the previous iteration.
     last_handled: usize,
     idle_yield: IdleYield,
-    /// Connections ask for edge triggering ([`Self::set_edge_triggered`]).
-    edge_connections: bool,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -336,7 +334,6 @@ impl EventLoop {
             iterations: 0,
             last_handled: 0,
             idle_yield: IdleYield::new(),
-            edge_connections: false,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -349,24 +346,6 @@ impl EventLoop {
     /// Which backend this loop uses.
     pub fn poller_kind(&self) -> PollerKind {
         self.poller.kind()
-    }
-
-    /// True if registrations asking for [`Interest::EDGE`] are
-    /// edge-triggered on this loop's backend.
-    pub fn supports_edge(&self) -> bool {
-        self.poller.supports_edge()
-    }
-
-    /// Whether connections registered from now on are edge-triggered where
-    /// the backend supports it (epoll). Off by default: measured, it is a
-    /// wash (`poller` and docs/REACTOR.md say where it wins and loses).
-    pub fn set_edge_triggered(&mut self, on: bool) {
-        self.edge_connections = on;
-    }
-
-    /// True if a connection registered now will be edge-triggered.
-    pub fn edge_triggered(&self) -> bool {
-        self.edge_connections && self.poller.supports_edge()
     }
 
     /// The time the current iteration's wait returned (cheap "now" for
@@ -607,14 +586,9 @@ impl EventLoop {
             .collect()
     }
 
+    /// Calls the handler registered under `key`; stale keys are ignored.
     fn dispatch(&mut self, key: u64, ready: Ready) {
-        self.dispatch_token(Token::from_key(key), ready);
-    }
-
-    /// Calls the handler of `token` as if the poller had reported `ready`
-    /// (an edge-triggered handler that left work undone re-dispatches
-    /// itself this way, from a queued task). Stale tokens are ignored.
-    pub(crate) fn dispatch_token(&mut self, token: Token, ready: Ready) {
+        let token = Token::from_key(key);
         if let Some(mut h) = self.take(token) {
             h.ready(self, token, ready);
             self.put_back(token, h);

@@ -6,8 +6,7 @@
 //! transfers); the reactor proper builds on them:
 //!
 //! - [`Poller`] with [`EpollPoller`] and [`PollPoller`], picked at run time by
-//!   [`PollerKind`] (level-triggered; connections edge-triggered on epoll on
-//!   request; see [`poller`] for why);
+//!   [`PollerKind`] (level-triggered only; see [`poller`] for why);
 //! - [`EventLoop`] (one per thread) with its [`LoopHandle`], timers
 //!   ([`TimerId`]) and signals ([`EventLoop::watch_signals`]);
 //! - [`Buffer`] for socket input and output;

@@ -27,9 +27,6 @@ pub struct ServerConfig {
     /// Sub-loops yield once before sleeping after busy iterations
     /// ([`EventLoop::set_idle_yield`]); on by default.
     pub idle_yield: bool,
-    /// Connections are edge-triggered where the backend allows
-    /// ([`EventLoop::set_edge_triggered`]); off by default.
-    pub edge_triggered: bool,
     /// Which sub-loop a new connection goes to.
     pub assign: Assignment,
 }
@@ -55,7 +52,6 @@ impl Default for ServerConfig {
             listen: ListenOptions::default(),
             name: "ferry-io".to_owned(),
             idle_yield: true,
-            edge_triggered: false,
             assign: Assignment::RoundRobin,
         }
     }
@@ -130,10 +126,9 @@ impl TcpServer {
     /// loop, which the caller then runs).
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
         let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
-        let (idle_yield, edge) = (self.config.idle_yield, self.config.edge_triggered);
+        let idle_yield = self.config.idle_yield;
         let pool = LoopThreadPool::with_init(self.config.threads, self.config.poller, &self.config.name, move |lp| {
             lp.set_idle_yield(idle_yield);
-            lp.set_edge_triggered(edge);
         })?;
         let handles: Vec<LoopHandle> = pool.handles().to_vec();
         self.loads = (0..handles.len()).map(|_| Arc::new(AtomicUsize::new(0))).collect();
