@@ -52,12 +52,86 @@ enum Chunk {
     File { file: Box<dyn AsFd>, offset: u64, remaining: u64 },
 }
 
+/// Where a connection is in its life (muduo's `StateE`, with the steps
+/// muduo keeps in other fields made explicit). Moves only forward:
+/// Connecting -> Connected -> Disconnecting -> WriteShut -> Disconnected,
+/// with Closing reachable from any state before Disconnected.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
+    /// A non-blocking connect is in flight: only writability matters, and
+    /// sends are queued. `shutdown_requested`: `shutdown()` was called
+    /// meanwhile and applies once connected.
+    Connecting { shutdown_requested: bool },
+    /// Established: reads and writes flow.
     Connected,
-    /// `shutdown()` asked: write side closes once output drains.
+    /// `shutdown()` asked: the write side closes once output drains.
     Disconnecting,
-    Closed,
+    /// Our write side is shut (`SHUT_WR` sent); closes when the peer's
+    /// EOF has been read.
+    WriteShut,
+    /// To be closed when the current callback returns (`force_close`, or an
+    /// I/O error), output discarded.
+    Closing,
+    /// Closed: `closed` (or `connect_failed`) ran and the slot is freed.
+    Disconnected,
+}
+
+impl State {
+    /// True while `send` and friends accept data.
+    fn accepts_output(self) -> bool {
+        matches!(self, State::Connecting { shutdown_requested: false } | State::Connected)
+    }
+}
+
+/// The read side, independent of [`State`] (the peer may half-close while
+/// we keep sending).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reading {
+    /// Reading when readable.
+    Active,
+    /// `pause_reading()`: backpressure towards the peer.
+    Paused,
+    /// The peer's EOF was read; nothing more will come (final).
+    Eof,
+}
+
+/// The write-complete notification: due now, posted as a loop task, or
+/// both (a task is in flight when another send completes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WriteComplete {
+    /// Nothing pending.
+    Idle,
+    /// A send completed: runs when the current callback returns.
+    Due,
+    /// A loop task will make it due (at most one task in flight).
+    Posted,
+    /// Due now, and a task is in flight too.
+    PostedAndDue,
+}
+
+impl WriteComplete {
+    fn mark_due(&mut self) {
+        *self = match *self {
+            WriteComplete::Idle | WriteComplete::Due => WriteComplete::Due,
+            WriteComplete::Posted | WriteComplete::PostedAndDue => WriteComplete::PostedAndDue,
+        };
+    }
+
+    /// Clears "due", returning whether it was set.
+    fn take_due(&mut self) -> bool {
+        let (due, rest) = match *self {
+            WriteComplete::Idle => (false, WriteComplete::Idle),
+            WriteComplete::Due => (true, WriteComplete::Idle),
+            WriteComplete::Posted => (false, WriteComplete::Posted),
+            WriteComplete::PostedAndDue => (true, WriteComplete::Posted),
+        };
+        *self = rest;
+        due
+    }
+
+    fn is_posted(self) -> bool {
+        matches!(self, WriteComplete::Posted | WriteComplete::PostedAndDue)
+    }
 }
 
 /// The loop-owned state of one connection (the registry's handler).
@@ -72,16 +146,8 @@ pub(crate) struct ConnState {
     /// Queued output (bytes and file ranges) the kernel has taken so far.
     flushed: u64,
     state: State,
-    write_shut: bool,
-    peer_eof: bool,
-    close_now: bool,
-    reading: bool,
-    /// A send completed; write-complete runs when the callback returns.
-    wc_due: bool,
-    /// A write-complete task is posted on the loop.
-    wc_queued: bool,
-    /// A non-blocking connect is in flight: wait for writability.
-    connecting: bool,
+    reading: Reading,
+    write_complete: WriteComplete,
     context: Option<Box<dyn Any>>,
     /// Counts this connection as open until the state is freed (held for
     /// its `Drop`).
@@ -119,6 +185,15 @@ impl Drop for LiveCount {
     }
 }
 
+impl ConnState {
+    /// Closes when the current callback returns (unless already closed).
+    fn close_soon(&mut self) {
+        if self.state != State::Disconnected {
+            self.state = State::Closing;
+        }
+    }
+}
+
 impl AsFd for ConnState {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -141,6 +216,7 @@ impl fmt::Debug for TcpConnection<'_> {
             .field("token", &self.token)
             .field("peer", &self.st.peer)
             .field("state", &self.st.state)
+            .field("reading", &self.st.reading)
             .field("output_bytes", &self.st.out_bytes)
             .finish()
     }
@@ -153,18 +229,18 @@ impl<'a> TcpConnection<'a> {
     /// callback synchronously if this send crossed the mark.
     pub fn send(&mut self, data: &[u8]) -> bool {
         let st = &mut *self.st;
-        if st.state != State::Connected || st.close_now || st.write_shut {
+        if !st.state.accepts_output() {
             tracing::trace!(token = ?self.token, "send on a closing connection ignored");
             return false;
         }
         let mut written = 0;
-        if st.output.is_empty() && !st.connecting {
+        if st.output.is_empty() && st.state == State::Connected {
             match send_nosignal(&st.fd, data) {
                 Ok(n) => written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     tracing::debug!(token = ?self.token, error = %e, "send failed");
-                    st.close_now = true;
+                    st.state = State::Closing;
                     return false;
                 }
             }
@@ -208,14 +284,14 @@ impl<'a> TcpConnection<'a> {
     /// an empty (recycled) one. Ideal for relays and echo.
     pub fn send_buffer(&mut self, buf: &mut Buffer) -> bool {
         let st = &mut *self.st;
-        if st.state != State::Connected || st.close_now || st.write_shut {
+        if !st.state.accepts_output() {
             buf.consume_all();
             return false;
         }
         if buf.is_empty() {
             return true;
         }
-        if !st.output.is_empty() || st.connecting {
+        if !st.output.is_empty() || st.state != State::Connected {
             let ok = self.send(buf.peek());
             buf.consume_all();
             return ok;
@@ -225,7 +301,7 @@ impl<'a> TcpConnection<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::debug!(token = ?self.token, error = %e, "send failed");
-                st.close_now = true;
+                st.state = State::Closing;
                 buf.consume_all();
                 return false;
             }
@@ -249,14 +325,14 @@ impl<'a> TcpConnection<'a> {
     /// sent or when the connection closes. Returns `false` if closing.
     pub fn send_file(&mut self, file: impl AsFd + 'static, offset: u64, len: u64) -> bool {
         let st = &mut *self.st;
-        if st.state != State::Connected || st.close_now || st.write_shut {
+        if !st.state.accepts_output() {
             return false;
         }
         if len == 0 {
             return true;
         }
         st.output.push_back(Chunk::File { file: Box::new(file), offset, remaining: len });
-        if st.output.len() == 1 && !st.connecting {
+        if st.output.len() == 1 && st.state == State::Connected {
             // Nothing was queued, so write interest is off: try now.
             self.flush(false);
         }
@@ -266,40 +342,46 @@ impl<'a> TcpConnection<'a> {
     /// Closes the write side once all queued output is sent (half-close);
     /// reading continues until the peer closes too, then the connection
     /// closes.
+    /// While a non-blocking connect is in flight, the half-close waits for
+    /// it to complete.
     pub fn shutdown(&mut self) {
-        if self.st.state == State::Connected {
-            self.st.state = State::Disconnecting;
-        }
+        self.st.state = match self.st.state {
+            State::Connected => State::Disconnecting,
+            State::Connecting { .. } => State::Connecting { shutdown_requested: true },
+            other => other,
+        };
     }
 
     /// Closes now, discarding queued output. The `closed` callback runs
     /// after the current callback returns.
     pub fn force_close(&mut self) {
-        if self.st.state != State::Closed {
-            self.st.close_now = true;
-        }
+        self.st.close_soon();
     }
 
     /// Stops reading (backpressure towards the peer) until
     /// [`resume_reading`](Self::resume_reading).
     pub fn pause_reading(&mut self) {
-        self.st.reading = false;
+        if self.st.reading == Reading::Active {
+            self.st.reading = Reading::Paused;
+        }
     }
 
     /// Resumes reading after [`pause_reading`](Self::pause_reading).
     pub fn resume_reading(&mut self) {
-        self.st.reading = true;
+        if self.st.reading == Reading::Paused {
+            self.st.reading = Reading::Active;
+        }
     }
 
     /// True once established (a non-blocking connect completed) and until
     /// `shutdown`, `force_close` or the connection closes.
     pub fn is_connected(&self) -> bool {
-        self.st.state == State::Connected && !self.st.close_now && !self.st.connecting
+        self.st.state == State::Connected
     }
 
     /// True once the peer half-closed (we read EOF).
     pub fn peer_closed(&self) -> bool {
-        self.st.peer_eof
+        self.st.reading == Reading::Eof
     }
 
     /// Bytes queued in memory, not yet accepted by the kernel (file ranges
@@ -378,7 +460,7 @@ impl<'a> TcpConnection<'a> {
     /// ends every callback entry point, delivers it.
     fn queue_write_complete(&mut self) {
         if self.st.callbacks.write_complete.is_some() {
-            self.st.wc_due = true;
+            self.st.write_complete.mark_due();
         }
     }
 
@@ -386,32 +468,29 @@ impl<'a> TcpConnection<'a> {
     /// another send, the next one is posted as a loop task, so a producer
     /// that refills from write-complete takes turns with other connections.
     fn deliver_write_complete(&mut self) {
-        if !std::mem::take(&mut self.st.wc_due) {
+        if !self.st.write_complete.take_due() {
             return;
         }
         if self.st.output.is_empty()
-            && !self.st.close_now
+            && self.st.state != State::Closing
             && let Some(cb) = self.st.callbacks.write_complete.clone()
         {
             cb(self);
         }
-        if std::mem::take(&mut self.st.wc_due) {
+        if self.st.write_complete.take_due() {
             self.post_write_complete();
         }
     }
 
     fn post_write_complete(&mut self) {
-        if self.st.wc_queued {
+        if self.st.write_complete.is_posted() {
             return;
         }
-        self.st.wc_queued = true;
+        self.st.write_complete = WriteComplete::Posted;
         let token = self.token;
         self.lp.queue_in_loop(move |lp| {
             // `with_connection` ends in `settle`, which delivers it.
-            lp.with_connection(token, |c| {
-                c.st.wc_queued = false;
-                c.st.wc_due = true;
-            });
+            lp.with_connection(token, |c| c.st.write_complete = WriteComplete::Due);
         });
     }
 
@@ -467,14 +546,14 @@ impl<'a> TcpConnection<'a> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::debug!(token = ?self.token, error = %e, "write failed; closing");
-                    st.close_now = true;
+                    st.state = State::Closing;
                     return;
                 }
             }
         }
         if self.st.output.is_empty() {
             if from_event {
-                if !self.st.close_now
+                if self.st.state != State::Closing
                     && let Some(cb) = self.st.callbacks.write_complete.clone()
                 {
                     cb(self);
@@ -488,7 +567,7 @@ impl<'a> TcpConnection<'a> {
     fn handle_read(&mut self) {
         match self.st.input.recv_from(&self.st.fd) {
             Ok(0) => {
-                self.st.peer_eof = true;
+                self.st.reading = Reading::Eof;
                 match self.st.callbacks.half_closed.clone() {
                     Some(cb) => cb(self),
                     None => self.shutdown(),
@@ -509,36 +588,36 @@ impl<'a> TcpConnection<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::debug!(token = ?self.token, error = %e, "read failed; closing");
-                self.st.close_now = true;
+                self.st.close_soon();
             }
         }
     }
 
     /// Carries out what callbacks asked for: close, half-close, interest.
     fn settle(&mut self) {
-        if self.st.state == State::Closed {
+        if self.st.state == State::Disconnected {
             return;
         }
         self.deliver_write_complete();
-        if !self.st.close_now
-            && self.st.state == State::Disconnecting
-            && self.st.output.is_empty()
-            && !self.st.write_shut
-        {
-            self.st.write_shut = true;
-            if let Err(e) = rustix::net::shutdown(&self.st.fd, Shutdown::Write) {
-                tracing::debug!(token = ?self.token, error = %e, "shutdown(WR) failed");
-                self.st.close_now = true;
-            }
+        if self.st.state == State::Disconnecting && self.st.output.is_empty() {
+            self.st.state = match rustix::net::shutdown(&self.st.fd, Shutdown::Write) {
+                Ok(()) => State::WriteShut,
+                Err(e) => {
+                    tracing::debug!(token = ?self.token, error = %e, "shutdown(WR) failed");
+                    State::Closing
+                }
+            };
         }
-        if self.st.close_now || (self.st.write_shut && self.st.peer_eof) {
+        if self.st.state == State::Closing || (self.st.state == State::WriteShut && self.st.reading == Reading::Eof) {
             self.close();
             return;
         }
-        let interest = if self.st.connecting {
+        let interest = if let State::Connecting { .. } = self.st.state {
             Interest::WRITABLE
         } else {
-            Interest::NONE.with_readable(self.st.reading && !self.st.peer_eof).with_writable(!self.st.output.is_empty())
+            Interest::NONE
+                .with_readable(self.st.reading == Reading::Active)
+                .with_writable(!self.st.output.is_empty())
         };
         if let Err(e) = self.lp.set_interest(self.token, interest) {
             tracing::warn!(token = ?self.token, error = %e, "changing interest failed; closing");
@@ -556,7 +635,11 @@ impl<'a> TcpConnection<'a> {
         };
         match outcome {
             Ok(()) => {
-                self.st.connecting = false;
+                self.st.state = match self.st.state {
+                    State::Connecting { shutdown_requested: true } => State::Disconnecting,
+                    State::Connecting { shutdown_requested: false } => State::Connected,
+                    other => other,
+                };
                 if let PeerAddr::Tcp(_) = self.st.peer {
                     let _ = rustix::net::sockopt::set_tcp_nodelay(&self.st.fd, true);
                 }
@@ -564,15 +647,14 @@ impl<'a> TcpConnection<'a> {
                     cb(self);
                 }
                 // Anything sent while connecting goes out now.
-                if !self.st.output.is_empty() && !self.st.close_now {
+                if !self.st.output.is_empty() && self.st.state != State::Closing {
                     self.flush(false);
                 }
                 self.settle();
             }
             Err(e) => {
                 tracing::debug!(token = ?self.token, error = %e, "connect failed");
-                self.st.connecting = false;
-                self.st.state = State::Closed;
+                self.st.state = State::Disconnected;
                 self.st.output.clear();
                 if let Some(cb) = self.st.callbacks.connect_failed.clone() {
                     cb(self, e);
@@ -583,11 +665,10 @@ impl<'a> TcpConnection<'a> {
     }
 
     fn close(&mut self) {
-        if self.st.state == State::Closed {
+        if self.st.state == State::Disconnected {
             return;
         }
-        self.st.state = State::Closed;
-        self.st.close_now = true;
+        self.st.state = State::Disconnected;
         if let Some(cb) = self.st.callbacks.closed.clone() {
             cb(self);
         }
@@ -601,29 +682,29 @@ impl<'a> TcpConnection<'a> {
 impl Handler for ConnState {
     fn ready(&mut self, lp: &mut EventLoop, token: Token, ready: Ready) {
         let mut c = TcpConnection { st: self, lp, token };
-        if c.st.connecting {
+        if let State::Connecting { .. } = c.st.state {
             c.finish_connect(ready);
             return;
         }
         if ready.is_error() {
             let err = rustix::net::sockopt::socket_error(&c.st.fd);
             tracing::debug!(?token, ?err, "socket error; closing");
-            c.st.close_now = true;
+            c.st.close_soon();
         } else {
             let readable = ready.is_readable() || ready.is_read_closed() || ready.is_hup();
-            if readable && c.st.reading && !c.st.peer_eof {
+            if readable && c.st.reading == Reading::Active {
                 c.handle_read();
             }
-            if ready.is_writable() && !c.st.close_now && !c.st.output.is_empty() {
+            if ready.is_writable() && c.st.state != State::Closing && !c.st.output.is_empty() {
                 c.flush(true);
             }
-            if ready.is_hup() && (!c.st.reading || c.st.peer_eof) {
+            if ready.is_hup() && c.st.reading != Reading::Active {
                 // Both directions are gone and we will not read what may be
                 // left (or already read to EOF): nothing more can happen.
                 // While still reading, data before the FIN is drained first
                 // (level-triggered, the hang-up is reported again until we
                 // read EOF).
-                c.st.close_now = true;
+                c.st.close_soon();
             }
         }
         c.settle();
@@ -673,7 +754,7 @@ impl EventLoop {
     /// callback is running right now (use the `TcpConnection` you were given).
     pub fn with_connection<R>(&mut self, token: Token, f: impl FnOnce(&mut TcpConnection<'_>) -> R) -> Option<R> {
         self.with_handler::<ConnState, Option<R>>(token, |st, lp| {
-            if st.state == State::Closed {
+            if st.state == State::Disconnected {
                 return None;
             }
             let mut c = TcpConnection { st, lp, token };
@@ -722,7 +803,7 @@ pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Cal
         return adopt(lp, fd, peer, callbacks);
     }
     let mut st = new_state(fd, peer, callbacks, None);
-    st.connecting = true;
+    st.state = State::Connecting { shutdown_requested: false };
     let token = lp.register_owned(Interest::WRITABLE, st)?;
     Ok(ConnHandle { lp: lp.handle(), token })
 }
@@ -738,13 +819,8 @@ fn new_state(fd: OwnedFd, peer: PeerAddr, callbacks: Callbacks, live: Option<Liv
         out_bytes: 0,
         flushed: 0,
         state: State::Connected,
-        write_shut: false,
-        peer_eof: false,
-        close_now: false,
-        reading: true,
-        connecting: false,
-        wc_due: false,
-        wc_queued: false,
+        reading: Reading::Active,
+        write_complete: WriteComplete::Idle,
         context: None,
         _live: live,
     }

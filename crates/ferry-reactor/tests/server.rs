@@ -529,6 +529,34 @@ fn nonblocking_connect(kind: PollerKind) {
     }
     assert_eq!(failed.lock().unwrap().unwrap(), std::io::ErrorKind::ConnectionRefused);
     assert_eq!(lp.handler_count(), 0, "failed connection freed");
+
+    // Send and shut down before the connect (probably) completed: the
+    // half-close waits for it; the peer gets the bytes, then EOF.
+    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let connected = Arc::new(AtomicBool::new(false));
+    let c2 = connected.clone();
+    let callbacks = Callbacks::new().on_connected(move |_| c2.store(true, Ordering::Release));
+    let h = connect_nonblocking(&mut lp, &ListenAddr::Tcp(peer.local_addr().unwrap()), callbacks).unwrap();
+    lp.with_connection(h.token(), |c| {
+        assert!(c.send(b"bye"));
+        c.shutdown();
+        assert!(!c.send(b"refused after shutdown"));
+    });
+    while !connected.load(Ordering::Acquire) {
+        assert_eq!(lp.handler_count(), 1, "closed before it connected");
+        lp.run_once(Some(Duration::from_millis(100))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT, "connect never completed");
+    }
+    let (mut theirs, _) = peer.accept().unwrap();
+    theirs.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    theirs.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye");
+    drop(theirs);
+    while lp.handler_count() > 0 {
+        lp.run_once(Some(Duration::from_millis(100))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT, "half-closed connection never freed");
+    }
 }
 
 #[test]
