@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::acceptor::Acceptor;
 use crate::callbacks::Callbacks;
-use crate::connection::{LiveCount, adopt_counted};
+use crate::connection::adopt_counted;
 use crate::event_loop::{EventLoop, LoopHandle, Token};
 use crate::listener::{ListenAddr, ListenOptions, Listener};
 use crate::loop_pool::LoopThreadPool;
@@ -239,6 +239,37 @@ impl TcpServer {
 impl Drop for TcpServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// One open connection in a server's counters: the server-wide count and,
+/// under a `TcpServer` with sub-loops, its loop's count (what least-loaded
+/// assignment compares). Counted from creation to drop, so a connection
+/// posted to a loop counts from the moment it is assigned, and one whose
+/// loop is gone stops counting when the task carrying it is dropped.
+pub(crate) struct LiveCount {
+    server: Arc<AtomicUsize>,
+    sub_loop: Option<Arc<AtomicUsize>>,
+}
+
+impl LiveCount {
+    pub(crate) fn new(server: Arc<AtomicUsize>, sub_loop: Option<Arc<AtomicUsize>>) -> LiveCount {
+        server.fetch_add(1, Ordering::AcqRel);
+        if let Some(l) = &sub_loop {
+            l.fetch_add(1, Ordering::AcqRel);
+        }
+        LiveCount { server, sub_loop }
+    }
+}
+
+impl Drop for LiveCount {
+    fn drop(&mut self) {
+        // The loop's count first: whoever sees the server's count drop
+        // sees the loop's too.
+        if let Some(l) = &self.sub_loop {
+            l.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.server.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
