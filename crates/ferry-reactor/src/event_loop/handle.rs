@@ -16,6 +16,9 @@ pub type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
 
 pub(super) struct Queue {
     pub(super) tasks: Vec<Task>,
+    /// Posted by [`LoopHandle::run_in_loop`] on the loop's own thread: run
+    /// as soon as the handler, timer or task now running returns.
+    pub(super) soon: Vec<Task>,
     /// Set when the loop has stopped for good: later tasks are dropped at
     /// once (closing any fds they carry) instead of waiting forever.
     pub(super) closed: bool,
@@ -25,6 +28,9 @@ pub(super) struct Shared {
     pub(super) queue: Mutex<Queue>,
     /// Mirrors "queue non-empty" so an idle iteration skips the lock.
     pub(super) pending: AtomicBool,
+    /// Mirrors "`soon` non-empty"; written and read on the loop's thread
+    /// only, checked after every handler, timer and task.
+    pub(super) soon_pending: AtomicBool,
     pub(super) waker: Waker,
     pub(super) quit: AtomicBool,
     pub(super) thread: ThreadId,
@@ -61,6 +67,18 @@ impl Shared {
         {
             tracing::error!(error = %e, "waking event loop failed");
         }
+        true
+    }
+
+    /// Queues `task` to run as soon as the loop regains control (only
+    /// called on the loop's thread, so no wake-up is needed).
+    fn push_soon(&self, task: Task) -> bool {
+        let mut q = self.lock();
+        if q.closed {
+            return false;
+        }
+        q.soon.push(task);
+        self.soon_pending.store(true, Ordering::Relaxed);
         true
     }
 
@@ -103,19 +121,27 @@ impl Hash for LoopHandle {
 }
 
 impl LoopHandle {
-    /// Runs `f` on the loop: queues it and wakes the loop. Code on the
-    /// loop's thread holds `&mut EventLoop` and runs `f` at once with
-    /// [`EventLoop::run_in_loop`]. A handle cannot do that even on the loop's
-    /// thread, because whoever is running there already holds the loop's
-    /// `&mut` (running `f` now would alias it); from that thread the closure
-    /// is queued without a wake-up and runs before the loop next waits.
+    /// Runs `f` on the loop as soon as it can (muduo's `runInLoop`).
+    ///
+    /// From another thread: queues `f` and wakes the loop, like
+    /// [`queue_in_loop`](Self::queue_in_loop). On the loop's own thread `f`
+    /// runs as soon as the loop regains control: right after the handler,
+    /// timer or task now running returns, before the next event of the
+    /// batch. It cannot run inside this call, as muduo's does: whoever runs
+    /// on the loop's thread already holds the loop's `&mut`, and handing `f`
+    /// another one would alias it (code that holds the `&mut EventLoop` runs
+    /// `f` at once with [`EventLoop::run_in_loop`]). Called on the loop's
+    /// thread while the loop is not running (e.g. before `run`), `f` runs
+    /// first thing in the next iteration.
     /// Returns `false` if the loop has exited (then `f` is dropped).
     pub fn run_in_loop(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> bool {
-        self.shared.push(Box::new(f))
+        if self.is_in_loop_thread() { self.shared.push_soon(Box::new(f)) } else { self.shared.push(Box::new(f)) }
     }
 
-    /// Queues `f` to run on the loop after the current iteration's events.
-    /// Same as [`run_in_loop`](Self::run_in_loop) for a handle.
+    /// Queues `f` to run on the loop at the end of an iteration, after its
+    /// events and timers (muduo's `queueInLoop`): from another thread it
+    /// wakes the loop; on the loop's own thread it waits for the end of the
+    /// current iteration. Returns `false` if the loop has exited.
     pub fn queue_in_loop(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> bool {
         self.shared.push(Box::new(f))
     }

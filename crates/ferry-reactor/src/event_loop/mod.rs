@@ -128,8 +128,9 @@ impl EventLoop {
             free: Vec::new(),
             live: 0,
             shared: Arc::new(Shared {
-                queue: Mutex::new(Queue { tasks: Vec::new(), closed: false }),
+                queue: Mutex::new(Queue { tasks: Vec::new(), soon: Vec::new(), closed: false }),
                 pending: AtomicBool::new(false),
+                soon_pending: AtomicBool::new(false),
                 waker,
                 quit: AtomicBool::new(false),
                 thread: thread::current().id(),
@@ -187,7 +188,7 @@ impl EventLoop {
         self.timers.len()
     }
     /// Runs `f` now: holding `&mut EventLoop` proves we are on its thread.
-    /// (The cross-thread form is [`LoopHandle::run_in_loop`].)
+    /// (A [`LoopHandle`] cannot: see [`LoopHandle::run_in_loop`].)
     pub fn run_in_loop<R>(&mut self, f: impl FnOnce(&mut EventLoop) -> R) -> R {
         f(self)
     }
@@ -257,7 +258,7 @@ impl EventLoop {
         let dropped = {
             let mut q = self.shared.lock();
             q.closed = true;
-            mem::take(&mut q.tasks)
+            (mem::take(&mut q.tasks), mem::take(&mut q.soon))
         };
         drop(dropped);
         r
@@ -268,7 +269,11 @@ impl EventLoop {
     /// tasks. Returns the number of readiness events handled.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let mut timeout = timeout;
-        if !self.local.is_empty() || self.is_quitting() || self.shared.pending.load(Ordering::Acquire) {
+        if !self.local.is_empty()
+            || self.is_quitting()
+            || self.shared.pending.load(Ordering::Acquire)
+            || self.shared.soon_pending.load(Ordering::Relaxed)
+        {
             timeout = Some(Duration::ZERO);
         }
         if let Some(deadline) = self.timers.next_deadline() {
@@ -283,12 +288,14 @@ impl EventLoop {
             return Err(e);
         }
         let mut handled = 0;
+        self.run_soon();
         for ev in &events {
             if ev.key == WAKER_KEY {
                 self.shared.waker.drain()?;
             } else {
                 handled += 1;
                 self.dispatch(ev.key, ev.ready);
+                self.run_soon();
             }
         }
         self.events = events;
@@ -316,7 +323,10 @@ impl EventLoop {
         let now = self.now;
         while let Some((id, _deadline, cb)) = self.timers.pop_due(now) {
             match cb {
-                TimerCallback::Once(f) => f(self),
+                TimerCallback::Once(f) => {
+                    f(self);
+                    self.run_soon();
+                }
                 TimerCallback::Every(mut f, interval) => {
                     self.running_timer = Some((id, false));
                     f(self);
@@ -327,6 +337,7 @@ impl EventLoop {
                         let next = (Instant::now() + interval).max(now + Duration::from_nanos(1));
                         self.timers.insert(id, next, TimerCallback::Every(f, interval));
                     }
+                    self.run_soon();
                 }
             }
         }
@@ -344,11 +355,30 @@ impl EventLoop {
             };
             for task in remote {
                 task(self);
+                self.run_soon();
             }
         }
         let local = mem::take(&mut self.local);
         for task in local {
             task(self);
+            self.run_soon();
+        }
+    }
+
+    /// Runs what [`LoopHandle::run_in_loop`] posted from this thread since
+    /// the last call. Called whenever the loop regains control: after each
+    /// handler, timer and task. What these tasks post the same way waits for
+    /// the next call, so a task that re-posts itself cannot starve I/O.
+    fn run_soon(&mut self) {
+        if self.shared.soon_pending.load(Ordering::Relaxed) {
+            let soon = {
+                let mut q = self.shared.lock();
+                self.shared.soon_pending.store(false, Ordering::Relaxed);
+                mem::take(&mut q.soon)
+            };
+            for task in soon {
+                task(self);
+            }
         }
     }
 }
@@ -360,7 +390,7 @@ impl Drop for EventLoop {
         let dropped = {
             let mut q = self.shared.lock();
             q.closed = true;
-            mem::take(&mut q.tasks)
+            (mem::take(&mut q.tasks), mem::take(&mut q.soon))
         };
         drop(dropped);
         // Deregister every handler before dropping it (its fd closes then).
