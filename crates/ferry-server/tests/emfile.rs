@@ -112,7 +112,7 @@ fn open_fds() -> usize {
 /// the saved limit and the fillers (drop them, then restore the limit).
 fn exhaust_fds() -> (Rlimit, Vec<OwnedFd>) {
     let saved = getrlimit(Resource::Nofile);
-    let mut low = saved.clone();
+    let mut low = saved;
     low.current = Some(open_fds() as u64 + 16);
     setrlimit(Resource::Nofile, low).expect("lower RLIMIT_NOFILE");
     let mut fillers: Vec<OwnedFd> = Vec::new();
