@@ -21,11 +21,11 @@ use rustix::net::RecvFlags;
 
 /// Space kept free in front of the content so a length header can be
 /// prepended without moving the payload.
-pub const CHEAP_PREPEND: usize = 8;
+pub(crate) const CHEAP_PREPEND: usize = 8;
 /// Initial heap capacity after the prepend area (allocated lazily).
-pub const INITIAL_SIZE: usize = 1024;
+pub(crate) const INITIAL_SIZE: usize = 1024;
 /// Size of the spill area used by [`Buffer::read_from`].
-pub const STACK_SPILL: usize = 64 * 1024;
+pub(crate) const STACK_SPILL: usize = 64 * 1024;
 
 thread_local! {
     static SPILL: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; STACK_SPILL].into_boxed_slice());
@@ -259,7 +259,7 @@ impl Buffer {
 
     /// [`read_from`](Self::read_from) for a socket, one syscall cheaper in
     /// the common case: while the writable tail has room for a normal read
-    /// (at least [`INITIAL_SIZE`]) it is filled with a plain `recv`, which
+    /// (at least `INITIAL_SIZE`, 1 KiB) it is filled with a plain `recv`, which
     /// skips the generic file layer `readv` goes through (~5% of a small
     /// echo's server CPU; docs/BENCHMARKS.md, Reactor). A short read means
     /// the socket is drained. Only when the tail fills up does a second,

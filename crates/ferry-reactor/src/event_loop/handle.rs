@@ -12,7 +12,7 @@ use crate::timer::{TimerCallback, TimerId};
 use crate::waker::Waker;
 
 /// A closure posted from any thread to run on the loop.
-pub type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
+pub(super) type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
 
 pub(super) struct Queue {
     pub(super) tasks: Vec<Task>,

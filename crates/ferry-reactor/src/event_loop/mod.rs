@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use self::handle::{LoopHandle, Task};
+pub use self::handle::LoopHandle;
 use self::handle::{NEXT_LOOP_ID, Queue, Shared};
 use self::registry::Slot;
 pub use self::token::Token;

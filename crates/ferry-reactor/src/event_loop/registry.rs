@@ -68,7 +68,7 @@ impl EventLoop {
     ///
     /// # Safety
     /// As for [`register`](Self::register).
-    pub unsafe fn register_boxed(
+    unsafe fn register_boxed(
         &mut self,
         fd: BorrowedFd<'_>,
         interest: Interest,
@@ -227,7 +227,7 @@ impl EventLoop {
     }
 
     /// Tokens of the idle handlers of type `H`.
-    pub fn tokens_of<H: Handler>(&self) -> Vec<Token> {
+    pub(crate) fn tokens_of<H: Handler>(&self) -> Vec<Token> {
         self.slots
             .iter()
             .enumerate()
