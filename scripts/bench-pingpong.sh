@@ -20,7 +20,7 @@
 # CLIENT_ARGS to every client run, e.g. --reshuffle.
 # PEER_ARGS (env) replaces the tokio server by a second ferry echo server
 # started with those arguments, for an A/B of ferry options in one run:
-#   FERRY_ARGS=--edge-triggered PEER_ARGS="--poller epoll" scripts/bench-pingpong.sh
+#   FERRY_ARGS=--no-idle-yield PEER_ARGS="--poller epoll" scripts/bench-pingpong.sh
 # (the "tokio" columns are then that second ferry).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,11 +21,11 @@ use rustix::net::RecvFlags;
 
 /// Space kept free in front of the content so a length header can be
 /// prepended without moving the payload.
-pub const CHEAP_PREPEND: usize = 8;
+pub(crate) const CHEAP_PREPEND: usize = 8;
 /// Initial heap capacity after the prepend area (allocated lazily).
-pub const INITIAL_SIZE: usize = 1024;
+pub(crate) const INITIAL_SIZE: usize = 1024;
 /// Size of the spill area used by [`Buffer::read_from`].
-pub const STACK_SPILL: usize = 64 * 1024;
+pub(crate) const STACK_SPILL: usize = 64 * 1024;
 
 thread_local! {
     static SPILL: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; STACK_SPILL].into_boxed_slice());
@@ -259,7 +259,7 @@ impl Buffer {
 
     /// [`read_from`](Self::read_from) for a socket, one syscall cheaper in
     /// the common case: while the writable tail has room for a normal read
-    /// (at least [`INITIAL_SIZE`]) it is filled with a plain `recv`, which
+    /// (at least `INITIAL_SIZE`, 1 KiB) it is filled with a plain `recv`, which
     /// skips the generic file layer `readv` goes through (~5% of a small
     /// echo's server CPU; docs/BENCHMARKS.md, Reactor). A short read means
     /// the socket is drained. Only when the tail fills up does a second,
@@ -270,22 +270,13 @@ impl Buffer {
     /// are): end of file is sticky and shows on the next call; a reset
     /// shows there as end of file.
     pub fn recv_from(&mut self, socket: impl AsFd) -> io::Result<usize> {
-        self.recv_draining(socket).map(|(n, _)| n)
-    }
-
-    /// [`recv_from`](Self::recv_from), also telling whether the socket is
-    /// now known to be drained (the read came back short), which an
-    /// edge-triggered reader needs to know whether to read again without
-    /// waiting for an event.
-    pub fn recv_draining(&mut self, socket: impl AsFd) -> io::Result<(usize, bool)> {
         let fd = socket.as_fd();
         if self.buf.is_empty() {
             self.ensure_writable(INITIAL_SIZE);
         }
         let writable = self.writable_bytes();
         if writable < INITIAL_SIZE {
-            let offered = writable + STACK_SPILL;
-            return self.read_from(fd).map(|n| (n, n < offered));
+            return self.read_from(fd);
         }
         let n = loop {
             let wp = self.write_pos;
@@ -297,16 +288,13 @@ impl Buffer {
         };
         self.write_pos += n;
         if n < writable {
-            return Ok((n, true));
+            return Ok(n);
         }
-        let (total, drained) = match self.read_from(fd) {
-            Ok(more) => (n + more, more < STACK_SPILL),
-            Err(e) => (n, e.kind() == io::ErrorKind::WouldBlock),
-        };
+        let total = n + self.read_from(fd).unwrap_or(0);
         // Room for as much again, so traffic of this size fits one `recv`
         // next time instead of filling the tail exactly every time.
         self.ensure_writable(total);
-        Ok((total, drained))
+        Ok(total)
     }
 
     fn read_with_spill(&mut self, fd: BorrowedFd<'_>, extra: &mut [u8]) -> io::Result<usize> {

@@ -8,17 +8,17 @@ use crate::buffer::Buffer;
 use crate::connection::TcpConnection;
 
 /// Called with the connection: connected, write-complete, half-closed, closed.
-pub type ConnCallback = Arc<dyn Fn(&mut TcpConnection<'_>) + Send + Sync>;
+pub(crate) type ConnCallback = Arc<dyn Fn(&mut TcpConnection<'_>) + Send + Sync>;
 /// Called with the connection and its input buffer; consume what you use.
-pub type MessageCallback = Arc<dyn Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync>;
+pub(crate) type MessageCallback = Arc<dyn Fn(&mut TcpConnection<'_>, &mut Buffer) + Send + Sync>;
 /// Called with the connection and the bytes now queued in its output.
-pub type HighWaterCallback = Arc<dyn Fn(&mut TcpConnection<'_>, usize) + Send + Sync>;
+pub(crate) type HighWaterCallback = Arc<dyn Fn(&mut TcpConnection<'_>, usize) + Send + Sync>;
 
 /// Called when a non-blocking connect fails, with the error.
-pub type ConnectFailedCallback = Arc<dyn Fn(&mut TcpConnection<'_>, io::Error) + Send + Sync>;
+pub(crate) type ConnectFailedCallback = Arc<dyn Fn(&mut TcpConnection<'_>, io::Error) + Send + Sync>;
 
 /// Default high-water mark: 64 MiB of queued output (muduo's default).
-pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024 * 1024;
 
 /// The set of callbacks a connection reports to, shared by every connection
 /// of a server (so `Clone` is cheap: `Arc`s) and `Send + Sync`, because a

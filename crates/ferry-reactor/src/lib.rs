@@ -3,15 +3,16 @@
 //!
 //! It knows nothing of HTTP or files. [`sys`] holds the safe wrappers over the
 //! Linux calls ferry is built on (signals as file descriptors, zero-copy
-//! transfers); the reactor proper builds on them:
+//! transfers); the reactor proper builds on them, every item re-exported
+//! here at the crate root (the modules themselves are private):
 //!
 //! - [`Poller`] with [`EpollPoller`] and [`PollPoller`], picked at run time by
-//!   [`PollerKind`] (level-triggered; connections edge-triggered on epoll on
-//!   request; see [`poller`] for why);
+//!   [`PollerKind`] (level-triggered only);
 //! - [`EventLoop`] (one per thread) with its [`LoopHandle`], timers
 //!   ([`TimerId`]) and signals ([`EventLoop::watch_signals`]);
 //! - [`Buffer`] for socket input and output;
-//! - [`Listener`], [`Acceptor`], [`TcpConnection`] / [`ConnHandle`] with
+//! - [`Listener`], [`Acceptor`] (on [`ReserveFd`], which any accept loop
+//!   can use to survive `EMFILE`), [`TcpConnection`] / [`ConnHandle`] with
 //!   [`Callbacks`], [`TcpServer`] and [`LoopThreadPool`].
 //!
 //! See `docs/REACTOR.md` for the threading rules and the lifetime scheme.
@@ -57,29 +58,33 @@
 //! }
 //! ```
 
-pub mod acceptor;
-pub mod buffer;
-pub mod callbacks;
-pub mod connection;
-pub mod event_loop;
+mod acceptor;
+mod buffer;
+mod callbacks;
+mod connection;
+mod event_loop;
 mod idle_yield;
-pub mod listener;
-pub mod loop_pool;
-pub mod poller;
-pub mod server;
+mod listener;
+mod loop_pool;
+mod poller;
+mod reserve_fd;
+mod server;
 mod signal_watch;
 pub mod sys;
-pub mod timer;
-pub mod waker;
+mod timer;
+mod waker;
 
-pub use acceptor::Acceptor;
+pub use acceptor::{AcceptCallback, Acceptor};
 pub use buffer::Buffer;
 pub use callbacks::Callbacks;
 pub use connection::{ConnHandle, TcpConnection, adopt, connect_nonblocking};
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
-pub use listener::{ListenAddr, ListenOptions, Listener, PeerAddr, connect};
+pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
-pub use poller::{EpollPoller, Interest, PollEvent, PollPoller, Poller, PollerKind, Ready};
+pub use poller::{
+    EpollPoller, Interest, ParsePollerKindError, PollEvent, PollPoller, Poller, PollerKind, Ready, timeout_to_timespec,
+};
+pub use reserve_fd::{Accept, AcceptOutcome, ReserveFd};
 pub use server::{Assignment, ServerConfig, TcpServer};
 pub use timer::TimerId;
 pub use waker::Waker;

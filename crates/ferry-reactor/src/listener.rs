@@ -228,7 +228,7 @@ fn retry_connect(fd: &OwnedFd, addr: &SocketAddrAny) -> io::Result<()> {
 }
 
 /// Puts `fd` in non-blocking mode.
-pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
     let fl = fcntl_getfl(&fd)?;
     fcntl_setfl(&fd, fl | OFlags::NONBLOCK)?;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::acceptor::Acceptor;
 use crate::callbacks::Callbacks;
-use crate::connection::{LiveCount, adopt_counted};
+use crate::connection::adopt_counted;
 use crate::event_loop::{EventLoop, LoopHandle, Token};
 use crate::listener::{ListenAddr, ListenOptions, Listener};
 use crate::loop_pool::LoopThreadPool;
@@ -27,9 +27,6 @@ pub struct ServerConfig {
     /// Sub-loops yield once before sleeping after busy iterations
     /// ([`EventLoop::set_idle_yield`]); on by default.
     pub idle_yield: bool,
-    /// Connections are edge-triggered where the backend allows
-    /// ([`EventLoop::set_edge_triggered`]); off by default.
-    pub edge_triggered: bool,
     /// Which sub-loop a new connection goes to.
     pub assign: Assignment,
 }
@@ -55,7 +52,6 @@ impl Default for ServerConfig {
             listen: ListenOptions::default(),
             name: "ferry-io".to_owned(),
             idle_yield: true,
-            edge_triggered: false,
             assign: Assignment::RoundRobin,
         }
     }
@@ -130,10 +126,9 @@ impl TcpServer {
     /// loop, which the caller then runs).
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
         let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
-        let (idle_yield, edge) = (self.config.idle_yield, self.config.edge_triggered);
+        let idle_yield = self.config.idle_yield;
         let pool = LoopThreadPool::with_init(self.config.threads, self.config.poller, &self.config.name, move |lp| {
             lp.set_idle_yield(idle_yield);
-            lp.set_edge_triggered(edge);
         })?;
         let handles: Vec<LoopHandle> = pool.handles().to_vec();
         self.loads = (0..handles.len()).map(|_| Arc::new(AtomicUsize::new(0))).collect();
@@ -244,6 +239,37 @@ impl TcpServer {
 impl Drop for TcpServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// One open connection in a server's counters: the server-wide count and,
+/// under a `TcpServer` with sub-loops, its loop's count (what least-loaded
+/// assignment compares). Counted from creation to drop, so a connection
+/// posted to a loop counts from the moment it is assigned, and one whose
+/// loop is gone stops counting when the task carrying it is dropped.
+pub(crate) struct LiveCount {
+    server: Arc<AtomicUsize>,
+    sub_loop: Option<Arc<AtomicUsize>>,
+}
+
+impl LiveCount {
+    pub(crate) fn new(server: Arc<AtomicUsize>, sub_loop: Option<Arc<AtomicUsize>>) -> LiveCount {
+        server.fetch_add(1, Ordering::AcqRel);
+        if let Some(l) = &sub_loop {
+            l.fetch_add(1, Ordering::AcqRel);
+        }
+        LiveCount { server, sub_loop }
+    }
+}
+
+impl Drop for LiveCount {
+    fn drop(&mut self) {
+        // The loop's count first: whoever sees the server's count drop
+        // sees the loop's too.
+        if let Some(l) = &self.sub_loop {
+            l.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.server.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The acceptor survives fd exhaustion (EMFILE): it sheds the connection
-//! instead of spinning, and serves again once fds are free. A separate test
+//! instead of spinning, and serves again once fds are free; so does any
+//! accept loop built on `ReserveFd` (here a std listener). A separate test
 //! binary (its own process), because it lowers RLIMIT_NOFILE.
 
 mod util;
@@ -8,9 +9,9 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use ferry_reactor::{EventLoop, PollerKind};
+use ferry_reactor::{AcceptOutcome, EventLoop, PollerKind, ReserveFd};
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
-use rustix::process::{Resource, getrlimit, setrlimit};
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use util::*;
 
 fn iterations(server: &ServerThread) -> u64 {
@@ -19,28 +20,22 @@ fn iterations(server: &ServerThread) -> u64 {
     rx.recv_timeout(TEST_TIMEOUT).unwrap()
 }
 
-/// Both configurations in one test: RLIMIT_NOFILE is process-wide, so they
-/// must not run in parallel.
+/// Every case in one test: RLIMIT_NOFILE is process-wide, so they must not
+/// run in parallel.
 #[test]
-fn acceptor_survives_emfile_with_0_and_4_sub_loops() {
+fn accept_loops_survive_emfile() {
     acceptor_survives_emfile(0);
     acceptor_survives_emfile(4);
+    reserve_fd_sheds_for_a_std_listener();
 }
 
-fn acceptor_survives_emfile(threads: usize) {
-    let server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, echo_callbacks());
-    let addr = server.tcp_addr();
-    // A working connection first.
-    let mut a = client(addr);
-    assert_eq!(roundtrip(&mut a, b"before"), b"before");
+fn client_socket() -> OwnedFd {
+    rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap()
+}
 
-    // Client sockets for later, created while fds are available.
-    let make =
-        || rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
-    let shed_me = make();
-    let later = make();
-
-    // Lower the limit close to what is open, then fill the rest.
+/// Lowers the fd limit close to what is open, then fills the rest; returns
+/// the saved limit and the fillers (drop them, then restore the limit).
+fn exhaust_fds() -> (Rlimit, Vec<OwnedFd>) {
     let saved = getrlimit(Resource::Nofile);
     let mut low = saved;
     low.current = Some(open_fds() as u64 + 16);
@@ -55,18 +50,81 @@ fn acceptor_survives_emfile(threads: usize) {
             }
         }
     }
+    (saved, fillers)
+}
 
-    // The server cannot accept this one: it must shed it (we see EOF or a
-    // reset), not leave it hanging, and not spin.
-    rustix::net::connect(&shed_me, &addr).unwrap();
-    let mut shed_stream = std::net::TcpStream::from(shed_me);
-    shed_stream.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+/// Connects `socket` to `addr` and asserts the server closed the connection
+/// (EOF or a reset) rather than leaving it hanging.
+fn assert_shed(socket: OwnedFd, addr: std::net::SocketAddr) {
+    rustix::net::connect(&socket, &addr).unwrap();
+    assert_closed_by_server(socket);
+}
+
+fn assert_closed_by_server(socket: OwnedFd) {
+    let mut stream = std::net::TcpStream::from(socket);
+    stream.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
     let mut buf = [0u8; 8];
-    match shed_stream.read(&mut buf) {
+    match stream.read(&mut buf) {
         Ok(0) => {}
         Ok(n) => panic!("unexpected {n} bytes from a shed connection"),
         Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "connection left hanging"),
     }
+}
+
+/// The reserve-fd step on its own, over a std listener (what ferry-server's
+/// blocking accept loops use).
+fn reserve_fd_sheds_for_a_std_listener() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reserve = ReserveFd::new();
+    assert!(matches!(reserve.accept(&listener).unwrap(), AcceptOutcome::WouldBlock));
+    let (shed_me, later) = (client_socket(), client_socket());
+
+    let (saved, fillers) = exhaust_fds();
+    // Opened while exhausted: no reserve to use, so the error comes back
+    // (the caller backs off) instead of a shed.
+    let no_reserve = ReserveFd::new();
+    rustix::net::connect(&shed_me, &addr).unwrap();
+    let err = no_reserve.accept(&listener).expect_err("accepted with no fd to spare");
+    assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::MFILE.raw_os_error()));
+    // The one opened earlier sheds that connection: the client sees it closed.
+    assert!(matches!(reserve.accept(&listener).unwrap(), AcceptOutcome::Shed));
+    assert_eq!(reserve.shed_count(), 1);
+    assert_closed_by_server(shed_me);
+    assert!(matches!(reserve.accept(&listener).unwrap(), AcceptOutcome::WouldBlock));
+
+    // Free fds: connections are accepted again.
+    drop(fillers);
+    setrlimit(Resource::Nofile, saved).unwrap();
+    rustix::net::connect(&later, &addr).unwrap();
+    match reserve.accept(&listener).unwrap() {
+        AcceptOutcome::Accepted((_stream, peer)) => assert_eq!(peer.port(), local_port(&later)),
+        other => panic!("expected a connection, got {other:?}"),
+    }
+}
+
+fn local_port(socket: &OwnedFd) -> u16 {
+    match rustix::net::getsockname(socket).unwrap().try_into() {
+        Ok(std::net::SocketAddr::V4(a)) => a.port(),
+        other => panic!("not a v4 socket: {other:?}"),
+    }
+}
+
+fn acceptor_survives_emfile(threads: usize) {
+    let server = start_server("127.0.0.1:0", threads, PollerKind::Epoll, echo_callbacks());
+    let addr = server.tcp_addr();
+    // A working connection first.
+    let mut a = client(addr);
+    assert_eq!(roundtrip(&mut a, b"before"), b"before");
+
+    // Client sockets for later, created while fds are available.
+    let (shed_me, later) = (client_socket(), client_socket());
+    let (saved, fillers) = exhaust_fds();
+
+    // The server cannot accept this one: it must shed it (we see EOF or a
+    // reset), not leave it hanging, and not spin.
+    assert_shed(shed_me, addr);
 
     // Idle while still exhausted: the loop must sleep, not spin.
     let before = iterations(&server);

@@ -171,6 +171,32 @@ fn handle_post_from_loop_thread(kind: PollerKind) {
     assert_eq!(*ran.lock().unwrap(), vec!["first", "second"]);
 }
 
+/// A handle's `run_in_loop` on the loop's own thread runs the closure as
+/// soon as the running callback returns (before the next due timer);
+/// `queue_in_loop` waits for the end of the iteration. From another thread
+/// both only queue: nothing runs until the loop does.
+fn handle_run_in_loop_runs_before_queued_work(kind: PollerKind) {
+    type Log = Arc<std::sync::Mutex<Vec<&'static str>>>;
+    let push = |log: &Log, what: &'static str| log.lock().unwrap().push(what);
+    let mut lp = EventLoop::new(kind).unwrap();
+    let h = lp.handle();
+    let log: Log = Arc::default();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let now = Instant::now();
+    lp.run_at(now, move |_| {
+        let (lq, lr) = (l1.clone(), l1.clone());
+        assert!(h.queue_in_loop(move |_| push(&lq, "queued")));
+        assert!(h.run_in_loop(move |_| push(&lr, "run")));
+        push(&l1, "timer 1");
+    });
+    lp.run_at(now + Duration::from_nanos(1), move |_| push(&l2, "timer 2"));
+    let remote = lp.handle();
+    std::thread::spawn(move || assert!(remote.run_in_loop(move |_| push(&l3, "remote")))).join().unwrap();
+    assert!(log.lock().unwrap().is_empty(), "ran before the loop did");
+    lp.run_once(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(*log.lock().unwrap(), vec!["timer 1", "run", "timer 2", "remote", "queued"]);
+}
+
 /// After a busy iteration the loop yields and polls once without blocking
 /// (idle yield); when that finds nothing it must still sleep until the next
 /// event, not return empty-handed or spin.
@@ -343,6 +369,7 @@ both!(
     hup_and_error,
     waker_from_other_thread,
     handle_post_from_loop_thread,
+    handle_run_in_loop_runs_before_queued_work,
     busy_loop_still_sleeps,
     loop_dispatch_and_self_deregister,
     ten_thousand_timers_in_order,

@@ -38,16 +38,6 @@ fn echo_with_poll_backend() {
 }
 
 #[test]
-fn echo_1000_clients_edge_triggered() {
-    raise_fd_limit(20_000);
-    let config = ServerConfig { threads: 2, edge_triggered: true, ..ServerConfig::default() };
-    let server = start_server_with("127.0.0.1:0", config, echo_callbacks());
-    let bytes = run_echo_clients(server.tcp_addr(), 1000, 100, 4096);
-    assert!(bytes > 1000 * 100, "suspiciously few bytes: {bytes}");
-    wait_until("server connections to close", || server.live.load(Ordering::Acquire) == 0);
-}
-
-#[test]
 fn echo_over_ipv6_and_unix() {
     if std::net::TcpListener::bind("[::1]:0").is_ok() {
         let server = start_server("[::1]:0", 1, PollerKind::Epoll, echo_callbacks());
@@ -161,12 +151,6 @@ fn slow_reader_four_sub_loops() {
     slow_reader_high_water_mark_bounds_output(ServerConfig { threads: 4, ..ServerConfig::default() });
 }
 
-/// Registered once for both directions; writability comes as edges.
-#[test]
-fn slow_reader_edge_triggered() {
-    slow_reader_high_water_mark_bounds_output(ServerConfig { edge_triggered: true, ..ServerConfig::default() });
-}
-
 #[test]
 fn slow_reader_poll_backend() {
     slow_reader_high_water_mark_bounds_output(ServerConfig { poller: PollerKind::Poll, ..ServerConfig::default() });
@@ -200,12 +184,11 @@ fn half_close_four_sub_loops() {
     peer_half_close_default_flushes_then_closes(ServerConfig { threads: 4, ..ServerConfig::default() });
 }
 
-/// The FIN's edge is heard once, possibly with data still unread before it.
 #[test]
-fn half_close_edge_triggered() {
+fn half_close_poll_backend() {
     peer_half_close_default_flushes_then_closes(ServerConfig {
         threads: 1,
-        edge_triggered: true,
+        poller: PollerKind::Poll,
         ..ServerConfig::default()
     });
 }
@@ -386,11 +369,9 @@ fn echo_with_send_buffer_and_read_backpressure() {
     send_buffer_and_read_backpressure(ServerConfig { threads: 1, ..ServerConfig::default() });
 }
 
-/// Reading resumes after a pause with the socket already full: no new edge
-/// announces it, so the connection must come back for it by itself.
 #[test]
-fn echo_with_read_backpressure_edge_triggered() {
-    send_buffer_and_read_backpressure(ServerConfig { threads: 1, edge_triggered: true, ..ServerConfig::default() });
+fn echo_with_read_backpressure_poll_backend() {
+    send_buffer_and_read_backpressure(ServerConfig { threads: 1, poller: PollerKind::Poll, ..ServerConfig::default() });
 }
 
 fn send_buffer_and_read_backpressure(config: ServerConfig) {
@@ -548,6 +529,34 @@ fn nonblocking_connect(kind: PollerKind) {
     }
     assert_eq!(failed.lock().unwrap().unwrap(), std::io::ErrorKind::ConnectionRefused);
     assert_eq!(lp.handler_count(), 0, "failed connection freed");
+
+    // Send and shut down before the connect (probably) completed: the
+    // half-close waits for it; the peer gets the bytes, then EOF.
+    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let connected = Arc::new(AtomicBool::new(false));
+    let c2 = connected.clone();
+    let callbacks = Callbacks::new().on_connected(move |_| c2.store(true, Ordering::Release));
+    let h = connect_nonblocking(&mut lp, &ListenAddr::Tcp(peer.local_addr().unwrap()), callbacks).unwrap();
+    lp.with_connection(h.token(), |c| {
+        assert!(c.send(b"bye"));
+        c.shutdown();
+        assert!(!c.send(b"refused after shutdown"));
+    });
+    while !connected.load(Ordering::Acquire) {
+        assert_eq!(lp.handler_count(), 1, "closed before it connected");
+        lp.run_once(Some(Duration::from_millis(100))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT, "connect never completed");
+    }
+    let (mut theirs, _) = peer.accept().unwrap();
+    theirs.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    theirs.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye");
+    drop(theirs);
+    while lp.handler_count() > 0 {
+        lp.run_once(Some(Duration::from_millis(100))).unwrap();
+        assert!(start.elapsed() < TEST_TIMEOUT, "half-closed connection never freed");
+    }
 }
 
 #[test]
@@ -621,11 +630,11 @@ fn producer_refilling_from_write_complete_does_not_starve_its_loop() {
 }
 
 /// Bytes already queued in the socket, far more than one read takes, and no
-/// further event will ever announce them: with edge triggering the
-/// connection has to come back for the rest by itself. The loop is driven
+/// further data will arrive: the connection reads one chunk per event, so
+/// it must hear about the rest again (level-triggered). The loop is driven
 /// by hand with a bounded wait, so a connection that waits for another
 /// event fails the assertion instead of hanging.
-fn queued_bytes_are_read_without_further_events(kind: PollerKind, edge: bool) {
+fn queued_bytes_are_read_without_further_events(kind: PollerKind) {
     const QUEUED: usize = 120 * 1024;
     let (mut peer, ours) = UnixStream::pair().unwrap();
     peer.set_write_timeout(Some(TEST_TIMEOUT)).unwrap();
@@ -640,7 +649,6 @@ fn queued_bytes_are_read_without_further_events(kind: PollerKind, edge: bool) {
         buf.consume_all();
     });
     let mut lp = ferry_reactor::EventLoop::new(kind).unwrap();
-    lp.set_edge_triggered(edge);
     ferry_reactor::adopt(&mut lp, ours.into(), ferry_reactor::PeerAddr::Unix, callbacks).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while got.lock().unwrap().len() < QUEUED && std::time::Instant::now() < deadline {
@@ -652,14 +660,9 @@ fn queued_bytes_are_read_without_further_events(kind: PollerKind, edge: bool) {
 }
 
 #[test]
-fn queued_bytes_are_read_edge_triggered() {
-    queued_bytes_are_read_without_further_events(PollerKind::Epoll, true);
-}
-
-#[test]
 fn queued_bytes_are_read_level_triggered() {
-    queued_bytes_are_read_without_further_events(PollerKind::Epoll, false);
-    queued_bytes_are_read_without_further_events(PollerKind::Poll, true);
+    queued_bytes_are_read_without_further_events(PollerKind::Epoll);
+    queued_bytes_are_read_without_further_events(PollerKind::Poll);
 }
 
 /// Opens 4 connections on 2 sub-loops, closes the 2 on the first loop,

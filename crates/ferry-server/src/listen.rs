@@ -2,13 +2,13 @@
 //! signals into a readable descriptor, wait for readiness, and accept
 //! without spinning when the process runs out of descriptors.
 
-use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::BorrowedFd;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+use ferry_reactor::{AcceptOutcome, ReserveFd};
 use nix::sys::signal::Signal;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -16,9 +16,16 @@ use rustix::io::Errno;
 use crate::threadpool::BoundListener;
 use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
 
-/// How long accepting pauses when the process is out of descriptors or
-/// memory; otherwise the still-readable listener would spin the loop.
+/// How long accepting pauses when the process is out of descriptors even
+/// with the reserve, or out of memory; otherwise the still-readable
+/// listener would spin the loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The descriptor every blocking accept loop of this process sheds
+/// connections with when descriptors run out (the limit is per process, so
+/// one reserve serves all; its lock is taken only then). Opened by the
+/// first `accept_one`, i.e. before the process can have run out.
+static RESERVE: LazyLock<ReserveFd> = LazyLock::new(ReserveFd::new);
 
 /// A bound, non-blocking listening socket and what it serves.
 pub(crate) struct Listener {
@@ -48,25 +55,22 @@ pub(crate) fn bound(listeners: &[Listener]) -> Vec<BoundListener> {
 }
 
 /// Accepts one pending connection from a non-blocking listener. `None`
-/// when nothing is pending or accepting failed (logged; after running out
-/// of descriptors it first pauses briefly). The stream is blocking.
+/// when nothing is pending, when out of descriptors the pending connection
+/// was shed (accepted with the process's reserve descriptor and closed, so
+/// the client is not left hanging; call again), or accepting failed
+/// (logged; if even the reserve did not help, it first pauses briefly).
+/// The stream is blocking.
 pub(crate) fn accept_one(listener: &Listener) -> Option<(TcpStream, SocketAddr)> {
-    loop {
-        match listener.socket.accept() {
-            Ok(accepted) => return Some(accepted),
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => return None,
-                // A signal, or a peer that reset before we got to it.
-                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
-                _ => {
-                    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
-                    tracing::warn!("cannot accept on {}: {e}", listener.addr);
-                    if matches!(errno, Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) {
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
-                    return None;
-                }
-            },
+    match RESERVE.accept(&listener.socket) {
+        Ok(AcceptOutcome::Accepted(accepted)) => Some(accepted),
+        Ok(AcceptOutcome::Shed | AcceptOutcome::WouldBlock) => None,
+        Err(e) => {
+            let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+            tracing::warn!("cannot accept on {}: {e}", listener.addr);
+            if matches!(errno, Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) {
+                std::thread::sleep(ACCEPT_BACKOFF);
+            }
+            None
         }
     }
 }

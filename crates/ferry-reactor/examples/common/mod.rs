@@ -7,13 +7,12 @@ use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{Assignment, Callbacks, EventLoop, ListenAddr, PollerKind, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
-/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered] [--assign round-robin|least-loaded]`
+/// `[ADDR] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--assign round-robin|least-loaded]`
 pub struct Args {
     pub addr: ListenAddr,
     pub threads: usize,
     pub poller: PollerKind,
     pub idle_yield: bool,
-    pub edge_triggered: bool,
     pub assign: Assignment,
 }
 
@@ -23,7 +22,6 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
         threads: 0,
         poller: PollerKind::Epoll,
         idle_yield: true,
-        edge_triggered: false,
         assign: Assignment::RoundRobin,
     };
     let mut it = std::env::args().skip(1);
@@ -38,7 +36,6 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
                 args.poller = v.parse().map_err(|e| format!("{e}"))?;
             }
             "--no-idle-yield" => args.idle_yield = false,
-            "--edge-triggered" => args.edge_triggered = true,
             "--assign" => {
                 args.assign = match it.next().as_deref() {
                     Some("round-robin") => Assignment::RoundRobin,
@@ -48,7 +45,7 @@ pub fn parse_args(default_addr: &str) -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--edge-triggered] [--assign round-robin|least-loaded]"
+                    "usage: [ADDR|unix:/path] [--threads N] [--poller epoll|poll] [--no-idle-yield] [--assign round-robin|least-loaded]"
                         .into(),
                 );
             }
@@ -82,12 +79,10 @@ fn run(name: &str, args: &Args, callbacks: Callbacks) -> std::io::Result<()> {
     ferry_reactor::sys::signals::ignore_sigpipe()?;
     let mut lp = EventLoop::new(args.poller)?;
     lp.set_idle_yield(args.idle_yield);
-    lp.set_edge_triggered(args.edge_triggered);
     let config = ServerConfig {
         threads: args.threads,
         poller: args.poller,
         idle_yield: args.idle_yield,
-        edge_triggered: args.edge_triggered,
         assign: args.assign,
         ..ServerConfig::default()
     };

@@ -1,5 +1,4 @@
-//! `epoll(7)` backend: level-triggered, or edge-triggered (`EPOLLET`) for
-//! registrations that ask for [`Interest::EDGE`].
+//! `epoll(7)` backend, level-triggered.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -39,9 +38,6 @@ fn flags(interest: Interest) -> epoll::EventFlags {
     if interest.is_writable() {
         f |= epoll::EventFlags::OUT;
     }
-    if interest.is_edge() {
-        f |= epoll::EventFlags::ET;
-    }
     f
 }
 
@@ -68,10 +64,6 @@ fn ready(f: epoll::EventFlags) -> Ready {
 impl Poller for EpollPoller {
     fn kind(&self) -> PollerKind {
         PollerKind::Epoll
-    }
-
-    fn supports_edge(&self) -> bool {
-        true
     }
 
     fn register(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()> {

@@ -4,27 +4,12 @@
 //! construction, from a [`PollerKind`]; nothing else in the crate switches
 //! on it.
 //!
-//! # Level-triggered by default; edge-triggered connections on request
-//! Registrations are **level-triggered** unless they ask for
-//! [`Interest::EDGE`]: whatever a handler leaves unread is reported again on
-//! the next wait, so a handler needs no "still readable" bookkeeping and
-//! `poll(2)`, which has no edge mode, behaves the same.
-//!
-//! `TcpConnection` asks for `EDGE` on a loop with
-//! `EventLoop::set_edge_triggered(true)`, which epoll honours (`EPOLLET`) and
-//! poll ignores. It then keeps its own readiness: it still reads once per
-//! event (fairness as before), and when that read did not drain the socket,
-//! or reading resumes after a pause, or the write budget ran out, it
-//! re-dispatches itself through the loop's task queue rather than waiting
-//! for an edge that will not come; the registration is never modified.
-//! Measured, the two are a wash, which is why level stays the default: edge
-//! saves epoll's re-check of every socket it reported on the next wait (one
-//! `tcp_poll` per message, ~3% of a loop serving 1,000 busy connections),
-//! while level's re-check delays a loop's sleep a little, which helps when
-//! more threads are busy than there are cores (2 sub-loops x 1,000
-//! connections x 16 B: edge +4% CPU per message). docs/BENCHMARKS.md has
-//! the A/B; the connection tests run on all three (epoll level, epoll edge,
-//! poll).
+//! # Level-triggered only
+//! Every registration is **level-triggered**: whatever a handler leaves
+//! unread is reported again on the next wait, so a handler needs no "still
+//! readable" bookkeeping and `poll(2)`, which has no edge mode, behaves the
+//! same as epoll. (An opt-in edge-triggered mode for connections measured a
+//! wash against level and was removed: docs/REACTOR.md, docs/BENCHMARKS.md.)
 
 mod epoll;
 mod poll;
@@ -52,10 +37,6 @@ impl Interest {
     pub const WRITABLE: Interest = Interest(2);
     /// Both.
     pub const BOTH: Interest = Interest(3);
-    /// Edge-triggered where the backend supports it ([`Poller::supports_edge`]):
-    /// a hint added to the others (`Interest::BOTH.with_edge(true)`). The
-    /// handler must then track readiness itself (see the module docs).
-    pub const EDGE: Interest = Interest(4);
 
     /// True if read readiness is wanted.
     pub fn is_readable(self) -> bool {
@@ -73,28 +54,16 @@ impl Interest {
     pub fn with_writable(self, on: bool) -> Interest {
         if on { Interest(self.0 | 2) } else { Interest(self.0 & !2) }
     }
-    /// True if edge triggering is asked for.
-    pub fn is_edge(self) -> bool {
-        self.0 & 4 != 0
-    }
-    /// This interest with the edge-triggered hint set to `on`.
-    pub fn with_edge(self, on: bool) -> Interest {
-        if on { Interest(self.0 | 4) } else { Interest(self.0 & !4) }
-    }
 }
 
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.is_readable(), self.is_writable()) {
-            (false, false) => f.write_str("NONE")?,
-            (true, false) => f.write_str("READABLE")?,
-            (false, true) => f.write_str("WRITABLE")?,
-            (true, true) => f.write_str("READABLE|WRITABLE")?,
-        }
-        if self.is_edge() {
-            f.write_str("|EDGE")?;
-        }
-        Ok(())
+        f.write_str(match (self.is_readable(), self.is_writable()) {
+            (false, false) => "NONE",
+            (true, false) => "READABLE",
+            (false, true) => "WRITABLE",
+            (true, true) => "READABLE|WRITABLE",
+        })
     }
 }
 
@@ -200,15 +169,12 @@ pub struct PollEvent {
 /// only from its thread (`&mut self` everywhere; not required to be `Sync`).
 ///
 /// Contract shared by both implementations (and tested by one suite):
-/// level-triggered unless [`Interest::EDGE`] is asked for and
-/// [`supports_edge`](Self::supports_edge); a fd is registered at most once; `deregister` must be
+/// level-triggered; a fd is registered at most once; `deregister` must be
 /// called before the fd is closed; `poll` clears `events` and appends at most
 /// one event per ready fd; `EINTR` is reported as "no events".
 pub trait Poller {
     /// Which backend this is.
     fn kind(&self) -> PollerKind;
-    /// True if [`Interest::EDGE`] registrations are edge-triggered here.
-    fn supports_edge(&self) -> bool;
     /// Starts watching `fd`, reporting events under `key`.
     fn register(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()>;
     /// Changes the interest (and key) of a registered `fd`.

@@ -75,10 +75,6 @@ impl Poller for PollPoller {
         PollerKind::Poll
     }
 
-    fn supports_edge(&self) -> bool {
-        false
-    }
-
     fn register(&mut self, fd: BorrowedFd<'_>, key: u64, interest: Interest) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         if self.index.contains_key(&raw) {

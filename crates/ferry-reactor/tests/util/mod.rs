@@ -97,7 +97,7 @@ pub fn start_server(addr: &str, threads: usize, poller: PollerKind, callbacks: C
 }
 
 /// Starts a server on `addr` with `config` (its main loop uses the same
-/// poller and triggering as the sub-loops).
+/// poller as the sub-loops).
 pub fn start_server_with(addr: &str, config: ServerConfig, callbacks: Callbacks) -> ServerThread {
     let addr: ListenAddr = addr.parse().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -105,7 +105,6 @@ pub fn start_server_with(addr: &str, config: ServerConfig, callbacks: Callbacks)
         .name("test-main-loop".into())
         .spawn(move || {
             let mut lp = EventLoop::new(config.poller).unwrap();
-            lp.set_edge_triggered(config.edge_triggered);
             let mut server = TcpServer::bind(&addr, config).unwrap().with_callbacks(callbacks);
             server.start(&mut lp).unwrap();
             let live = live_counter(&server);

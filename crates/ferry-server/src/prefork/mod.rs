@@ -30,8 +30,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_reactor::poller::timeout_to_timespec;
 use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
+use ferry_reactor::timeout_to_timespec;
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};

@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ferry_reactor::AcceptCallback;
 /// The readiness backend of the loops (epoll or poll).
 pub use ferry_reactor::PollerKind;
-use ferry_reactor::acceptor::AcceptCallback;
 use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{
     Acceptor, EventLoop, ListenAddr, ListenOptions, Listener, LoopHandle, LoopThreadPool, PeerAddr, Token, adopt,

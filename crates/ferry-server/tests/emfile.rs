@@ -1,0 +1,129 @@
+//! The blocking models' accept loops survive fd exhaustion (EMFILE): a
+//! connection that cannot be given a descriptor is shed (accepted with the
+//! reserve descriptor and closed, so the client sees it closed instead of
+//! hanging in the backlog), open connections keep working, and new ones are
+//! served once descriptors are free. A separate test binary (its own
+//! process), because it lowers RLIMIT_NOFILE.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ferry_proto::files::FilesConfig;
+use ferry_proto::root::Root;
+use ferry_server::{BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, Service};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Upper bound on any single blocking step of a test.
+const STEP: Duration = Duration::from_secs(20);
+
+/// Both models in one test: RLIMIT_NOFILE is process-wide, so they must not
+/// run in parallel.
+#[test]
+fn blocking_accept_loops_shed_connections_when_out_of_fds() {
+    sheds_when_out_of_fds(BlockingModel::Thread { max_conns: 8 }, true);
+    sheds_when_out_of_fds(BlockingModel::Iterative, false);
+}
+
+/// `hold_one`: keep a connection open through the exhaustion and check it
+/// still works (not for the iterative model, which serves one at a time).
+fn sheds_when_out_of_fds(model: BlockingModel, hold_one: bool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write: false };
+    let listeners = vec![ListenerConfig::new("127.0.0.1:0".parse().unwrap(), Service::Files(config))];
+    let server = BlockingServer::bind(BlockingConfig { listeners, model, drain_timeout: STEP, handle_signals: false })
+        .expect("bind");
+    let addr = server.listeners()[0].addr;
+    let shutdown = server.shutdown_handle();
+    let (tx, done) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(server.run());
+    });
+
+    let mut held = hold_one.then(|| {
+        let mut c = connect(addr);
+        assert_eq!(ask(&mut c, "ping"), "OK pong");
+        c
+    });
+    // Client sockets for later, created while fds are available.
+    let (shed_me, later) = (client_socket(), client_socket());
+    let (saved, fillers) = exhaust_fds();
+
+    // The server cannot give this one a descriptor: it must shed it (we see
+    // EOF or a reset), not leave it waiting in the backlog.
+    rustix::net::connect(&shed_me, &addr).expect("connect");
+    let mut shed = TcpStream::from(shed_me);
+    shed.set_read_timeout(Some(STEP)).unwrap();
+    let mut buf = [0u8; 8];
+    match shed.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("{model:?}: unexpected {n} bytes from a shed connection"),
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "{model:?}: connection left hanging while out of fds"
+        ),
+    }
+    if let Some(c) = held.as_mut() {
+        assert_eq!(ask(c, "ping"), "OK pong", "{model:?}: open connection broken");
+    }
+
+    // Free fds: new connections are served again.
+    drop(fillers);
+    setrlimit(Resource::Nofile, saved).unwrap();
+    drop(held);
+    rustix::net::connect(&later, &addr).expect("connect");
+    let later = TcpStream::from(later);
+    later.set_read_timeout(Some(STEP)).unwrap();
+    let mut later = BufReader::new(later);
+    assert_eq!(ask(&mut later, "ping"), "OK pong", "{model:?}: not serving after fds were freed");
+    drop(later);
+
+    shutdown.signal();
+    done.recv_timeout(STEP).expect("run() returned in time").expect("run() succeeded");
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    BufReader::new(stream)
+}
+
+fn ask(conn: &mut BufReader<TcpStream>, line: &str) -> String {
+    conn.get_mut().write_all(format!("{line}\n").as_bytes()).expect("send");
+    let mut reply = String::new();
+    conn.read_line(&mut reply).expect("reply");
+    reply.trim_end().to_string()
+}
+
+fn client_socket() -> OwnedFd {
+    rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).expect("socket")
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count() - 1
+}
+
+/// Lowers the fd limit close to what is open, then fills the rest; returns
+/// the saved limit and the fillers (drop them, then restore the limit).
+fn exhaust_fds() -> (Rlimit, Vec<OwnedFd>) {
+    let saved = getrlimit(Resource::Nofile);
+    let mut low = saved;
+    low.current = Some(open_fds() as u64 + 16);
+    setrlimit(Resource::Nofile, low).expect("lower RLIMIT_NOFILE");
+    let mut fillers: Vec<OwnedFd> = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => fillers.push(f.into()),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::MFILE.raw_os_error()));
+                break;
+            }
+        }
+    }
+    (saved, fillers)
+}
