@@ -142,7 +142,7 @@ impl Drop for Entry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Read;
     use std::net::TcpListener;
 

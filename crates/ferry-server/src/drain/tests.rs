@@ -2,7 +2,7 @@
 //! and a fake signalfd (an eventfd and a list of pending signals).
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,14 +12,7 @@ use ferry_reactor::Waker;
 
 use super::*;
 use crate::in_flight::Entry;
-
-/// A connected loopback pair: (the server's end, the client's end).
-fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-    let (server, _) = listener.accept().expect("accept");
-    (server, client)
-}
+use crate::in_flight::tests::pair;
 
 /// A registered connection whose "serving" thread reads until its socket
 /// ends (a byte from the peer, the peer closing, or a cut), like a
