@@ -1,10 +1,10 @@
 //! Child processes of the process models (fork, prefork): forking safely,
-//! reaping on SIGCHLD without blocking, and the shutdown drain that waits
-//! for children (bounded) and kills the ones that outstay it.
+//! reaping on SIGCHLD without blocking, and their shutdown: the shared
+//! drain wait (`crate::drain`) over the children, killing the ones that
+//! outstay it.
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -13,7 +13,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::ServerError;
-use crate::listen::{Base, poll_readable};
+use crate::drain::{Waited, wait_until_empty};
+use crate::listen::Base;
 
 /// Forks, after checking that the process has a single thread: a child of
 /// a threaded process inherits locks (the allocator's, a logger's) held by
@@ -79,44 +80,48 @@ pub(crate) fn reap_exited() -> Vec<(Pid, String)> {
     }
 }
 
-/// At shutdown: waits for every child in `live` to exit, at most
-/// `drain_timeout` or until a second SIGINT/SIGTERM, reaping them as
-/// SIGCHLD arrives; then kills and reaps the rest. Returns how many had to
-/// be killed.
-pub(crate) fn drain(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Duration) -> usize {
-    // A timeout too large for an Instant waits for good.
+/// The process models' orderly exit once they stopped accepting, written
+/// once for fork and prefork: log why, close the listeners, run
+/// `ask_to_finish` (prefork drops its queue and tells its workers to exit),
+/// raise the shutdown flag the children inherited (an idle connection
+/// closes, a transfer finishes), then [`drain_children`]. Returns the
+/// stopping signal and how many children had to be killed.
+pub(crate) fn shut_down(
+    base: &mut Base,
+    stopped: &Result<Option<Signal>, ServerError>,
+    live: &mut HashSet<Pid>,
+    drain_timeout: Duration,
+    ask_to_finish: impl FnOnce(),
+) -> (Option<Signal>, usize) {
+    let signal = base.begin_shutdown(stopped, ask_to_finish);
+    (signal, drain_children(base, live, drain_timeout))
+}
+
+/// Waits for every child in `live` to exit, reaping them as SIGCHLD
+/// arrives, at most `drain_timeout` or until a second SIGINT/SIGTERM; then
+/// kills (SIGKILL) and reaps the rest. Returns how many had to be killed.
+pub(crate) fn drain_children(base: &mut Base, live: &mut HashSet<Pid>, drain_timeout: Duration) -> usize {
+    // SIGCHLD through the signalfd is the wake-up; without one (embedded
+    // use), look in short steps.
+    let step = base.signals.is_none().then_some(Duration::from_millis(20));
     let deadline = Instant::now().checked_add(drain_timeout);
-    loop {
+    let waited = wait_until_empty(base.stop_signals(), None, deadline, step, || {
         for (pid, how) in reap_exited() {
             if live.remove(&pid) {
                 tracing::debug!("child {pid} {how}");
             }
         }
-        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
-        if live.is_empty() || left.is_zero() {
-            break;
-        }
-        // SIGCHLD through the signalfd is the wake-up; without one, poll
-        // in short steps.
-        let ready = match base.signals.as_ref() {
-            Some(signals) => poll_readable(&[signals.as_fd()], Some(left)),
-            None => poll_readable(&[], Some(left.min(Duration::from_millis(20)))),
-        };
-        match ready.and_then(|_| base.read_signals()) {
-            Ok((Some(signal), _)) => {
-                tracing::warn!(
-                    "received {signal} again; killing the {} child process(es) still serving now",
-                    live.len()
-                );
-                break;
-            }
-            Ok((None, _)) => {}
-            Err(e) => tracing::error!("{e}"),
-        }
-    }
+        live.len()
+    });
     let cut = live.len();
-    if cut > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-        tracing::warn!("drain timeout of {}s passed; killing {cut} child process(es)", drain_timeout.as_secs_f64());
+    match waited {
+        Waited::Empty => {}
+        Waited::Again(signal) => {
+            tracing::warn!("received {signal} again; killing the {cut} child process(es) still serving now");
+        }
+        Waited::TimedOut => {
+            tracing::warn!("drain timeout of {}s passed; killing {cut} child process(es)", drain_timeout.as_secs_f64());
+        }
     }
     for pid in live.drain() {
         let _ = kill(pid, Signal::SIGKILL);

@@ -22,23 +22,30 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 
-use crate::children::{drain, fork_process, reap_exited, run_child};
+use crate::children::{fork_process, reap_exited, run_child, shut_down};
 use crate::listen::{Base, accept_one, poll_readable};
-use crate::threadpool::RunReport;
-use crate::{ServerError, serve_connection};
+use crate::{Report, ServerError, serve_connection};
 
 /// Accepts and forks until shutdown, then drains the children.
-pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> Result<RunReport, ServerError> {
+pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> Result<Report, ServerError> {
     tracing::info!(
         "fork: a process per connection, at most {max_conns} at once, drain timeout {}s",
         drain_timeout.as_secs_f64()
     );
     let mut live = HashSet::new();
-    let mut served = 0;
-    let stopped = accept_loop(&mut base, &mut live, max_conns, &mut served);
-    let signal = base.begin_shutdown(&stopped);
-    let cut = drain(&mut base, &mut live, drain_timeout);
-    stopped.map(|_| RunReport { signal, served, dropped_unserved: 0, cut, workers_left_behind: 0 })
+    let mut counts = Counts::default();
+    let stopped = accept_loop(&mut base, &mut live, max_conns, &mut counts);
+    let (signal, cut) = shut_down(&mut base, &stopped, &mut live, drain_timeout, || {});
+    let Counts { accepted, dropped_unserved } = counts;
+    stopped.map(|_| Report { signal, accepted, dropped_unserved, cut, left_behind: 0 })
+}
+
+/// Connections accepted, and those dropped because no child could be
+/// forked for them.
+#[derive(Default)]
+struct Counts {
+    accepted: u64,
+    dropped_unserved: usize,
 }
 
 /// Returns the stopping signal (or `None` for a shutdown request).
@@ -46,7 +53,7 @@ fn accept_loop(
     base: &mut Base,
     live: &mut HashSet<Pid>,
     max_conns: usize,
-    served: &mut u64,
+    counts: &mut Counts,
 ) -> Result<Option<Signal>, ServerError> {
     let mut was_full = false;
     loop {
@@ -71,7 +78,7 @@ fn accept_loop(
         }
         let mut stop = None;
         if base.signals.is_some() && ready[1] {
-            stop = base.read_signals()?.0;
+            stop = base.read_stop()?;
         }
         // Reaping on every wake-up is cheap and catches coalesced SIGCHLDs
         // too (and never waits on anything but our own children).
@@ -92,13 +99,16 @@ fn accept_loop(
                 break;
             }
             let Some((stream, _peer)) = accept_one(&base.listeners[index]) else { continue };
+            counts.accepted += 1;
             match fork_process() {
                 Ok(ForkResult::Child) => run_child(|| serve_in_child(base, index, stream)),
                 Ok(ForkResult::Parent { child }) => {
                     live.insert(child);
-                    *served += 1;
                 }
-                Err(e) => tracing::warn!("{e}; dropping the connection"),
+                Err(e) => {
+                    tracing::warn!("{e}; dropping the connection");
+                    counts.dropped_unserved += 1;
+                }
             }
             // The parent's copy of the socket closes here.
         }

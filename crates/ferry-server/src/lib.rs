@@ -11,19 +11,25 @@
 //!   over socketpairs with SCM_RIGHTS).
 //! - [`daemon`]: detaching from the terminal, pid files.
 //! - [`Service`]: what a listener serves (files, echo).
-//! - [`Shutdown`]: the orderly-shutdown flag all threads watch.
+//! - [`Shutdown`]: the orderly-shutdown flag all threads watch; the drain
+//!   that follows it is written once (`drain`, over `in_flight` for the
+//!   thread models and over child processes for the process models).
+//! - [`Report`]: what every model's `run` returns.
 
+mod accept;
 pub mod blocking;
 mod children;
 pub mod daemon;
+mod drain;
 mod error;
 mod fork;
+mod in_flight;
 mod iterative;
 mod listen;
 mod models;
 mod prefork;
 pub mod reactor;
-mod second_signal;
+mod report;
 mod service;
 mod shutdown;
 pub mod task_queue;
@@ -33,7 +39,8 @@ pub mod threadpool;
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
 pub use error::ServerError;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
-pub use reactor::{ReactorConfig, ReactorReport, ReactorServer};
+pub use reactor::{ReactorConfig, ReactorServer};
+pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
-pub use threadpool::{BoundListener, RunReport, ThreadPoolConfig, ThreadPoolServer};
+pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};

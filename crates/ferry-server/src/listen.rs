@@ -13,7 +13,8 @@ use nix::sys::signal::Signal;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 
-use crate::threadpool::BoundListener;
+use crate::drain::StopSignals;
+use crate::report::BoundListener;
 use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
 
 /// How long accepting pauses when the process is out of descriptors even
@@ -134,22 +135,18 @@ impl Base {
         Ok(Base { listeners, shutdown, signals })
     }
 
-    /// Reads every pending signal: returns the first SIGINT/SIGTERM, and
-    /// whether a SIGCHLD was among them.
-    pub(crate) fn read_signals(&mut self) -> Result<(Option<Signal>, bool), ServerError> {
-        let mut stop = None;
-        let mut child = false;
-        if let Some(signals) = self.signals.as_mut() {
-            loop {
-                match signals.read() {
-                    Ok(Some(Signal::SIGCHLD)) => child = true,
-                    Ok(Some(signal)) => stop = stop.or(Some(signal)),
-                    Ok(None) => break,
-                    Err(e) => return Err(ServerError::Setup { what: "read the signalfd", error: e }),
-                }
-            }
+    /// Reads every pending signal: returns the first SIGINT/SIGTERM (a
+    /// SIGCHLD among them only woke the caller, which reaps anyway).
+    pub(crate) fn read_stop(&mut self) -> Result<Option<Signal>, ServerError> {
+        match self.signals.as_mut() {
+            Some(signals) => signals.read_stop().map_err(ServerError::setup("read the signalfd")),
+            None => Ok(None),
         }
-        Ok((stop, child))
+    }
+
+    /// The signalfd as the drain watches it for a second stop signal.
+    pub(crate) fn stop_signals(&mut self) -> Option<&mut dyn StopSignals> {
+        self.signals.as_mut().map(|s| s as &mut dyn StopSignals)
     }
 
     /// In a forked child: closes the listeners and the signalfd and
@@ -166,23 +163,42 @@ impl Base {
 }
 
 impl Base {
-    /// The first step of every model's orderly exit once its accept loop
-    /// returned: log why, close the listeners (new clients are refused by
-    /// the kernel from now on) and raise the shutdown flag that in-flight
-    /// connections watch. Returns the signal that stopped it, if any.
-    pub(crate) fn begin_shutdown(&mut self, stopped: &Result<Option<Signal>, ServerError>) -> Option<Signal> {
-        let signal = stopped.as_ref().ok().copied().flatten();
-        match stopped {
-            Ok(_) => log_stop(signal),
-            Err(e) => tracing::error!("accept loop failed: {e}; shutting down"),
-        }
+    /// The first step of every model's orderly exit once it stopped
+    /// accepting: log why ([`log_stopped`]), close the listeners (new
+    /// clients are refused by the kernel from now on), run `before_flag`
+    /// (close a queue, tell workers to exit), and raise the shutdown flag
+    /// that in-flight connections watch. Returns the signal that stopped
+    /// it, if any.
+    pub(crate) fn begin_shutdown(
+        &mut self,
+        stopped: &Result<Option<Signal>, ServerError>,
+        before_flag: impl FnOnce(),
+    ) -> Option<Signal> {
+        let signal = log_stopped(stopped);
         self.listeners.clear();
+        before_flag();
         self.shutdown.signal();
         signal
     }
 }
 
-/// Logs why a model stops, the same way for every model.
+/// Logs once why a model stops serving (a signal, a request, or its loop
+/// failing); returns the signal, if one stopped it.
+pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Option<Signal> {
+    match stopped {
+        Ok(signal) => {
+            log_stop(*signal);
+            *signal
+        }
+        Err(e) => {
+            tracing::error!("accept loop failed: {e}; shutting down");
+            None
+        }
+    }
+}
+
+/// Logs why a model stops, the same way for every model (the reactor
+/// models call it directly).
 pub(crate) fn log_stop(signal: Option<Signal>) {
     match signal {
         Some(signal) => tracing::info!("received {signal}; shutting down"),

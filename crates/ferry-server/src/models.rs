@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use crate::listen::{Base, bound};
-use crate::threadpool::{BoundListener, RunReport};
-use crate::{ListenerConfig, ServerError, Shutdown, fork, iterative, prefork, thread};
+use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown, fork, iterative, prefork, thread};
 
 /// Which blocking model runs the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +97,7 @@ impl BlockingServer {
     /// Serves until SIGINT, SIGTERM or [`Shutdown::signal`], then lets
     /// in-flight transfers finish (bounded by the drain timeout), cuts the
     /// rest, waits for every thread or child process, and returns.
-    pub fn run(self) -> Result<RunReport, ServerError> {
+    pub fn run(self) -> Result<Report, ServerError> {
         let BlockingServer { base, config } = self;
         let drain = config.drain_timeout;
         match config.model {

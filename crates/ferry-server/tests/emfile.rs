@@ -45,6 +45,19 @@ fn sheds_when_out_of_fds(model: BlockingModel, hold_one: bool) {
         let _ = tx.send(server.run());
     });
 
+    // A round trip first, so `run` has set itself up (its eventfds) before
+    // descriptors run out; then wait until the server has closed its side
+    // of it (every socket of it gone), or one would come free during
+    // the exhaustion below.
+    let before = open_sockets();
+    let mut first = connect(addr);
+    assert_eq!(ask(&mut first, "ping"), "OK pong", "{model:?}: serving");
+    drop(first);
+    let deadline = std::time::Instant::now() + STEP;
+    while open_sockets() > before {
+        assert!(std::time::Instant::now() < deadline, "{model:?}: the first connection was never closed");
+        thread::yield_now();
+    }
     let mut held = hold_one.then(|| {
         let mut c = connect(addr);
         assert_eq!(ask(&mut c, "ping"), "OK pong");
@@ -106,6 +119,16 @@ fn client_socket() -> OwnedFd {
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count() - 1
+}
+
+/// Sockets among the open descriptors (the server's other descriptors,
+/// eventfds and its reserve, come and stay as it sets up).
+fn open_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
 }
 
 /// Lowers the fd limit close to what is open, then fills the rest; returns

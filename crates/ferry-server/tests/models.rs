@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::files::FilesConfig;
 use ferry_proto::root::Root;
 use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, RunReport, ServerError, Service, Shutdown,
+    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, Report, ServerError, Service, Shutdown,
 };
 
 /// Upper bound on any single blocking step of a test.
@@ -23,7 +23,7 @@ const STEP: Duration = Duration::from_secs(20);
 struct Running {
     addr: SocketAddr,
     shutdown: Shutdown,
-    done: mpsc::Receiver<Result<RunReport, ServerError>>,
+    done: mpsc::Receiver<Result<Report, ServerError>>,
     _root: tempfile::TempDir,
 }
 
@@ -52,7 +52,7 @@ impl Running {
         BufReader::new(stream)
     }
 
-    fn stop(&self) -> RunReport {
+    fn stop(&self) -> Report {
         self.shutdown.signal();
         self.done.recv_timeout(STEP).expect("run() returned in time").expect("run() succeeded")
     }
@@ -91,7 +91,7 @@ fn thread_model_stops_accepting_at_max_conns_until_one_ends() {
     assert_eq!(ask(&mut c, "quit"), "OK bye");
     assert_eq!(ask(&mut b, "quit"), "OK bye");
     let report = server.stop();
-    assert_eq!((report.served, report.cut, report.workers_left_behind), (3, 0, 0));
+    assert_eq!((report.served(), report.cut, report.left_behind), (3, 0, 0));
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn idle_connections_close_at_shutdown_without_waiting_for_the_drain_timeout() {
         let started = Instant::now();
         let report = server.stop();
         assert!(started.elapsed() < Duration::from_secs(5), "{model:?} waited for an idle connection");
-        assert_eq!((report.served, report.cut), (1, 0), "{model:?}");
+        assert_eq!((report.served(), report.cut), (1, 0), "{model:?}");
         let mut rest = Vec::new();
         conn.read_to_end(&mut rest).expect("closed cleanly");
     }
@@ -152,5 +152,5 @@ fn process_models_refuse_to_fork_a_threaded_process() {
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).expect("closed");
     assert!(rest.is_empty(), "a forked child answered");
-    assert_eq!(server.stop().served, 0);
+    assert_eq!(server.stop().served(), 0);
 }

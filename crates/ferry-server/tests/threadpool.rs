@@ -47,8 +47,8 @@ fn full_queue_holds_new_connections_until_a_worker_is_free() {
     assert_eq!(third.request("quit"), "OK bye");
 
     let report = server.stop();
-    assert_eq!(report.served, 3);
-    assert_eq!((report.cut, report.workers_left_behind), (0, 0));
+    assert_eq!(report.served(), 3);
+    assert_eq!((report.cut, report.left_behind), (0, 0));
 }
 
 #[test]
@@ -101,8 +101,8 @@ fn shutdown_mid_download_lets_the_transfer_finish() {
     assert!(got == data, "download corrupted");
 
     let report = server.wait_stopped(STEP);
-    assert_eq!((report.cut, report.workers_left_behind), (0, 0));
-    assert_eq!(report.served, 2);
+    assert_eq!((report.cut, report.left_behind), (0, 0));
+    assert_eq!(report.served(), 2);
     assert!(TcpStream::connect(server.files).is_err(), "listener still open after run() returned");
 }
 
@@ -120,7 +120,7 @@ fn shutdown_mid_upload_lets_the_upload_finish() {
     assert!(client.closed_by_server(), "the connection closes after the upload at shutdown");
     assert!(std::fs::read(server.path("up.bin")).expect("read upload") == data, "upload corrupted");
     let report = server.wait_stopped(STEP);
-    assert_eq!((report.cut, report.workers_left_behind), (0, 0));
+    assert_eq!((report.cut, report.left_behind), (0, 0));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn drain_timeout_cuts_a_stuck_transfer_and_still_returns_ok() {
     let started = Instant::now();
     let report = server.stop();
     assert_eq!(report.cut, 1);
-    assert_eq!(report.workers_left_behind, 0);
+    assert_eq!(report.left_behind, 0);
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
 }
 
@@ -160,7 +160,7 @@ fn a_client_vanishing_mid_download_does_not_disturb_another() {
     assert_eq!(after.request("ping"), "OK pong", "server still serves after a peer vanished");
     drop(after);
     let report = server.stop();
-    assert_eq!(report.workers_left_behind, 0);
+    assert_eq!(report.left_behind, 0);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use ferry_proto::root::Root;
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::PollerKind;
 use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, RunReport,
+    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
     Service, ThreadPoolConfig, ThreadPoolServer,
 };
 
@@ -213,10 +213,10 @@ fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: Blockin
 }
 
 /// The last log line of the thread-pool and blocking models.
-fn log_stopped(report: &RunReport) {
+fn log_stopped(report: &Report) {
     tracing::info!(
         "stopped: {} connection(s) served, {} closed unserved, {} cut before they finished",
-        report.served,
+        report.served(),
         report.dropped_unserved,
         report.cut
     );

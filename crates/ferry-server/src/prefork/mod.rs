@@ -38,10 +38,9 @@ use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 
 use self::frame::{DONE, ToWorker};
 use self::worker::Services;
-use crate::ServerError;
-use crate::children::{drain, fork_process, reap_exited, run_child};
-use crate::listen::{Base, accept_one, log_stop};
-use crate::threadpool::RunReport;
+use crate::children::{fork_process, reap_exited, run_child, shut_down};
+use crate::listen::{Base, accept_one};
+use crate::{Report, ServerError};
 
 const SHUTDOWN: u64 = 0;
 const SIGNALS: u64 = 1;
@@ -91,8 +90,8 @@ struct Pool {
     /// Whether the listeners are in the epoll set.
     accepting: bool,
     next_token: u64,
-    /// Connections handed to a worker.
-    served: u64,
+    /// Connections accepted.
+    accepted: u64,
     /// This process, so workers notice if it died before they were set up.
     me: rustix::process::Pid,
 }
@@ -103,7 +102,7 @@ pub(crate) fn run(
     workers: usize,
     queue_capacity: usize,
     drain_timeout: Duration,
-) -> Result<RunReport, ServerError> {
+) -> Result<Report, ServerError> {
     if base.listeners.len() > usize::from(u8::MAX) {
         return Err(ServerError::Setup {
             what: "start the process pool",
@@ -121,7 +120,7 @@ pub(crate) fn run(
         queue_capacity,
         accepting: false,
         next_token: WORKER_BASE,
-        served: 0,
+        accepted: 0,
         me: rustix::process::getpid(),
     };
     let started = pool.start();
@@ -135,13 +134,8 @@ pub(crate) fn run(
         }
         Err(e) => Err(e),
     };
-    let signal = stopped.as_ref().ok().copied().flatten();
-    match &stopped {
-        Ok(_) => log_stop(signal),
-        Err(e) => tracing::error!("process pool failed: {e}; shutting down"),
-    }
-    let (dropped_unserved, cut) = pool.shut_down(drain_timeout);
-    stopped.map(|_| RunReport { signal, served: pool.served, dropped_unserved, cut, workers_left_behind: 0 })
+    let (signal, dropped_unserved, cut) = pool.shut_down(&stopped, drain_timeout);
+    stopped.map(|_| Report { signal, accepted: pool.accepted, dropped_unserved, cut, left_behind: 0 })
 }
 
 impl Pool {
@@ -183,7 +177,7 @@ impl Pool {
                 match token {
                     SHUTDOWN => return Ok(None),
                     SIGNALS => {
-                        let (stop, _child) = self.base.read_signals()?;
+                        let stop = self.base.read_stop()?;
                         if let Some(signal) = stop {
                             return Ok(Some(signal));
                         }
@@ -231,6 +225,7 @@ impl Pool {
     fn accept_from(&mut self, index: usize) {
         while self.queue.len() < self.queue_capacity {
             let Some((stream, peer)) = accept_one(&self.base.listeners[index]) else { return };
+            self.accepted += 1;
             self.queue.push_back(Pending { stream, peer, listener: index as u8 });
             self.feed_workers();
         }
@@ -253,10 +248,7 @@ impl Pool {
             let message = ToWorker::Conn { listener: pending.listener, peer: pending.peer }.encode();
             match send_fd(socket, Some(pending.stream.as_fd()), &message) {
                 // Our copy of the connection closes as `pending` drops.
-                Ok(()) => {
-                    worker.busy = Some(pending.peer);
-                    self.served += 1;
-                }
+                Ok(()) => worker.busy = Some(pending.peer),
                 Err(e) => {
                     tracing::warn!("cannot pass a connection to worker {}: {e}", worker.pid);
                     self.lose_socket(slot);
@@ -368,26 +360,32 @@ impl Pool {
         self.accepting = on;
     }
 
-    /// The orderly exit; returns (queued connections closed unserved,
-    /// workers killed at the drain timeout).
-    fn shut_down(&mut self, drain_timeout: Duration) -> (usize, usize) {
-        self.base.listeners.clear();
-        let dropped = self.queue.len();
-        self.queue.clear();
-        if dropped > 0 {
-            tracing::info!("closed {dropped} queued connection(s) that no worker had started");
-        }
-        for worker in self.slots.iter().flatten() {
-            if let Some(socket) = &worker.socket
-                && let Err(e) = send_fd(socket, None, &ToWorker::Exit.encode())
-            {
-                tracing::debug!("cannot tell worker {} to exit: {e}", worker.pid);
-            }
-        }
-        self.base.shutdown.signal();
+    /// The orderly exit (the process models' shared sequence, with the
+    /// queue dropped and every worker told to exit before the shutdown
+    /// flag is raised); returns (the stopping signal, queued connections
+    /// closed unserved, workers killed at the drain timeout).
+    fn shut_down(
+        &mut self,
+        stopped: &Result<Option<Signal>, ServerError>,
+        drain_timeout: Duration,
+    ) -> (Option<Signal>, usize, usize) {
         let mut live: HashSet<Pid> = self.slots.iter().flatten().map(|w| w.pid).collect();
-        let cut = drain(&mut self.base, &mut live, drain_timeout);
+        let mut dropped = 0;
+        let (signal, cut) = shut_down(&mut self.base, stopped, &mut live, drain_timeout, || {
+            dropped = self.queue.len();
+            self.queue.clear();
+            if dropped > 0 {
+                tracing::info!("closed {dropped} queued connection(s) that no worker had started");
+            }
+            for worker in self.slots.iter().flatten() {
+                if let Some(socket) = &worker.socket
+                    && let Err(e) = send_fd(socket, None, &ToWorker::Exit.encode())
+                {
+                    tracing::debug!("cannot tell worker {} to exit: {e}", worker.pid);
+                }
+            }
+        });
         self.slots.iter_mut().for_each(|w| *w = None);
-        (dropped, cut)
+        (signal, dropped, cut)
     }
 }

@@ -45,7 +45,7 @@ use nix::sys::signal::Signal;
 use self::jobs::JobPool;
 use self::session_conn::ListenerShared;
 use self::shutdown_watch::ShutdownWatch;
-use crate::{BoundListener, ListenerConfig, ServerError, Shutdown};
+use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown};
 pub use ferry_proto::conn::MAX_INPUT;
 
 /// How often the main loop checks whether the drain has finished.
@@ -81,17 +81,6 @@ impl ReactorConfig {
             handle_signals: true,
         }
     }
-}
-
-/// What happened during [`ReactorServer::run`], for logs and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReactorReport {
-    /// The signal that started the shutdown, if one did.
-    pub signal: Option<Signal>,
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Connections cut because the drain timeout passed.
-    pub cut: usize,
 }
 
 /// A bound reactor or multi-reactor server: [`bind`](Self::bind) opens the
@@ -151,7 +140,7 @@ impl ReactorServer {
     /// until shutdown, then drains and joins the sub-loops. Returns `Ok`
     /// after an orderly shutdown, even when the drain timeout forced
     /// connections closed (the report says how many).
-    pub fn run(mut self) -> Result<ReactorReport, ServerError> {
+    pub fn run(mut self) -> Result<Report, ServerError> {
         registry::reset();
         let poller = self.config.poller;
         let mut lp = EventLoop::new(poller).map_err(ServerError::setup("create the main event loop"))?;
@@ -199,7 +188,13 @@ impl ReactorServer {
         // The main loop's own connections (single reactor) close with it.
         drop(lp);
         let drain = drain.borrow();
-        let report = ReactorReport { signal: drain.signal, accepted: accepted.get(), cut: drain.cut };
+        let report = Report {
+            signal: drain.signal,
+            accepted: accepted.get(),
+            dropped_unserved: 0,
+            cut: drain.cut,
+            left_behind: 0,
+        };
         ran.map_err(ServerError::setup("run the main event loop"))?;
         Ok(report)
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 
-use super::{PollerKind, ReactorConfig, ReactorReport, ReactorServer};
+use super::{PollerKind, ReactorConfig, ReactorServer};
+use crate::Report;
 use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -19,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 struct Running {
     addrs: Vec<SocketAddr>,
     shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<ReactorReport, ServerError>>>,
+    thread: Option<JoinHandle<Result<Report, ServerError>>>,
 }
 
 impl Running {
@@ -39,7 +40,7 @@ impl Running {
     }
 
     /// Signals shutdown and waits (bounded) for `run` to return.
-    fn stop(&mut self) -> ReactorReport {
+    fn stop(&mut self) -> Report {
         self.shutdown.signal();
         let thread = self.thread.take().expect("running");
         let deadline = Instant::now() + PATIENCE;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferry_proto::files::FilesConfig;
 use ferry_proto::root::Root;
-use ferry_server::threadpool::RunReport;
+use ferry_server::Report;
 use ferry_server::{ListenerConfig, ServerError, Service, Shutdown, ThreadPoolConfig, ThreadPoolServer};
 
 /// Upper bound on any single blocking step of a test.
@@ -24,7 +24,7 @@ pub struct TestServer {
     pub echo: SocketAddr,
     pub root: tempfile::TempDir,
     shutdown: Shutdown,
-    done: Receiver<Result<RunReport, ServerError>>,
+    done: Receiver<Result<Report, ServerError>>,
 }
 
 impl TestServer {
@@ -60,12 +60,12 @@ impl TestServer {
     }
 
     /// Waits (bounded) for `run` to return; panics if it does not.
-    pub fn wait_stopped(&self, within: Duration) -> RunReport {
+    pub fn wait_stopped(&self, within: Duration) -> Report {
         self.done.recv_timeout(within).expect("run() did not return in time").expect("run() failed")
     }
 
     /// Shuts down and waits for `run` to return.
-    pub fn stop(self) -> RunReport {
+    pub fn stop(self) -> Report {
         self.trigger_shutdown();
         self.wait_stopped(STEP)
     }
