@@ -12,6 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::http::FileCache;
 use ferry_reactor::sys::signals::SignalFd;
 use nix::sys::signal::Signal;
 
@@ -36,6 +37,8 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, Ser
     tracing::info!("iterative: one connection at a time");
 
     let (mut accepted, mut dropped_unserved) = (0, 0);
+    // Every session of this one serving thread shares its open-file cache.
+    let cache = FileCache::new();
     let served = accept_until_stop(&base.listeners, &base.shutdown, None, None, |listener, stream, peer| {
         accepted += 1;
         // Refused once the drain began: it would not wait for this one.
@@ -44,7 +47,7 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, Ser
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let mut session = listener.service.new_session();
+            let mut session = listener.service.new_session_in(&cache);
             serve_connection(stream, &mut *session, &listener.pump, &base.shutdown);
         }));
         if outcome.is_err() {

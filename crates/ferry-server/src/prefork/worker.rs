@@ -8,6 +8,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use ferry_proto::Session;
+use ferry_proto::http::FileCache;
 use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
 use rustix::process::{Pid, Signal as PSignal, getppid, set_parent_process_death_signal, setpgid};
 
@@ -33,6 +35,8 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
         tracing::warn!("worker {me}: cannot move to its own process group: {e}");
     }
     let mut frame = [0u8; TO_WORKER_LEN];
+    // The sessions this worker serves share its open-file cache.
+    let cache = FileCache::new();
     loop {
         let fd = match recv_fd(&socket, &mut frame) {
             Ok(Received::Eof) => return 0,
@@ -50,7 +54,7 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
                     return 1;
                 };
                 tracing::info!("worker {me}: serving {} client {peer}", service.name());
-                serve(fd, service, pump, shutdown);
+                serve(fd, service.new_session_in(&cache), pump, shutdown);
                 if let Err(e) = send_fd(&socket, None, &[DONE]) {
                     tracing::error!("worker {me}: cannot report back to the parent: {e}");
                     return 1;
@@ -64,8 +68,7 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
     }
 }
 
-fn serve(fd: OwnedFd, service: &Service, pump: &PumpConfig, shutdown: &Shutdown) {
+fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, pump: &PumpConfig, shutdown: &Shutdown) {
     let stream = TcpStream::from(fd);
-    let mut session = service.new_session();
     serve_connection(stream, &mut *session, pump, shutdown);
 }

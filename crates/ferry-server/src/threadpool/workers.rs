@@ -6,6 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use ferry_proto::http::FileCache;
+
 use crate::blocking::{PumpConfig, serve_connection};
 use crate::in_flight::{Entry, InFlight};
 use crate::task_queue::TaskQueue;
@@ -37,19 +39,21 @@ pub(super) struct Shared {
 pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     let shared = Arc::clone(shared);
     thread::Builder::new().name(format!("ferry-worker-{id}")).spawn(move || {
+        // The sessions this worker serves share its open-file cache.
+        let cache = FileCache::new();
         while let Some(conn) = shared.queue.pop() {
             if let Err(e) = shared.in_flight.room().wake() {
                 tracing::error!("worker {id}: cannot wake the accept loop: {e}");
             }
-            serve_one(id, &shared, conn);
+            serve_one(id, &shared, conn, &cache);
         }
     })
 }
 
-fn serve_one(id: usize, shared: &Shared, conn: Conn) {
+fn serve_one(id: usize, shared: &Shared, conn: Conn, cache: &FileCache) {
     let Conn { stream, peer, service, pump, entry } = conn;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut session = service.new_session();
+        let mut session = service.new_session_in(cache);
         serve_connection(stream, &mut *session, &pump, &shared.shutdown);
     }));
     if outcome.is_err() {
