@@ -70,6 +70,7 @@ mod poller;
 mod reserve_fd;
 mod server;
 mod signal_watch;
+mod stateful;
 pub mod sys;
 mod timer;
 mod waker;
@@ -86,5 +87,6 @@ pub use poller::{
 };
 pub use reserve_fd::{Accept, AcceptOutcome, ReserveFd};
 pub use server::{Assignment, ServerConfig, TcpServer};
+pub use stateful::StatefulCallbacks;
 pub use timer::TimerId;
 pub use waker::Waker;

@@ -1,10 +1,12 @@
 //! `TcpServer`: an acceptor on a main loop plus a pool of sub-loops.
 
+use std::cell::Cell;
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::acceptor::Acceptor;
+use crate::acceptor::{AcceptCallback, Acceptor};
 use crate::callbacks::Callbacks;
 use crate::connection::adopt_counted;
 use crate::event_loop::{EventLoop, LoopHandle, Token};
@@ -57,31 +59,42 @@ impl Default for ServerConfig {
     }
 }
 
-/// A callback-style server: one acceptor on the caller's main loop, N
-/// sub-loops each serving the connections assigned to it (round-robin or
-/// least-loaded, [`Assignment`]); each
-/// connection lives entirely on its loop.
+/// A callback-style server: acceptors on the caller's main loop (one per
+/// listening address), N sub-loops each serving the connections assigned
+/// to it (round-robin or least-loaded, [`Assignment`]); each connection
+/// lives entirely on its loop. Several listeners (say a file service and
+/// an HTTP service) share the sub-loops, each with its own callbacks, and
+/// callbacks may differ per loop ([`listen`](Self::listen)), so per-loop
+/// state is captured by the callbacks instead of kept in thread-locals.
 ///
 /// Owned by the main loop's thread (`start`/`stop_accepting` take that loop).
 /// Dropping it (or [`shutdown`](Self::shutdown)) quits and joins the
 /// sub-loops, closing their connections.
 pub struct TcpServer {
-    listener: Option<Listener>,
-    addr: ListenAddr,
     config: ServerConfig,
-    callbacks: Callbacks,
+    listeners: Vec<ServerListener>,
     pool: Option<LoopThreadPool>,
-    acceptor: Option<Token>,
     live: Arc<AtomicUsize>,
     /// Open connections per sub-loop (see [`Assignment`]).
     loads: Vec<Arc<AtomicUsize>>,
     accepted: Arc<AtomicU64>,
 }
 
+/// One listening address of a server.
+struct ServerListener {
+    /// Until `start` hands it to its acceptor.
+    listener: Option<Listener>,
+    addr: ListenAddr,
+    /// The callbacks of its connections, by loop (index = sub-loop; one
+    /// entry, the main loop's, in single-reactor mode).
+    callbacks: Vec<Callbacks>,
+    acceptor: Option<Token>,
+}
+
 impl std::fmt::Debug for TcpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpServer")
-            .field("addr", &self.addr)
+            .field("addrs", &self.local_addrs())
             .field("threads", &self.config.threads)
             .field("live", &self.live_connections())
             .finish()
@@ -89,90 +102,115 @@ impl std::fmt::Debug for TcpServer {
 }
 
 impl TcpServer {
-    /// Binds the listening socket now (so the real port is known before
-    /// `start`).
-    pub fn bind(addr: &ListenAddr, config: ServerConfig) -> io::Result<TcpServer> {
-        let listener = Listener::bind(addr, &config.listen)?;
-        Ok(TcpServer {
-            addr: listener.local_addr().clone(),
-            listener: Some(listener),
+    /// A server with no listener yet ([`listen`](Self::listen) adds them).
+    pub fn new(config: ServerConfig) -> TcpServer {
+        TcpServer {
             config,
-            callbacks: Callbacks::default(),
+            listeners: Vec::new(),
             pool: None,
-            acceptor: None,
             live: Arc::new(AtomicUsize::new(0)),
             loads: Vec::new(),
             accepted: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
-    /// Sets the callbacks every connection reports to (before `start`).
+    /// A server with one listener, bound now (so the real port is known
+    /// before `start`); set its callbacks with
+    /// [`set_callbacks`](Self::set_callbacks).
+    pub fn bind(addr: &ListenAddr, config: ServerConfig) -> io::Result<TcpServer> {
+        let mut server = TcpServer::new(config);
+        server.listen(addr, |_| Callbacks::default())?;
+        Ok(server)
+    }
+
+    /// Binds one more listening address now and returns its real address.
+    /// `callbacks_for(i)` gives the callbacks of its connections on loop
+    /// `i` (`0..loop_count()`), e.g. closures that capture that loop's
+    /// state. Before `start`.
+    pub fn listen(
+        &mut self,
+        addr: &ListenAddr,
+        callbacks_for: impl FnMut(usize) -> Callbacks,
+    ) -> io::Result<ListenAddr> {
+        let listener = Listener::bind(addr, &self.config.listen)?;
+        let addr = listener.local_addr().clone();
+        let callbacks = (0..self.loop_count()).map(callbacks_for).collect();
+        self.listeners.push(ServerListener { listener: Some(listener), addr: addr.clone(), callbacks, acceptor: None });
+        Ok(addr)
+    }
+
+    /// How many loops serve connections: the sub-loops, or the main loop
+    /// alone in single-reactor mode.
+    pub fn loop_count(&self) -> usize {
+        self.config.threads.max(1)
+    }
+
+    /// Sets the callbacks of the first listener's connections on every
+    /// loop (before `start`).
     pub fn set_callbacks(&mut self, callbacks: Callbacks) {
-        self.callbacks = callbacks;
+        if let Some(first) = self.listeners.first_mut() {
+            first.callbacks.iter_mut().for_each(|c| *c = callbacks.clone());
+        }
     }
 
     /// Builder form of [`set_callbacks`](Self::set_callbacks).
     pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
-        self.callbacks = callbacks;
+        self.set_callbacks(callbacks);
         self
     }
 
-    /// The bound address (real port if 0 was asked for).
+    /// The first listener's bound address (real port if 0 was asked for).
+    /// A server made with [`new`](Self::new) must [`listen`](Self::listen)
+    /// first (this panics otherwise: a programming error).
     pub fn local_addr(&self) -> &ListenAddr {
-        &self.addr
+        &self.listeners[0].addr
     }
 
-    /// Starts the sub-loops and registers the acceptor on `lp` (the main
+    /// Every listener's bound address, in the order they were added.
+    pub fn local_addrs(&self) -> Vec<ListenAddr> {
+        self.listeners.iter().map(|l| l.addr.clone()).collect()
+    }
+
+    /// Starts the sub-loops and registers the acceptors on `lp` (the main
     /// loop, which the caller then runs).
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
-        let listener = self.listener.take().ok_or_else(|| io::Error::other("server already started"))?;
+        if self.pool.is_some() {
+            return Err(io::Error::other("server already started"));
+        }
         let idle_yield = self.config.idle_yield;
         let pool = LoopThreadPool::with_init(self.config.threads, self.config.poller, &self.config.name, move |lp| {
             lp.set_idle_yield(idle_yield);
         })?;
-        let handles: Vec<LoopHandle> = pool.handles().to_vec();
+        let handles: Rc<[LoopHandle]> = pool.handles().into();
         self.loads = (0..handles.len()).map(|_| Arc::new(AtomicUsize::new(0))).collect();
-        let loads = self.loads.clone();
-        let assign = self.config.assign;
-        let callbacks = self.callbacks.clone();
-        let live = self.live.clone();
-        let accepted = self.accepted.clone();
-        let mut next = 0usize;
-        let on_accept = Box::new(move |lp: &mut EventLoop, fd, peer| {
-            accepted.fetch_add(1, Ordering::Relaxed);
-            if handles.is_empty() {
-                let count = LiveCount::new(live.clone(), None);
-                if let Err(e) = adopt_counted(lp, fd, peer, callbacks.clone(), Some(count)) {
-                    tracing::warn!(error = %e, "registering connection failed");
-                }
-                return;
-            }
-            let i = pick_loop(assign, &loads, next);
-            next = next.wrapping_add(1);
-            // Counted on its loop from now, so a burst of accepts sees it.
-            let count = LiveCount::new(live.clone(), Some(loads[i].clone()));
-            let callbacks = callbacks.clone();
-            // If that loop has exited the task (the socket and the count
-            // with it) is dropped.
-            handles[i].run_in_loop(move |lp| {
-                if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(count)) {
-                    tracing::warn!(error = %e, "registering connection failed");
-                }
-            });
-        });
-        let token = Acceptor::new(listener, on_accept).register(lp)?;
-        self.acceptor = Some(token);
+        // One turn for every listener: the sub-loop choice is made here only.
+        let turn = Rc::new(Cell::new(0usize));
+        for l in &mut self.listeners {
+            let Some(listener) = l.listener.take() else { continue };
+            let on_accept = accept_handler(
+                Rc::clone(&handles),
+                self.loads.clone(),
+                self.config.assign,
+                Rc::clone(&turn),
+                l.callbacks.clone(),
+                Arc::clone(&self.live),
+                Arc::clone(&self.accepted),
+            );
+            l.acceptor = Some(Acceptor::new(listener, on_accept).register(lp)?);
+        }
         self.pool = Some(pool);
         Ok(())
     }
 
-    /// Stops accepting and closes the listening socket; open connections
+    /// Stops accepting and closes the listening sockets; open connections
     /// are unaffected (the first step of a graceful shutdown).
     pub fn stop_accepting(&mut self, lp: &mut EventLoop) {
-        if let Some(token) = self.acceptor.take() {
-            drop(lp.deregister(token));
+        for l in &mut self.listeners {
+            if let Some(token) = l.acceptor.take() {
+                drop(lp.deregister(token));
+            }
+            l.listener = None;
         }
-        self.listener = None;
     }
 
     /// Connections currently open (accepted and not yet freed).
@@ -240,6 +278,42 @@ impl Drop for TcpServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The acceptor callback of one listener: hands each connection to the
+/// next sub-loop (or serves it on the main loop in single-reactor mode)
+/// with that loop's callbacks.
+fn accept_handler(
+    handles: Rc<[LoopHandle]>,
+    loads: Vec<Arc<AtomicUsize>>,
+    assign: Assignment,
+    turn: Rc<Cell<usize>>,
+    callbacks: Vec<Callbacks>,
+    live: Arc<AtomicUsize>,
+    accepted: Arc<AtomicU64>,
+) -> AcceptCallback {
+    Box::new(move |lp: &mut EventLoop, fd, peer| {
+        accepted.fetch_add(1, Ordering::Relaxed);
+        if handles.is_empty() {
+            let count = LiveCount::new(live.clone(), None);
+            if let Err(e) = adopt_counted(lp, fd, peer, callbacks[0].clone(), Some(count)) {
+                tracing::warn!(error = %e, "registering connection failed");
+            }
+            return;
+        }
+        let i = pick_loop(assign, &loads, turn.get());
+        turn.set(turn.get().wrapping_add(1));
+        // Counted on its loop from now, so a burst of accepts sees it.
+        let count = LiveCount::new(live.clone(), Some(loads[i].clone()));
+        let callbacks = callbacks[i].clone();
+        // If that loop has exited the task (the socket and the count with
+        // it) is dropped.
+        handles[i].run_in_loop(move |lp| {
+            if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(count)) {
+                tracing::warn!(error = %e, "registering connection failed");
+            }
+        });
+    })
 }
 
 /// One open connection in a server's counters: the server-wide count and,

@@ -290,6 +290,21 @@ impl<'a> TcpConnection<'a> {
         self.st.context.take()
     }
 
+    /// Runs `f` with the connection and its typed state side by side: the
+    /// context (of type `C`) is checked out for the call, so `f` may use
+    /// the connection freely (send, close) while it changes the state;
+    /// nothing can reach the state twice. `None` if there is no context of
+    /// type `C` (or it is checked out already). No allocation.
+    pub fn with_state<C: Any, R>(&mut self, f: impl FnOnce(&mut TcpConnection<'_>, &mut C) -> R) -> Option<R> {
+        let mut context = self.st.context.take()?;
+        let result = context.downcast_mut::<C>().map(|state| f(self, state));
+        // `f` may have replaced the context itself; that one wins.
+        if self.st.context.is_none() {
+            self.st.context = Some(context);
+        }
+        result
+    }
+
     /// The socket, for options (`TCP_NODELAY`, keep-alive, ...). Do not read
     /// or write it directly, and never close it.
     pub fn socket(&self) -> BorrowedFd<'_> {
@@ -317,6 +332,16 @@ impl EventLoop {
     pub fn close_connections(&mut self) -> usize {
         let tokens = self.connection_tokens();
         tokens.iter().filter(|&&t| self.with_connection(t, |c| c.force_close()).is_some()).count()
+    }
+
+    /// [`with_connection`](Self::with_connection) with the connection's
+    /// typed state ([`TcpConnection::with_state`]).
+    pub fn with_connection_state<C: Any, R>(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut TcpConnection<'_>, &mut C) -> R,
+    ) -> Option<R> {
+        self.with_connection(token, |c| c.with_state(f)).flatten()
     }
 
     /// Runs `f` on the connection named by `token` if it is still open, then
