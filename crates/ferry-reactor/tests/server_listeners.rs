@@ -69,11 +69,14 @@ fn listeners_share_the_loops_with_callbacks_of_their_own_per_loop() {
         server.shutdown();
     });
     let (a, b, main) = rx.recv_timeout(TEST_TIMEOUT).expect("server up");
-    // Round-robin across listeners: a, b, a, b land on loops 0, 1, 0, 1.
-    let mut conns = [connect(a), connect(b), connect(a), connect(b)];
+    // Round-robin across listeners: a, b, a, b land on loops 0, 1, 0, 1
+    // (each served before the next connects, so accepts happen in order).
+    let mut conns = Vec::new();
     let mut answers = Vec::new();
-    for conn in &mut conns {
-        answers.push(ask(conn, "hi"));
+    for addr in [a, b, a, b] {
+        let mut conn = connect(addr);
+        answers.push(ask(&mut conn, "hi"));
+        conns.push(conn);
     }
     assert_eq!(answers, ["a loop=0 line=1", "b loop=1 line=1", "a loop=0 line=1", "b loop=1 line=1"]);
     assert_eq!(ask(&mut conns[1], "again"), "b loop=1 line=2", "the state is the connection's own");

@@ -12,7 +12,7 @@ use ferry_proto::files::FilesConfig;
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 use ferry_server::daemon::{self, PidFile};
-use ferry_server::reactor::PollerKind;
+use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
     Service, ThreadPoolConfig, ThreadPoolServer,
@@ -38,7 +38,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = Model::MultiReactor)]
     model: Model,
     /// Sub-loop threads of the multi-reactor model, each doing the I/O of
-    /// the connections handed to it round-robin [default: number of CPUs].
+    /// the connections handed to it (see `--assign`) [default: number of
+    /// CPUs].
     /// 0 makes the main loop serve every connection itself (like
     /// `--model reactor`).
     #[arg(long, value_name = "N")]
@@ -46,6 +47,11 @@ pub struct ServeArgs {
     /// Readiness backend of the reactor models' event loops.
     #[arg(long, value_enum, default_value_t = Poller::Epoll)]
     poller: Poller,
+    /// How the multi-reactor model picks the sub-loop of a new connection:
+    /// in turn, or the one with the fewest open connections (evens out
+    /// loops when long downloads mix with short requests).
+    #[arg(long, value_enum, default_value_t = Assign::RoundRobin)]
+    assign: Assign,
     /// Workers of the thread pool (threads) or of prefork (processes), each
     /// serving one connection at a time [default: number of CPUs x 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -135,6 +141,15 @@ enum Poller {
     Poll,
 }
 
+/// How the multi-reactor model spreads connections over its sub-loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Assign {
+    /// In turn.
+    RoundRobin,
+    /// To the sub-loop with the fewest open connections.
+    LeastLoaded,
+}
+
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if args.daemon {
@@ -186,6 +201,10 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
     config.poller = match args.poller {
         Poller::Epoll => PollerKind::Epoll,
         Poller::Poll => PollerKind::Poll,
+    };
+    config.assign = match args.assign {
+        Assign::RoundRobin => Assignment::RoundRobin,
+        Assign::LeastLoaded => Assignment::LeastLoaded,
     };
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let server = ReactorServer::bind(config)?;

@@ -293,6 +293,26 @@ fn every_model_serves_concurrent_clients_correct_bytes_and_reaps_everything() {
     }
 }
 
+/// `--assign least-loaded` is the multi-reactor model's other way of
+/// picking a sub-loop: it says so at start and serves concurrent clients
+/// of both services the same bytes.
+#[test]
+fn multi_reactor_assigns_least_loaded_when_asked() {
+    let dir = scratch();
+    let (root, small, _) = serve_tree(dir.path());
+    for svc in [Svc::Files, Svc::Http] {
+        let mut server = start_logged("multi-reactor", svc, &root, &["--io-threads", "2", "--assign", "least-loaded"]);
+        let line = server.log_line("I/O loop(s)");
+        assert!(line.contains("2 I/O loop(s)") && line.contains("LeastLoaded"), "{line}");
+        let addr = server.addr;
+        let handles: Vec<_> = (0..CLIENTS).map(|_| thread::spawn(move || download(svc, addr, "small.bin"))).collect();
+        for handle in handles {
+            assert_eq!(handle.join().expect("client"), small, "{svc:?}: bytes differ");
+        }
+        server.stop();
+    }
+}
+
 #[test]
 fn every_model_finishes_transfers_in_flight_on_sigterm_and_exits_0() {
     let dir = scratch();

@@ -19,25 +19,53 @@
 //!   ([`Conn::wants_read`]): the kernel's window then holds the peer back.
 //!
 //! Timeouts: no timer per connection. One periodic sweep per loop
-//! ([`super::registry`]) calls [`check_deadline`]; deadlines fire up to one
-//! sweep interval late (an eighth of the shortest timeout, 100 ms to 1 s).
+//! ([`LoopState`]) calls [`check_deadline`]; deadlines fire up to one sweep
+//! interval late (an eighth of the shortest timeout, 100 ms to 1 s).
+//!
+//! The core is the connection's typed state (`StatefulCallbacks<Core>`):
+//! every callback gets it beside the connection, no lookup by type here.
 //!
 //! Memory of an idle connection: the session, the core (no output queue,
 //! a small input allocation at most) and the reactor's connection state.
 
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig};
 use ferry_proto::{Now, Session};
-use ferry_reactor::{Callbacks, TcpConnection};
+use ferry_reactor::{Callbacks, LoopHandle, StatefulCallbacks, TcpConnection};
 
 use super::jobs::{JobPool, Task};
-use super::registry;
+use super::loop_state::LoopState;
 use crate::{PumpConfig, Service};
+
+/// What every connection of the server counts on (one per server).
+pub(crate) struct ServerShared {
+    /// Connections open across all loops.
+    pub(crate) live: AtomicUsize,
+    /// The server is draining: the last connection to close wakes `main`.
+    pub(crate) draining: AtomicBool,
+    /// The main loop, once it runs.
+    pub(crate) main: OnceLock<LoopHandle>,
+    /// Where sessions' blocking jobs run.
+    pub(crate) jobs: JobPool,
+}
+
+impl ServerShared {
+    /// Starts the drain: from now on the last connection to close quits
+    /// the main loop.
+    pub(crate) fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Connections open now.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+}
 
 /// What every connection of one listener shares.
 pub(crate) struct ListenerShared {
@@ -45,91 +73,74 @@ pub(crate) struct ListenerShared {
     pub(crate) service: Arc<Service>,
     /// The listener's timeouts.
     pub(crate) timeouts: PumpConfig,
-    /// How often each loop checks its connections' deadlines.
-    pub(crate) sweep_every: Duration,
-    /// Connections open across all loops (shutdown waits for 0).
-    pub(crate) live: Arc<AtomicUsize>,
-    /// Where sessions' blocking jobs run (one pool per server).
-    pub(crate) jobs: Arc<JobPool>,
+    /// The server's counters, drain and jobs.
+    pub(crate) server: Arc<ServerShared>,
 }
 
-/// The callbacks that run `shared.service` on every connection of a listener.
-pub(crate) fn callbacks(shared: Arc<ListenerShared>) -> Callbacks {
-    Callbacks::new()
-        .on_connected(move |c| on_connected(c, &shared))
-        .on_message(|c, buf| {
+/// The callbacks that run `shared.service` on the connections of one
+/// listener on one loop (`lp_state`'s).
+pub(crate) fn callbacks(shared: Arc<ListenerShared>, lp_state: Arc<LoopState>) -> Callbacks {
+    StatefulCallbacks::new(move |c| on_connected(c, &shared, &lp_state))
+        .on_message(|c, core, buf| {
             let now = clock(c);
-            with_core(c, |c, core| {
-                core.conn.handle_input(now, buf.peek());
-                drive(c, core, now);
-            });
+            core.conn.handle_input(now, buf.peek());
             buf.consume_all();
+            drive(c, core, now);
         })
-        .on_write_complete(|c| {
+        .on_write_complete(|c, core| {
             let now = clock(c);
-            with_core(c, |c, core| {
-                core.conn.handle_flushed(now);
-                drive(c, core, now);
-            });
+            core.conn.handle_flushed(now);
+            drive(c, core, now);
         })
-        .on_half_closed(|c| {
+        .on_half_closed(|c, core| {
             let now = clock(c);
-            with_core(c, |c, core| {
-                core.conn.handle_eof(now);
-                drive(c, core, now);
-            });
+            core.conn.handle_eof(now);
+            drive(c, core, now);
         })
+        .build()
 }
 
-/// One connection's context: the core, boxed so a callback can take it
-/// out (no allocation) and use the connection beside it.
-struct Slot(Option<Box<Core>>);
-
-/// The core and what the bridge keeps beside it.
-struct Core {
+/// One connection's state: the core and what the bridge keeps beside it.
+pub(crate) struct Core {
     conn: Conn<Box<dyn Session + Send>>,
-    /// The listener's settings; also counts this connection as live.
-    shared: Arc<ListenerShared>,
+    /// The server's counters; also counts this connection as live.
+    server: Arc<ServerShared>,
     /// `TcpConnection::flushed_bytes` at the last sweep, to tell a slow
     /// reader from one that stopped reading.
     flushed_at_check: u64,
 }
 
-/// The context is dropped with the connection, also when a loop is dropped
-/// with connections still open, so `live` never stays too high.
+/// The state is dropped with the connection, also when a loop is dropped
+/// with connections still open, so `live` never stays too high. The last
+/// connection of a draining server wakes the main loop.
 impl Drop for Core {
     fn drop(&mut self) {
-        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        let server = &self.server;
+        if server.live.fetch_sub(1, Ordering::SeqCst) == 1
+            && server.draining.load(Ordering::SeqCst)
+            && let Some(main) = server.main.get()
+        {
+            main.quit();
+        }
     }
 }
 
-/// Runs `f` with the connection's core taken out of its context.
-fn with_core(c: &mut TcpConnection<'_>, f: impl FnOnce(&mut TcpConnection<'_>, &mut Core)) {
-    let Some(mut core) = c.context_mut::<Slot>().and_then(|slot| slot.0.take()) else {
-        return;
-    };
-    f(c, &mut core);
-    if let Some(slot) = c.context_mut::<Slot>() {
-        slot.0 = Some(core);
-    }
-}
-
-fn on_connected(c: &mut TcpConnection<'_>, shared: &Arc<ListenerShared>) {
+fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared, lp_state: &LoopState) -> Core {
     let now = clock(c);
-    shared.live.fetch_add(1, Ordering::AcqRel);
-    let config = ConnConfig::new(shared.timeouts);
-    let mut core = Box::new(Core {
-        conn: Conn::new(registry::with_file_cache(|cache| shared.service.new_session_in(cache)), config, now),
-        shared: Arc::clone(shared),
+    shared.server.live.fetch_add(1, Ordering::SeqCst);
+    let session = shared.service.new_session_in(&lp_state.file_cache);
+    let mut core = Core {
+        conn: Conn::new(session, ConnConfig::new(shared.timeouts), now),
+        server: Arc::clone(&shared.server),
         flushed_at_check: 0,
-    });
-    registry::connection_opened(c.event_loop(), shared.sweep_every);
-    if registry::draining() {
+    };
+    lp_state.connection_opened(c.event_loop());
+    if lp_state.draining() {
         // Accepted just before the listener closed: nothing in flight yet.
         core.conn.handle_shutdown();
     }
     drive(c, &mut core, now);
-    c.set_context(Slot(Some(core)));
+    core
 }
 
 /// Performs the core's actions until it waits, then sets reading on or off.
@@ -173,13 +184,13 @@ fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Now) {
                     // Refused only if the connection or its loop is gone.
                     conn.run_in_loop(move |c| {
                         let now = clock(c);
-                        with_core(c, |c, core| {
+                        c.with_state(|c, core: &mut Core| {
                             core.conn.handle_job_done(now, answer);
                             drive(c, core, now);
                         });
                     });
                 });
-                if let Err(task) = core.shared.jobs.submit(task) {
+                if let Err(task) = core.server.jobs.submit(task) {
                     // The answer is posted to this loop, so running it
                     // here cannot re-enter this call.
                     task();
@@ -218,26 +229,22 @@ fn log_close(c: &TcpConnection<'_>, reason: &CloseReason) {
 
 /// The loop's sweep: reports progress of buffered output, then lets the
 /// core time the connection out if its deadline passed.
-pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, now: Now) {
+pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, core: &mut Core, now: Now) {
     let flushed = c.flushed_bytes();
-    with_core(c, |c, core| {
-        if flushed != core.flushed_at_check {
-            core.flushed_at_check = flushed;
-            core.conn.handle_write_progress(now);
-        }
-        if core.conn.next_deadline().is_some_and(|d| d <= now.mono) {
-            core.conn.handle_timeout(now);
-            drive(c, core, now);
-        }
-    });
+    if flushed != core.flushed_at_check {
+        core.flushed_at_check = flushed;
+        core.conn.handle_write_progress(now);
+    }
+    if core.conn.next_deadline().is_some_and(|d| d <= now.mono) {
+        core.conn.handle_timeout(now);
+        drive(c, core, now);
+    }
 }
 
 /// The server began to shut down: the connection closes now if it has
 /// nothing in flight, otherwise once it has.
-pub(crate) fn close_if_idle(c: &mut TcpConnection<'_>) {
+pub(crate) fn close_if_idle(c: &mut TcpConnection<'_>, core: &mut Core) {
     let now = clock(c);
-    with_core(c, |c, core| {
-        core.conn.handle_shutdown();
-        drive(c, core, now);
-    });
+    core.conn.handle_shutdown();
+    drive(c, core, now);
 }

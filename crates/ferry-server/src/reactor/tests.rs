@@ -25,7 +25,13 @@ struct Running {
 
 impl Running {
     fn start(listeners: Vec<ListenerConfig>, io_threads: usize, poller: PollerKind, drain: Duration) -> Running {
-        let config = ReactorConfig { listeners, io_threads, poller, drain_timeout: drain, handle_signals: false };
+        let config = ReactorConfig {
+            drain_timeout: drain,
+            io_threads,
+            poller,
+            handle_signals: false,
+            ..ReactorConfig::new(listeners)
+        };
         let server = ReactorServer::bind(config).expect("bind");
         let addrs = server.listeners().iter().map(|l| l.addr).collect();
         let shutdown = server.shutdown_handle();
