@@ -14,6 +14,7 @@ pub mod http;
 pub mod outbox;
 pub mod root;
 pub mod session;
+mod vpath;
 
 pub use outbox::{Chunk, FileRange, Job, Outbox, Sink};
 pub use session::{Flow, Now, Progress, Session};

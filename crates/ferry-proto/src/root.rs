@@ -19,12 +19,14 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
+
+pub use crate::vpath::VirtualPath;
 
 /// Longest request path accepted, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH: usize = 4096;
@@ -94,83 +96,6 @@ impl From<io::Error> for FsError {
             Some(code) => Errno::from_raw_os_error(code).into(),
             None => FsError::Io(e),
         }
-    }
-}
-
-/// A normalised path inside the served root: no `.`, no `..`, no empty
-/// names. `/` is the root itself. Names are raw bytes (Linux names need
-/// not be UTF-8).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VirtualPath {
-    names: Vec<OsString>,
-}
-
-impl VirtualPath {
-    /// The served root, `/`.
-    pub fn root() -> VirtualPath {
-        VirtualPath::default()
-    }
-
-    /// True for `/`.
-    pub fn is_root(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The last name, or `None` for `/`.
-    pub fn file_name(&self) -> Option<&OsStr> {
-        self.names.last().map(OsString::as_os_str)
-    }
-
-    /// The path's names from the root down.
-    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
-        self.names.iter().map(OsString::as_os_str)
-    }
-
-    /// The path as raw bytes, `/`-separated, starting with `/`.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        if self.names.is_empty() {
-            return b"/".to_vec();
-        }
-        let mut out = Vec::new();
-        for name in &self.names {
-            out.push(b'/');
-            out.extend_from_slice(name.as_bytes());
-        }
-        out
-    }
-
-    /// The path relative to the root directory, for `openat2` (`.` for `/`).
-    fn relative(&self) -> PathBuf {
-        if self.names.is_empty() {
-            return PathBuf::from(".");
-        }
-        let mut bytes = Vec::new();
-        for (i, name) in self.names.iter().enumerate() {
-            if i > 0 {
-                bytes.push(b'/');
-            }
-            bytes.extend_from_slice(name.as_bytes());
-        }
-        PathBuf::from(OsString::from_vec(bytes))
-    }
-
-    /// The parent directory and the final name; `None` for `/`.
-    pub fn split_last(&self) -> Option<(VirtualPath, &OsStr)> {
-        let (last, parent) = self.names.split_last()?;
-        Some((VirtualPath { names: parent.to_vec() }, last.as_os_str()))
-    }
-
-    /// This path with one more name appended (which must be a plain name).
-    pub fn join_name(&self, name: &OsStr) -> VirtualPath {
-        let mut names = self.names.clone();
-        names.push(name.to_os_string());
-        VirtualPath { names }
-    }
-}
-
-impl std::fmt::Display for VirtualPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
     }
 }
 

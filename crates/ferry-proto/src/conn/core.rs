@@ -3,10 +3,10 @@
 
 use std::io;
 use std::mem;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::input::Input;
-use super::{Action, CloseReason, ConnConfig, LINGER, LINGER_BYTES};
+use super::{Action, CloseReason, ConnConfig, LINGER};
 use crate::{Chunk, Flow, Now, Outbox, Session, Sink};
 
 /// What one connection moved, for logs and tests.
@@ -22,7 +22,7 @@ pub struct ConnStats {
 
 /// Where the connection is in its life.
 #[derive(Debug)]
-enum Phase {
+pub(super) enum Phase {
     /// Serving requests.
     Open,
     /// Closing once the queued output is out; input is discarded.
@@ -51,32 +51,32 @@ enum Next {
 /// One connection: a [`Session`] plus every rule about when to read,
 /// send, pause, time out and close. Syscall-free; see [`crate::conn`].
 pub struct Conn<S> {
-    session: S,
-    config: ConnConfig,
+    pub(super) session: S,
+    pub(super) config: ConnConfig,
     /// What the session queued and the driver has not taken yet.
-    out: Outbox,
-    input: Input,
+    pub(super) out: Outbox,
+    pub(super) input: Input,
     /// The upload being received, once the output ahead of it is out.
-    sink: Option<Sink>,
-    phase: Phase,
+    pub(super) sink: Option<Sink>,
+    pub(super) phase: Phase,
     /// Input should be offered again (new bytes, or the session made
     /// progress and may have stopped early).
-    offer: bool,
+    pub(super) offer: bool,
     /// Output went out since the last [`Session::on_drained`].
-    awaiting_drain: bool,
+    pub(super) awaiting_drain: bool,
     /// The driver holds output of ours it has not flushed yet.
-    backlog: bool,
+    pub(super) backlog: bool,
     /// A job is out; nothing is sent until its answer is back.
-    job_running: bool,
-    peer_eof: bool,
-    eof_delivered: bool,
+    pub(super) job_running: bool,
+    pub(super) peer_eof: bool,
+    pub(super) eof_delivered: bool,
     /// The server is draining: close as soon as nothing is in flight.
-    draining: bool,
+    pub(super) draining: bool,
     /// The last time bytes moved in either direction.
-    last_progress: Instant,
+    pub(super) last_progress: Instant,
     /// When the request under way began to arrive.
-    request_started: Option<Instant>,
-    stats: ConnStats,
+    pub(super) request_started: Option<Instant>,
+    pub(super) stats: ConnStats,
 }
 
 impl<S: Session> Conn<S> {
@@ -238,7 +238,7 @@ impl<S: Session> Conn<S> {
 
     /// Applies a session's [`Flow`]; `reason` is why the connection ends
     /// if it asks to close.
-    fn obey(&mut self, now: Now, flow: Flow, reason: CloseReason) {
+    pub(super) fn obey(&mut self, now: Now, flow: Flow, reason: CloseReason) {
         let in_request = self.session.in_request();
         if !in_request {
             self.request_started = None;
@@ -266,7 +266,7 @@ impl<S: Session> Conn<S> {
     }
 
     /// Ends the connection at once, dropping what is queued.
-    fn close_now(&mut self, reason: CloseReason) {
+    pub(super) fn close_now(&mut self, reason: CloseReason) {
         self.out.clear();
         self.sink = None;
         self.input.clear();
@@ -274,13 +274,13 @@ impl<S: Session> Conn<S> {
     }
 
     /// Ends the connection at once because of an error.
-    fn fail(&mut self, error: io::Error) {
+    pub(super) fn fail(&mut self, error: io::Error) {
         if !matches!(self.phase, Phase::Closed) {
             self.close_now(CloseReason::Error(error));
         }
     }
 
-    fn upload_done(&mut self, now: Now, result: io::Result<()>) {
+    pub(super) fn upload_done(&mut self, now: Now, result: io::Result<()>) {
         if let Err(e) = &result {
             tracing::debug!("upload ended early: {e}");
         }
@@ -288,227 +288,5 @@ impl<S: Session> Conn<S> {
         self.offer = true;
         let flow = self.session.on_upload_done(result, &mut self.out, now);
         self.obey(now, flow, CloseReason::SessionClosed);
-    }
-
-    /// `bytes` arrived from the peer.
-    pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.stats.bytes_in += bytes.len() as u64;
-        self.last_progress = now.mono;
-        match &mut self.phase {
-            Phase::Open => {
-                self.input.extend(bytes);
-                self.offer = true;
-            }
-            Phase::Flushing { unread, .. } => *unread = true,
-            Phase::Lingering { started, until, discarded, .. } => {
-                *discarded += bytes.len();
-                *until = (*until).max(*started + LINGER);
-                if *discarded >= LINGER_BYTES {
-                    self.end_linger();
-                }
-            }
-            Phase::Closing(_) | Phase::Closed => {}
-        }
-    }
-
-    /// The peer half-closed: no more input will come.
-    pub fn handle_eof(&mut self, _now: Now) {
-        self.peer_eof = true;
-        if matches!(self.phase, Phase::Lingering { .. }) {
-            self.end_linger();
-        }
-    }
-
-    fn end_linger(&mut self) {
-        if let Phase::Lingering { reason, .. } = mem::replace(&mut self.phase, Phase::Closed) {
-            self.phase = Phase::Closing(reason);
-        }
-    }
-
-    /// The kernel took `n` bytes of the front [`Action::Send`] or
-    /// [`Action::SendFile`].
-    pub fn handle_sent(&mut self, now: Now, n: u64) {
-        self.out.advance(n);
-        self.stats.bytes_out += n;
-        self.awaiting_drain = true;
-        if n > 0 {
-            self.last_progress = now.mono;
-        }
-    }
-
-    /// The driver took `n` bytes of the front send into its own output
-    /// buffer; the core waits for [`Conn::handle_flushed`] before it tells
-    /// the session its output drained or offers it more input (a high-water
-    /// mark of zero).
-    pub fn handle_queued(&mut self, now: Now, n: u64) {
-        self.handle_sent(now, n);
-        self.backlog = true;
-    }
-
-    /// The driver's output buffer is empty again.
-    pub fn handle_flushed(&mut self, now: Now) {
-        if mem::take(&mut self.backlog) {
-            self.last_progress = now.mono;
-        }
-    }
-
-    /// The kernel took some of the driver's buffered output (a slow but
-    /// live reader keeps its connection).
-    pub fn handle_write_progress(&mut self, now: Now) {
-        self.last_progress = now.mono;
-    }
-
-    /// A send failed (reset by peer, a file that shrank): the connection
-    /// ends at once.
-    pub fn handle_send_error(&mut self, error: io::Error) {
-        self.fail(error);
-    }
-
-    /// `n` bytes of the [`Action::WriteFile`] reached the file.
-    pub fn handle_written(&mut self, now: Now, n: usize) {
-        if let Some(sink) = &mut self.sink {
-            sink.advance(n as u64);
-            self.input.consume(n);
-            self.last_progress = now.mono;
-        }
-    }
-
-    /// [`Action::Splice`] moved `n` payload bytes into the file; 0 means
-    /// the peer closed.
-    pub fn handle_spliced(&mut self, now: Now, n: usize) {
-        if n == 0 {
-            self.handle_eof(now);
-            return;
-        }
-        if let Some(sink) = &mut self.sink {
-            sink.advance(n as u64);
-            self.stats.bytes_in += n as u64;
-            self.last_progress = now.mono;
-        }
-    }
-
-    /// Writing or splicing the upload failed; the session hears of it.
-    pub fn handle_upload_error(&mut self, now: Now, error: io::Error) {
-        if self.sink.is_some() {
-            self.upload_done(now, Err(error));
-        }
-    }
-
-    /// The job of the last [`Action::RunJob`] finished with `answer`.
-    pub fn handle_job_done(&mut self, now: Now, answer: Vec<u8>) {
-        if !mem::take(&mut self.job_running) {
-            return;
-        }
-        self.last_progress = now.mono;
-        self.out.finish_job(answer);
-    }
-
-    /// The server is shutting down: close as soon as nothing is in flight
-    /// (an answer being sent, an upload, a job); a connection waiting for
-    /// its next request closes at once.
-    pub fn handle_shutdown(&mut self) {
-        self.draining = true;
-    }
-
-    /// [`Conn::next_deadline`] may have passed.
-    pub fn handle_timeout(&mut self, now: Now) {
-        if self.next_deadline().is_none_or(|deadline| now.mono < deadline) {
-            return;
-        }
-        if matches!(self.phase, Phase::Lingering { .. }) {
-            self.end_linger();
-            return;
-        }
-        if !self.out.is_empty() || self.backlog {
-            // Not one byte taken in a whole timeout: holding the
-            // descriptor and file range forever would let such peers
-            // exhaust the server's descriptors.
-            self.fail(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "peer stopped reading (nothing sent for the idle timeout)",
-            ));
-            return;
-        }
-        let flow = match self.sink.take() {
-            Some(sink) => {
-                let missing = sink.remaining();
-                let e = io::Error::new(io::ErrorKind::TimedOut, format!("upload stalled with {missing} bytes missing"));
-                tracing::debug!("upload ended early: {e}");
-                self.session.on_upload_done(Err(e), &mut self.out, now)
-            }
-            None => self.session.on_idle_timeout(&mut self.out, now),
-        };
-        // Whatever the session says, a timed-out connection ends.
-        let flow = if flow == Flow::CloseNow { flow } else { Flow::CloseAfterFlush };
-        self.obey(now, flow, CloseReason::IdleTimeout);
-    }
-
-    /// When [`Conn::handle_timeout`] is due, if anything can time out.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        match &self.phase {
-            Phase::Closing(_) | Phase::Closed => return None,
-            Phase::Lingering { until, .. } => return Some(*until),
-            Phase::Open | Phase::Flushing { .. } => {}
-        }
-        if self.job_running {
-            // A job working for this connection is progress.
-            return None;
-        }
-        let timeouts = self.config.timeouts;
-        let busy = !self.out.is_empty() || self.backlog || self.sink.is_some();
-        match self.request_started {
-            Some(started) if !busy => started.checked_add(timeouts.request_timeout),
-            _ => self.last_progress.checked_add(timeouts.idle_timeout),
-        }
-    }
-
-    /// True while the driver should read from the peer (input is
-    /// discarded while closing; reading pauses while the input buffer is
-    /// full).
-    pub fn wants_read(&self) -> bool {
-        self.read_limit() > 0
-    }
-
-    /// Most bytes the driver should read now.
-    pub fn read_limit(&self) -> usize {
-        match self.phase {
-            Phase::Open => self.input.room(),
-            Phase::Flushing { .. } | Phase::Lingering { .. } => super::MAX_INPUT,
-            Phase::Closing(_) | Phase::Closed => 0,
-        }
-    }
-
-    /// True once [`Action::Close`] was returned.
-    pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed)
-    }
-
-    /// Received bytes the session has not consumed (a partial request).
-    pub fn buffered_input(&self) -> usize {
-        self.input.len()
-    }
-
-    /// Unsent bytes of queued plain-byte output (file ranges not counted).
-    pub fn queued_bytes(&self) -> usize {
-        self.out.queued_bytes()
-    }
-
-    /// What the connection moved so far.
-    pub fn stats(&self) -> ConnStats {
-        self.stats
-    }
-
-    /// The session, for tests and logs.
-    pub fn session(&self) -> &S {
-        &self.session
-    }
-
-    /// The configured timeouts' longest wait, for drivers that need a
-    /// bound on a single blocking call.
-    pub fn idle_timeout(&self) -> Duration {
-        self.config.timeouts.idle_timeout
     }
 }

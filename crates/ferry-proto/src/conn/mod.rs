@@ -31,6 +31,7 @@
 //! harness drives idle, header and linger timeouts on a fake clock.
 
 mod core;
+mod handle;
 mod input;
 mod pair;
 

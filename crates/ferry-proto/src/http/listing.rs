@@ -9,8 +9,9 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
+use super::errors::{HttpError, fs_error};
 use super::target::push_encoded_segment;
-use crate::root::{Kind, Meta, VirtualPath};
+use crate::root::{Kind, Meta, Root, VirtualPath};
 
 /// One listed entry (symlinks already resolved inside the root).
 #[derive(Debug, Clone)]
@@ -127,6 +128,25 @@ fn civil_time(out: &mut Vec<u8>, secs: i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {:02}:{:02}", in_day / 3600, in_day % 3600 / 60);
+}
+
+/// The HTML page listing `dir`.
+pub(crate) fn page(root: &Root, dir: &VirtualPath) -> Result<Vec<u8>, HttpError> {
+    let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
+    let rows = entries
+        .into_iter()
+        .filter_map(|entry| {
+            let meta = match entry.meta.kind {
+                Kind::File | Kind::Dir => entry.meta,
+                // Shown as what they point to, if that is inside the
+                // root; links that escape or dangle are not shown.
+                Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
+                Kind::Other => return None,
+            };
+            matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
+        })
+        .collect();
+    Ok(render(dir, rows))
 }
 
 #[cfg(test)]

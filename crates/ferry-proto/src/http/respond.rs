@@ -3,10 +3,14 @@
 //! grown to its working size.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::date::HttpDate;
 use super::errors::{HttpError, Status};
+use super::target::{Target, push_encoded_segment};
+use crate::Outbox;
+use crate::root::VirtualPath;
 
 /// Whether the connection stays open after a response, and how that is
 /// said.
@@ -127,6 +131,39 @@ pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
         }
     }
     buf.extend_from_slice(&digits[at..]);
+}
+
+/// 301 from `/dir` to `/dir/`. The location is rebuilt from the normalised
+/// path (so `//evil.example` can never become a scheme-relative URL),
+/// keeping the query string.
+pub(crate) fn redirect_to_dir(
+    path: &VirtualPath,
+    target: &Target<'_>,
+    head_only: bool,
+    persist: Persist,
+    date: &HttpDate,
+    out: &mut Outbox,
+) {
+    let buf = out.text();
+    start(buf, Status::MOVED_PERMANENTLY, date);
+    buf.extend_from_slice(b"Location: ");
+    for name in path.names() {
+        buf.push(b'/');
+        push_encoded_segment(buf, name.as_bytes());
+    }
+    buf.push(b'/');
+    if let Some(query) = target.query {
+        buf.push(b'?');
+        buf.extend_from_slice(query);
+    }
+    buf.extend_from_slice(b"\r\n");
+    header(buf, b"Content-Type", b"text/plain; charset=utf-8");
+    let body = b"301 Moved Permanently\n";
+    content_length(buf, body.len() as u64);
+    finish(buf, persist);
+    if !head_only {
+        buf.extend_from_slice(body);
+    }
 }
 
 #[cfg(test)]

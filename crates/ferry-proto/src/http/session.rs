@@ -1,7 +1,6 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,12 +11,12 @@ use super::conditional;
 use super::date::{DateMemo, HttpDate};
 use super::errors::{HttpError, Status, fs_error};
 use super::file_cache::{Body, FileCache, FileInfo, Opened};
-use super::listing::{self, Row};
+use super::listing;
 use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
 use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
-use super::target::{self, Target, push_encoded_segment};
-use crate::root::{FsError, Kind, Root, VirtualPath};
+use super::target;
+use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox};
 
@@ -165,7 +164,7 @@ impl HttpSession {
                 Ok(())
             }
             Err(FsError::IsADirectory) if !target.trailing_slash() => {
-                redirect_to_dir(&path, &target, req.method == Method::Head, persist, date, out);
+                respond::redirect_to_dir(&path, &target, req.method == Method::Head, persist, date, out);
                 Ok(())
             }
             Err(FsError::IsADirectory) => {
@@ -306,7 +305,7 @@ impl HttpSession {
         let (dir, date) = (dir.clone(), *date);
         out.push_job(move || {
             let mut buf = Vec::new();
-            match listing_page(&root, &dir) {
+            match listing::page(&root, &dir) {
                 Ok(body) => {
                     respond::start(&mut buf, Status::OK, &date);
                     respond::header(&mut buf, b"Content-Type", b"text/html; charset=utf-8");
@@ -324,58 +323,6 @@ impl HttpSession {
             buf
         });
         Ok(())
-    }
-}
-
-/// The HTML page listing `dir`.
-fn listing_page(root: &Root, dir: &VirtualPath) -> Result<Vec<u8>, HttpError> {
-    let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
-    let rows = entries
-        .into_iter()
-        .filter_map(|entry| {
-            let meta = match entry.meta.kind {
-                Kind::File | Kind::Dir => entry.meta,
-                // Shown as what they point to, if that is inside the
-                // root; links that escape or dangle are not shown.
-                Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
-                Kind::Other => return None,
-            };
-            matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
-        })
-        .collect();
-    Ok(listing::render(dir, rows))
-}
-
-/// 301 from `/dir` to `/dir/`. The location is rebuilt from the normalised
-/// path (so `//evil.example` can never become a scheme-relative URL),
-/// keeping the query string.
-fn redirect_to_dir(
-    path: &VirtualPath,
-    target: &Target<'_>,
-    head_only: bool,
-    persist: Persist,
-    date: &HttpDate,
-    out: &mut Outbox,
-) {
-    let buf = out.text();
-    respond::start(buf, Status::MOVED_PERMANENTLY, date);
-    buf.extend_from_slice(b"Location: ");
-    for name in path.names() {
-        buf.push(b'/');
-        push_encoded_segment(buf, name.as_bytes());
-    }
-    buf.push(b'/');
-    if let Some(query) = target.query {
-        buf.push(b'?');
-        buf.extend_from_slice(query);
-    }
-    buf.extend_from_slice(b"\r\n");
-    respond::header(buf, b"Content-Type", b"text/plain; charset=utf-8");
-    let body = b"301 Moved Permanently\n";
-    respond::content_length(buf, body.len() as u64);
-    respond::finish(buf, persist);
-    if !head_only {
-        buf.extend_from_slice(body);
     }
 }
 

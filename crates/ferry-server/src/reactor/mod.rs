@@ -25,6 +25,7 @@
 mod jobs;
 mod loop_state;
 mod session_conn;
+mod shared;
 mod shutdown_watch;
 
 use std::cell::RefCell;
@@ -44,7 +45,7 @@ use nix::sys::signal::Signal;
 
 use self::jobs::JobPool;
 use self::loop_state::LoopState;
-use self::session_conn::{ListenerShared, ServerShared};
+use self::shared::{ListenerShared, ServerShared};
 use self::shutdown_watch::ShutdownWatch;
 use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown};
 

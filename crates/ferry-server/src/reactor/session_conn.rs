@@ -30,52 +30,17 @@
 
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig};
 use ferry_proto::{Now, Session};
-use ferry_reactor::{Callbacks, LoopHandle, StatefulCallbacks, TcpConnection};
+use ferry_reactor::{Callbacks, StatefulCallbacks, TcpConnection};
 
-use super::jobs::{JobPool, Task};
+use super::jobs::Task;
 use super::loop_state::LoopState;
-use crate::{PumpConfig, Service};
-
-/// What every connection of the server counts on (one per server).
-pub(crate) struct ServerShared {
-    /// Connections open across all loops.
-    pub(crate) live: AtomicUsize,
-    /// The server is draining: the last connection to close wakes `main`.
-    pub(crate) draining: AtomicBool,
-    /// The main loop, once it runs.
-    pub(crate) main: OnceLock<LoopHandle>,
-    /// Where sessions' blocking jobs run.
-    pub(crate) jobs: JobPool,
-}
-
-impl ServerShared {
-    /// Starts the drain: from now on the last connection to close quits
-    /// the main loop.
-    pub(crate) fn begin_drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    /// Connections open now.
-    pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-}
-
-/// What every connection of one listener shares.
-pub(crate) struct ListenerShared {
-    /// The service each connection gets a fresh session of.
-    pub(crate) service: Arc<Service>,
-    /// The listener's timeouts.
-    pub(crate) timeouts: PumpConfig,
-    /// The server's counters, drain and jobs.
-    pub(crate) server: Arc<ServerShared>,
-}
+use super::shared::{ListenerShared, ServerShared};
 
 /// The callbacks that run `shared.service` on the connections of one
 /// listener on one loop (`lp_state`'s).
