@@ -4,7 +4,8 @@
 //! Only the consumer side blocks. The producer (the accept loop) never waits
 //! on the queue: it must keep watching signals too, so [`TaskQueue::try_push`]
 //! refuses when full and the accept loop stops accepting until a worker has
-//! taken a task (the pool wakes it through an eventfd, see `threadpool.rs`).
+//! taken a task (the worker wakes it through the "room" eventfd of
+//! `in_flight.rs`; the accept loop is `accept.rs`).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
