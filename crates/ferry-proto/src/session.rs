@@ -124,56 +124,38 @@ pub trait Session {
     }
 }
 
-/// A boxed session is a session, so drivers can hold `Box<dyn Session + Send>`
-/// in a [`Conn`](crate::conn::Conn).
-impl<S: Session + ?Sized> Session for Box<S> {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
-        (**self).on_input(input, out, now)
-    }
+/// Implements [`Session`] for a pointer to a session by forwarding every
+/// call, so drivers can hold `Box<dyn Session + Send>` in a
+/// [`Conn`](crate::conn::Conn) and run a session they only borrow.
+macro_rules! forward_session {
+    ($($pointer:tt)*) => {
+        impl<S: Session + ?Sized> Session for $($pointer)* {
+            fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+                (**self).on_input(input, out, now)
+            }
 
-    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_drained(out, now)
-    }
+            fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
+                (**self).on_drained(out, now)
+            }
 
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_upload_done(result, out, now)
-    }
+            fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+                (**self).on_upload_done(result, out, now)
+            }
 
-    fn on_eof(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_eof(out, now)
-    }
+            fn on_eof(&mut self, out: &mut Outbox, now: Now) -> Flow {
+                (**self).on_eof(out, now)
+            }
 
-    fn in_request(&self) -> bool {
-        (**self).in_request()
-    }
+            fn in_request(&self) -> bool {
+                (**self).in_request()
+            }
 
-    fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_idle_timeout(out, now)
-    }
+            fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
+                (**self).on_idle_timeout(out, now)
+            }
+        }
+    };
 }
-/// A borrowed session is a session, so a driver can run one it does not own.
-impl<S: Session + ?Sized> Session for &mut S {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
-        (**self).on_input(input, out, now)
-    }
 
-    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_drained(out, now)
-    }
-
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_upload_done(result, out, now)
-    }
-
-    fn on_eof(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_eof(out, now)
-    }
-
-    fn in_request(&self) -> bool {
-        (**self).in_request()
-    }
-
-    fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
-        (**self).on_idle_timeout(out, now)
-    }
-}
+forward_session!(Box<S>);
+forward_session!(&mut S);

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::listen::{Base, bound};
-use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown, fork, iterative, prefork, thread};
+use crate::{
+    BoundListener, ListenerConfig, Report, ServerError, Shutdown, fork, iterative, prefork, thread, threadpool,
+};
 
 /// Which blocking model runs the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,15 @@ pub enum BlockingModel {
         /// Most connections served at once (at least 1).
         max_conns: usize,
     },
+    /// An accept loop feeding a bounded task queue (mutex + condvar) that
+    /// `workers` threads drain, each serving one connection at a time; at
+    /// `queue_capacity` waiting connections the server stops accepting.
+    ThreadPool {
+        /// Worker threads (at least 1).
+        workers: usize,
+        /// Accepted connections that may wait for a free worker (at least 1).
+        queue_capacity: usize,
+    },
     /// A pool of `workers` processes fed accepted connections over
     /// socketpairs (SCM_RIGHTS); up to `queue_capacity` accepted
     /// connections wait while every worker is busy. Forks, so the process
@@ -46,6 +57,7 @@ impl BlockingModel {
             BlockingModel::Iterative => "iterative",
             BlockingModel::Fork { .. } => "fork",
             BlockingModel::Thread { .. } => "thread",
+            BlockingModel::ThreadPool { .. } => "threadpool",
             BlockingModel::Prefork { .. } => "prefork",
         }
     }
@@ -104,6 +116,9 @@ impl BlockingServer {
             BlockingModel::Iterative => iterative::run(base, drain),
             BlockingModel::Fork { max_conns } => fork::run(base, max_conns.max(1), drain),
             BlockingModel::Thread { max_conns } => thread::run(base, max_conns.max(1), drain),
+            BlockingModel::ThreadPool { workers, queue_capacity } => {
+                threadpool::run(base, workers, queue_capacity, drain)
+            }
             BlockingModel::Prefork { workers, queue_capacity } => {
                 prefork::run(base, workers.max(1), queue_capacity.max(1), drain)
             }

@@ -15,7 +15,7 @@ use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
-    Service, ThreadPoolConfig, ThreadPoolServer,
+    Service,
 };
 
 /// Arguments of `ferry serve`.
@@ -173,19 +173,11 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             let workers = args.workers.map_or_else(default_workers, |n| n as usize);
             run_blocking(&args, listeners, BlockingModel::Prefork { workers, queue_capacity: args.queue as usize })?
         }
-        Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
         Model::Threadpool => {
-            let mut config = ThreadPoolConfig::new(listeners);
-            if let Some(n) = args.workers {
-                config.workers = n as usize;
-            }
-            config.queue_capacity = args.queue as usize;
-            config.drain_timeout = Duration::from_secs(args.drain_timeout);
-            let server = ThreadPoolServer::bind(config)?;
-            announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
-            let _pid_file = detach_if_asked(&args)?;
-            log_stopped(&server.run()?);
+            let workers = args.workers.map_or_else(default_workers, |n| n as usize);
+            run_blocking(&args, listeners, BlockingModel::ThreadPool { workers, queue_capacity: args.queue as usize })?
         }
+        Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
     }
     Ok(())
 }
@@ -231,7 +223,7 @@ fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: Blockin
     Ok(())
 }
 
-/// The last log line of the thread-pool and blocking models.
+/// The last log line of the blocking models.
 fn log_stopped(report: &Report) {
     tracing::info!(
         "stopped: {} connection(s) served, {} closed unserved, {} cut before they finished",
@@ -241,7 +233,8 @@ fn log_stopped(report: &Report) {
     );
 }
 
-/// Workers of prefork when --workers is not given: 2 per CPU.
+/// Workers of prefork and the thread pool when --workers is not given: 2
+/// per CPU.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }

@@ -23,9 +23,11 @@ use self::workers::{Conn, Shared};
 use crate::accept::{Cap, accept_until_stop};
 use crate::drain::{drain, join_threads};
 use crate::in_flight::InFlight;
-use crate::listen::{Base, Listener, bound};
+use crate::listen::{Base, Listener};
 use crate::task_queue::{PushError, TaskQueue};
-use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown};
+use crate::{
+    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, Report, ServerError, Shutdown,
+};
 
 /// Settings of a [`ThreadPoolServer`].
 #[derive(Debug, Clone)]
@@ -62,32 +64,32 @@ impl ThreadPoolConfig {
     }
 }
 
-/// A bound thread-pool server. [`ThreadPoolServer::bind`] opens the
-/// listeners (so their addresses can be printed before serving);
-/// [`ThreadPoolServer::run`] serves until shutdown.
-pub struct ThreadPoolServer {
-    base: Base,
-    config: ThreadPoolConfig,
-}
+/// A bound thread-pool server: a [`BlockingServer`] running
+/// [`BlockingModel::ThreadPool`], kept as its own type for the thread
+/// pool's configuration. [`ThreadPoolServer::bind`] opens the listeners (so
+/// their addresses can be printed before serving); [`ThreadPoolServer::run`]
+/// serves until shutdown.
+pub struct ThreadPoolServer(BlockingServer);
 
 impl ThreadPoolServer {
     /// Ignores SIGPIPE, blocks SIGINT/SIGTERM into a signalfd (if
     /// `handle_signals`) and binds every listener. Call it before spawning
     /// other threads, so they inherit the blocked signal mask.
     pub fn bind(config: ThreadPoolConfig) -> Result<ThreadPoolServer, ServerError> {
-        let base = Base::bind(&config.listeners, config.handle_signals, false)?;
-        Ok(ThreadPoolServer { base, config })
+        let model = BlockingModel::ThreadPool { workers: config.workers, queue_capacity: config.queue_capacity };
+        let ThreadPoolConfig { listeners, drain_timeout, handle_signals, .. } = config;
+        BlockingServer::bind(BlockingConfig { listeners, model, drain_timeout, handle_signals }).map(ThreadPoolServer)
     }
 
     /// The bound addresses, in the order of the configuration.
     pub fn listeners(&self) -> Vec<BoundListener> {
-        bound(&self.base.listeners)
+        self.0.listeners()
     }
 
     /// A handle that starts the orderly shutdown from any thread, like
     /// SIGTERM does.
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.base.shutdown.clone()
+        self.0.shutdown_handle()
     }
 
     /// Spawns the workers and runs the accept loop on the calling thread
@@ -95,55 +97,64 @@ impl ThreadPoolServer {
     /// an orderly shutdown, even when the drain timeout forced connections
     /// closed (the report says how many).
     pub fn run(self) -> Result<Report, ServerError> {
-        let ThreadPoolServer { mut base, config } = self;
-        let workers = config.workers.max(1);
-        let shared = Arc::new(Shared {
-            queue: TaskQueue::new(config.queue_capacity),
-            in_flight: InFlight::new().map_err(ServerError::setup("create the accept loop's wake-up eventfd"))?,
-            shutdown: base.shutdown.clone(),
-        });
-        let mut handles = Vec::with_capacity(workers);
-        for id in 0..workers {
-            match workers::spawn(id, &shared) {
-                Ok(handle) => handles.push(handle),
-                Err(error) => {
-                    // The workers started so far are idle: they exit as the
-                    // queue closes.
-                    shared.queue.close();
-                    base.shutdown.signal();
-                    join_threads(handles, 0, "a worker thread");
-                    return Err(ServerError::Setup { what: "spawn a worker thread", error });
-                }
+        self.0.run()
+    }
+}
+
+/// Runs the thread pool on `base` until shutdown, then drains.
+pub(crate) fn run(
+    mut base: Base,
+    workers: usize,
+    queue_capacity: usize,
+    drain_timeout: Duration,
+) -> Result<Report, ServerError> {
+    let workers = workers.max(1);
+    let shared = Arc::new(Shared {
+        queue: TaskQueue::new(queue_capacity.max(1)),
+        in_flight: InFlight::new().map_err(ServerError::setup("create the accept loop's wake-up eventfd"))?,
+        shutdown: base.shutdown.clone(),
+    });
+    let mut handles = Vec::with_capacity(workers);
+    for id in 0..workers {
+        match workers::spawn(id, &shared) {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                // The workers started so far are idle: they exit as the
+                // queue closes.
+                shared.queue.close();
+                base.shutdown.signal();
+                join_threads(handles, 0, "a worker thread");
+                return Err(ServerError::Setup { what: "spawn a worker thread", error });
             }
         }
-        tracing::info!(
-            "thread pool: {workers} workers, queue of {}, drain timeout {}s",
-            shared.queue.capacity(),
-            config.drain_timeout.as_secs_f64()
-        );
-
-        let mut accepted = 0;
-        let mut dropped_unserved = 0;
-        let full = || shared.queue.is_full();
-        let cap = Cap { room: shared.in_flight.room(), full: &full };
-        let stopped =
-            accept_until_stop(&base.listeners, &base.shutdown, base.signals.as_mut(), Some(cap), |l, stream, peer| {
-                accepted += 1;
-                if !push(&shared, l, stream, peer) {
-                    dropped_unserved += 1;
-                }
-            });
-        let signal = base.begin_shutdown(&stopped, || {
-            let unserved = shared.queue.close().len();
-            if unserved > 0 {
-                tracing::info!("closed {unserved} queued connection(s) that no worker had started");
-            }
-            dropped_unserved += unserved;
-        });
-        let outcome = drain(base.stop_signals(), &shared.in_flight, config.drain_timeout);
-        let left_behind = join_threads(handles, outcome.left, "a worker thread");
-        stopped.map(|_| Report { signal, accepted, dropped_unserved, cut: outcome.cut, left_behind })
     }
+    tracing::info!(
+        "thread pool: {workers} workers, queue of {}, drain timeout {}s",
+        shared.queue.capacity(),
+        drain_timeout.as_secs_f64()
+    );
+
+    let mut accepted = 0;
+    let mut dropped_unserved = 0;
+    let full = || shared.queue.is_full();
+    let cap = Cap { room: shared.in_flight.room(), full: &full };
+    let stopped =
+        accept_until_stop(&base.listeners, &base.shutdown, base.signals.as_mut(), Some(cap), |l, stream, peer| {
+            accepted += 1;
+            if !push(&shared, l, stream, peer) {
+                dropped_unserved += 1;
+            }
+        });
+    let signal = base.begin_shutdown(&stopped, || {
+        let unserved = shared.queue.close().len();
+        if unserved > 0 {
+            tracing::info!("closed {unserved} queued connection(s) that no worker had started");
+        }
+        dropped_unserved += unserved;
+    });
+    let outcome = drain(base.stop_signals(), &shared.in_flight, drain_timeout);
+    let left_behind = join_threads(handles, outcome.left, "a worker thread");
+    stopped.map(|_| Report { signal, accepted, dropped_unserved, cut: outcome.cut, left_behind })
 }
 
 /// Queues an accepted connection for a worker; false if it was dropped.
