@@ -5,22 +5,18 @@
 //! served once descriptors are free. A separate test binary (its own
 //! process), because it lowers RLIMIT_NOFILE.
 
+mod util;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
-use ferry_proto::files::FilesConfig;
-use ferry_proto::root::Root;
-use ferry_server::{BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, Service};
+use ferry_server::BlockingModel;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use util::{STEP, TestServer};
 
-/// Upper bound on any single blocking step of a test.
-const STEP: Duration = Duration::from_secs(20);
 
 /// Both models in one test: RLIMIT_NOFILE is process-wide, so they must not
 /// run in parallel.
@@ -33,17 +29,8 @@ fn blocking_accept_loops_shed_connections_when_out_of_fds() {
 /// `hold_one`: keep a connection open through the exhaustion and check it
 /// still works (not for the iterative model, which serves one at a time).
 fn sheds_when_out_of_fds(model: BlockingModel, hold_one: bool) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let config = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write: false };
-    let listeners = vec![ListenerConfig::new("127.0.0.1:0".parse().unwrap(), Service::Files(config))];
-    let server = BlockingServer::bind(BlockingConfig { listeners, model, drain_timeout: STEP, handle_signals: false })
-        .expect("bind");
-    let addr = server.listeners()[0].addr;
-    let shutdown = server.shutdown_handle();
-    let (tx, done) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(server.run());
-    });
+    let server = TestServer::blocking(model, STEP, &[]);
+    let addr = server.files;
 
     // A round trip first, so `run` has set itself up (its eventfds) before
     // descriptors run out; then wait until the server has closed its side
@@ -96,8 +83,7 @@ fn sheds_when_out_of_fds(model: BlockingModel, hold_one: bool) {
     assert_eq!(ask(&mut later, "ping"), "OK pong", "{model:?}: not serving after fds were freed");
     drop(later);
 
-    shutdown.signal();
-    done.recv_timeout(STEP).expect("run() returned in time").expect("run() succeeded");
+    server.stop();
 }
 
 fn connect(addr: SocketAddr) -> BufReader<TcpStream> {

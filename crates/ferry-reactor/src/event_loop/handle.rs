@@ -39,6 +39,19 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Takes the tasks of one queue (`which`) if its `flag` says any were
+    /// posted, clearing the flag under the lock. A post sets the flag under
+    /// the lock after adding its task, so a task posted after the flag was
+    /// read is seen by the next call.
+    pub(super) fn take_posted(&self, flag: &AtomicBool, which: impl FnOnce(&mut Queue) -> &mut Vec<Task>) -> Vec<Task> {
+        if !flag.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut q = self.lock();
+        flag.store(false, Ordering::Relaxed);
+        std::mem::take(which(&mut q))
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, Queue> {
         // Tasks never run under this lock, so a poisoned lock only means a
         // panic while pushing; the queue itself is still consistent.

@@ -347,16 +347,9 @@ impl EventLoop {
         // A push sets `pending` under the lock after adding its task, and
         // its wake comes after that; so a task pushed after this load is
         // seen in the next iteration, which the wake guarantees.
-        if self.shared.pending.load(Ordering::Acquire) {
-            let remote = {
-                let mut q = self.shared.lock();
-                self.shared.pending.store(false, Ordering::Relaxed);
-                mem::take(&mut q.tasks)
-            };
-            for task in remote {
-                task(self);
-                self.run_soon();
-            }
+        for task in self.shared.take_posted(&self.shared.pending, |q| &mut q.tasks) {
+            task(self);
+            self.run_soon();
         }
         let local = mem::take(&mut self.local);
         for task in local {
@@ -370,15 +363,8 @@ impl EventLoop {
     /// handler, timer and task. What these tasks post the same way waits for
     /// the next call, so a task that re-posts itself cannot starve I/O.
     fn run_soon(&mut self) {
-        if self.shared.soon_pending.load(Ordering::Relaxed) {
-            let soon = {
-                let mut q = self.shared.lock();
-                self.shared.soon_pending.store(false, Ordering::Relaxed);
-                mem::take(&mut q.soon)
-            };
-            for task in soon {
-                task(self);
-            }
+        for task in self.shared.take_posted(&self.shared.soon_pending, |q| &mut q.soon) {
+            task(self);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Shared helpers: a thread-pool server on loopback with a temporary root,
+//! Shared helpers: a server (thread pool or another blocking model) on
+//! loopback with a temporary root,
 //! and a raw line-protocol client with timeouts on every read and write.
 
 #![allow(dead_code)] // each test binary uses a different subset
@@ -12,8 +13,10 @@ use std::time::Duration;
 
 use ferry_proto::files::FilesConfig;
 use ferry_proto::root::Root;
-use ferry_server::Report;
-use ferry_server::{ListenerConfig, ServerError, Service, Shutdown, ThreadPoolConfig, ThreadPoolServer};
+use ferry_server::{
+    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, Report, ServerError, Service, Shutdown,
+    ThreadPoolConfig, ThreadPoolServer,
+};
 
 /// Upper bound on any single blocking step of a test.
 pub const STEP: Duration = Duration::from_secs(20);
@@ -28,26 +31,51 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a writable server with 2 workers; `tweak` adjusts the rest.
+    /// Starts a writable thread-pool server with 2 workers; `tweak`
+    /// adjusts the rest.
     pub fn start(tweak: impl FnOnce(&mut ThreadPoolConfig)) -> TestServer {
         let root = tempfile::tempdir().expect("tempdir");
-        let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write: true };
-        let mut config = ThreadPoolConfig::new(vec![
-            ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Files(files)),
-            ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Echo),
-        ]);
+        let mut config = ThreadPoolConfig::new(listeners(&root, true));
         config.workers = 2;
         config.handle_signals = false;
         tweak(&mut config);
         let server = ThreadPoolServer::bind(config).expect("bind");
-        let bound = server.listeners();
+        let (bound, shutdown) = (server.listeners(), server.shutdown_handle());
+        TestServer::launch(root, bound, shutdown, move || server.run())
+    }
+
+    /// Starts a read-only server running the blocking `model`, its root
+    /// holding `files`.
+    pub fn blocking(model: BlockingModel, drain_timeout: Duration, files: &[(&str, &[u8])]) -> TestServer {
+        let root = tempfile::tempdir().expect("tempdir");
+        for (name, data) in files {
+            std::fs::write(root.path().join(name), data).expect("write test file");
+        }
+        let listeners = listeners(&root, false);
+        let config = BlockingConfig { listeners, model, drain_timeout, handle_signals: false };
+        let server = BlockingServer::bind(config).expect("bind");
+        let (bound, shutdown) = (server.listeners(), server.shutdown_handle());
+        TestServer::launch(root, bound, shutdown, move || server.run())
+    }
+
+    /// Runs `run` on its own thread.
+    fn launch(
+        root: tempfile::TempDir,
+        bound: Vec<BoundListener>,
+        shutdown: Shutdown,
+        run: impl FnOnce() -> Result<Report, ServerError> + Send + 'static,
+    ) -> TestServer {
         assert_eq!((bound[0].service, bound[1].service), ("files", "echo"));
-        let shutdown = server.shutdown_handle();
         let (tx, done) = mpsc::channel();
         thread::spawn(move || {
-            let _ = tx.send(server.run());
+            let _ = tx.send(run());
         });
         TestServer { files: bound[0].addr, echo: bound[1].addr, root, shutdown, done }
+    }
+
+    /// What `run` returned, once it has (bounded wait), also an error.
+    pub fn outcome(&self, within: Duration) -> Result<Report, ServerError> {
+        self.done.recv_timeout(within).expect("run() did not return in time")
     }
 
     pub fn connect(&self) -> Client {
@@ -61,7 +89,7 @@ impl TestServer {
 
     /// Waits (bounded) for `run` to return; panics if it does not.
     pub fn wait_stopped(&self, within: Duration) -> Report {
-        self.done.recv_timeout(within).expect("run() did not return in time").expect("run() failed")
+        self.outcome(within).expect("run() failed")
     }
 
     /// Shuts down and waits for `run` to return.
@@ -77,6 +105,15 @@ impl TestServer {
     pub fn path(&self, name: &str) -> std::path::PathBuf {
         self.root.path().join(name)
     }
+}
+
+/// A file service (writable or not) and an echo service on free ports.
+fn listeners(root: &tempfile::TempDir, allow_write: bool) -> Vec<ListenerConfig> {
+    let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write };
+    vec![
+        ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Files(files)),
+        ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Echo),
+    ]
 }
 
 /// A raw client: a buffered reader over the socket plus the socket for
