@@ -17,7 +17,6 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use util::{STEP, TestServer};
 
-
 /// Both models in one test: RLIMIT_NOFILE is process-wide, so they must not
 /// run in parallel.
 #[test]

@@ -37,6 +37,29 @@ pub(super) enum Phase {
     Closed,
 }
 
+/// Where the output sent since the session last heard
+/// [`Session::on_drained`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// Nothing was sent since.
+    Nothing,
+    /// It reached the kernel: `on_drained` is due.
+    Sent,
+    /// The driver holds some in its own buffer: wait for `handle_flushed`.
+    Buffered,
+}
+
+/// The peer's side of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Peer {
+    /// It may send more.
+    Sending,
+    /// It half-closed; the session has not heard yet.
+    Closed,
+    /// It half-closed and the session heard (`on_eof`).
+    ClosedAndTold,
+}
+
 /// The next action's kind, found without holding borrows of the state.
 enum Next {
     Wait,
@@ -62,14 +85,12 @@ pub struct Conn<S> {
     /// Input should be offered again (new bytes, or the session made
     /// progress and may have stopped early).
     pub(super) offer: bool,
-    /// Output went out since the last [`Session::on_drained`].
-    pub(super) awaiting_drain: bool,
-    /// The driver holds output of ours it has not flushed yet.
-    pub(super) backlog: bool,
+    /// Where the output since the last [`Session::on_drained`] is.
+    pub(super) written: Written,
     /// A job is out; nothing is sent until its answer is back.
     pub(super) job_running: bool,
-    pub(super) peer_eof: bool,
-    pub(super) eof_delivered: bool,
+    /// Whether the peer still sends.
+    pub(super) peer: Peer,
     /// The server is draining: close as soon as nothing is in flight.
     pub(super) draining: bool,
     /// The last time bytes moved in either direction.
@@ -90,11 +111,9 @@ impl<S: Session> Conn<S> {
             sink: None,
             phase: Phase::Open,
             offer: false,
-            awaiting_drain: false,
-            backlog: false,
+            written: Written::Nothing,
             job_running: false,
-            peer_eof: false,
-            eof_delivered: false,
+            peer: Peer::Sending,
             draining: false,
             last_progress: now.mono,
             request_started: None,
@@ -131,7 +150,7 @@ impl<S: Session> Conn<S> {
                 let Phase::Flushing { reason, unread } = mem::replace(&mut self.phase, Phase::Closed) else {
                     return None;
                 };
-                if self.peer_eof {
+                if self.peer != Peer::Sending {
                     // The peer is done sending: nothing to linger for.
                     return Some(Action::Close(reason));
                 }
@@ -166,14 +185,14 @@ impl<S: Session> Conn<S> {
                 }
                 None => {}
             }
-            if self.backlog {
+            if self.written == Written::Buffered {
                 return Next::Wait;
             }
             if matches!(self.phase, Phase::Flushing { .. }) {
                 return Next::Shutdown;
             }
-            if self.awaiting_drain {
-                self.awaiting_drain = false;
+            if self.written == Written::Sent {
+                self.written = Written::Nothing;
                 self.offer = true;
                 let flow = self.session.on_drained(&mut self.out, now);
                 self.obey(now, flow, CloseReason::SessionClosed);
@@ -188,7 +207,7 @@ impl<S: Session> Conn<S> {
                     self.upload_done(now, Ok(()));
                 } else if !self.input.is_empty() {
                     return Next::Write;
-                } else if self.peer_eof {
+                } else if self.peer != Peer::Sending {
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("peer closed with {missing} upload bytes missing"),
@@ -210,8 +229,8 @@ impl<S: Session> Conn<S> {
                 self.obey(now, progress.flow, CloseReason::SessionClosed);
                 continue;
             }
-            if self.peer_eof && !self.eof_delivered {
-                self.eof_delivered = true;
+            if self.peer == Peer::Closed {
+                self.peer = Peer::ClosedAndTold;
                 // No more input can come: whatever the session says, the
                 // connection ends once its answer is out.
                 let flow = match self.session.on_eof(&mut self.out, now) {

@@ -5,7 +5,7 @@ use std::io;
 use std::mem;
 use std::time::{Duration, Instant};
 
-use super::core::{Conn, ConnStats, Phase};
+use super::core::{Conn, ConnStats, Peer, Phase, Written};
 use super::{CloseReason, LINGER, LINGER_BYTES, MAX_INPUT};
 use crate::{Flow, Now, Session};
 
@@ -36,7 +36,9 @@ impl<S: Session> Conn<S> {
 
     /// The peer half-closed: no more input will come.
     pub fn handle_eof(&mut self, _now: Now) {
-        self.peer_eof = true;
+        if self.peer == Peer::Sending {
+            self.peer = Peer::Closed;
+        }
         if matches!(self.phase, Phase::Lingering { .. }) {
             self.end_linger();
         }
@@ -53,7 +55,9 @@ impl<S: Session> Conn<S> {
     pub fn handle_sent(&mut self, now: Now, n: u64) {
         self.out.advance(n);
         self.stats.bytes_out += n;
-        self.awaiting_drain = true;
+        if self.written == Written::Nothing {
+            self.written = Written::Sent;
+        }
         if n > 0 {
             self.last_progress = now.mono;
         }
@@ -65,12 +69,13 @@ impl<S: Session> Conn<S> {
     /// mark of zero).
     pub fn handle_queued(&mut self, now: Now, n: u64) {
         self.handle_sent(now, n);
-        self.backlog = true;
+        self.written = Written::Buffered;
     }
 
     /// The driver's output buffer is empty again.
     pub fn handle_flushed(&mut self, now: Now) {
-        if mem::take(&mut self.backlog) {
+        if self.written == Written::Buffered {
+            self.written = Written::Sent;
             self.last_progress = now.mono;
         }
     }
@@ -142,7 +147,7 @@ impl<S: Session> Conn<S> {
             self.end_linger();
             return;
         }
-        if !self.out.is_empty() || self.backlog {
+        if !self.out.is_empty() || self.written == Written::Buffered {
             // Not one byte taken in a whole timeout: holding the
             // descriptor and file range forever would let such peers
             // exhaust the server's descriptors.
@@ -178,7 +183,7 @@ impl<S: Session> Conn<S> {
             return None;
         }
         let timeouts = self.config.timeouts;
-        let busy = !self.out.is_empty() || self.backlog || self.sink.is_some();
+        let busy = !self.out.is_empty() || self.written == Written::Buffered || self.sink.is_some();
         match self.request_started {
             Some(started) if !busy => started.checked_add(timeouts.request_timeout),
             _ => self.last_progress.checked_add(timeouts.idle_timeout),

@@ -14,8 +14,8 @@ use std::time::Duration;
 use ferry_proto::files::FilesConfig;
 use ferry_proto::root::Root;
 use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, Report, ServerError, Service, Shutdown,
-    ThreadPoolConfig, ThreadPoolServer,
+    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, Report, ServerError, Service,
+    Shutdown, ThreadPoolConfig, ThreadPoolServer,
 };
 
 /// Upper bound on any single blocking step of a test.
