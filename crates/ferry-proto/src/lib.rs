@@ -16,5 +16,5 @@ pub mod root;
 pub mod session;
 mod vpath;
 
-pub use outbox::{Chunk, FileRange, Job, Outbox, Sink};
+pub use outbox::{Chunk, FileRange, FileSlice, Job, Outbox, Sink};
 pub use session::{Flow, Now, Progress, Session};

@@ -49,20 +49,24 @@ impl std::fmt::Debug for Item {
     }
 }
 
+/// The unsent part of a file range: what one `sendfile` call may take.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSlice<'a> {
+    /// The file (shared: a cache may hand it to many responses).
+    pub file: &'a Arc<File>,
+    /// The next unsent byte's offset in the file.
+    pub offset: u64,
+    /// How many bytes of the range are still unsent.
+    pub len: u64,
+}
+
 /// The unsent part of the outbox's first item, as the driver sees it.
 #[derive(Debug)]
 pub enum Chunk<'a> {
     /// Plain bytes: write them.
     Bytes(&'a [u8]),
     /// A file range: `sendfile(socket, file, offset, len)`.
-    File {
-        /// The file to send from.
-        file: &'a Arc<File>,
-        /// The next unsent byte's offset in the file.
-        offset: u64,
-        /// How many bytes of the range are still unsent.
-        len: u64,
-    },
+    File(FileSlice<'a>),
     /// A [`Job`]: take it with [`Outbox::take_job`], run it (inline or on
     /// a worker) and hand its bytes to [`Outbox::finish_job`].
     Job,
@@ -267,9 +271,11 @@ impl Outbox {
     pub fn front(&self) -> Option<Chunk<'_>> {
         self.items.front().map(|item| match item {
             Item::Bytes(v) => Chunk::Bytes(&v[self.front_sent as usize..]),
-            Item::File(r) => {
-                Chunk::File { file: &r.file, offset: r.offset + self.front_sent, len: r.len - self.front_sent }
-            }
+            Item::File(r) => Chunk::File(FileSlice {
+                file: &r.file,
+                offset: r.offset + self.front_sent,
+                len: r.len - self.front_sent,
+            }),
             Item::Job(_) => Chunk::Job,
             Item::Waiting => Chunk::Waiting,
         })
@@ -316,7 +322,7 @@ mod tests {
                     got.extend_from_slice(&b[..take]);
                     out.advance(take as u64);
                 }
-                Chunk::File { len, .. } => {
+                Chunk::File(FileSlice { len, .. }) => {
                     got.extend_from_slice(format!("<file {len}>").as_bytes());
                     out.advance(len);
                 }

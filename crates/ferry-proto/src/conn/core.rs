@@ -129,7 +129,7 @@ impl<S: Session> Conn<S> {
             Next::Wait => None,
             Next::Out => match self.out.front()? {
                 Chunk::Bytes(bytes) => Some(Action::Send(bytes)),
-                Chunk::File { file, offset, len } => Some(Action::SendFile { file, offset, len }),
+                Chunk::File(slice) => Some(Action::SendFile(slice)),
                 Chunk::Job | Chunk::Waiting => None,
             },
             Next::Job => {
@@ -177,7 +177,7 @@ impl<S: Session> Conn<S> {
                 return Next::Wait;
             }
             match self.out.front() {
-                Some(Chunk::Bytes(_) | Chunk::File { .. }) => return Next::Out,
+                Some(Chunk::Bytes(_) | Chunk::File(_)) => return Next::Out,
                 Some(Chunk::Job) => return Next::Job,
                 Some(Chunk::Waiting) => {
                     self.fail(io::Error::other("output held behind a job that was never finished"));

@@ -38,12 +38,11 @@ mod pair;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::core::{Conn, ConnStats};
 pub use self::pair::{Pair, PairEvent};
-use crate::Job;
+use crate::{FileSlice, Job};
 
 /// Most unconsumed input bytes a connection holds, and the largest single
 /// read. Sessions consume or reject far less (HTTP heads are limited to
@@ -115,14 +114,7 @@ pub enum Action<'a> {
     /// `sendfile` up to `len` bytes of `file` from `offset`; report as for
     /// [`Action::Send`]. A file that ends early is an error
     /// ([`Conn::handle_send_error`]): the peer was promised `len` bytes.
-    SendFile {
-        /// The file (shared: a cache may hand it to many responses).
-        file: &'a Arc<File>,
-        /// Where the unsent part starts.
-        offset: u64,
-        /// How many bytes are still unsent.
-        len: u64,
-    },
+    SendFile(FileSlice<'a>),
     /// Write upload payload already received into the upload's file
     /// (`pwrite`); report with [`Conn::handle_written`] or
     /// [`Conn::handle_upload_error`].
@@ -164,8 +156,8 @@ impl fmt::Debug for Action<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Send(b) => f.debug_tuple("Send").field(&b.len()).finish(),
-            Action::SendFile { offset, len, .. } => {
-                f.debug_struct("SendFile").field("offset", offset).field("len", len).finish()
+            Action::SendFile(slice) => {
+                f.debug_struct("SendFile").field("offset", &slice.offset).field("len", &slice.len).finish()
             }
             Action::WriteFile { offset, data, .. } => {
                 f.debug_struct("WriteFile").field("offset", offset).field("len", &data.len()).finish()

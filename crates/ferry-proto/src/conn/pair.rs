@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime};
 
 use super::{Action, CloseReason, Conn, ConnConfig, Timeouts};
-use crate::{Job, Now, Session};
+use crate::{FileSlice, Job, Now, Session};
 
 /// One thing the driver did, in order, for tests that care how output
 /// left (how many writes, which file ranges).
@@ -224,7 +224,7 @@ impl<S: Session> Pair<S> {
                     self.events.push(PairEvent::Send(n));
                     self.conn.handle_sent(now, n as u64);
                 }
-                Action::SendFile { file, offset, len } => {
+                Action::SendFile(FileSlice { file, offset, len }) => {
                     let n = len.min(room as u64);
                     if n == 0 {
                         if self.feed() {

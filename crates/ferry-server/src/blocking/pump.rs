@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig, MAX_INPUT};
-use ferry_proto::{Now, Session};
+use ferry_proto::{FileSlice, Now, Session};
 use ferry_reactor::sys::zero_copy::{self, SplicePipe};
 use rustix::net::{RecvFlags, SendFlags, recv, send};
 
@@ -79,7 +79,7 @@ impl<'a, S: Session> Pump<'a, S> {
                     let sent = retry(|| send(self.stream, bytes, SendFlags::NOSIGNAL).map_err(io::Error::from));
                     self.sent(now, sent);
                 }
-                Action::SendFile { file, offset, len } => {
+                Action::SendFile(FileSlice { file, offset, len }) => {
                     let want = usize::try_from(len).unwrap_or(MAX_SENDFILE).min(MAX_SENDFILE);
                     let mut cursor = offset;
                     let sent = match retry(|| zero_copy::sendfile(self.stream.as_fd(), file.as_fd(), &mut cursor, want))

@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig};
-use ferry_proto::{Now, Session};
+use ferry_proto::{FileSlice, Now, Session};
 use ferry_reactor::{Callbacks, StatefulCallbacks, TcpConnection};
 
 use super::jobs::Task;
@@ -124,7 +124,7 @@ fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Now) {
                     core.conn.handle_send_error(gone());
                 }
             }
-            Action::SendFile { file, offset, len } => {
+            Action::SendFile(FileSlice { file, offset, len }) => {
                 if c.send_file(Arc::clone(file), offset, len) {
                     core.conn.handle_queued(now, len);
                 } else {
