@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod serve;
+
 /// Upper bound for anything a test waits on.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
