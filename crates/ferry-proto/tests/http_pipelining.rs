@@ -149,6 +149,15 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A session with small limits, so random inputs hit them.
+fn small_limits(t: &Tree) -> HttpSession {
+    let mut config = t.config();
+    config.max_head = 512;
+    config.max_uri = 128;
+    config.max_body = 64;
+    HttpSession::new(Arc::new(config), file_cache())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -158,11 +167,7 @@ proptest! {
         step in 1usize..600,
     ) {
         let t = Tree::new("prop-raw");
-        let mut config = t.config();
-        config.max_head = 512;
-        config.max_uri = 128;
-        config.max_body = 64;
-        let mut s = HttpSession::new(Arc::new(config), file_cache());
+        let mut s = small_limits(&t);
         let pieces: Vec<&[u8]> = raw.chunks(step).collect();
         let r = drive_pieces(&mut s, &pieces, 512);
         let _ = r.flow();
@@ -174,11 +179,7 @@ proptest! {
         step in 1usize..200,
     ) {
         let t = Tree::new("prop-tokens");
-        let mut config = t.config();
-        config.max_head = 512;
-        config.max_uri = 128;
-        config.max_body = 64;
-        let mut s = HttpSession::new(Arc::new(config), file_cache());
+        let mut s = small_limits(&t);
         let input = tokens.concat();
         let pieces: Vec<&[u8]> = input.chunks(step).collect();
         let r = drive_pieces(&mut s, &pieces, 512);

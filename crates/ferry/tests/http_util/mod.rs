@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 /// Upper bound for anything a test waits on.
@@ -102,29 +102,7 @@ pub fn require_tool(tool: &str, package: &str) {
 
 /// Runs a command to completion, at most `within`, and returns its output.
 pub fn run_bounded(cmd: &mut Command, within: Duration) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
-    let mut child = child.unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let status = match crate::util::wait_child(&mut child, within) {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {within:?}");
-        }
-    };
-    Output { status, stdout: out_thread.join().expect("join"), stderr: err_thread.join().expect("join") }
+    crate::util::run_fed(cmd, b"", within)
 }
 
 /// A parsed HTTP response read off a raw socket.

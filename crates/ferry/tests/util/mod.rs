@@ -130,33 +130,38 @@ pub fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
 /// feeding `stdin`.
 pub fn ferry(args: &[&str], cwd: Option<&Path>, stdin: &[u8]) -> Output {
     let mut cmd = Command::new(ferry_bin());
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().expect("spawn ferry");
+    run_fed(&mut cmd, stdin, PATIENCE)
+}
+
+/// Runs a command to completion, at most `within` (killed and the test
+/// failed past it), feeding it `stdin`; returns its output.
+pub fn run_fed(cmd: &mut Command, stdin: &[u8], within: Duration) -> Output {
+    let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = child.unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = match wait_child(&mut child, PATIENCE) {
+    let drain = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = from.read_to_end(&mut v);
+            v
+        })
+    };
+    let out_reader = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err_reader = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = match wait_child(&mut child, within) {
         Some(s) => s,
         None => {
             let _ = child.kill();
-            panic!("ferry {args:?} did not finish within {PATIENCE:?}");
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {within:?}");
         }
     };
     let _ = writer.join();
