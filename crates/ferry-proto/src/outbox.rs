@@ -129,9 +129,16 @@ impl Sink {
 /// The ordered queue of output a session produced.
 ///
 /// Adjacent byte pushes coalesce into one buffer, so answers to pipelined
-/// requests leave in a single write.
+/// requests leave in a single write. An empty outbox holds no memory (one
+/// pointer), so an idle connection pays nothing for it.
 #[derive(Debug, Default)]
 pub struct Outbox {
+    /// `None` while empty with no sink.
+    q: Option<Box<Queue>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
     items: VecDeque<Item>,
     /// Bytes of the front item already sent.
     front_sent: u64,
@@ -144,6 +151,21 @@ impl Outbox {
         Outbox::default()
     }
 
+    fn queue(&mut self) -> &mut Queue {
+        self.q.get_or_insert_with(Box::default)
+    }
+
+    fn items(&self) -> impl Iterator<Item = &Item> {
+        self.q.iter().flat_map(|q| q.items.iter())
+    }
+
+    /// Releases the queue once nothing is in it.
+    fn tidy(&mut self) {
+        if self.q.as_ref().is_some_and(|q| q.items.is_empty() && q.sink.is_none()) {
+            self.q = None;
+        }
+    }
+
     /// Queues a copy of `bytes`.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         self.text().extend_from_slice(bytes);
@@ -152,12 +174,13 @@ impl Outbox {
     /// The byte buffer at the back of the queue, to format an answer into
     /// (`write!(out.text(), ...)`). Creates it if the back is a file range.
     pub fn text(&mut self) -> &mut Vec<u8> {
+        let items = &mut self.queue().items;
         // Appending to a partly sent front buffer is fine: the send cursor
         // counts from its start.
-        if !matches!(self.items.back(), Some(Item::Bytes(_))) {
-            self.items.push_back(Item::Bytes(Vec::new()));
+        if !matches!(items.back(), Some(Item::Bytes(_))) {
+            items.push_back(Item::Bytes(Vec::new()));
         }
-        match self.items.back_mut() {
+        match items.back_mut() {
             Some(Item::Bytes(v)) => v,
             _ => unreachable!("a Bytes item was just pushed"),
         }
@@ -166,14 +189,14 @@ impl Outbox {
     /// Queues blocking work whose returned bytes are sent at this point of
     /// the queue (see [`Job`]).
     pub fn push_job(&mut self, job: impl FnOnce() -> Vec<u8> + Send + 'static) {
-        self.items.push_back(Item::Job(Box::new(job)));
+        self.queue().items.push_back(Item::Job(Box::new(job)));
     }
 
     /// Takes the job at the front, leaving a placeholder that holds back
     /// everything behind it until [`Outbox::finish_job`]. `None` if the
     /// front is not a job.
     pub fn take_job(&mut self) -> Option<Job> {
-        let front = self.items.front_mut()?;
+        let front = self.q.as_mut()?.items.front_mut()?;
         if !matches!(front, Item::Job(_)) {
             return None;
         }
@@ -185,13 +208,15 @@ impl Outbox {
 
     /// Puts a job's answer in place of the front placeholder.
     pub fn finish_job(&mut self, bytes: Vec<u8>) {
-        let Some(front) = self.items.front_mut() else { return };
+        let Some(q) = self.q.as_mut() else { return };
+        let Some(front) = q.items.front_mut() else { return };
         if !matches!(front, Item::Waiting) {
             return;
         }
-        self.front_sent = 0;
+        q.front_sent = 0;
         if bytes.is_empty() {
-            self.items.pop_front();
+            q.items.pop_front();
+            self.tidy();
         } else {
             *front = Item::Bytes(bytes);
         }
@@ -207,75 +232,81 @@ impl Outbox {
     /// Queues a file range to be sent with `sendfile`.
     pub fn push_file(&mut self, range: FileRange) {
         if range.len > 0 {
-            self.items.push_back(Item::File(range));
+            self.queue().items.push_back(Item::File(range));
         }
     }
 
     /// Asks the driver to route the next `sink.remaining()` input bytes into
     /// the sink's file once the queued output is sent.
     pub fn expect_upload(&mut self, sink: Sink) {
-        debug_assert!(self.sink.is_none(), "one upload at a time");
-        self.sink = Some(sink);
+        let q = self.queue();
+        debug_assert!(q.sink.is_none(), "one upload at a time");
+        q.sink = Some(sink);
     }
 
     /// The upload in progress, if any.
+    pub fn sink(&self) -> Option<&Sink> {
+        self.q.as_ref()?.sink.as_ref()
+    }
+
+    /// The upload in progress, mutably, if any.
     pub fn sink_mut(&mut self) -> Option<&mut Sink> {
-        self.sink.as_mut()
+        self.q.as_mut()?.sink.as_mut()
     }
 
     /// Removes the upload sink (when it is complete or abandoned).
     pub fn take_sink(&mut self) -> Option<Sink> {
-        self.sink.take()
+        let sink = self.q.as_mut()?.sink.take();
+        self.tidy();
+        sink
     }
 
     /// True when an upload is waiting for payload bytes.
     pub fn has_sink(&self) -> bool {
-        self.sink.is_some()
+        self.sink().is_some()
     }
 
     /// True when there is no output left to send (an upload sink may still
     /// be pending; see [`Outbox::has_sink`]).
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items().next().is_none()
     }
 
     /// True when a job is queued or running (sessions queue one per pass:
     /// a job's answer counts for nothing in [`Outbox::queued_bytes`]).
     pub fn has_job(&self) -> bool {
-        self.items.iter().any(|i| matches!(i, Item::Job(_) | Item::Waiting))
+        self.items().any(|i| matches!(i, Item::Job(_) | Item::Waiting))
     }
 
     /// True when a file range is queued (sessions queue one file per pass).
     pub fn has_file_range(&self) -> bool {
-        self.items.iter().any(|i| matches!(i, Item::File(_)))
+        self.items().any(|i| matches!(i, Item::File(_)))
     }
 
     /// Unsent bytes of queued plain-byte items (file ranges not counted).
     /// Sessions use it to stop producing when a client reads slowly.
     pub fn queued_bytes(&self) -> usize {
-        self.items
+        let Some(q) = self.q.as_ref() else { return 0 };
+        let sent = if matches!(q.items.front(), Some(Item::Bytes(_))) { q.front_sent as usize } else { 0 };
+        let total: usize = q
+            .items
             .iter()
             .map(|i| match i {
                 Item::Bytes(v) => v.len(),
                 Item::File(_) | Item::Job(_) | Item::Waiting => 0,
             })
-            .sum::<usize>()
-            .saturating_sub(if matches!(self.items.front(), Some(Item::Bytes(_))) {
-                self.front_sent as usize
-            } else {
-                0
-            })
+            .sum();
+        total.saturating_sub(sent)
     }
 
     /// The unsent part of the first queued item.
     pub fn front(&self) -> Option<Chunk<'_>> {
-        self.items.front().map(|item| match item {
-            Item::Bytes(v) => Chunk::Bytes(&v[self.front_sent as usize..]),
-            Item::File(r) => Chunk::File(FileSlice {
-                file: &r.file,
-                offset: r.offset + self.front_sent,
-                len: r.len - self.front_sent,
-            }),
+        let q = self.q.as_ref()?;
+        q.items.front().map(|item| match item {
+            Item::Bytes(v) => Chunk::Bytes(&v[q.front_sent as usize..]),
+            Item::File(r) => {
+                Chunk::File(FileSlice { file: &r.file, offset: r.offset + q.front_sent, len: r.len - q.front_sent })
+            }
             Item::Job(_) => Chunk::Job,
             Item::Waiting => Chunk::Waiting,
         })
@@ -284,28 +315,25 @@ impl Outbox {
     /// Marks `n` bytes of the front item as sent, dropping it when done.
     /// `n` never exceeds the front chunk's length.
     pub fn advance(&mut self, n: u64) {
-        let Some(item) = self.items.front() else {
-            return;
-        };
-        let len = match item {
-            Item::Bytes(v) => v.len() as u64,
-            Item::File(r) => r.len,
+        let Some(q) = self.q.as_mut() else { return };
+        let len = match q.items.front() {
+            Some(Item::Bytes(v)) => v.len() as u64,
+            Some(Item::File(r)) => r.len,
             // Jobs are taken and finished, never advanced over.
-            Item::Job(_) | Item::Waiting => return,
+            Some(Item::Job(_) | Item::Waiting) | None => return,
         };
-        self.front_sent += n;
-        debug_assert!(self.front_sent <= len);
-        if self.front_sent >= len {
-            self.items.pop_front();
-            self.front_sent = 0;
+        q.front_sent += n;
+        debug_assert!(q.front_sent <= len);
+        if q.front_sent >= len {
+            q.items.pop_front();
+            q.front_sent = 0;
+            self.tidy();
         }
     }
 
     /// Drops all queued output and any sink (the connection is closing).
     pub fn clear(&mut self) {
-        self.items.clear();
-        self.front_sent = 0;
-        self.sink = None;
+        self.q = None;
     }
 }
 
@@ -341,7 +369,7 @@ mod tests {
         let mut out = Outbox::new();
         out.push_bytes(b"OK 1\n");
         out.push_bytes(b"OK 2\n");
-        assert_eq!(out.items.len(), 1, "adjacent byte pushes share one buffer");
+        assert_eq!(out.items().count(), 1, "adjacent byte pushes share one buffer");
         let f = Arc::new(File::open("/proc/self/status").expect("open"));
         out.push_file(FileRange { file: f, offset: 0, len: 7 });
         out.push_bytes(b"tail");
@@ -394,5 +422,19 @@ mod tests {
         let f = Arc::new(File::open("/proc/self/status").expect("open"));
         out.push_file(FileRange { file: f, offset: 0, len: 0 });
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_outbox_holds_memory_only_while_something_is_queued() {
+        let mut out = Outbox::new();
+        out.push_bytes(b"answer");
+        assert!(out.q.is_some());
+        out.advance(6);
+        assert!(out.q.is_none(), "drained: released");
+        let f = Arc::new(File::open("/proc/self/status").expect("open"));
+        out.expect_upload(Sink::new(f, 0, 3));
+        assert!(out.q.is_some() && out.is_empty(), "a sink alone keeps it");
+        drop(out.take_sink());
+        assert!(out.q.is_none());
     }
 }

@@ -140,6 +140,16 @@ impl Buffer {
         }
     }
 
+    /// Takes the buffer's storage, leaving it empty and unallocated:
+    /// returns the bytes as a `Vec` and where the readable ones start in it
+    /// (`vec[start..]`). Hands received bytes to an owner without copying
+    /// them, and an idle connection keeps no buffer.
+    pub fn take_storage(&mut self) -> (Vec<u8>, usize) {
+        let Buffer { mut buf, read_pos, write_pos } = std::mem::take(self);
+        buf.truncate(write_pos);
+        (buf, read_pos)
+    }
+
     /// Discards all content and resets the indices (keeps the allocation).
     pub fn consume_all(&mut self) {
         let base = CHEAP_PREPEND.min(self.buf.len());

@@ -3,11 +3,12 @@
 
 use std::io;
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::input::Input;
 use super::{Action, CloseReason, ConnConfig, LINGER};
-use crate::{Chunk, Flow, Now, Outbox, Session, Sink};
+use crate::{Chunk, Flow, Now, Outbox, Session};
 
 /// What one connection moved, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,7 +31,9 @@ pub(super) enum Phase {
     /// sending and closing must linger.
     Flushing { reason: CloseReason, unread: bool },
     /// Our FIN is sent; discarding input until the peer's end or `until`.
-    Lingering { reason: CloseReason, started: Instant, until: Instant, discarded: usize },
+    /// `extended`: `until` is the full [`LINGER`] after the FIN (at first
+    /// it is the FIN itself when nothing unread was seen).
+    Lingering { reason: CloseReason, until: Instant, discarded: u32, extended: bool },
     /// [`Action::Close`] is due.
     Closing(CloseReason),
     /// [`Action::Close`] was returned.
@@ -75,12 +78,11 @@ enum Next {
 /// send, pause, time out and close. Syscall-free; see [`crate::conn`].
 pub struct Conn<S> {
     pub(super) session: S,
-    pub(super) config: ConnConfig,
+    /// Shared by the connections of one listener.
+    pub(super) config: Arc<ConnConfig>,
     /// What the session queued and the driver has not taken yet.
     pub(super) out: Outbox,
     pub(super) input: Input,
-    /// The upload being received, once the output ahead of it is out.
-    pub(super) sink: Option<Sink>,
     pub(super) phase: Phase,
     /// Input should be offered again (new bytes, or the session made
     /// progress and may have stopped early).
@@ -101,14 +103,14 @@ pub struct Conn<S> {
 }
 
 impl<S: Session> Conn<S> {
-    /// A connection opened at `now`.
-    pub fn new(session: S, config: ConnConfig, now: Now) -> Conn<S> {
+    /// A connection opened at `now`, with the settings of its listener
+    /// (shared by its connections).
+    pub fn new(session: S, config: Arc<ConnConfig>, now: Now) -> Conn<S> {
         Conn {
             session,
             config,
             out: Outbox::new(),
             input: Input::default(),
-            sink: None,
             phase: Phase::Open,
             offer: false,
             written: Written::Nothing,
@@ -138,12 +140,12 @@ impl<S: Session> Conn<S> {
                 Some(Action::RunJob(job))
             }
             Next::Write => {
-                let sink = self.sink.as_ref()?;
+                let sink = self.out.sink()?;
                 let n = usize::try_from(sink.remaining()).unwrap_or(usize::MAX).min(self.input.len());
                 Some(Action::WriteFile { file: sink.file(), offset: sink.offset(), data: &self.input.data()[..n] })
             }
             Next::Splice => {
-                let sink = self.sink.as_ref()?;
+                let sink = self.out.sink()?;
                 Some(Action::Splice { file: sink.file(), offset: sink.offset(), max: sink.remaining() })
             }
             Next::Shutdown => {
@@ -155,7 +157,7 @@ impl<S: Session> Conn<S> {
                     return Some(Action::Close(reason));
                 }
                 let until = if unread { now.mono + LINGER } else { now.mono };
-                self.phase = Phase::Lingering { reason, started: now.mono, until, discarded: 0 };
+                self.phase = Phase::Lingering { reason, until, discarded: 0, extended: unread };
                 Some(Action::Shutdown)
             }
             Next::Close => match mem::replace(&mut self.phase, Phase::Closed) {
@@ -198,10 +200,9 @@ impl<S: Session> Conn<S> {
                 self.obey(now, flow, CloseReason::SessionClosed);
                 continue;
             }
-            if self.sink.is_none() {
-                self.sink = self.out.take_sink();
-            }
-            if let Some(sink) = &self.sink {
+            // The outbox is empty here: its sink, if any, is the upload
+            // being received now.
+            if let Some(sink) = self.out.sink() {
                 let missing = sink.remaining();
                 if missing == 0 {
                     self.upload_done(now, Ok(()));
@@ -270,7 +271,6 @@ impl<S: Session> Conn<S> {
                 if matches!(self.phase, Phase::Open) {
                     self.phase = Phase::Flushing { reason, unread: !self.input.is_empty() };
                     self.input.clear();
-                    self.sink = None;
                     drop(self.out.take_sink());
                 }
             }
@@ -287,7 +287,6 @@ impl<S: Session> Conn<S> {
     /// Ends the connection at once, dropping what is queued.
     pub(super) fn close_now(&mut self, reason: CloseReason) {
         self.out.clear();
-        self.sink = None;
         self.input.clear();
         self.phase = Phase::Closing(reason);
     }
@@ -303,7 +302,7 @@ impl<S: Session> Conn<S> {
         if let Err(e) = &result {
             tracing::debug!("upload ended early: {e}");
         }
-        self.sink = None;
+        drop(self.out.take_sink());
         self.offer = true;
         let flow = self.session.on_upload_done(result, &mut self.out, now);
         self.obey(now, flow, CloseReason::SessionClosed);

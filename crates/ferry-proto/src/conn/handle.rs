@@ -23,14 +23,32 @@ impl<S: Session> Conn<S> {
                 self.offer = true;
             }
             Phase::Flushing { unread, .. } => *unread = true,
-            Phase::Lingering { started, until, discarded, .. } => {
-                *discarded += bytes.len();
-                *until = (*until).max(*started + LINGER);
-                if *discarded >= LINGER_BYTES {
+            Phase::Lingering { until, discarded, extended, .. } => {
+                *discarded = discarded.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+                if !*extended {
+                    // `until` is still the moment of our FIN.
+                    *until += LINGER;
+                    *extended = true;
+                }
+                if *discarded as usize >= LINGER_BYTES {
                     self.end_linger();
                 }
             }
             Phase::Closing(_) | Phase::Closed => {}
+        }
+    }
+
+    /// Bytes arrived from the peer in a buffer the driver gives away
+    /// (`buf[start..]`): taken over without a copy when nothing is
+    /// buffered.
+    pub fn handle_input_buf(&mut self, now: Now, buf: Vec<u8>, start: usize) {
+        if matches!(self.phase, Phase::Open) && self.input.is_empty() && start < buf.len() {
+            self.stats.bytes_in += (buf.len() - start) as u64;
+            self.last_progress = now.mono;
+            self.input.adopt(buf, start);
+            self.offer = true;
+        } else {
+            self.handle_input(now, buf.get(start..).unwrap_or_default());
         }
     }
 
@@ -94,7 +112,7 @@ impl<S: Session> Conn<S> {
 
     /// `n` bytes of the [`Action::WriteFile`] reached the file.
     pub fn handle_written(&mut self, now: Now, n: usize) {
-        if let Some(sink) = &mut self.sink {
+        if let Some(sink) = self.out.sink_mut() {
             sink.advance(n as u64);
             self.input.consume(n);
             self.last_progress = now.mono;
@@ -108,7 +126,7 @@ impl<S: Session> Conn<S> {
             self.handle_eof(now);
             return;
         }
-        if let Some(sink) = &mut self.sink {
+        if let Some(sink) = self.out.sink_mut() {
             sink.advance(n as u64);
             self.stats.bytes_in += n as u64;
             self.last_progress = now.mono;
@@ -117,7 +135,7 @@ impl<S: Session> Conn<S> {
 
     /// Writing or splicing the upload failed; the session hears of it.
     pub fn handle_upload_error(&mut self, now: Now, error: io::Error) {
-        if self.sink.is_some() {
+        if self.out.has_sink() {
             self.upload_done(now, Err(error));
         }
     }
@@ -157,7 +175,7 @@ impl<S: Session> Conn<S> {
             ));
             return;
         }
-        let flow = match self.sink.take() {
+        let flow = match self.out.take_sink() {
             Some(sink) => {
                 let missing = sink.remaining();
                 let e = io::Error::new(io::ErrorKind::TimedOut, format!("upload stalled with {missing} bytes missing"));
@@ -183,7 +201,7 @@ impl<S: Session> Conn<S> {
             return None;
         }
         let timeouts = self.config.timeouts;
-        let busy = !self.out.is_empty() || self.written == Written::Buffered || self.sink.is_some();
+        let busy = !self.out.is_empty() || self.written == Written::Buffered || self.out.has_sink();
         match self.request_started {
             Some(started) if !busy => started.checked_add(timeouts.request_timeout),
             _ => self.last_progress.checked_add(timeouts.idle_timeout),

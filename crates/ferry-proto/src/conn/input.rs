@@ -1,12 +1,8 @@
 //! Received bytes the session has not consumed yet, capped at
 //! [`MAX_INPUT`], holding no memory once empty (an idle keep-alive
-//! connection keeps at most a small allocation).
+//! connection keeps no buffer).
 
 use super::MAX_INPUT;
-
-/// Capacity an empty buffer may keep for the next request; a larger one
-/// (left by a burst of pipelined requests) is released.
-const KEEP: usize = 4096;
 
 /// `buf[start..]` are the unconsumed bytes.
 #[derive(Debug, Default)]
@@ -44,6 +40,17 @@ impl Input {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Takes over `buf[start..]` as the input when none is buffered (no
+    /// copy); appends it otherwise.
+    pub(super) fn adopt(&mut self, buf: Vec<u8>, start: usize) {
+        if self.is_empty() && start <= buf.len() {
+            self.buf = buf;
+            self.start = start;
+        } else {
+            self.extend(buf.get(start..).unwrap_or_default());
+        }
+    }
+
     /// Drops `n` bytes from the front (clamped to what is there).
     pub(super) fn consume(&mut self, n: usize) {
         self.start += n.min(self.len());
@@ -52,14 +59,10 @@ impl Input {
         }
     }
 
-    /// Drops everything; releases a large allocation.
+    /// Drops everything and releases the memory.
     pub(super) fn clear(&mut self) {
         self.start = 0;
-        if self.buf.capacity() > KEEP {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
+        self.buf = Vec::new();
     }
 }
 
@@ -81,14 +84,16 @@ mod tests {
     }
 
     #[test]
-    fn a_large_buffer_is_released_once_empty() {
+    fn an_empty_buffer_holds_no_memory_and_adopts_without_copying() {
         let mut input = Input::default();
-        input.extend(&vec![7; 3 * KEEP]);
-        assert_eq!(input.room(), MAX_INPUT - 3 * KEEP);
-        input.consume(3 * KEEP);
-        assert_eq!(input.buf.capacity(), 0, "an idle connection holds no large buffer");
         input.extend(b"abc");
         input.consume(3);
-        assert!(input.buf.capacity() > 0, "a small one is kept for the next request");
+        assert_eq!(input.buf.capacity(), 0, "an idle connection holds no buffer");
+        let storage = b"..GET /".to_vec();
+        let at = storage.as_ptr();
+        input.adopt(storage, 2);
+        assert_eq!((input.data(), input.buf.as_ptr()), (&b"GET /"[..], at), "taken over, not copied");
+        input.adopt(b"xx more".to_vec(), 2);
+        assert_eq!(input.data(), b"GET / more", "appended behind what is buffered");
     }
 }

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Action, CloseReason, Conn, ConnConfig, Timeouts};
@@ -62,7 +63,7 @@ impl<S: Session> Pair<S> {
         let now =
             Now { mono: std::time::Instant::now(), wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200) };
         Pair {
-            conn: Conn::new(session, ConnConfig::new(timeouts), now),
+            conn: Conn::new(session, Arc::new(ConnConfig::new(timeouts)), now),
             now,
             to_server: Vec::new(),
             client_closed: false,

@@ -6,6 +6,7 @@ use std::io;
 use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig, MAX_INPUT};
 use ferry_proto::{FileSlice, Now, Session};
@@ -47,7 +48,7 @@ impl<'a, S: Session> Pump<'a, S> {
     pub(super) fn new(stream: &'a TcpStream, session: S, config: ConnConfig, shutdown: &'a Shutdown) -> Pump<'a, S> {
         Pump {
             stream,
-            conn: Conn::new(session, ConnConfig { splice: true, ..config }, Now::read()),
+            conn: Conn::new(session, Arc::new(ConnConfig { splice: true, ..config }), Now::read()),
             shutdown,
             shutdown_told: false,
             pipe: None,

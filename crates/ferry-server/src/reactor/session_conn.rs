@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use ferry_proto::conn::{Action, CloseReason, Conn, ConnConfig};
+use ferry_proto::conn::{Action, CloseReason, Conn};
 use ferry_proto::{FileSlice, Now, Session};
 use ferry_reactor::{Callbacks, StatefulCallbacks, TcpConnection};
 
@@ -48,8 +48,10 @@ pub(crate) fn callbacks(shared: Arc<ListenerShared>, lp_state: Arc<LoopState>) -
     StatefulCallbacks::new(move |c| on_connected(c, &shared, &lp_state))
         .on_message(|c, core, buf| {
             let now = clock(c);
-            core.conn.handle_input(now, buf.peek());
-            buf.consume_all();
+            // The read buffer's storage moves into the core (no copy; the
+            // connection keeps no buffer while idle).
+            let (storage, start) = buf.take_storage();
+            core.conn.handle_input_buf(now, storage, start);
             drive(c, core, now);
         })
         .on_write_complete(|c, core| {
@@ -95,7 +97,7 @@ fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared, lp_state: &L
     shared.server.live.fetch_add(1, Ordering::SeqCst);
     let session = shared.service.new_session_in(&lp_state.file_cache);
     let mut core = Core {
-        conn: Conn::new(session, ConnConfig::new(shared.timeouts), now),
+        conn: Conn::new(session, Arc::clone(&shared.conn_config), now),
         server: Arc::clone(&shared.server),
         flushed_at_check: 0,
     };

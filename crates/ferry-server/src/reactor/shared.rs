@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use ferry_reactor::LoopHandle;
 
 use super::jobs::JobPool;
-use crate::{PumpConfig, Service};
+use ferry_proto::conn::ConnConfig;
+
+use crate::Service;
 
 /// What every connection of the server counts on (one per server).
 pub(crate) struct ServerShared {
@@ -39,8 +41,8 @@ impl ServerShared {
 pub(crate) struct ListenerShared {
     /// The service each connection gets a fresh session of.
     pub(crate) service: Arc<Service>,
-    /// The listener's timeouts.
-    pub(crate) timeouts: PumpConfig,
+    /// The listener's connection settings (its timeouts).
+    pub(crate) conn_config: Arc<ConnConfig>,
     /// The server's counters, drain and jobs.
     pub(crate) server: Arc<ServerShared>,
 }
