@@ -6,6 +6,9 @@
 #   RUNS=5 scripts/bench-http.sh
 #   ONLY="cpu pipelined" scripts/bench-http.sh   # a subset: cpu pipelined large huge memory
 #   FERRY_ARGS="--model reactor" scripts/bench-http.sh
+#   PEER_FERRY=../old/target/release/ferry scripts/bench-http.sh
+#                      # another ferry build in nginx's place (the "nginx"
+#                      # column): an A/B of two builds in one run
 #
 # Measures (each wrk run lasts DURATION, default 5 s):
 #   cpu        server CPU time per request (utime+stime of every process of
@@ -32,6 +35,7 @@ ONLY=${ONLY:-"cpu pipelined large huge memory"}
 WORKERS=${WORKERS:-$(nproc)}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 FERRY_ARGS=${FERRY_ARGS:-}
+PEER_FERRY=${PEER_FERRY:-}
 
 for tool in nginx wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "bench-http: $tool is missing (apt-get install $tool)" >&2; exit 1; }
@@ -62,9 +66,12 @@ head -c 256M /dev/urandom >"$work/root/256m.bin"
 # keeps freed heap resident, so a second 10,000-connection round on the
 # same process would grow by nothing.
 all_pids=()
-start_ferry() {
+start_ferry() { start_ferry_bin "$ferry" "$1"; }
+start_ferry_bin() { # binary name
+    local bin=$1
+    shift
     local out=$work/$1.out
-    "$ferry" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS -q \
+    "$bin" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS -q \
         >"$out" 2>"$work/$1.err" &
     local pid=$!
     all_pids+=("$pid")
@@ -79,6 +86,10 @@ start_ferry() {
     printf -v "$1_addr" %s "$addr"
 }
 start_nginx() {
+    if [ -n "$PEER_FERRY" ]; then
+        start_ferry_bin "$PEER_FERRY" "$1"
+        return
+    fi
     local dir=$work/$1 port
     mkdir -p "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
