@@ -10,8 +10,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use ferry_reactor::{AcceptOutcome, EventLoop, PollerKind, ReserveFd};
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use util::fds::{client_socket, exhaust_fds, restore};
 use util::*;
 
 fn iterations(server: &ServerThread) -> u64 {
@@ -27,30 +26,6 @@ fn accept_loops_survive_emfile() {
     acceptor_survives_emfile(0);
     acceptor_survives_emfile(4);
     reserve_fd_sheds_for_a_std_listener();
-}
-
-fn client_socket() -> OwnedFd {
-    rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap()
-}
-
-/// Lowers the fd limit close to what is open, then fills the rest; returns
-/// the saved limit and the fillers (drop them, then restore the limit).
-fn exhaust_fds() -> (Rlimit, Vec<OwnedFd>) {
-    let saved = getrlimit(Resource::Nofile);
-    let mut low = saved;
-    low.current = Some(open_fds() as u64 + 16);
-    setrlimit(Resource::Nofile, low).unwrap();
-    let mut fillers: Vec<OwnedFd> = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => fillers.push(f.into()),
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::MFILE.raw_os_error()));
-                break;
-            }
-        }
-    }
-    (saved, fillers)
 }
 
 /// Connects `socket` to `addr` and asserts the server closed the connection
@@ -96,7 +71,7 @@ fn reserve_fd_sheds_for_a_std_listener() {
 
     // Free fds: connections are accepted again.
     drop(fillers);
-    setrlimit(Resource::Nofile, saved).unwrap();
+    restore(saved);
     rustix::net::connect(&later, &addr).unwrap();
     match reserve.accept(&listener).unwrap() {
         AcceptOutcome::Accepted((_stream, peer)) => assert_eq!(peer.port(), local_port(&later)),
@@ -137,7 +112,7 @@ fn acceptor_survives_emfile(threads: usize) {
 
     // Free fds: new connections are served again.
     drop(fillers);
-    setrlimit(Resource::Nofile, saved).unwrap();
+    restore(saved);
     rustix::net::connect(&later, &addr).unwrap();
     let mut later = std::net::TcpStream::from(later);
     later.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();

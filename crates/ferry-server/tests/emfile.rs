@@ -5,16 +5,16 @@
 //! served once descriptors are free. A separate test binary (its own
 //! process), because it lowers RLIMIT_NOFILE.
 
+#[path = "../../ferry-reactor/tests/util/fds.rs"]
+mod fds;
 mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
 use std::thread;
 
+use fds::{client_socket, exhaust_fds, restore};
 use ferry_server::BlockingModel;
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use util::{STEP, TestServer};
 
 /// Both models in one test: RLIMIT_NOFILE is process-wide, so they must not
@@ -73,7 +73,7 @@ fn sheds_when_out_of_fds(model: BlockingModel, hold_one: bool) {
 
     // Free fds: new connections are served again.
     drop(fillers);
-    setrlimit(Resource::Nofile, saved).unwrap();
+    restore(saved);
     drop(held);
     rustix::net::connect(&later, &addr).expect("connect");
     let later = TcpStream::from(later);
@@ -98,14 +98,6 @@ fn ask(conn: &mut BufReader<TcpStream>, line: &str) -> String {
     reply.trim_end().to_string()
 }
 
-fn client_socket() -> OwnedFd {
-    rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).expect("socket")
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count() - 1
-}
-
 /// Sockets among the open descriptors (the server's other descriptors,
 /// eventfds and its reserve, come and stay as it sets up).
 fn open_sockets() -> usize {
@@ -114,24 +106,4 @@ fn open_sockets() -> usize {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.to_string_lossy().starts_with("socket:"))
         .count()
-}
-
-/// Lowers the fd limit close to what is open, then fills the rest; returns
-/// the saved limit and the fillers (drop them, then restore the limit).
-fn exhaust_fds() -> (Rlimit, Vec<OwnedFd>) {
-    let saved = getrlimit(Resource::Nofile);
-    let mut low = saved;
-    low.current = Some(open_fds() as u64 + 16);
-    setrlimit(Resource::Nofile, low).expect("lower RLIMIT_NOFILE");
-    let mut fillers: Vec<OwnedFd> = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => fillers.push(f.into()),
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::MFILE.raw_os_error()));
-                break;
-            }
-        }
-    }
-    (saved, fillers)
 }
