@@ -26,6 +26,7 @@ pub struct StatefulCallbacks<C> {
     message: Option<Message<C>>,
     write_complete: Option<WithState<C>>,
     half_closed: Option<WithState<C>>,
+    closed: Option<WithState<C>>,
 }
 
 impl<C> Clone for StatefulCallbacks<C> {
@@ -35,6 +36,7 @@ impl<C> Clone for StatefulCallbacks<C> {
             message: self.message.clone(),
             write_complete: self.write_complete.clone(),
             half_closed: self.half_closed.clone(),
+            closed: self.closed.clone(),
         }
     }
 }
@@ -43,7 +45,13 @@ impl<C: Any> StatefulCallbacks<C> {
     /// Connections start with the state `on_connected` returns (it may use
     /// the connection first: send a greeting, pause reading).
     pub fn new(on_connected: impl Fn(&mut TcpConnection<'_>) -> C + Send + Sync + 'static) -> Self {
-        StatefulCallbacks { connected: Arc::new(on_connected), message: None, write_complete: None, half_closed: None }
+        StatefulCallbacks {
+            connected: Arc::new(on_connected),
+            message: None,
+            write_complete: None,
+            half_closed: None,
+            closed: None,
+        }
     }
 
     /// Input arrived (see [`Callbacks::on_message`]).
@@ -65,6 +73,14 @@ impl<C: Any> StatefulCallbacks<C> {
     /// The peer half-closed (see [`Callbacks::on_half_closed`]).
     pub fn on_half_closed(mut self, f: impl Fn(&mut TcpConnection<'_>, &mut C) + Send + Sync + 'static) -> Self {
         self.half_closed = Some(Arc::new(f));
+        self
+    }
+
+    /// The connection is closing (see [`Callbacks::on_closed`]). Not called
+    /// for a close the connection's own callbacks asked for while they held
+    /// the state (`force_close` from `on_message`, say): they know already.
+    pub fn on_closed(mut self, f: impl Fn(&mut TcpConnection<'_>, &mut C) + Send + Sync + 'static) -> Self {
+        self.closed = Some(Arc::new(f));
         self
     }
 
@@ -90,6 +106,11 @@ impl<C: Any> StatefulCallbacks<C> {
         }
         if let Some(f) = self.half_closed {
             callbacks = callbacks.on_half_closed(move |c| {
+                c.with_state(|c, state: &mut C| f(c, state));
+            });
+        }
+        if let Some(f) = self.closed {
+            callbacks = callbacks.on_closed(move |c| {
                 c.with_state(|c, state: &mut C| f(c, state));
             });
         }

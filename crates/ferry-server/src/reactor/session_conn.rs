@@ -32,9 +32,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use ferry_proto::conn::{Action, CloseReason, Conn};
+use ferry_proto::conn::{Action, Conn};
 use ferry_proto::{FileSlice, Now, Session};
 use ferry_reactor::{Callbacks, StatefulCallbacks, TcpConnection};
 
@@ -64,6 +64,8 @@ pub(crate) fn callbacks(shared: Arc<ListenerShared>, lp_state: Arc<LoopState>) -
             core.conn.handle_eof(now);
             drive(c, core, now);
         })
+        // A close the core did not ask for: a reset, a socket error.
+        .on_closed(|c, core| log_closed(c, core, &"connection reset or failed"))
         .build()
 }
 
@@ -75,6 +77,10 @@ pub(crate) struct Core {
     /// `TcpConnection::flushed_bytes` at the last sweep, to tell a slow
     /// reader from one that stopped reading.
     flushed_at_check: u64,
+    /// When the connection was accepted, for its log line.
+    opened: Instant,
+    /// Its log line was written.
+    logged: bool,
 }
 
 /// The state is dropped with the connection, also when a loop is dropped
@@ -100,7 +106,10 @@ fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared, lp_state: &L
         conn: Conn::new(session, Arc::clone(&shared.conn_config), now),
         server: Arc::clone(&shared.server),
         flushed_at_check: 0,
+        opened: now.mono,
+        logged: false,
     };
+    tracing::debug!("{}: connection opened", c.peer_addr());
     lp_state.connection_opened(c.event_loop());
     if lp_state.draining() {
         // Accepted just before the listener closed: nothing in flight yet.
@@ -165,7 +174,7 @@ fn drive(c: &mut TcpConnection<'_>, core: &mut Core, now: Now) {
             }
             Action::Shutdown => c.shutdown(),
             Action::Close(reason) => {
-                log_close(c, &reason);
+                log_closed(c, core, &reason);
                 c.force_close();
                 return;
             }
@@ -187,11 +196,20 @@ fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the connection closed while output was queued")
 }
 
-fn log_close(c: &TcpConnection<'_>, reason: &CloseReason) {
-    match reason {
-        CloseReason::Error(e) => tracing::debug!(token = ?c.token(), peer = %c.peer_addr(), "closing: {e}"),
-        other => tracing::trace!(token = ?c.token(), "closing: {other}"),
+/// The connection's one info line, as every model writes it: peer, why,
+/// bytes each way, how long.
+fn log_closed(c: &TcpConnection<'_>, core: &mut Core, reason: &dyn std::fmt::Display) {
+    if std::mem::replace(&mut core.logged, true) {
+        return;
     }
+    let stats = core.conn.stats();
+    tracing::info!(
+        "{}: connection closed ({reason}): {} bytes in, {} bytes out, {:.3}s",
+        c.peer_addr(),
+        stats.bytes_in,
+        stats.bytes_out,
+        core.opened.elapsed().as_secs_f64()
+    );
 }
 
 /// The loop's sweep: reports progress of buffered output, then lets the

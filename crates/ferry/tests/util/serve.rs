@@ -97,6 +97,8 @@ pub struct Opts {
     /// Run it in a process group of its own, as a shell runs a foreground
     /// job, so a "Ctrl-C" can be sent to the whole group.
     pub own_group: bool,
+    /// With `logged`: leave `NO_COLOR` unset, as most environments do.
+    pub colour_allowed: bool,
 }
 
 pub fn start(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
@@ -120,7 +122,12 @@ pub fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], opts: Op
         cmd.process_group(0);
     }
     if opts.logged {
-        cmd.stderr(Stdio::piped()).env("RUST_LOG", "info").env("NO_COLOR", "1");
+        cmd.stderr(Stdio::piped()).env("RUST_LOG", "info");
+        if opts.colour_allowed {
+            cmd.env_remove("NO_COLOR");
+        } else {
+            cmd.env("NO_COLOR", "1");
+        }
     } else {
         cmd.arg("--quiet").stderr(Stdio::inherit());
     }
