@@ -159,3 +159,42 @@ fn a_second_stop_signal_cuts_the_drain_short() {
         assert_no_leftovers(pid, &seen);
     }
 }
+
+/// `--header-timeout` is a deadline for the whole request head, counted
+/// from its first byte, in every model: a client that trickles a header
+/// byte every 100 ms (7 s for this head) is answered 408 and cut about 1 s
+/// in, however often its bytes arrive.
+#[test]
+fn every_model_cuts_a_trickled_request_head_at_the_header_timeout() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    let head = b"GET /small.bin HTTP/1.1\r\nHost: trickle\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    for &model in MODELS {
+        let mut server = start(model, Svc::Http, &root, &["--header-timeout", "1"]);
+        let mut stream = connect(server.addr);
+        stream.set_read_timeout(Some(std::time::Duration::from_millis(100))).expect("timeout");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        for byte in head {
+            if stream.write_all(&[*byte]).is_err() {
+                break; // cut: the answer is read below
+            }
+            let mut buf = [0u8; 256];
+            match stream.read(&mut buf) {
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let cut_after = started.elapsed();
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408 "), "{model}: a trickled head got {text:?} after {cut_after:?}");
+        assert!(cut_after < std::time::Duration::from_secs(3), "{model}: cut only after {cut_after:?}");
+        server.stop();
+    }
+}
