@@ -56,8 +56,8 @@ pub fn download(client: &mut Client, remote: &[u8], local: Option<&Path>, option
         ),
     };
     let mut progress = TransferProgress::new(&shown);
-    let outcome = client.get(remote, &local, options, &mut progress)?;
+    let outcome = client.get(remote, &local, options, &mut progress).with_context(|| format!("cannot get {shown}"))?;
     let to = outcome.local.display().to_string();
-    println!("{}", progress.summary("got", &shown, &to, outcome.size, outcome.sha256.is_some()));
+    progress.report("got", &shown, &to, outcome.size, outcome.sha256.is_some());
     Ok(())
 }

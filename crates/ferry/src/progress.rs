@@ -4,6 +4,7 @@
 //! `ferry: got /big.bin -> big.bin: 64.0 MiB in 0.31 s (206 MiB/s), resumed at 12.0 MiB`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_client::Progress;
@@ -11,6 +12,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The bar's layout: bytes done / total, rate, time left.
 const BAR_TEMPLATE: &str = "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
+
+/// `-q`: no bar and no summary line (errors still go to stderr).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences bars and summary lines for this process (`ferry -q`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 /// Tracks one transfer for the terminal. Implements the client's
 /// [`Progress`] and remembers what the summary line needs.
@@ -30,12 +39,19 @@ impl TransferProgress {
     pub fn new(label: impl Into<String>) -> TransferProgress {
         TransferProgress {
             label: label.into(),
-            show_bar: std::io::stdout().is_terminal(),
+            show_bar: std::io::stdout().is_terminal() && !QUIET.load(Ordering::Relaxed),
             bar: None,
             started: None,
             elapsed: Duration::ZERO,
             already: 0,
             moved: 0,
+        }
+    }
+
+    /// Prints the [`summary`](Self::summary) line on stdout, unless `-q`.
+    pub fn report(&self, verb: &str, from: &str, to: &str, size: u64, verified: bool) {
+        if !QUIET.load(Ordering::Relaxed) {
+            println!("{}", self.summary(verb, from, to, size, verified));
         }
     }
 

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use ferry_client::{Client, PutOptions};
 use ferry_proto::files::escape::escape_text;
 
@@ -44,8 +45,11 @@ pub fn run(args: PutArgs) -> anyhow::Result<()> {
 pub fn upload(client: &mut Client, local: &Path, remote: Option<&[u8]>, options: PutOptions) -> anyhow::Result<()> {
     let from = local.display().to_string();
     let mut progress = TransferProgress::new(&from);
-    let outcome = client.put(local, remote, options, &mut progress)?;
+    let to_shown = remote.map_or_else(|| "its name".to_owned(), escape_text);
+    let outcome = client
+        .put(local, remote, options, &mut progress)
+        .with_context(|| format!("cannot put {from} as {to_shown}"))?;
     let to = escape_text(&outcome.remote);
-    println!("{}", progress.summary("put", &from, &to, outcome.size, outcome.sha256.is_some()));
+    progress.report("put", &from, &to, outcome.size, outcome.sha256.is_some());
     Ok(())
 }

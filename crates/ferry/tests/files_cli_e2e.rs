@@ -20,7 +20,24 @@ fn read_only_server_refuses_writes_with_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("read-only"), "{err}");
+    // The refused file, and where it was to go, are named.
+    assert!(err.contains(local.to_str().unwrap()) && err.contains(&server.addr_arg()), "{err}");
     assert!(!root.join("x.txt").exists());
+}
+
+/// `-q` silences the summary line (and the bar); the file still arrives.
+#[test]
+fn quiet_get_prints_nothing_on_success() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let to = dir.path().join("h.txt");
+    let out = ferry(&["-q", "get", &server.addr_arg(), "/hello.txt", to.to_str().unwrap()], None, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "-q printed {:?}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read(&to).unwrap(), std::fs::read(root.join("hello.txt")).unwrap());
+    let loud = ferry(&["get", &server.addr_arg(), "/hello.txt", dir.path().join("h2").to_str().unwrap()], None, b"");
+    assert!(String::from_utf8_lossy(&loud.stdout).contains("got /hello.txt"), "without -q the summary is there");
 }
 
 #[test]
