@@ -36,7 +36,7 @@ pub mod task_queue;
 mod thread;
 pub mod threadpool;
 
-pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection};
+pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
 pub use reactor::{ReactorConfig, ReactorServer};

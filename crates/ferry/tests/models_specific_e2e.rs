@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use util::serve::*;
 use util::*;
@@ -325,4 +325,27 @@ fn prefork_backs_off_replacing_workers_that_die_young() {
     assert_eq!(ask(&mut conn, "ping"), "OK pong");
     assert_eq!(ask(&mut conn, "quit"), "OK bye");
     server.stop();
+}
+
+/// Pools start a connection's idle clock at accept: silent clients that
+/// waited in the queue past the idle timeout are closed when their turn
+/// comes instead of each holding a worker for a full timeout, so a fresh
+/// `ping` queued behind them is answered after about one timeout, not
+/// three.
+#[test]
+fn pools_time_queued_connections_from_their_accept() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    for model in ["threadpool", "prefork"] {
+        let mut server = start(model, Svc::Files, &root, &["--workers", "2", "--idle-timeout", "1"]);
+        // Two take the workers, four wait in the queue; none says a word.
+        let silent: Vec<_> = (0..6).map(|_| connect(server.addr)).collect();
+        let started = Instant::now();
+        let mut fresh = connect(server.addr);
+        assert_eq!(ask(&mut fresh, "ping"), "OK pong", "{model}");
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(1900), "{model}: a fresh ping waited {waited:?} behind silent clients");
+        drop(silent);
+        server.stop();
+    }
 }

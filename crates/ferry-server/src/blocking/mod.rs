@@ -9,13 +9,13 @@ mod io;
 mod pump;
 
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use ferry_proto::Session;
 pub use ferry_proto::conn::CloseReason;
 use ferry_proto::conn::ConnConfig;
 /// Per-connection timeouts (the connection core's [`Timeouts`](ferry_proto::conn::Timeouts)).
 pub use ferry_proto::conn::Timeouts as PumpConfig;
+use ferry_proto::{Now, Session};
 
 use crate::Shutdown;
 
@@ -51,13 +51,26 @@ pub fn serve_connection<S: Session + ?Sized>(
     config: &PumpConfig,
     shutdown: &Shutdown,
 ) -> ConnStats {
-    let started = Instant::now();
+    serve_connection_since(stream, session, config, shutdown, Instant::now())
+}
+
+/// [`serve_connection`] for a connection accepted at `accepted` that then
+/// waited (in a queue, for a worker): its timeouts count from the accept.
+pub fn serve_connection_since<S: Session + ?Sized>(
+    stream: TcpStream,
+    session: &mut S,
+    config: &PumpConfig,
+    shutdown: &Shutdown,
+    accepted: Instant,
+) -> ConnStats {
+    let started = accepted;
     let peer = stream.peer_addr().ok();
     let shown = peer.map_or_else(|| "unknown peer".to_string(), |p| p.to_string());
     tracing::debug!("{shown}: connection opened");
     let (reason, bytes_in, bytes_out) = match pump::configure(&stream) {
         Ok(()) => {
-            let mut pump = pump::Pump::new(&stream, session, ConnConfig::new(*config), shutdown);
+            let opened = Now { mono: accepted, wall: SystemTime::now() };
+            let mut pump = pump::Pump::new(&stream, session, ConnConfig::new(*config), shutdown, opened);
             // Whatever the pump or the session logs names the peer.
             let reason = tracing::debug_span!("conn", peer = %shown).in_scope(|| pump.run());
             let stats = pump.stats();
@@ -75,4 +88,21 @@ pub fn serve_connection<S: Session + ?Sized>(
         stats.duration.as_secs_f64()
     );
     stats
+}
+
+/// True for a connection accepted at `accepted` that waited for a worker
+/// longer than its idle timeout without sending anything: it is closed
+/// unserved, so silent clients queued behind busy workers time out on
+/// their own clock instead of each taking a worker for a full timeout.
+/// A client that sent its request while it waited is still served.
+pub(crate) fn went_stale(stream: &TcpStream, accepted: Instant, config: &PumpConfig) -> bool {
+    if accepted.elapsed() < config.idle_timeout {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let waiting = matches!(
+        rustix::net::recv(stream, &mut byte, rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT),
+        Ok((n, _)) if n > 0
+    );
+    !waiting
 }

@@ -45,10 +45,16 @@ pub(super) struct Pump<'a, S: Session> {
 }
 
 impl<'a, S: Session> Pump<'a, S> {
-    pub(super) fn new(stream: &'a TcpStream, session: S, config: ConnConfig, shutdown: &'a Shutdown) -> Pump<'a, S> {
+    pub(super) fn new(
+        stream: &'a TcpStream,
+        session: S,
+        config: ConnConfig,
+        shutdown: &'a Shutdown,
+        opened: Now,
+    ) -> Pump<'a, S> {
         Pump {
             stream,
-            conn: Conn::new(session, Arc::new(ConnConfig { splice: true, ..config }), Now::read()),
+            conn: Conn::new(session, Arc::new(ConnConfig { splice: true, ..config }), opened),
             shutdown,
             shutdown_told: false,
             pipe: None,

@@ -38,6 +38,7 @@ use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 
 use self::frame::{DONE, ToWorker};
 use self::worker::Services;
+use crate::blocking::went_stale;
 use crate::children::{fork_process, reap_exited, run_child, shut_down};
 use crate::listen::{Base, accept_one};
 use crate::{Report, ServerError};
@@ -78,6 +79,8 @@ struct Pending {
     stream: TcpStream,
     peer: SocketAddr,
     listener: u8,
+    /// Its timeouts count from here, not from when a worker takes it.
+    accepted: Instant,
 }
 
 struct Pool {
@@ -226,7 +229,7 @@ impl Pool {
         while self.queue.len() < self.queue_capacity {
             let Some((stream, peer)) = accept_one(&self.base.listeners[index]) else { return };
             self.accepted += 1;
-            self.queue.push_back(Pending { stream, peer, listener: index as u8 });
+            self.queue.push_back(Pending { stream, peer, listener: index as u8, accepted: Instant::now() });
             self.feed_workers();
         }
         if self.queue.len() >= self.queue_capacity {
@@ -243,9 +246,18 @@ impl Pool {
                 break;
             };
             let Some(pending) = self.queue.pop_front() else { break };
+            let pump = &self.base.listeners[usize::from(pending.listener)].pump;
+            if went_stale(&pending.stream, pending.accepted, pump) {
+                tracing::info!(
+                    "{}: waited in the queue past its idle timeout without a word; closed unserved",
+                    pending.peer
+                );
+                continue;
+            }
             let Some(worker) = self.slots[slot].as_mut() else { break };
             let Some(socket) = worker.socket.as_ref() else { break };
-            let message = ToWorker::Conn { listener: pending.listener, peer: pending.peer }.encode();
+            let queued_ms = u32::try_from(pending.accepted.elapsed().as_millis()).unwrap_or(u32::MAX);
+            let message = ToWorker::Conn { listener: pending.listener, peer: pending.peer, queued_ms }.encode();
             match send_fd(socket, Some(pending.stream.as_fd()), &message) {
                 // Our copy of the connection closes as `pending` drops.
                 Ok(()) => worker.busy = Some(pending.peer),

@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ferry_proto::Session;
 use ferry_proto::http::FileCache;
@@ -14,7 +15,7 @@ use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
 use rustix::process::{Pid, Signal as PSignal, getppid, set_parent_process_death_signal, setpgid};
 
 use super::frame::{DONE, TO_WORKER_LEN, ToWorker};
-use crate::{PumpConfig, Service, Shutdown, serve_connection};
+use crate::{PumpConfig, Service, Shutdown, serve_connection_since};
 
 /// What a worker serves: each listener's service and timeouts, by index.
 pub(super) type Services = Vec<(Arc<Service>, PumpConfig)>;
@@ -48,13 +49,15 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
         };
         match (ToWorker::decode(&frame), fd) {
             (Some(ToWorker::Exit), _) => return 0,
-            (Some(ToWorker::Conn { listener, peer }), Some(fd)) => {
+            (Some(ToWorker::Conn { listener, peer, queued_ms }), Some(fd)) => {
                 let Some((service, pump)) = services.get(usize::from(listener)) else {
                     tracing::error!("worker {me}: the parent named listener {listener}, which does not exist");
                     return 1;
                 };
                 tracing::info!("worker {me}: serving {} client {peer}", service.name());
-                serve(fd, service.new_session_in(&cache), pump, shutdown);
+                let queued = Duration::from_millis(u64::from(queued_ms));
+                let accepted = Instant::now().checked_sub(queued).unwrap_or_else(Instant::now);
+                serve(fd, service.new_session_in(&cache), pump, shutdown, accepted);
                 if let Err(e) = send_fd(&socket, None, &[DONE]) {
                     tracing::error!("worker {me}: cannot report back to the parent: {e}");
                     return 1;
@@ -68,7 +71,7 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
     }
 }
 
-fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, pump: &PumpConfig, shutdown: &Shutdown) {
+fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, pump: &PumpConfig, shutdown: &Shutdown, accepted: Instant) {
     let stream = TcpStream::from(fd);
-    serve_connection(stream, &mut *session, pump, shutdown);
+    serve_connection_since(stream, &mut *session, pump, shutdown, accepted);
 }

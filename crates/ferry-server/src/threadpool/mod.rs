@@ -17,7 +17,7 @@ mod workers;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use self::workers::{Conn, Shared};
 use crate::accept::{Cap, accept_until_stop};
@@ -160,7 +160,8 @@ pub(crate) fn run(
 /// Queues an accepted connection for a worker; false if it was dropped.
 fn push(shared: &Shared, listener: &Listener, stream: TcpStream, peer: SocketAddr) -> bool {
     let Some(entry) = shared.in_flight.enter(&stream) else { return false };
-    let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump, entry };
+    let accepted = Instant::now();
+    let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump, entry, accepted };
     match shared.queue.try_push(conn) {
         Ok(()) => true,
         // Only the accept loop pushes, and it checked for room.

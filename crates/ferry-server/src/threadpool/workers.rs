@@ -5,10 +5,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use ferry_proto::http::FileCache;
 
-use crate::blocking::{PumpConfig, serve_connection};
+use crate::blocking::{PumpConfig, serve_connection_since, went_stale};
 use crate::in_flight::{Entry, InFlight};
 use crate::task_queue::TaskQueue;
 use crate::{Service, Shutdown};
@@ -22,6 +23,9 @@ pub(super) struct Conn {
     pub(super) service: Arc<Service>,
     pub(super) pump: PumpConfig,
     pub(super) entry: Entry,
+    /// When it was accepted: its timeouts count from here, not from when a
+    /// worker takes it.
+    pub(super) accepted: Instant,
 }
 
 /// Everything the accept loop and the workers share.
@@ -51,10 +55,14 @@ pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHand
 }
 
 fn serve_one(id: usize, shared: &Shared, conn: Conn, cache: &FileCache) {
-    let Conn { stream, peer, service, pump, entry } = conn;
+    let Conn { stream, peer, service, pump, entry, accepted } = conn;
+    if went_stale(&stream, accepted, &pump) {
+        tracing::info!("{peer}: waited in the queue past its idle timeout without a word; closed unserved");
+        return;
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut session = service.new_session_in(cache);
-        serve_connection(stream, &mut *session, &pump, &shared.shutdown);
+        serve_connection_since(stream, &mut *session, &pump, &shared.shutdown, accepted);
     }));
     if outcome.is_err() {
         // A bug in a session must not shrink the pool; the socket was
