@@ -76,15 +76,7 @@ impl Progress for TransferProgress {
         self.already = already;
         self.started = Some(Instant::now());
         if self.show_bar {
-            let style = ProgressStyle::with_template(BAR_TEMPLATE)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout())
-                .with_style(style)
-                .with_message(self.label.clone())
-                .with_position(already);
-            bar.reset_eta();
-            self.bar = Some(bar);
+            self.bar = Some(bar(ProgressDrawTarget::stdout(), &self.label, total, already));
         }
     }
 
@@ -101,6 +93,20 @@ impl Progress for TransferProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A bar for a transfer of `total` bytes of which `already` were there
+/// before (a resume). Its rate and ETA count only bytes moved from now on:
+/// the estimator is told about the resumed position first and then reset,
+/// so the jump to `already` is not read as bytes per second.
+fn bar(target: ProgressDrawTarget, label: &str, total: u64, already: u64) -> ProgressBar {
+    let style = ProgressStyle::with_template(BAR_TEMPLATE)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bar = ProgressBar::with_draw_target(Some(total), target).with_style(style).with_message(label.to_owned());
+    bar.set_position(already);
+    bar.reset_eta();
+    bar
 }
 
 /// Bytes for people: `512 B`, `12.0 KiB`, `64.0 MiB`, `1.5 GiB`.
@@ -121,6 +127,21 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_transfer_rates_only_the_bytes_it_moved() {
+        let bar = bar(ProgressDrawTarget::hidden(), "/big", 2 << 30, 1 << 30);
+        let started = Instant::now();
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(5)); // time must pass for a rate
+            bar.inc(64 << 10);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        // 640 KiB moved: about 640 KiB / elapsed. Counting the resumed
+        // 1 GiB would read as tens of GiB/s.
+        let honest = (640u64 << 10) as f64 / elapsed;
+        assert!(bar.per_sec() < honest * 4.0, "{} B/s for {honest} B/s moved", bar.per_sec());
+    }
 
     #[test]
     fn human_sizes() {
