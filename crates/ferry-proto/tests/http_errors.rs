@@ -24,6 +24,13 @@ fn every_error_status() {
         ("GET /a%zz HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         ("GET relative HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         ("GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        // Issue 11 row 14: an invalid Host value (RFC 9112 section 3.2).
+        ("GET /hello.txt HTTP/1.1\r\nHost: a b\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /hello.txt HTTP/1.1\r\nHost: t:80x\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /hello.txt HTTP/1.1\r\nHost: [::1\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /hello.txt HTTP/1.1\r\nHost: a%zz\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /hello.txt HTTP/1.0\r\nHost: a\"b\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         ("GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         (
             "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".into(),
@@ -39,13 +46,36 @@ fn every_error_status() {
         ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         (get("/missing"), 404, Flow::Continue),
         ("DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n".into(), 405, Flow::Continue),
-        ("get /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n".into(), 405, Flow::Continue),
+        ("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n".into(), 405, Flow::Continue),
+        // Issue 11 row 15: a failed If-Match (RFC 9110 section 13.1.1).
+        (get_with("/hello.txt", "If-Match: \"x\""), 412, Flow::Continue),
+        (get_with("/hello.txt", "If-Match: W/\"x\", \"y\""), 412, Flow::Continue),
+        (get_with("/missing", "If-Match: *"), 404, Flow::Continue),
+        // Issue 11 row 17: methods are case-sensitive, so `get` and `FOO`
+        // are unknown methods: 501 (RFC 9110 section 9.1).
+        ("get /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n".into(), 501, Flow::Continue),
+        ("FOO /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n".into(), 501, Flow::Continue),
         ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n".into(), 413, Flow::CloseAfterFlush),
         (format!("GET {long_target} HTTP/1.1\r\nHost: t\r\n\r\n"), 414, Flow::CloseAfterFlush),
         (format!("GET / HTTP/1.1\r\nHost: t\r\n{big_header}\r\n\r\n"), 431, Flow::CloseAfterFlush),
         (format!("GET / HTTP/1.1\r\nHost: t\r\n{many_headers}\r\n"), 431, Flow::CloseAfterFlush),
         ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".into(), 501, Flow::CloseAfterFlush),
         ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".into(), 501, Flow::CloseAfterFlush),
+        // Issue 11 row 16: chunked not last, or twice (RFC 9112 section 6.3).
+        ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+            400,
+            Flow::CloseAfterFlush,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, chunked\r\n\r\n".into(),
+            400,
+            Flow::CloseAfterFlush,
+        ),
+        // Issue 11 row 17: a space in the target is a malformed request line.
+        ("GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
+        ("GET /a  HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, Flow::CloseAfterFlush),
         ("GET / HTTP/2.0\r\nHost: t\r\n\r\n".into(), 505, Flow::CloseAfterFlush),
         ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".into(), 505, Flow::CloseAfterFlush),
     ];
@@ -60,6 +90,7 @@ fn every_error_status() {
         assert_eq!(resp.header("Connection") == Some("close"), closes, "for {shown:?}");
         assert_eq!(resp.header("Content-Type"), Some("text/plain; charset=utf-8"));
         assert!(resp.body_text().starts_with(&status.to_string()), "for {shown:?}");
+        assert_eq!(resp.header("Allow").is_some(), status == 405, "for {shown:?}");
         if status == 405 {
             assert_eq!(resp.header("Allow"), Some("GET, HEAD"));
         }
@@ -167,4 +198,42 @@ fn request_bodies_are_skipped() {
     let resp = one(&r);
     assert_eq!((resp.status, resp.header("Connection")), (405, Some("close")));
     assert_eq!(r.flow(), Flow::CloseAfterFlush);
+}
+
+#[test]
+fn valid_hosts_if_match_and_known_methods_are_kept() {
+    let t = Tree::new("conformance");
+    // Valid Host values (RFC 3986 host [":" port]) are served.
+    for host in ["", "t", "example.com:8080", "127.0.0.1", "[::1]:80", "[v1.x]", "a%41-b_~.c!$&'()*+,;=", "t:"] {
+        let mut s = t.session();
+        let r = run(&mut s, &format!("GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!((one(&r).status, r.flow()), (200, Flow::Continue), "Host: {host:?}");
+    }
+    // If-Match that holds (strong comparison, or `*`), also beside If-None-Match.
+    let mut s = t.session();
+    let etag = one(&run(&mut s, &get("/hello.txt"))).header("ETag").map(str::to_owned).unwrap();
+    let holds = [format!("If-Match: {etag}"), format!("If-Match: \"x\", {etag}"), "If-Match: *".into()];
+    for header in holds {
+        let r = run(&mut s, &get_with("/hello.txt", &header));
+        assert_eq!(one(&r).status, 200, "{header}");
+    }
+    // A weak tag never matches strongly; a failed If-Match wins over a Range.
+    for header in [format!("If-Match: W/{etag}"), "If-Match: \"x\"\r\nRange: bytes=0-1".into()] {
+        let r = run(&mut s, &get_with("/hello.txt", &header));
+        assert_eq!(one(&r).status, 412, "{header}");
+    }
+    let r = run(&mut s, "HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\"\r\n\r\n");
+    assert_eq!(parse_responses(&r.sent, &[true])[0].status, 412);
+    // Every method RFC 9110 section 9 defines besides GET and HEAD is 405.
+    for method in ["POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE"] {
+        let r = run(&mut s, &format!("{method} /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(one(&r).status, 405, "{method}");
+    }
+    // An unknown method's body is skipped like a known one's before its 501.
+    let r = run(
+        &mut s,
+        "FOO / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcGET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let statuses: Vec<u16> = parse_responses(&r.sent, &[]).iter().map(|r| r.status).collect();
+    assert_eq!((statuses, r.flow()), (vec![501, 200], Flow::Continue));
 }

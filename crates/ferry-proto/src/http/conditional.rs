@@ -1,5 +1,5 @@
 //! Validators and conditional requests: the `ETag` of a file, and whether
-//! `If-None-Match`, `If-Modified-Since` and `If-Range` hold.
+//! `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Range` hold.
 
 use std::fmt::Write as _;
 
@@ -52,6 +52,16 @@ pub(crate) fn not_modified(req: &Request<'_>, etag: &Etag, mtime: i64) -> bool {
         Some(since) => mtime <= since,
         None => false,
     }
+}
+
+/// False when `If-Match` is present and names neither `*` nor the current
+/// tag by strong comparison (a weak tag never matches): the answer is 412
+/// (RFC 9110 section 13.1.1). Only called for an existing file.
+pub(crate) fn if_match_holds(req: &Request<'_>, etag: &Etag) -> bool {
+    let Some(list) = req.if_match.map(trim) else {
+        return true;
+    };
+    list == b"*" || list.split(|&b| b == b',').map(trim).any(|t| t == etag.as_bytes())
 }
 
 /// True when a `Range` should be honoured given the request's `If-Range`

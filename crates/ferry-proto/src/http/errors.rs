@@ -30,6 +30,7 @@ impl Status {
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
+            412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
             416 => "Range Not Satisfiable",
@@ -55,9 +56,15 @@ pub enum HttpError {
     /// The server may not read the file.
     #[error("permission denied")]
     Forbidden,
-    /// A method other than GET and HEAD.
+    /// A method RFC 9110 defines other than GET and HEAD.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A method RFC 9110 does not define (methods are case-sensitive).
+    #[error("method not implemented")]
+    MethodNotImplemented,
+    /// `If-Match` names neither `*` nor the file's current `ETag`.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// The request was not complete when the driver's timer fired.
     #[error("request not received in time")]
     Timeout,
@@ -70,7 +77,7 @@ pub enum HttpError {
     /// The request head exceeds [`HttpConfig::max_head`](super::HttpConfig::max_head).
     #[error("request header section too large")]
     HeadTooLarge,
-    /// A `Transfer-Encoding` other than `chunked`.
+    /// A well-formed `Transfer-Encoding` other than `chunked` alone.
     #[error("transfer coding not implemented")]
     UnknownTransferEncoding,
     /// An HTTP version other than 1.0 and 1.1.
@@ -89,6 +96,8 @@ impl HttpError {
             HttpError::NotFound => 404,
             HttpError::Forbidden => 403,
             HttpError::MethodNotAllowed => 405,
+            HttpError::MethodNotImplemented => 501,
+            HttpError::PreconditionFailed => 412,
             HttpError::Timeout => 408,
             HttpError::BodyTooLarge => 413,
             HttpError::UriTooLong => 414,
@@ -103,7 +112,15 @@ impl HttpError {
     /// to start at a request boundary: the answer carries
     /// `Connection: close` and the connection closes after it.
     pub fn closes(self) -> bool {
-        !matches!(self, HttpError::NotFound | HttpError::Forbidden | HttpError::MethodNotAllowed | HttpError::Internal)
+        !matches!(
+            self,
+            HttpError::NotFound
+                | HttpError::Forbidden
+                | HttpError::MethodNotAllowed
+                | HttpError::MethodNotImplemented
+                | HttpError::PreconditionFailed
+                | HttpError::Internal
+        )
     }
 }
 

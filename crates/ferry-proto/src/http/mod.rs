@@ -9,9 +9,10 @@
 //!   `Content-Length`, `Content-Type` (by extension; text types with
 //!   `; charset=utf-8`), `Last-Modified`, `ETag` (`"inode-size-mtime"` in
 //!   hex), `Date`, `Server: ferry` and `Accept-Ranges: bytes`.
-//! - Conditional requests: `If-None-Match` (weak comparison, `*`) and
-//!   `If-Modified-Since` answer 304; `If-None-Match` wins when both are
-//!   present.
+//! - Conditional requests: `If-Match` (strong comparison, `*`) that does
+//!   not hold answers 412, before anything else is looked at;
+//!   `If-None-Match` (weak comparison, `*`) and `If-Modified-Since` answer
+//!   304; `If-None-Match` wins when both are present.
 //! - One `Range: bytes=a-b | a- | -n` answers 206 with `Content-Range`; a
 //!   range outside the file answers 416 with `Content-Range: bytes */SIZE`;
 //!   several ranges, other units and invalid syntax get the whole file
@@ -40,22 +41,30 @@
 //!
 //! ## Errors
 //! Every error has a one-line `text/plain` body (`404 Not Found`) and goes
-//! through [`HttpError::status`] / [`HttpError::closes`]: 400 malformed,
-//! 403 unreadable, 404, 405 with `Allow: GET, HEAD`, 408 (request started
-//! but not finished when the driver's timer fired), 413 body over
+//! through [`HttpError::status`] / [`HttpError::closes`]: 400 malformed
+//! (also a request line that is not three parts, such as a space in the
+//! target, and a missing, repeated or invalid `Host`: not RFC 3986
+//! `host [":" port]`), 403 unreadable, 404, 405 with `Allow: GET, HEAD`
+//! for the other methods RFC 9110 section 9 defines (POST, PUT, DELETE,
+//! CONNECT, OPTIONS, TRACE), 408 (request started but not finished when
+//! the driver's timer fired), 412 `If-Match` failed, 413 body over
 //! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`], 431
 //! head over [`HttpConfig::max_head`] (or more than 64 header fields), 500
-//! read error, 501 a `Transfer-Encoding` other than `chunked`, 505 a
-//! version other than 1.0/1.1. After 400, 408, 413, 414, 431, 501 and 505
-//! the stream cannot be trusted to be at a request boundary, so the answer
-//! says `Connection: close` and the connection closes. Requests that could
-//! be framed two ways (`Content-Length` with `Transfer-Encoding`,
-//! conflicting lengths, `Transfer-Encoding` in HTTP/1.0) are 400.
+//! read error, 501 an unknown method (methods are case-sensitive) or a
+//! `Transfer-Encoding` other than `chunked` alone that does not put
+//! anything after `chunked` (`gzip`, `gzip, chunked`), 505 a version other
+//! than 1.0/1.1. After 400, 408, 413, 414, 431, 505 and a 501 for a
+//! transfer coding the stream cannot be trusted to be at a request
+//! boundary, so the answer says `Connection: close` and the connection
+//! closes. Requests whose body's end cannot be found for sure are 400:
+//! framed two ways (`Content-Length` with `Transfer-Encoding`, conflicting
+//! lengths, `Transfer-Encoding` in HTTP/1.0) or with a coding after
+//! `chunked` (`chunked, gzip`, `chunked` twice: RFC 9112 section 6.3).
 //!
 //! Request bodies (`Content-Length` or chunked, up to `max_body`) are read
 //! and discarded without buffering, so the next pipelined request is found.
 //! GET/HEAD are answered before their body is skipped; other methods get
-//! their 405 after it (or 413/400 if it turns out too large or malformed).
+//! their 405 or 501 after it (or 413/400 if it turns out too large or malformed).
 //! A request with a body and `Expect: 100-continue` is answered at once
 //! and the connection closed, instead of inviting a body only to drop it.
 //!

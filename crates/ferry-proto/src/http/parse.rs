@@ -18,7 +18,10 @@ const REQUEST_LINE_SLACK: usize = 64;
 pub(crate) enum Method {
     Get,
     Head,
+    /// Another method RFC 9110 section 9 defines: answered 405.
     Other,
+    /// A method RFC 9110 does not define: answered 501.
+    Unknown,
 }
 
 /// The protocol version of the request.
@@ -49,6 +52,7 @@ pub(crate) struct Request<'a> {
     pub body: BodyFraming,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
+    pub if_match: Option<&'a [u8]>,
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
@@ -113,7 +117,11 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
         method: match method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
-            _ => Method::Other,
+            // The methods RFC 9110 section 9.3 defines are "known" and get
+            // 405 with `Allow: GET, HEAD`; anything else (methods are
+            // case-sensitive, so `get` too) gets 501 (section 9.1).
+            "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" => Method::Other,
+            _ => Method::Unknown,
         },
         target: target.as_bytes(),
         version: if version == 0 { Version::Http10 } else { Version::Http11 },
@@ -121,6 +129,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
         keep_alive: false,
         body: BodyFraming::None,
         expect_continue: false,
+        if_match: None,
         if_none_match: None,
         if_modified_since: None,
         range: None,
@@ -146,15 +155,17 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
             content_length = Some(n);
         } else if is("transfer-encoding") {
             for token in value.split(|&b| b == b',').map(trim) {
-                transfer_encoding = match transfer_encoding {
-                    TransferEncoding::Absent if token.eq_ignore_ascii_case(b"chunked") => TransferEncoding::Chunked,
-                    _ => TransferEncoding::Unknown,
-                };
+                transfer_encoding = transfer_encoding.then(token.eq_ignore_ascii_case(b"chunked"));
             }
         } else if is("host") {
             hosts += 1;
+            if !valid_host(value) {
+                return Err(HttpError::BadRequest("invalid Host"));
+            }
         } else if is("expect") {
             request.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if is("if-match") {
+            request.if_match.get_or_insert(value);
         } else if is("if-none-match") {
             request.if_none_match.get_or_insert(value);
         } else if is("if-modified-since") {
@@ -172,6 +183,10 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
         return Err(HttpError::BadRequest("more than one Host header"));
     }
     request.body = match (transfer_encoding, content_length) {
+        // The body's end cannot be found (RFC 9112 section 6.3).
+        (TransferEncoding::ChunkedNotLast, _) => {
+            return Err(HttpError::BadRequest("Transfer-Encoding with chunked not last, or twice"));
+        }
         (TransferEncoding::Absent, None) => BodyFraming::None,
         (TransferEncoding::Absent, Some(n)) => BodyFraming::Length(n),
         // A request that could be framed two ways is how smuggling starts.
@@ -180,16 +195,92 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpCo
             return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
         }
         (TransferEncoding::Chunked, None) => BodyFraming::Chunked,
-        (TransferEncoding::Unknown, None) => return Err(HttpError::UnknownTransferEncoding),
+        (TransferEncoding::Unknown | TransferEncoding::UnknownThenChunked, None) => {
+            return Err(HttpError::UnknownTransferEncoding);
+        }
     };
     Ok(Head::Complete(request, end))
 }
 
+/// What the `Transfer-Encoding` codings seen so far (across all the
+/// header's lines, in order) amount to.
 #[derive(Debug, Clone, Copy)]
 enum TransferEncoding {
     Absent,
+    /// Only `chunked`.
     Chunked,
+    /// Other codings, the last one not `chunked`: 501.
     Unknown,
+    /// Other codings, then `chunked` last (`gzip, chunked`): 501.
+    UnknownThenChunked,
+    /// A coding after `chunked` (`chunked, gzip`, `chunked, chunked`):
+    /// RFC 9112 sections 6.1 and 6.3 make it 400.
+    ChunkedNotLast,
+}
+
+impl TransferEncoding {
+    /// The state after one more coding.
+    fn then(self, chunked: bool) -> TransferEncoding {
+        match self {
+            TransferEncoding::Chunked | TransferEncoding::UnknownThenChunked | TransferEncoding::ChunkedNotLast => {
+                TransferEncoding::ChunkedNotLast
+            }
+            TransferEncoding::Absent if chunked => TransferEncoding::Chunked,
+            TransferEncoding::Absent | TransferEncoding::Unknown if chunked => TransferEncoding::UnknownThenChunked,
+            TransferEncoding::Absent | TransferEncoding::Unknown => TransferEncoding::Unknown,
+        }
+    }
+}
+
+/// True when a `Host` value is `host [":" port]` with `host` as RFC 3986
+/// section 3.2.2 has it: an IP literal in brackets, or a reg-name
+/// (unreserved, sub-delims and `%XX` escapes; IPv4 addresses are among
+/// them). Empty is valid (RFC 9112 section 3.2). Spaces, control bytes and
+/// other delimiters are not.
+fn valid_host(value: &[u8]) -> bool {
+    let (host_ok, port) = match value.strip_prefix(b"[") {
+        Some(rest) => match rest.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &rest[..end];
+                let ok = !literal.is_empty() && literal.iter().all(|&b| unreserved_or_sub_delim(b) || b == b':');
+                (ok, &rest[end + 1..])
+            }
+            None => return false,
+        },
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            (reg_name(&value[..end]), &value[end..])
+        }
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    host_ok && port_ok
+}
+
+/// RFC 3986 `reg-name`: unreserved, sub-delims and `%XX` escapes.
+fn reg_name(name: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&b) = name.get(at) {
+        if b == b'%' {
+            match name.get(at + 1..at + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => at += 3,
+                _ => return false,
+            }
+        } else if unreserved_or_sub_delim(b) {
+            at += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// RFC 3986 `unreserved` or `sub-delims`.
+fn unreserved_or_sub_delim(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
 }
 
 /// The offset just past the blank line ending a head (`\n\n` or `\n\r\n`:
@@ -210,11 +301,15 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// 505 when the request line ends in something shaped like an HTTP
-/// version (`HTTP/2.0`, `HTTP/3`), 400 otherwise.
+/// 505 when the request line is three parts ending in something shaped
+/// like an HTTP version (`HTTP/2.0`, `HTTP/3`), 400 otherwise (a space in
+/// the target, `GET /a b HTTP/1.1`, is a malformed line, not a version).
 fn version_error(buf: &[u8]) -> HttpError {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.split(|&b| b == b' ').count() != 3 {
+        return HttpError::BadRequest("invalid request line");
+    }
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     let looks_like_version = version.strip_prefix(b"HTTP/").is_some_and(|v| {
         matches!(v, [d] | [d, b'.', _] if d.is_ascii_digit()) && v.iter().all(|&b| b.is_ascii_digit() || b == b'.')
@@ -262,6 +357,28 @@ mod tests {
         assert_eq!(version_error(b"GET / HTTP/2.0\r\n\r\n"), HttpError::VersionNotSupported);
         assert_eq!(version_error(b"GET / HTTP/3\r\n\r\n"), HttpError::VersionNotSupported);
         assert_eq!(version_error(b"GET / HTTX/1.1\r\n\r\n"), HttpError::BadRequest("invalid HTTP version"));
+        assert_eq!(version_error(b"GET /a b HTTP/1.1\r\n\r\n"), HttpError::BadRequest("invalid request line"));
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in [&b""[..], b"t", b"a.b:8080", b"10.0.0.1", b"[::1]", b"[::1]:443", b"%41b", b"t:"] {
+            assert!(valid_host(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [&b"a b"[..], b"a/b", b"a@b", b"[::1", b"[]", b"[::1]x", b"t:8o", b"t:1:2", b"%4", b"a\x01"] {
+            assert!(!valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn transfer_codings() {
+        let end = |codings: &[bool]| codings.iter().fold(TransferEncoding::Absent, |te, &c| te.then(c));
+        assert!(matches!(end(&[true]), TransferEncoding::Chunked));
+        assert!(matches!(end(&[false, true]), TransferEncoding::UnknownThenChunked));
+        assert!(matches!(end(&[false]), TransferEncoding::Unknown));
+        assert!(matches!(end(&[true, false]), TransferEncoding::ChunkedNotLast));
+        assert!(matches!(end(&[true, true]), TransferEncoding::ChunkedNotLast));
+        assert!(matches!(end(&[false, true, false]), TransferEncoding::ChunkedNotLast));
     }
 
     #[test]

@@ -60,9 +60,10 @@ enum State {
 enum AfterBody {
     /// The request was answered before its body (GET/HEAD with a body).
     Nothing,
-    /// A 405, sent only once the body is gone so the connection stays in
-    /// sync, or replaced by a 413/400 if the body turns out bad.
-    MethodNotAllowed(Persist),
+    /// A 405 or 501 (the error), sent only once the body is gone so the
+    /// connection stays in sync, or replaced by a 413/400 if the body turns
+    /// out bad.
+    Refuse(HttpError, Persist),
 }
 
 /// What one pass may still do.
@@ -118,13 +119,20 @@ impl HttpSession {
             persist = Persist::Close;
         }
         match req.method {
-            Method::Other => match body {
-                Some(discard) if persist != Persist::Close => {
-                    self.state = State::Body { discard, then: AfterBody::MethodNotAllowed(persist) };
-                    return Flow::Continue;
+            Method::Other | Method::Unknown => {
+                let refusal = if req.method == Method::Other {
+                    HttpError::MethodNotAllowed
+                } else {
+                    HttpError::MethodNotImplemented
+                };
+                match body {
+                    Some(discard) if persist != Persist::Close => {
+                        self.state = State::Body { discard, then: AfterBody::Refuse(refusal, persist) };
+                        return Flow::Continue;
+                    }
+                    _ => respond::error(out.text(), refusal, persist, false, date),
                 }
-                _ => respond::error(out.text(), HttpError::MethodNotAllowed, persist, false, date),
-            },
+            }
             Method::Get | Method::Head => {
                 if let Err(err) = self.serve(req, persist, date, now, out, budget) {
                     respond::error(out.text(), err, persist, head_only, date);
@@ -202,6 +210,11 @@ impl HttpSession {
     ) {
         let FileInfo { meta, etag, last_modified, content_type } = file.info;
         let buf = out.text();
+        if !conditional::if_match_holds(req, &etag) {
+            let head_only = req.method == Method::Head;
+            respond::error(buf, HttpError::PreconditionFailed, persist, head_only, date);
+            return;
+        }
         if conditional::not_modified(req, &etag, meta.mtime) {
             respond::start(buf, Status::NOT_MODIFIED, date);
             respond::header(buf, b"ETag", etag.as_bytes());
@@ -345,8 +358,8 @@ impl Session for HttpSession {
                     Ok((n, true)) => {
                         consumed += n;
                         self.state = State::Head { scanned: 0, partial: false };
-                        if let AfterBody::MethodNotAllowed(persist) = then {
-                            respond::error(out.text(), HttpError::MethodNotAllowed, persist, false, &date);
+                        if let AfterBody::Refuse(refusal, persist) = then {
+                            respond::error(out.text(), refusal, persist, false, &date);
                             if persist == Persist::Close {
                                 self.state = State::Closing;
                                 return close;
@@ -354,7 +367,7 @@ impl Session for HttpSession {
                         }
                     }
                     Err(err) => {
-                        if let AfterBody::MethodNotAllowed(_) = then {
+                        if let AfterBody::Refuse(..) = then {
                             let err = match err {
                                 BodyError::TooLarge => HttpError::BodyTooLarge,
                                 BodyError::Malformed(why) => HttpError::BadRequest(why),
