@@ -174,47 +174,6 @@ fn keep_alive_pipelining_and_connection_close_on_a_raw_socket() {
 }
 
 #[test]
-fn conformance_of_host_if_match_transfer_encoding_and_request_line() {
-    // Issue 11 rows 14-17: (request, status, closes?). A connection kept
-    // open must answer a following request.
-    let cases: &[(&[u8], u16, bool)] = &[
-        (b"GET /hello.txt HTTP/1.1\r\nHost: a b\r\n\r\n", 400, true),
-        (b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\"\r\n\r\n", 412, false),
-        (b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: *\r\n\r\n", 200, false),
-        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, true),
-        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, true),
-        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, true),
-        (b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400, true),
-        (b"FOO /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 501, false),
-        (b"PUT /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 405, false),
-    ];
-    let dir = scratch();
-    let root = http_tree(dir.path());
-    for &model in ALL_MODELS {
-        let server = HttpServer::start(&root, model, &[]);
-        let m = model.name;
-        let mut wrong = Vec::new();
-        for &(request, status, closes) in cases {
-            let shown = String::from_utf8_lossy(&request[..request.len().min(60)]);
-            let mut s = server.connect();
-            let mut rd = BufReader::new(s.try_clone().expect("clone"));
-            send_raw(&mut s, request);
-            let r = read_response(&mut rd, false);
-            let got = (r.status, r.header("connection") == Some("close"));
-            if got != (status, closes) {
-                wrong.push(format!("{shown:?}: got {got:?}, want {:?}", (status, closes)));
-            } else if closes {
-                assert!(closed_by_peer(&mut rd), "{m}: closes after {shown}");
-            } else {
-                send_raw(&mut s, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-                assert_eq!(read_response(&mut rd, false).status, 200, "{m}: kept open after {shown}");
-            }
-        }
-        assert!(wrong.is_empty(), "{m}:\n{}", wrong.join("\n"));
-    }
-}
-
-#[test]
 fn curl_headers_range_head_conditional_and_http10() {
     require_tool("curl", "curl");
     let dir = scratch();
