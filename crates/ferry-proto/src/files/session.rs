@@ -313,7 +313,7 @@ impl FileSession {
             Err(e) => {
                 // The payload was not all consumed: the byte stream is out
                 // of step, so the connection ends after the answer.
-                err_line(out.text(), &Failure::new(500, format!("upload failed: {e}")));
+                err_line(out.text(), &upload_failure(&e));
                 Flow::CloseAfterFlush
             }
             Ok(()) => {
@@ -323,12 +323,23 @@ impl FileSession {
                 out.push_job(move || {
                     answer(|line| match upload.commit() {
                         Ok(()) => ok_line(line, &upload.size.to_string()),
-                        Err(e) => err_line(line, &Failure::new(500, format!("upload failed: {e}"))),
+                        Err(e) => err_line(line, &upload_failure(&e)),
                     })
                 });
                 Flow::Continue
             }
         }
+    }
+}
+
+/// An upload that could not be written: `EFBIG` (the server's file-size
+/// limit, `RLIMIT_FSIZE`) is the client's file being too large, 413; any
+/// other error is the server's, 500.
+fn upload_failure(e: &io::Error) -> Failure {
+    if e.raw_os_error() == Some(rustix::io::Errno::FBIG.raw_os_error()) {
+        Failure::new(413, "file too large for this server (file size limit)")
+    } else {
+        Failure::new(500, format!("upload failed: {e}"))
     }
 }
 
