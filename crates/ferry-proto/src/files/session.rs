@@ -108,6 +108,21 @@ fn kind_letter(kind: Kind) -> char {
     }
 }
 
+/// Refuses to create a name holding a control byte (below 0x20, or DEL):
+/// such names garble terminals and listings, and no client needs them.
+fn check_new_name(target: &VirtualPath) -> Answer {
+    let Some((_, name)) = target.split_last() else {
+        return Ok(());
+    };
+    if name.as_bytes().iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(Failure::new(
+            400,
+            format!("control characters are not allowed in new names: {}", escape_text(name.as_bytes())),
+        ));
+    }
+    Ok(())
+}
+
 /// True for the hidden temporaries of uploads in progress.
 pub fn is_partial_upload(name: &OsStr) -> bool {
     let b = name.as_bytes();
@@ -216,11 +231,13 @@ impl FileSession {
             Request::Put(path, size) => {
                 self.require_write()?;
                 let target = self.resolve(&path)?;
+                check_new_name(&target)?;
                 return self.start_upload(&target, size, out);
             }
             Request::Mkdir(path) => {
                 self.require_write()?;
                 let target = self.resolve(&path)?;
+                check_new_name(&target)?;
                 self.root().mkdir(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 ok_line(out.text(), "");
             }
