@@ -1,5 +1,5 @@
 //! The file session's answers to hostile input: names with control bytes
-//! are not created.
+//! are not created, an error answer is always one line.
 
 mod common;
 
@@ -11,6 +11,7 @@ use ferry_proto::Flow;
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::{FileSession, FilesConfig};
 use ferry_proto::root::Root;
+use proptest::prelude::*;
 
 /// A served directory for one test, removed on drop.
 struct Tree(PathBuf);
@@ -62,4 +63,57 @@ fn names_with_control_bytes_are_not_created() {
     assert_eq!(left, ["hello.txt"], "nothing was created");
     // Printable names, spaces and UTF-8 included, are still fine.
     assert_eq!(run(&mut s, "mkdir \"a b é\"\n".as_bytes()).0, "OK\n");
+}
+
+/// Malformed requests whose answers echo words of the request.
+const MALFORMED: &[&str] = &[
+    "get a \"1\\nOK 0\"",
+    "put a \"1\\rOK 0\"",
+    "get a 1\r2",
+    "x\\nOK",
+    "\"a\\r\\nOK\"",
+    "get a \\x1b[2J",
+    "pwd extra\\n",
+    "cd \"unterminated\\n",
+    "frob\\x00\\x7f\\x85",
+];
+
+fn assert_one_line(input: &str) {
+    let t = Tree::new("oneline");
+    let mut s = t.session(false);
+    let (out, flow) = run(&mut s, format!("{input}\n").as_bytes());
+    assert!(out.starts_with("ERR 400 "), "{input:?} answered {out:?}");
+    assert_eq!(out.matches('\n').count(), 1, "{input:?} answered {out:?}");
+    assert!(out.ends_with('\n') && !out.contains('\r'), "{input:?} answered {out:?}");
+    assert_eq!(flow, Flow::Continue);
+}
+
+#[test]
+fn every_request_error_is_one_line() {
+    for input in MALFORMED {
+        assert_one_line(input);
+    }
+    let t = Tree::new("echo");
+    let mut s = t.session(false);
+    assert_eq!(run(&mut s, b"get a \"1\\nOK 0\"\n").0, "ERR 400 '1\\nOK 0' is not a valid number\n");
+    assert_eq!(run(&mut s, b"x\\nOK\n").0, "ERR 400 unknown command 'x\\nok' (try 'help')\n");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn generated_bad_numbers_and_commands_answer_one_line(word in "[a-z\\\\\"\\x00-\\x1f\\x7f nr0-9]{1,12}") {
+        let t = Tree::new("prop");
+        let mut s = t.session(false);
+        for line in [format!("get a {word}\n"), format!("{word}zz\n"), format!("put a \"{word}\"\n")] {
+            // Raw LF would end the line early, which is not what this tests.
+            let line = format!("{}\n", line.trim_end_matches('\n').replace('\n', " "));
+            let (out, _) = run(&mut s, line.as_bytes());
+            prop_assert_eq!(out.matches('\n').count(), out.lines().count(), "{:?} answered {:?}", line, out);
+            for answer in out.lines() {
+                prop_assert!(answer.starts_with("OK") || answer.starts_with("ERR "), "{:?} answered {:?}", line, out);
+                prop_assert!(!answer.contains('\r'), "{:?} answered {:?}", line, out);
+            }
+        }
+    }
 }

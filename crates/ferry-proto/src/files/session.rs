@@ -371,6 +371,9 @@ fn ok_line(buf: &mut Vec<u8>, text: &str) {
 }
 
 fn err_line(buf: &mut Vec<u8>, failure: &Failure) {
+    // Whatever a message echoes is escaped where it is built
+    // (`request.rs`, `escape_text`), so an answer is always one line.
+    debug_assert!(!failure.message.contains(['\n', '\r']), "{:?}", failure.message);
     let _ = writeln!(buf, "ERR {} {}", failure.code, failure.message);
 }
 
