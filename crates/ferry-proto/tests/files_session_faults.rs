@@ -1,16 +1,18 @@
-//! The file session's answers to hostile input: names with control bytes
-//! are not created, an error answer is always one line.
+//! The file session's answers to hostile input, driven directly: names
+//! with control bytes are not created, an error answer is always one line,
+//! and nothing is answered once the session asked to close.
 
 mod common;
 
 use std::fs;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferry_proto::Flow;
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::{FileSession, FilesConfig};
 use ferry_proto::root::Root;
+use ferry_proto::{Flow, Now, Outbox, Session};
 use proptest::prelude::*;
 
 /// A served directory for one test, removed on drop.
@@ -116,4 +118,42 @@ proptest! {
             }
         }
     }
+}
+
+/// Calls the session itself, as a driver that ignored its answer would.
+fn direct(s: &mut FileSession, input: &[u8]) -> (String, Flow) {
+    let mut out = Outbox::new();
+    let progress = s.on_input(input, &mut out, Now::read());
+    (String::from_utf8_lossy(&out.text().clone()).into_owned(), progress.flow)
+}
+
+#[test]
+fn nothing_is_answered_after_quit() {
+    let t = Tree::new("quit");
+    let mut s = t.session(false);
+    assert_eq!(direct(&mut s, b"quit\nping\n"), ("OK bye\n".to_string(), Flow::CloseAfterFlush));
+    assert_eq!(direct(&mut s, b"ping\n"), (String::new(), Flow::CloseAfterFlush));
+}
+
+#[test]
+fn nothing_is_answered_after_an_overlong_line() {
+    let t = Tree::new("long");
+    let mut s = t.session(false);
+    let (out, flow) = direct(&mut s, &vec![b'a'; 5000]);
+    assert!(out.starts_with("ERR 413 "), "{out}");
+    assert_eq!(flow, Flow::CloseAfterFlush);
+    assert_eq!(direct(&mut s, b"ping\n"), (String::new(), Flow::CloseAfterFlush));
+}
+
+#[test]
+fn nothing_is_answered_after_a_failed_upload() {
+    let t = Tree::new("upfail");
+    let mut s = t.session(true);
+    let (out, _) = direct(&mut s, b"put up.bin 10\n");
+    assert_eq!(out, "OK 0\n");
+    let mut out = Outbox::new();
+    let flow = s.on_upload_done(Err(io::Error::other("disk on fire")), &mut out, Now::read());
+    assert_eq!(flow, Flow::CloseAfterFlush);
+    assert!(String::from_utf8_lossy(&out.text().clone()).starts_with("ERR 500 upload failed"));
+    assert_eq!(direct(&mut s, b"ping\n"), (String::new(), Flow::CloseAfterFlush));
 }

@@ -54,13 +54,16 @@ impl Upload {
     }
 }
 
-/// One connection of the file service: its working directory and whether
-/// an upload is in flight.
+/// One connection of the file service: its working directory, whether
+/// an upload is in flight, and whether it asked to close.
 #[derive(Debug)]
 pub struct FileSession {
     config: FilesConfig,
     cwd: VirtualPath,
     upload: Option<Upload>,
+    /// Set once the session returned a closing [`Flow`]: from then on it
+    /// answers nothing, whatever its driver still hands it.
+    closing: bool,
 }
 
 /// An error answer: `ERR <code> <message>`.
@@ -147,7 +150,7 @@ commands (paths may be \"quoted\"; / is the served root):
 impl FileSession {
     /// A new connection, starting in `/`.
     pub fn new(config: FilesConfig) -> FileSession {
-        FileSession { config, cwd: VirtualPath::root(), upload: None }
+        FileSession { config, cwd: VirtualPath::root(), upload: None, closing: false }
     }
 
     /// The connection's working directory.
@@ -416,6 +419,37 @@ fn sha256(mut file: File) -> io::Result<String> {
 
 impl Session for FileSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
+        let progress = self.answer_lines(input, out);
+        self.closing |= progress.flow != Flow::Continue;
+        progress
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
+        if self.closing {
+            return Flow::CloseAfterFlush;
+        }
+        let flow = self.finish_upload(result, out);
+        self.closing = flow != Flow::Continue;
+        flow
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox, _now: Now) -> Flow {
+        if !self.closing {
+            err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
+            self.closing = true;
+        }
+        Flow::CloseAfterFlush
+    }
+}
+
+impl FileSession {
+    /// Answers the complete request lines at the front of `input`, stopping
+    /// at an upload's payload, a pass's budget or a closing answer; answers
+    /// nothing once the session is closing.
+    fn answer_lines(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        if self.closing {
+            return Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
+        }
         let mut consumed = 0;
         loop {
             if self.upload.is_some() || out.has_sink() {
@@ -459,15 +493,6 @@ impl Session for FileSession {
                 return Progress { consumed, flow: Flow::Continue };
             }
         }
-    }
-
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
-        self.finish_upload(result, out)
-    }
-
-    fn on_idle_timeout(&mut self, out: &mut Outbox, _now: Now) -> Flow {
-        err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
-        Flow::CloseAfterFlush
     }
 }
 
