@@ -10,8 +10,11 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FlockOperation};
 use sha2::{Digest, Sha256};
 
+use super::answer::{
+    Answer, Failure, answer, check_new_name, err_line, fs_failure, ok_line, request_failure, upload_failure,
+};
 use super::escape::escape_text;
-use super::request::{MAX_LINE, Request, RequestError};
+use super::request::{MAX_LINE, Request};
 use crate::root::{Entry, FsError, Kind, Meta, Root, VirtualPath, open_in_dir};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
@@ -66,42 +69,6 @@ pub struct FileSession {
     closing: bool,
 }
 
-/// An error answer: `ERR <code> <message>`.
-#[derive(Debug)]
-struct Failure {
-    code: u16,
-    message: String,
-}
-
-impl Failure {
-    fn new(code: u16, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
-    }
-}
-
-type Answer = Result<(), Failure>;
-
-/// The one place filesystem errors become protocol errors.
-fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
-    let shown = path.map(|p| escape_text(&p.to_bytes())).unwrap_or_default();
-    let with_path = |what: &str| {
-        if shown.is_empty() { what.to_string() } else { format!("{what}: {shown}") }
-    };
-    match err {
-        FsError::Escapes => Failure::new(403, "path escapes the served root"),
-        FsError::BadPath(why) => Failure::new(400, why),
-        FsError::NotFound => Failure::new(404, with_path("no such file or directory")),
-        FsError::NotADirectory => Failure::new(409, with_path("not a directory")),
-        FsError::IsADirectory => Failure::new(409, with_path("is a directory")),
-        FsError::NotRegular => Failure::new(409, with_path("not a regular file")),
-        FsError::Exists => Failure::new(409, with_path("already exists")),
-        FsError::NotEmpty => Failure::new(409, with_path("directory not empty")),
-        FsError::SymlinkLoop => Failure::new(400, with_path("too many levels of symbolic links")),
-        FsError::PermissionDenied => Failure::new(403, with_path("permission denied")),
-        FsError::Io(e) => Failure::new(500, format!("{}: {e}", with_path("I/O error"))),
-    }
-}
-
 fn kind_letter(kind: Kind) -> char {
     match kind {
         Kind::File => 'f',
@@ -109,21 +76,6 @@ fn kind_letter(kind: Kind) -> char {
         Kind::Symlink => 'l',
         Kind::Other => 'o',
     }
-}
-
-/// Refuses to create a name holding a control byte (below 0x20, or DEL):
-/// such names garble terminals and listings, and no client needs them.
-fn check_new_name(target: &VirtualPath) -> Answer {
-    let Some((_, name)) = target.split_last() else {
-        return Ok(());
-    };
-    if name.as_bytes().iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return Err(Failure::new(
-            400,
-            format!("control characters are not allowed in new names: {}", escape_text(name.as_bytes())),
-        ));
-    }
-    Ok(())
 }
 
 /// True for the hidden temporaries of uploads in progress.
@@ -352,42 +304,6 @@ impl FileSession {
     }
 }
 
-/// An upload that could not be written: `EFBIG` (the server's file-size
-/// limit, `RLIMIT_FSIZE`) is the client's file being too large, 413; any
-/// other error is the server's, 500.
-fn upload_failure(e: &io::Error) -> Failure {
-    if e.raw_os_error() == Some(rustix::io::Errno::FBIG.raw_os_error()) {
-        Failure::new(413, "file too large for this server (file size limit)")
-    } else {
-        Failure::new(500, format!("upload failed: {e}"))
-    }
-}
-
-fn ok_line(buf: &mut Vec<u8>, text: &str) {
-    if text.is_empty() {
-        buf.extend_from_slice(b"OK\n");
-    } else {
-        buf.extend_from_slice(b"OK ");
-        buf.extend_from_slice(text.as_bytes());
-        buf.push(b'\n');
-    }
-}
-
-fn err_line(buf: &mut Vec<u8>, failure: &Failure) {
-    // Whatever a message echoes is escaped where it is built
-    // (`request.rs`, `escape_text`), so an answer is always one line.
-    debug_assert!(!failure.message.contains(['\n', '\r']), "{:?}", failure.message);
-    let _ = writeln!(buf, "ERR {} {}", failure.code, failure.message);
-}
-
-/// The bytes of an answer written with [`ok_line`] / [`err_line`], for a job
-/// to return.
-fn answer(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut buf = Vec::new();
-    write(&mut buf);
-    buf
-}
-
 fn render_listing(entries: &[Entry]) -> Vec<u8> {
     let mut text = Vec::with_capacity(entries.len() * 40);
     for e in entries {
@@ -494,8 +410,4 @@ impl FileSession {
             }
         }
     }
-}
-
-fn request_failure(e: &RequestError) -> Failure {
-    Failure::new(400, e.to_string())
 }
