@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe};
+use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe, ignore_sigxfsz};
 use ferry_reactor::{AcceptOutcome, ReserveFd};
 use nix::sys::signal::Signal;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -92,12 +92,14 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
 }
 
 /// The signal set-up every model does before it spawns anything: SIGPIPE
-/// ignored (a vanished peer is an `EPIPE`, not death), and SIGINT/SIGTERM
+/// ignored (a vanished peer is an `EPIPE`, not death), SIGXFSZ ignored (an
+/// upload past `RLIMIT_FSIZE` is an `EFBIG`, not death), and SIGINT/SIGTERM
 /// (if `handle_signals`) plus SIGCHLD (if `reap_children`) blocked in this
 /// thread, and so in every thread it spawns later, and delivered through
 /// the returned signalfd instead.
 pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Result<Option<SignalFd>, ServerError> {
     ignore_sigpipe().map_err(ServerError::setup("ignore SIGPIPE"))?;
+    ignore_sigxfsz().map_err(ServerError::setup("ignore SIGXFSZ"))?;
     let mut wanted = Vec::new();
     if handle_signals {
         wanted.extend([Signal::SIGINT, Signal::SIGTERM]);

@@ -198,3 +198,33 @@ fn every_model_cuts_a_trickled_request_head_at_the_header_timeout() {
         server.stop();
     }
 }
+
+#[test]
+fn every_model_refuses_an_upload_past_the_file_size_limit_and_serves_on() {
+    const LIMIT: u64 = 1024 * 1024;
+    const SIZE: usize = 2 * 1024 * 1024;
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    let data = random_bytes(SIZE, 11);
+    for &model in MODELS {
+        let opts = Opts { fsize_limit: Some(LIMIT), ..Opts::default() };
+        let mut server = spawn_server(model, Svc::Files, &root, &["--allow-write"], opts);
+        let mut stream = connect(server.addr);
+        let name = format!("big-{model}.bin");
+        assert_eq!(ask(&mut stream, &format!("put {name} {SIZE}")), "OK 0", "{model}");
+        // The server may stop reading once the limit is hit: send from a
+        // thread, whose write errors are expected, and read the answer here.
+        let mut writer = stream.try_clone().expect("clone");
+        let payload = data.clone();
+        let sender = thread::spawn(move || drop(writer.write_all(&payload)));
+        let reply = read_line(&mut stream);
+        assert_eq!(reply, "ERR 413 file too large for this server (file size limit)", "{model}");
+        sender.join().expect("sender");
+        assert!(!root.join(&name).exists(), "{model}: no partial file under the final name");
+        let mut other = connect(server.addr);
+        assert_eq!(ask(&mut other, "ping"), "OK pong", "{model}: a new connection is served");
+        assert!(matches!(server.child.try_wait(), Ok(None)), "{model}: the server is alive");
+        drop(other);
+        server.stop();
+    }
+}

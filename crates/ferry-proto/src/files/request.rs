@@ -1,7 +1,7 @@
 //! Requests of the file protocol: one text line each, parsed into a
 //! [`Request`]. See `docs/PROTOCOL.md` for the grammar.
 
-use super::escape::{SplitError, split_words};
+use super::escape::{SplitError, escape_text, split_words};
 
 /// Longest request line accepted, including its `\n`.
 pub const MAX_LINE: usize = 4096;
@@ -100,7 +100,7 @@ impl Request {
             "ping" => no_args(args, "ping", Request::Ping)?,
             "help" => no_args(args, "help", Request::Help)?,
             "quit" | "exit" => no_args(args, "quit", Request::Quit)?,
-            _ => return Err(RequestError::Unknown(command.chars().take(40).collect())),
+            _ => return Err(RequestError::Unknown(echo(command.as_bytes()))),
         };
         Ok(Some(request))
     }
@@ -122,7 +122,15 @@ fn number(word: &[u8]) -> Result<u64, RequestError> {
         .ok()
         .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| RequestError::BadNumber(String::from_utf8_lossy(word).chars().take(40).collect()))
+        .ok_or_else(|| RequestError::BadNumber(echo(word)))
+}
+
+/// A client's word as an error message may quote it: its first 40
+/// characters, escaped like response text, so an answer never spans lines.
+/// Every message that echoes the request goes through here.
+fn echo(word: &[u8]) -> String {
+    let shown: String = String::from_utf8_lossy(word).chars().take(40).collect();
+    escape_text(shown.as_bytes())
 }
 
 #[cfg(test)]
@@ -166,5 +174,8 @@ mod tests {
         assert_eq!(p("stat"), Err(RequestError::Usage("stat PATH")));
         assert_eq!(Request::parse(b"cd \xff"), Err(RequestError::NotUtf8));
         assert_eq!(p("cd \"x"), Err(RequestError::Split(SplitError::UnterminatedQuote)));
+        assert_eq!(p("get a \"1\\nOK 0\""), Err(RequestError::BadNumber("1\\nOK 0".into())));
+        assert_eq!(p("x\\nOK"), Err(RequestError::Unknown("x\\nok".into())));
+        assert_eq!(p("x\ry"), Err(RequestError::Unknown("x\\ry".into())));
     }
 }

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FlockOperation};
 use sha2::{Digest, Sha256};
 
+use super::answer::{
+    Answer, Failure, answer, check_new_name, err_line, fs_failure, ok_line, request_failure, upload_failure,
+};
 use super::escape::escape_text;
-use super::request::{MAX_LINE, Request, RequestError};
+use super::request::{MAX_LINE, Request};
 use crate::root::{Entry, FsError, Kind, Meta, Root, VirtualPath, open_in_dir};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
@@ -54,49 +57,16 @@ impl Upload {
     }
 }
 
-/// One connection of the file service: its working directory and whether
-/// an upload is in flight.
+/// One connection of the file service: its working directory, whether
+/// an upload is in flight, and whether it asked to close.
 #[derive(Debug)]
 pub struct FileSession {
     config: FilesConfig,
     cwd: VirtualPath,
     upload: Option<Upload>,
-}
-
-/// An error answer: `ERR <code> <message>`.
-#[derive(Debug)]
-struct Failure {
-    code: u16,
-    message: String,
-}
-
-impl Failure {
-    fn new(code: u16, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
-    }
-}
-
-type Answer = Result<(), Failure>;
-
-/// The one place filesystem errors become protocol errors.
-fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
-    let shown = path.map(|p| escape_text(&p.to_bytes())).unwrap_or_default();
-    let with_path = |what: &str| {
-        if shown.is_empty() { what.to_string() } else { format!("{what}: {shown}") }
-    };
-    match err {
-        FsError::Escapes => Failure::new(403, "path escapes the served root"),
-        FsError::BadPath(why) => Failure::new(400, why),
-        FsError::NotFound => Failure::new(404, with_path("no such file or directory")),
-        FsError::NotADirectory => Failure::new(409, with_path("not a directory")),
-        FsError::IsADirectory => Failure::new(409, with_path("is a directory")),
-        FsError::NotRegular => Failure::new(409, with_path("not a regular file")),
-        FsError::Exists => Failure::new(409, with_path("already exists")),
-        FsError::NotEmpty => Failure::new(409, with_path("directory not empty")),
-        FsError::SymlinkLoop => Failure::new(400, with_path("too many levels of symbolic links")),
-        FsError::PermissionDenied => Failure::new(403, with_path("permission denied")),
-        FsError::Io(e) => Failure::new(500, format!("{}: {e}", with_path("I/O error"))),
-    }
+    /// Set once the session returned a closing [`Flow`]: from then on it
+    /// answers nothing, whatever its driver still hands it.
+    closing: bool,
 }
 
 fn kind_letter(kind: Kind) -> char {
@@ -132,7 +102,7 @@ commands (paths may be \"quoted\"; / is the served root):
 impl FileSession {
     /// A new connection, starting in `/`.
     pub fn new(config: FilesConfig) -> FileSession {
-        FileSession { config, cwd: VirtualPath::root(), upload: None }
+        FileSession { config, cwd: VirtualPath::root(), upload: None, closing: false }
     }
 
     /// The connection's working directory.
@@ -216,11 +186,13 @@ impl FileSession {
             Request::Put(path, size) => {
                 self.require_write()?;
                 let target = self.resolve(&path)?;
+                check_new_name(&target)?;
                 return self.start_upload(&target, size, out);
             }
             Request::Mkdir(path) => {
                 self.require_write()?;
                 let target = self.resolve(&path)?;
+                check_new_name(&target)?;
                 self.root().mkdir(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 ok_line(out.text(), "");
             }
@@ -313,7 +285,7 @@ impl FileSession {
             Err(e) => {
                 // The payload was not all consumed: the byte stream is out
                 // of step, so the connection ends after the answer.
-                err_line(out.text(), &Failure::new(500, format!("upload failed: {e}")));
+                err_line(out.text(), &upload_failure(&e));
                 Flow::CloseAfterFlush
             }
             Ok(()) => {
@@ -323,35 +295,13 @@ impl FileSession {
                 out.push_job(move || {
                     answer(|line| match upload.commit() {
                         Ok(()) => ok_line(line, &upload.size.to_string()),
-                        Err(e) => err_line(line, &Failure::new(500, format!("upload failed: {e}"))),
+                        Err(e) => err_line(line, &upload_failure(&e)),
                     })
                 });
                 Flow::Continue
             }
         }
     }
-}
-
-fn ok_line(buf: &mut Vec<u8>, text: &str) {
-    if text.is_empty() {
-        buf.extend_from_slice(b"OK\n");
-    } else {
-        buf.extend_from_slice(b"OK ");
-        buf.extend_from_slice(text.as_bytes());
-        buf.push(b'\n');
-    }
-}
-
-fn err_line(buf: &mut Vec<u8>, failure: &Failure) {
-    let _ = writeln!(buf, "ERR {} {}", failure.code, failure.message);
-}
-
-/// The bytes of an answer written with [`ok_line`] / [`err_line`], for a job
-/// to return.
-fn answer(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut buf = Vec::new();
-    write(&mut buf);
-    buf
 }
 
 fn render_listing(entries: &[Entry]) -> Vec<u8> {
@@ -385,6 +335,37 @@ fn sha256(mut file: File) -> io::Result<String> {
 
 impl Session for FileSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
+        let progress = self.answer_lines(input, out);
+        self.closing |= progress.flow != Flow::Continue;
+        progress
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
+        if self.closing {
+            return Flow::CloseAfterFlush;
+        }
+        let flow = self.finish_upload(result, out);
+        self.closing = flow != Flow::Continue;
+        flow
+    }
+
+    fn on_idle_timeout(&mut self, out: &mut Outbox, _now: Now) -> Flow {
+        if !self.closing {
+            err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
+            self.closing = true;
+        }
+        Flow::CloseAfterFlush
+    }
+}
+
+impl FileSession {
+    /// Answers the complete request lines at the front of `input`, stopping
+    /// at an upload's payload, a pass's budget or a closing answer; answers
+    /// nothing once the session is closing.
+    fn answer_lines(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+        if self.closing {
+            return Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
+        }
         let mut consumed = 0;
         loop {
             if self.upload.is_some() || out.has_sink() {
@@ -429,17 +410,4 @@ impl Session for FileSession {
             }
         }
     }
-
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
-        self.finish_upload(result, out)
-    }
-
-    fn on_idle_timeout(&mut self, out: &mut Outbox, _now: Now) -> Flow {
-        err_line(out.text(), &Failure::new(408, "idle timeout; closing"));
-        Flow::CloseAfterFlush
-    }
-}
-
-fn request_failure(e: &RequestError) -> Failure {
-    Failure::new(400, e.to_string())
 }

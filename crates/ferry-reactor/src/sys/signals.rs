@@ -65,9 +65,20 @@ impl AsRawFd for SignalFd {
 /// process. Call once at start-up; ferry also passes `MSG_NOSIGNAL` where it
 /// can, but `sendfile` and `splice` have no such flag.
 pub fn ignore_sigpipe() -> io::Result<()> {
+    ignore(Signal::SIGPIPE)
+}
+
+/// Makes a write past the file-size limit (`RLIMIT_FSIZE`) fail with
+/// `EFBIG` instead of killing the process with SIGXFSZ. Call once at
+/// start-up; forked children inherit it.
+pub fn ignore_sigxfsz() -> io::Result<()> {
+    ignore(Signal::SIGXFSZ)
+}
+
+fn ignore(sig: Signal) -> io::Result<()> {
     use nix::sys::signal::{SigHandler, signal};
     // SAFETY: installing SIG_IGN runs no handler code, so there is nothing
-    // async-signal-unsafe about it; no other thread races on SIGPIPE's
+    // async-signal-unsafe about it; no other thread races on the signal's
     // disposition at start-up.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map(|_| ()).map_err(io::Error::from)
+    unsafe { signal(sig, SigHandler::SigIgn) }.map(|_| ()).map_err(io::Error::from)
 }

@@ -99,6 +99,8 @@ pub struct Opts {
     pub own_group: bool,
     /// With `logged`: leave `NO_COLOR` unset, as most environments do.
     pub colour_allowed: bool,
+    /// Lower `RLIMIT_FSIZE` (bytes) for the server process only.
+    pub fsize_limit: Option<u64>,
 }
 
 pub fn start(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
@@ -120,6 +122,16 @@ pub fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], opts: Op
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped());
     if opts.own_group {
         cmd.process_group(0);
+    }
+    if let Some(limit) = opts.fsize_limit {
+        let rlimit = rustix::process::Rlimit { current: Some(limit), maximum: Some(limit) };
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes one raw syscall (prlimit64): no allocation, no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Fsize, rlimit).map_err(std::io::Error::from)
+            });
+        }
     }
     if opts.logged {
         cmd.stderr(Stdio::piped()).env("RUST_LOG", "info");
