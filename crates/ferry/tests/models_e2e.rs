@@ -228,3 +228,38 @@ fn every_model_refuses_an_upload_past_the_file_size_limit_and_serves_on() {
         server.stop();
     }
 }
+
+/// The file protocol's request line is a deadline too (the idle timeout,
+/// from its first byte): a `ping` trickled a byte every 400 ms would take
+/// 2 s; with `--idle-timeout 1` it is cut with `ERR 408` after about 1 s.
+#[test]
+fn every_model_cuts_a_trickled_request_line_at_the_idle_timeout() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    for &model in MODELS {
+        let mut server = start(model, Svc::Files, &root, &["--idle-timeout", "1"]);
+        let mut stream = connect(server.addr);
+        stream.set_read_timeout(Some(std::time::Duration::from_millis(400))).expect("timeout");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        for byte in b"ping\n" {
+            if stream.write_all(&[*byte]).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match stream.read(&mut buf) {
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let cut_after = started.elapsed();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("ERR 408 "), "{model}: a trickled line got {text:?} after {cut_after:?}");
+        assert!(cut_after < std::time::Duration::from_millis(1900), "{model}: cut only after {cut_after:?}");
+        server.stop();
+    }
+}

@@ -67,6 +67,10 @@ pub struct FileSession {
     /// Set once the session returned a closing [`Flow`]: from then on it
     /// answers nothing, whatever its driver still hands it.
     closing: bool,
+    /// Part of a request line has arrived and the rest has not: the line
+    /// must be complete within the request timeout (its first byte starts
+    /// the clock; more bytes do not extend it).
+    partial_line: bool,
 }
 
 fn kind_letter(kind: Kind) -> char {
@@ -102,7 +106,7 @@ commands (paths may be \"quoted\"; / is the served root):
 impl FileSession {
     /// A new connection, starting in `/`.
     pub fn new(config: FilesConfig) -> FileSession {
-        FileSession { config, cwd: VirtualPath::root(), upload: None, closing: false }
+        FileSession { config, cwd: VirtualPath::root(), upload: None, closing: false, partial_line: false }
     }
 
     /// The connection's working directory.
@@ -337,7 +341,13 @@ impl Session for FileSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
         let progress = self.answer_lines(input, out);
         self.closing |= progress.flow != Flow::Continue;
+        let rest = input.get(progress.consumed..).unwrap_or_default();
+        self.partial_line = !self.closing && self.upload.is_none() && !rest.is_empty() && !rest.contains(&b'\n');
         progress
+    }
+
+    fn in_request(&self) -> bool {
+        self.partial_line
     }
 
     fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
