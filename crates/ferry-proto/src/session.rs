@@ -122,6 +122,11 @@ pub trait Session {
     fn on_idle_timeout(&mut self, _out: &mut Outbox, _now: Now) -> Flow {
         Flow::CloseAfterFlush
     }
+
+    /// The server is shutting down: what is in flight finishes, then the
+    /// connection closes. A protocol that can say so in its answers does
+    /// (HTTP's `Connection: close`). The default does nothing.
+    fn on_draining(&mut self) {}
 }
 
 /// Implements [`Session`] for a pointer to a session by forwarding every
@@ -152,6 +157,10 @@ macro_rules! forward_session {
 
             fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
                 (**self).on_idle_timeout(out, now)
+            }
+
+            fn on_draining(&mut self) {
+                (**self).on_draining()
             }
         }
     };

@@ -186,3 +186,26 @@ proptest! {
         prop_assert!(r.sent.is_empty() || r.sent.starts_with(b"HTTP/1.1 "), "{}", r.text());
     }
 }
+
+/// A graceful stop that finds an answer in flight: the answers still to
+/// come on that connection say `Connection: close`, and it closes after
+/// them instead of being cut without a word (issue 11 row 21).
+#[test]
+fn answers_during_a_drain_say_connection_close() {
+    let t = Tree::new("drain");
+    let mut s = t.session();
+    let mut pair = Pair::new(&mut s, Timeouts::default()).window(4096);
+    // The big body is in flight when the drain begins; the client asks
+    // for more while it reads.
+    pair.send(get("/big.bin").as_bytes());
+    pair.server_shutdown();
+    assert!(pair.closed().is_none(), "the answer in flight is finished first");
+    pair.send(get("/hello.txt").as_bytes());
+    while pair.closed().is_none() && !pair.server_fin() {
+        pair.client_read();
+    }
+    let all = parse_responses(pair.received(), &[]);
+    assert_eq!(all.len(), 2, "both answered");
+    assert_eq!(all[0].header("Connection"), None, "the first went out before the drain began");
+    assert_eq!((all[1].status, all[1].header("Connection")), (200, Some("close")));
+}

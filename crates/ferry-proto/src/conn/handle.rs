@@ -153,7 +153,9 @@ impl<S: Session> Conn<S> {
     /// (an answer being sent, an upload, a job); a connection waiting for
     /// its next request closes at once.
     pub fn handle_shutdown(&mut self) {
-        self.draining = true;
+        if !std::mem::replace(&mut self.draining, true) {
+            self.session.on_draining();
+        }
     }
 
     /// [`Conn::next_deadline`] may have passed.

@@ -41,6 +41,9 @@ pub struct HttpSession {
     cache: FileCache,
     date: DateMemo,
     state: State,
+    /// The server is shutting down: every answer from now on says
+    /// `Connection: close` and ends the connection.
+    draining: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +87,13 @@ impl HttpSession {
     /// A new connection, serving `config.root`, with the open-file cache
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
-        HttpSession { config, cache, date: DateMemo::default(), state: State::Head { scanned: 0, partial: false } }
+        HttpSession {
+            config,
+            cache,
+            date: DateMemo::default(),
+            state: State::Head { scanned: 0, partial: false },
+            draining: false,
+        }
     }
 
     /// Answers one request whose head was parsed. Returns what the
@@ -98,7 +107,7 @@ impl HttpSession {
         budget: &mut Budget,
     ) -> Flow {
         let head_only = req.method == Method::Head;
-        let mut persist = match (req.version, req.close, req.keep_alive) {
+        let mut persist = match (req.version, req.close || self.draining, req.keep_alive) {
             (_, true, _) => Persist::Close,
             (Version::Http11, false, _) => Persist::KeepAlive,
             (Version::Http10, false, true) => Persist::KeepAlive10,
@@ -423,6 +432,10 @@ impl Session for HttpSession {
 
     fn in_request(&self) -> bool {
         matches!(self.state, State::Head { partial: true, .. } | State::Body { .. })
+    }
+
+    fn on_draining(&mut self) {
+        self.draining = true;
     }
 
     fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
