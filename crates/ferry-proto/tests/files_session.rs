@@ -4,39 +4,12 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use ferry_proto::conn::{Pair, Timeouts};
-use ferry_proto::files::{FileSession, FilesConfig};
-use ferry_proto::root::Root;
+use ferry_proto::files::FileSession;
 use ferry_proto::{Chunk, Flow, Now, Outbox, Session};
 
-/// A served directory for one test, removed on drop.
-struct Tree(PathBuf);
-
-impl Tree {
-    fn new(name: &str) -> Tree {
-        let dir = std::env::temp_dir().join(format!("ferry-session-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
-        fs::write(dir.join("hello.txt"), b"Hello, world!").unwrap();
-        fs::write(dir.join("sub/file.txt"), b"abc").unwrap();
-        fs::write(dir.join("with space.txt"), b"x").unwrap();
-        Tree(dir)
-    }
-
-    fn session(&self, allow_write: bool) -> FileSession {
-        let root = Arc::new(Root::open(&self.0).unwrap());
-        FileSession::new(FilesConfig { root, allow_write })
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use common::files_tree::Tree;
 
 /// Drives `session` over a [`Pair`]: the server reads `input` in pieces of
 /// `step` bytes; returns what the client received and what the session

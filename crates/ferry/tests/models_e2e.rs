@@ -172,24 +172,7 @@ fn every_model_cuts_a_trickled_request_head_at_the_header_timeout() {
     for &model in MODELS {
         let mut server = start(model, Svc::Http, &root, &["--header-timeout", "1"]);
         let mut stream = connect(server.addr);
-        stream.set_read_timeout(Some(std::time::Duration::from_millis(100))).expect("timeout");
-        let started = std::time::Instant::now();
-        let mut answer = Vec::new();
-        for byte in head {
-            if stream.write_all(&[*byte]).is_err() {
-                break; // cut: the answer is read below
-            }
-            let mut buf = [0u8; 256];
-            match stream.read(&mut buf) {
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    break;
-                }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(_) => break,
-            }
-        }
-        let cut_after = started.elapsed();
+        let (mut answer, cut_after) = trickle(&mut stream, head, std::time::Duration::from_millis(100));
         stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
         let _ = stream.read_to_end(&mut answer);
         let text = String::from_utf8_lossy(&answer);
@@ -239,27 +222,38 @@ fn every_model_cuts_a_trickled_request_line_at_the_idle_timeout() {
     for &model in MODELS {
         let mut server = start(model, Svc::Files, &root, &["--idle-timeout", "1"]);
         let mut stream = connect(server.addr);
-        stream.set_read_timeout(Some(std::time::Duration::from_millis(400))).expect("timeout");
-        let started = std::time::Instant::now();
-        let mut answer = Vec::new();
-        for byte in b"ping\n" {
-            if stream.write_all(&[*byte]).is_err() {
-                break;
-            }
-            let mut buf = [0u8; 64];
-            match stream.read(&mut buf) {
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    break;
-                }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(_) => break,
-            }
-        }
-        let cut_after = started.elapsed();
+        let (answer, cut_after) = trickle(&mut stream, b"ping\n", std::time::Duration::from_millis(400));
         let text = String::from_utf8_lossy(&answer);
         assert!(text.starts_with("ERR 408 "), "{model}: a trickled line got {text:?} after {cut_after:?}");
         assert!(cut_after < std::time::Duration::from_millis(1900), "{model}: cut only after {cut_after:?}");
         server.stop();
     }
+}
+
+/// Sends `bytes` one at a time, waiting up to `pause` for an answer after
+/// each; stops at the first answer (or a failed write: the server cut the
+/// connection). Returns what arrived and when it did.
+fn trickle(
+    stream: &mut std::net::TcpStream,
+    bytes: &[u8],
+    pause: std::time::Duration,
+) -> (Vec<u8>, std::time::Duration) {
+    stream.set_read_timeout(Some(pause)).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    for byte in bytes {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match stream.read(&mut buf) {
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    (answer, started.elapsed())
 }

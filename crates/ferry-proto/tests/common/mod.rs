@@ -1,5 +1,9 @@
 //! Helpers shared by the in-memory drivers of the session tests.
 
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod files_tree;
+
 use ferry_proto::conn::{CloseReason, Pair};
 use ferry_proto::{Flow, Session};
 
