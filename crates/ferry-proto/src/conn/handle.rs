@@ -6,25 +6,40 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use super::core::{Conn, ConnStats, Peer, Phase, Written};
+use super::input::Input;
 use super::{CloseReason, LINGER, LINGER_BYTES, MAX_INPUT};
 use crate::{Flow, Now, Session};
 
 impl<S: Session> Conn<S> {
     /// `bytes` arrived from the peer.
     pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
-        if bytes.is_empty() {
+        self.receive(now, bytes.len(), |input| input.extend(bytes));
+    }
+
+    /// Bytes arrived from the peer in a buffer the driver gives away
+    /// (`buf[start..]`): taken over without a copy when nothing is
+    /// buffered.
+    pub fn handle_input_buf(&mut self, now: Now, buf: Vec<u8>, start: usize) {
+        let len = buf.len().saturating_sub(start);
+        self.receive(now, len, |input| input.adopt(buf, start));
+    }
+
+    /// `len` bytes arrived; `store` puts them in the input buffer if the
+    /// connection still reads them.
+    fn receive(&mut self, now: Now, len: usize, store: impl FnOnce(&mut Input)) {
+        if len == 0 {
             return;
         }
-        self.stats.bytes_in += bytes.len() as u64;
+        self.stats.bytes_in += len as u64;
         self.last_progress = now.mono;
         match &mut self.phase {
             Phase::Open => {
-                self.input.extend(bytes);
+                store(&mut self.input);
                 self.offer = true;
             }
             Phase::Flushing { unread, .. } => *unread = true,
             Phase::Lingering { until, discarded, extended, .. } => {
-                *discarded = discarded.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+                *discarded = discarded.saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
                 if !*extended {
                     // `until` is still the moment of our FIN.
                     *until += LINGER;
@@ -35,20 +50,6 @@ impl<S: Session> Conn<S> {
                 }
             }
             Phase::Closing(_) | Phase::Closed => {}
-        }
-    }
-
-    /// Bytes arrived from the peer in a buffer the driver gives away
-    /// (`buf[start..]`): taken over without a copy when nothing is
-    /// buffered.
-    pub fn handle_input_buf(&mut self, now: Now, buf: Vec<u8>, start: usize) {
-        if matches!(self.phase, Phase::Open) && self.input.is_empty() && start < buf.len() {
-            self.stats.bytes_in += (buf.len() - start) as u64;
-            self.last_progress = now.mono;
-            self.input.adopt(buf, start);
-            self.offer = true;
-        } else {
-            self.handle_input(now, buf.get(start..).unwrap_or_default());
         }
     }
 
