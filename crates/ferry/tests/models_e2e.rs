@@ -257,3 +257,30 @@ fn trickle(
     }
     (answer, started.elapsed())
 }
+
+/// Bad names and bad words over the wire, under every model: a new name
+/// with a control byte is refused (`ERR 400`), an error that echoes the
+/// client's words stays one line (the next reply is the next request's),
+/// and nothing is answered after `quit`.
+#[test]
+fn every_model_refuses_control_names_and_keeps_replies_one_line() {
+    let dir = scratch();
+    let (root, _, _) = serve_tree(dir.path());
+    for &model in MODELS {
+        let mut server = start(model, Svc::Files, &root, &["--allow-write"]);
+        let mut stream = connect(server.addr);
+        for request in [r"put a\x01b 3", r"mkdir a\rb"] {
+            let reply = ask(&mut stream, request);
+            assert!(reply.starts_with("ERR 400 control characters"), "{model}: {request}: {reply}");
+        }
+        let reply = ask(&mut stream, r#"get a "1\nOK 0""#);
+        assert!(reply.starts_with("ERR 400 "), "{model}: {reply}");
+        assert_eq!(ask(&mut stream, "ping"), "OK pong", "{model}: the error was one line");
+        stream.write_all(b"quit\nping\n").expect("send");
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).expect("read to the end");
+        assert_eq!(rest, "OK bye\n", "{model}: nothing after quit");
+        assert!(!root.join("a\u{1}b").exists() && !root.join("a\rb").exists(), "{model}: nothing created");
+        server.stop();
+    }
+}
