@@ -11,6 +11,7 @@ mod progress;
 mod put;
 mod serve;
 mod shell;
+mod units;
 
 use std::process::ExitCode;
 

@@ -83,9 +83,14 @@ fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
     words.next().is_none().then_some(out)
 }
 
-/// Parses the text of a `get` answer's `OK` line.
+/// Parses the text of a `get` answer's `OK` line (`SIZE OFFSET LEN`,
+/// then the file's VERSION from servers that send one).
 pub fn parse_get_head(text: &str) -> Result<GetHead, CodecError> {
-    let [size, offset, len] = numbers(text).ok_or_else(|| malformed(text.as_bytes()))?;
+    let numbers_only = match text.rsplit_once(' ') {
+        Some((head, _version)) if head.matches(' ').count() == 2 => head,
+        _ => text,
+    };
+    let [size, offset, len] = numbers(numbers_only).ok_or_else(|| malformed(text.as_bytes()))?;
     if offset.checked_add(len) != Some(size) {
         return Err(malformed(text.as_bytes()));
     }

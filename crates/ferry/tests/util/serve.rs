@@ -189,9 +189,9 @@ pub fn request(svc: Svc, addr: SocketAddr, name: &str) -> (BufReader<TcpStream>,
     reader.read_line(&mut line).expect("read status line");
     let len = match svc {
         Svc::Files => {
-            // OK SIZE OFFSET LEN
+            // OK SIZE OFFSET LEN VERSION
             assert!(line.starts_with("OK "), "get answered {line:?}");
-            line.trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).expect("LEN")
+            line.split(' ').nth(3).and_then(|n| n.parse().ok()).expect("LEN")
         }
         Svc::Http => {
             assert!(line.starts_with("HTTP/1.1 200"), "GET answered {line:?}");
