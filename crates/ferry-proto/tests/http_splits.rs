@@ -1,15 +1,17 @@
 //! The HTTP session answers the same bytes the same way however they are
 //! split into reads (issue 11 row 24), above all near its limits: a long
 //! method, a target around the target and request-line limits, a head
-//! around the head limit, a long version and bad bytes.
+//! around the head limit, a long version and bad bytes. And the target
+//! limit RFC 9112 section 3 recommends: 8,000 octets (row 18).
 
 mod common;
 mod http;
 
 use std::sync::Arc;
 
+use ferry_proto::Flow;
 use ferry_proto::http::{HttpConfig, HttpSession};
-use http::{Run, Tree, drive_pieces, file_cache, one};
+use http::{Run, Tree, drive_pieces, file_cache, one, run};
 
 /// Feeds `head` in `pieces` to a fresh session.
 fn feed(config: &Arc<HttpConfig>, pieces: &[&[u8]]) -> Run {
@@ -116,4 +118,35 @@ fn answers_do_not_depend_on_how_a_head_was_split() {
     for status in [200, 400, 405, 414, 431, 501, 505] {
         assert!(statuses.contains(&status), "no case answered {status}: {statuses:?}");
     }
+}
+
+/// RFC 9112 section 3: "at a minimum, request-line lengths of 8000
+/// octets". An 8 KiB target is served; a longer one is 414; a head over
+/// the head limit is 431.
+#[test]
+fn eight_kib_targets_are_served() {
+    let t = Tree::new("long-target");
+    let config = t.config();
+    assert!(config.max_uri >= 8192, "max_uri {}", config.max_uri);
+    assert_eq!(config.max_head, http::DEFAULT_MAX_HEAD);
+    assert!(config.max_head <= ferry_proto::conn::MAX_INPUT, "a whole head fits the driver's input buffer");
+    let long_get = |target_len: usize, file: &str| {
+        let mut target = format!("/{file}?");
+        target.extend(std::iter::repeat_n('q', target_len - target.len()));
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: a-browser/1.0\r\nAccept: */*\r\n\r\n")
+    };
+    let mut s = t.session();
+    let r = run(&mut s, &long_get(8192, "hello.txt"));
+    let resp = one(&r);
+    assert_eq!((resp.status, resp.body_text().as_str()), (200, "Hello, world!"));
+    assert_eq!(r.flow(), Flow::Continue);
+    let mut s = t.session();
+    assert_eq!(one(&run(&mut s, &long_get(8192, "missing"))).status, 404);
+    let mut s = t.session();
+    let r = run(&mut s, &long_get(config.max_uri + 1, "hello.txt"));
+    assert_eq!((one(&r).status, r.flow()), (414, Flow::CloseAfterFlush));
+    let mut s = t.session();
+    let padded = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n", "p".repeat(config.max_head));
+    let r = run(&mut s, &padded);
+    assert_eq!((one(&r).status, r.flow()), (431, Flow::CloseAfterFlush));
 }
