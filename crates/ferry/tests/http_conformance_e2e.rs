@@ -1,14 +1,16 @@
 //! HTTP/1.1 conformance on raw sockets under all seven models: what RFC 9110
 //! and 9112 say a server must answer to an invalid Host, a failed
 //! precondition, a bad Transfer-Encoding, a malformed request line and an
-//! unknown method, and whether the connection stays open after it.
+//! unknown method, and whether the connection stays open after it; 8 KiB
+//! targets; and answers that do not depend on how a head was split into
+//! segments.
 
 mod http_util;
 mod util;
 
 use std::io::BufReader;
 
-use http_util::{closed_by_peer, read_response, send_raw};
+use http_util::{closed_by_peer, read_response, send_raw, status_of_pieces};
 use util::scratch;
 use util::serve::{MODELS, Svc, connect, start};
 
@@ -51,6 +53,86 @@ fn conformance_of_host_if_match_transfer_encoding_and_request_line() {
             }
         }
         assert!(wrong.is_empty(), "{m}:\n{}", wrong.join("\n"));
+        server.stop();
+    }
+}
+
+/// `GET` of a target exactly `len` bytes long: `/name?qqq...`.
+fn long_get(name: &str, len: usize) -> Vec<u8> {
+    let mut target = format!("/{name}?");
+    target.extend(std::iter::repeat_n('q', len - target.len()));
+    format!("GET {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: e2e/1.0\r\nAccept: */*\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn eight_kib_targets_are_answered() {
+    // Issue 11 row 18: RFC 9112 section 3 recommends request lines of at
+    // least 8,000 octets. (request, status, closes?)
+    let cases: &[(Vec<u8>, u16, bool)] = &[
+        (long_get("hello.txt", 8192), 200, false),
+        (long_get("missing", 8192), 404, false),
+        (long_get("hello.txt", 8193), 414, true),
+    ];
+    let dir = scratch();
+    let root = dir.path().to_path_buf();
+    std::fs::write(root.join("hello.txt"), b"Hello, world!").expect("write");
+    for &model in MODELS {
+        let mut server = start(model, Svc::Http, &root, &[]);
+        for (request, status, closes) in cases {
+            let mut s = connect(server.addr);
+            let mut rd = BufReader::new(s.try_clone().expect("clone"));
+            send_raw(&mut s, request);
+            let r = read_response(&mut rd, false);
+            let got = (r.status, r.header("connection") == Some("close"));
+            assert_eq!(got, (*status, *closes), "{model}: a {}-byte request", request.len());
+            if *status == 200 {
+                assert_eq!(r.body, b"Hello, world!", "{model}");
+            }
+            if *closes {
+                assert!(closed_by_peer(&mut rd), "{model}: closes after {status}");
+            } else {
+                send_raw(&mut s, &long_get("hello.txt", 8192));
+                assert_eq!(read_response(&mut rd, false).status, 200, "{model}: kept open after {status}");
+            }
+        }
+        server.stop();
+    }
+}
+
+#[test]
+fn a_head_split_in_two_segments_gets_the_answer_it_gets_whole() {
+    // Issue 11 row 24: a long method with a long target once got 405/501
+    // whole and 414 when the first segment ended before the line's end.
+    // Each head is sent whole, then split at each offset (the first part
+    // written and flushed, the rest after it): the status must not move.
+    let method = "M".repeat(100);
+    let head = |method: &str, target_len: usize| {
+        let mut target = "/hello.txt?".to_string();
+        target.extend(std::iter::repeat_n('q', target_len - target.len()));
+        format!("{method} {target} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
+    };
+    // (head, its status, where to split)
+    let cases: Vec<(Vec<u8>, u16, Vec<usize>)> = vec![
+        // The line is over the request-line limit, the target is not.
+        (head(&method, 8190), 414, vec![4000, 8200, 8300]),
+        (head("POST", 8190), 405, vec![4000, 8190, 8200]),
+        // Long method, the line within the limit: an unknown method.
+        (head(&method, 8000), 501, vec![4000, 8100]),
+        (head("GET", 8192), 200, vec![4000, 8190, 8205]),
+    ];
+    let dir = scratch();
+    let root = dir.path().to_path_buf();
+    std::fs::write(root.join("hello.txt"), b"Hello, world!").expect("write");
+    for &model in MODELS {
+        let mut server = start(model, Svc::Http, &root, &[]);
+        for (request, status, cuts) in &cases {
+            let shown = String::from_utf8_lossy(&request[..20]);
+            assert_eq!(status_of_pieces(server.addr, &[request]), *status, "{model}: {shown}... whole");
+            for &cut in cuts {
+                let (a, b) = request.split_at(cut);
+                assert_eq!(status_of_pieces(server.addr, &[a, b]), *status, "{model}: {shown}... split at {cut}");
+            }
+        }
         server.stop();
     }
 }
