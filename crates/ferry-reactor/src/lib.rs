@@ -83,7 +83,8 @@ pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
 pub use poller::{
-    EpollPoller, Interest, ParsePollerKindError, PollEvent, PollPoller, Poller, PollerKind, Ready, timeout_to_timespec,
+    EpollPoller, FD_SETSIZE, Interest, ParsePollerKindError, PollEvent, PollPoller, Poller, PollerKind, Ready,
+    SelectPoller, timeout_to_timespec,
 };
 pub use reserve_fd::{Accept, AcceptOutcome, ReserveFd};
 pub use server::{Assignment, ServerConfig, TcpServer};

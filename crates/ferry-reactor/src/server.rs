@@ -296,8 +296,9 @@ fn accept_handler(
         accepted.fetch_add(1, Ordering::Relaxed);
         if handles.is_empty() {
             let count = LiveCount::new(live.clone(), None);
+            let shown = peer.clone();
             if let Err(e) = adopt_counted(lp, fd, peer, callbacks[0].clone(), Some(count)) {
-                tracing::warn!(error = %e, "registering connection failed");
+                refused(&shown, &e);
             }
             return;
         }
@@ -309,11 +310,18 @@ fn accept_handler(
         // If that loop has exited the task (the socket and the count with
         // it) is dropped.
         handles[i].run_in_loop(move |lp| {
+            let shown = peer.clone();
             if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(count)) {
-                tracing::warn!(error = %e, "registering connection failed");
+                refused(&shown, &e);
             }
         });
     })
+}
+
+/// A connection its loop could not watch (e.g. a descriptor beyond
+/// select's FD_SETSIZE) is closed at once, with a line that says why.
+fn refused(peer: &crate::listener::PeerAddr, e: &io::Error) {
+    tracing::warn!("{peer}: connection refused and closed: cannot watch it: {e}");
 }
 
 /// One open connection in a server's counters: the server-wide count and,

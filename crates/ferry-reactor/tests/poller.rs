@@ -85,11 +85,19 @@ fn hup_and_error(kind: PollerKind) {
     drop(b);
     p.poll(&mut ev, LONG).unwrap();
     let r = ready_of(&ev, 1).unwrap();
-    assert!(r.is_readable() && (r.is_read_closed() || r.is_hup()), "{r:?}");
-    // HUP is reported even with no interest.
+    // select reports a close as plain readability (the read returns 0).
+    let closed = r.is_read_closed() || r.is_hup() || kind == PollerKind::Select;
+    assert!(r.is_readable() && closed, "{r:?}");
+    // HUP is reported even with no interest, except by select, which has
+    // no hang-up set: with no interest it reports nothing at all.
     p.reregister(a.as_fd(), 1, Interest::NONE).unwrap();
-    p.poll(&mut ev, LONG).unwrap();
-    assert!(ready_of(&ev, 1).unwrap().is_hup());
+    if kind == PollerKind::Select {
+        p.poll(&mut ev, Some(Duration::from_millis(20))).unwrap();
+        assert_eq!(ready_of(&ev, 1), None);
+    } else {
+        p.poll(&mut ev, LONG).unwrap();
+        assert!(ready_of(&ev, 1).unwrap().is_hup());
+    }
     p.deregister(a.as_fd()).unwrap();
 
     // Connection refused: ERROR on a non-blocking connect to a closed port.
@@ -111,7 +119,13 @@ fn hup_and_error(kind: PollerKind) {
     loop {
         p.poll(&mut ev, LONG).unwrap();
         if let Some(r) = ready_of(&ev, 2) {
-            assert!(r.is_error(), "{r:?}");
+            if kind == PollerKind::Select {
+                // No error set: the failed connect is writable, SO_ERROR says why.
+                assert!(r.is_writable(), "{r:?}");
+                assert!(rustix::net::sockopt::socket_error(&s).unwrap().is_err());
+            } else {
+                assert!(r.is_error(), "{r:?}");
+            }
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(5));
@@ -357,14 +371,15 @@ fn signals_as_events(kind: PollerKind) {
     drop(lp.deregister(token));
 }
 
-macro_rules! both {
+macro_rules! every_backend {
     ($($f:ident),*) => {
         mod epoll { $(#[test] fn $f() { super::$f(ferry_reactor::PollerKind::Epoll) })* }
         mod poll { $(#[test] fn $f() { super::$f(ferry_reactor::PollerKind::Poll) })* }
+        mod select { $(#[test] fn $f() { super::$f(ferry_reactor::PollerKind::Select) })* }
     };
 }
 
-both!(
+every_backend!(
     register_modify_deregister,
     hup_and_error,
     waker_from_other_thread,
@@ -381,6 +396,30 @@ both!(
 fn poller_kind_parses() {
     assert_eq!("epoll".parse::<PollerKind>().unwrap(), PollerKind::Epoll);
     assert_eq!("POLL".parse::<PollerKind>().unwrap(), PollerKind::Poll);
+    assert_eq!("select".parse::<PollerKind>().unwrap(), PollerKind::Select);
     assert!("kqueue".parse::<PollerKind>().is_err());
     assert_eq!(PollerKind::Poll.to_string(), "poll");
+    assert_eq!(PollerKind::Select.to_string(), "select");
+}
+
+/// select's sets hold descriptors below FD_SETSIZE only: a larger one is
+/// refused with an error that says so, and the set keeps working.
+#[test]
+fn select_refuses_descriptors_beyond_fd_setsize() {
+    use std::os::fd::AsRawFd;
+    let mut p = PollerKind::Select.create().unwrap();
+    let (a, b) = pair();
+    // A descriptor numbered past the limit (the fd limit here is 20000).
+    let high = rustix::io::fcntl_dupfd_cloexec(&a, ferry_reactor::FD_SETSIZE as i32).unwrap();
+    assert!(high.as_raw_fd() >= ferry_reactor::FD_SETSIZE as i32);
+    let err = p.register(high.as_fd(), 7, Interest::READABLE).unwrap_err();
+    assert!(err.to_string().contains("FD_SETSIZE (1024)"), "{err}");
+    // The low one still works.
+    p.register(a.as_fd(), 1, Interest::READABLE).unwrap();
+    (&b).write_all(b"x").unwrap();
+    let mut ev = Vec::new();
+    p.poll(&mut ev, LONG).unwrap();
+    assert!(ready_of(&ev, 1).unwrap().is_readable());
+    assert_eq!(ready_of(&ev, 7), None);
+    p.deregister(a.as_fd()).unwrap();
 }

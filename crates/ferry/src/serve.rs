@@ -154,6 +154,9 @@ enum Poller {
     Epoll,
     /// poll(2): the portable fallback; scans every connection each wait.
     Poll,
+    /// select(2): the first multiplexer; only descriptors below 1024
+    /// (FD_SETSIZE): connections beyond that are closed with a log line.
+    Select,
 }
 
 /// How the multi-reactor model spreads connections over its sub-loops.
@@ -208,6 +211,7 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
     config.poller = match args.poller {
         Poller::Epoll => PollerKind::Epoll,
         Poller::Poll => PollerKind::Poll,
+        Poller::Select => PollerKind::Select,
     };
     config.assign = match args.assign {
         Assign::RoundRobin => Assignment::RoundRobin,

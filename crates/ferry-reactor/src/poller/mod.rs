@@ -1,4 +1,5 @@
-//! Readiness backends: one small trait, two Linux implementations.
+//! Readiness backends: one small trait, three Linux implementations
+//! (epoll, poll, and select with its FD_SETSIZE limit).
 //!
 //! The backend is picked once, at [`EventLoop`](crate::EventLoop)
 //! construction, from a [`PollerKind`]; nothing else in the crate switches
@@ -13,6 +14,7 @@
 
 mod epoll;
 mod poll;
+mod select;
 
 use std::fmt;
 use std::io;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 pub use epoll::EpollPoller;
 pub use poll::PollPoller;
+pub use select::{FD_SETSIZE, SelectPoller};
 
 /// What a registration wants to hear about. Plain `Copy` value; `Interest::NONE`
 /// still reports errors and hang-ups (the kernel always does).
@@ -168,10 +171,11 @@ pub struct PollEvent {
 /// A readiness backend. Owned by one [`EventLoop`](crate::EventLoop) and used
 /// only from its thread (`&mut self` everywhere; not required to be `Sync`).
 ///
-/// Contract shared by both implementations (and tested by one suite):
+/// Contract shared by every implementation (and tested by one suite):
 /// level-triggered; a fd is registered at most once; `deregister` must be
 /// called before the fd is closed; `poll` clears `events` and appends at most
-/// one event per ready fd; `EINTR` is reported as "no events".
+/// one event per ready fd; `EINTR` is reported as "no events". `register`
+/// may refuse a descriptor the backend cannot watch (select: >= 1024).
 pub trait Poller {
     /// Which backend this is.
     fn kind(&self) -> PollerKind;
@@ -186,8 +190,8 @@ pub trait Poller {
     fn poll(&mut self, events: &mut Vec<PollEvent>, timeout: Option<Duration>) -> io::Result<()>;
 }
 
-/// Which backend to use; parsed from `"epoll"` or `"poll"` so a CLI can take
-/// `--poller epoll|poll`.
+/// Which backend to use; parsed from `"epoll"`, `"poll"` or `"select"` so a
+/// CLI can take `--poller epoll|poll|select`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum PollerKind {
     /// `epoll(7)`: O(ready) per wait. The default.
@@ -195,6 +199,9 @@ pub enum PollerKind {
     Epoll,
     /// `poll(2)`: O(registered) per wait; portable baseline and cross-check.
     Poll,
+    /// `select(2)`: O(highest fd) per wait, and only descriptors below
+    /// [`FD_SETSIZE`]; the canon's first multiplexer.
+    Select,
 }
 
 impl PollerKind {
@@ -203,11 +210,12 @@ impl PollerKind {
         Ok(match self {
             PollerKind::Epoll => Box::new(EpollPoller::new()?),
             PollerKind::Poll => Box::new(PollPoller::new()),
+            PollerKind::Select => Box::new(SelectPoller::new()),
         })
     }
 
-    /// Both kinds, for tests and benchmarks that cover each.
-    pub const ALL: [PollerKind; 2] = [PollerKind::Epoll, PollerKind::Poll];
+    /// Every kind, for tests and benchmarks that cover each.
+    pub const ALL: [PollerKind; 3] = [PollerKind::Epoll, PollerKind::Poll, PollerKind::Select];
 }
 
 impl fmt::Display for PollerKind {
@@ -215,13 +223,14 @@ impl fmt::Display for PollerKind {
         f.write_str(match self {
             PollerKind::Epoll => "epoll",
             PollerKind::Poll => "poll",
+            PollerKind::Select => "select",
         })
     }
 }
 
 /// Error for an unknown poller name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown poller {0:?} (expected \"epoll\" or \"poll\")")]
+#[error("unknown poller {0:?} (expected \"epoll\", \"poll\" or \"select\")")]
 pub struct ParsePollerKindError(String);
 
 impl FromStr for PollerKind {
@@ -230,6 +239,7 @@ impl FromStr for PollerKind {
         match s.to_ascii_lowercase().as_str() {
             "epoll" => Ok(PollerKind::Epoll),
             "poll" => Ok(PollerKind::Poll),
+            "select" => Ok(PollerKind::Select),
             _ => Err(ParsePollerKindError(s.to_owned())),
         }
     }

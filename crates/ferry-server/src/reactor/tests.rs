@@ -66,8 +66,15 @@ impl Drop for Running {
     }
 }
 
-fn configurations() -> [(usize, PollerKind); 4] {
-    [(0, PollerKind::Epoll), (0, PollerKind::Poll), (2, PollerKind::Epoll), (2, PollerKind::Poll)]
+fn configurations() -> [(usize, PollerKind); 6] {
+    [
+        (0, PollerKind::Epoll),
+        (0, PollerKind::Poll),
+        (0, PollerKind::Select),
+        (2, PollerKind::Epoll),
+        (2, PollerKind::Poll),
+        (2, PollerKind::Select),
+    ]
 }
 
 fn echo(addr: &str, idle: Duration) -> ListenerConfig {
