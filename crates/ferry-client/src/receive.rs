@@ -24,7 +24,7 @@ pub(crate) trait Sink {
     /// Writes bytes that were already read (they came with the head line).
     fn write_buffered(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Moves up to `max` bytes from `socket`; 0 means end of stream.
-    fn from_socket(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError>;
+    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError>;
 }
 
 /// Which side a sink's failure came from.
@@ -67,7 +67,7 @@ impl Client {
         }
         while remaining > 0 {
             let chunk = usize::try_from(remaining).unwrap_or(usize::MAX).min(CHUNK);
-            match sink.from_socket(self.conn.stream(), chunk) {
+            match sink.pull_from(self.conn.stream(), chunk) {
                 Ok(0) => return Err(Failure::Short { got: len - remaining }),
                 Ok(n) => {
                     remaining -= n as u64;
@@ -113,7 +113,7 @@ impl Sink for FileSink<'_> {
         Ok(())
     }
 
-    fn from_socket(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
         self.pipe.socket_to_file(socket, self.file, &mut self.offset, max).map_err(zero_copy_error)
     }
 }
@@ -136,7 +136,7 @@ impl Sink for PipeSink<'_> {
         write_all_fd(self.out, bytes)
     }
 
-    fn from_socket(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
         loop {
             match splice(socket.as_fd(), None, self.out, None, max, SpliceFlags::MOVE) {
                 Ok(n) => return Ok(n),
@@ -177,7 +177,7 @@ impl Sink for CopySink<'_> {
         write_all_fd(self.out, bytes)
     }
 
-    fn from_socket(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
         let max = max.min(self.buf.len());
         let n = loop {
             match (&*socket).read(&mut self.buf[..max]) {
