@@ -32,6 +32,11 @@ pub use crate::vpath::VirtualPath;
 pub const MAX_PATH: usize = 4096;
 /// Longest single name accepted, in bytes (Linux's `NAME_MAX`).
 pub const MAX_NAME: usize = 255;
+/// A name no request path may contain, at any depth: the server keeps its
+/// uploads in progress in a directory of this name at the top of the root
+/// (`files::partials`), and refusing the name in [`Root::resolve`] keeps
+/// them out of reach of every command of every service. Listings hide it.
+pub const RESERVED_NAME: &str = ".ferry-partials";
 
 /// Why a filesystem request was refused. Services map these to their own
 /// status codes in one function each.
@@ -132,13 +137,28 @@ pub struct Meta {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// The nanoseconds of the modification time.
+    pub mtime_nsec: u32,
     /// Inode number (for validators such as HTTP ETags).
     pub ino: u64,
 }
 
 impl Meta {
     pub(crate) fn of(stat: &Stat) -> Meta {
-        Meta { kind: Kind::of(stat), size: stat.st_size as u64, mtime: stat.st_mtime, ino: stat.st_ino }
+        Meta {
+            kind: Kind::of(stat),
+            size: stat.st_size as u64,
+            mtime: stat.st_mtime,
+            mtime_nsec: u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
+            ino: stat.st_ino,
+        }
+    }
+
+    /// A token naming this version of a file: it changes when the file is
+    /// replaced (inode), rewritten (mtime to the nanosecond) or resized, so
+    /// a client resuming a download can tell it still has the same file.
+    pub fn version(&self) -> String {
+        format!("{:x}-{:x}.{:x}-{:x}", self.ino, self.mtime, self.mtime_nsec, self.size)
     }
 }
 
@@ -190,6 +210,12 @@ impl Root {
         &self.path
     }
 
+    /// The root's directory descriptor, for the server's own state kept
+    /// under [`RESERVED_NAME`].
+    pub(crate) fn dir(&self) -> &OwnedFd {
+        &self.dir
+    }
+
     /// A number no other `Root` of this process has, so caches can tell
     /// roots apart (an address could be reused once a root is dropped).
     pub(crate) fn id(&self) -> u64 {
@@ -221,6 +247,9 @@ impl Root {
         }
         if path.names.iter().map(|n| n.len() + 1).sum::<usize>() > MAX_PATH {
             return Err(FsError::BadPath("path too long"));
+        }
+        if path.names.iter().any(|n| n == RESERVED_NAME) {
+            return Err(FsError::BadPath("the name .ferry-partials is reserved by the server"));
         }
         Ok(path)
     }
@@ -274,16 +303,16 @@ impl Root {
         self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY)
     }
 
-    /// Lists a directory, sorted by name, without `.` and `..`, with each
-    /// entry's own metadata (symlinks reported as symlinks). Entries whose
-    /// names satisfy `hide` are left out.
-    pub fn list(&self, path: &VirtualPath, hide: impl Fn(&OsStr) -> bool) -> Result<Vec<Entry>, FsError> {
+    /// Lists a directory, sorted by name, without `.` and `..` and the
+    /// server's [`RESERVED_NAME`], with each entry's own metadata (symlinks
+    /// reported as symlinks).
+    pub fn list(&self, path: &VirtualPath) -> Result<Vec<Entry>, FsError> {
         let dir = self.open_dir(path)?;
         let mut entries = Vec::new();
         for entry in Dir::read_from(&dir)? {
             let entry = entry?;
             let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name == "." || name == ".." || hide(name) {
+            if name == "." || name == ".." || name == RESERVED_NAME {
                 continue;
             }
             // An entry removed between readdir and stat is simply skipped.
@@ -392,7 +421,7 @@ mod tests {
         let (r, dir) = root();
         let top = VirtualPath::root();
         let sub = vp(&r, &top, "sub").expect("ok");
-        let names: Vec<_> = r.list(&sub, |_| false).expect("list").into_iter().map(|e| (e.name, e.meta.kind)).collect();
+        let names: Vec<_> = r.list(&sub).expect("list").into_iter().map(|e| (e.name, e.meta.kind)).collect();
         assert_eq!(names, vec![("deeper".into(), Kind::Dir), ("file.txt".into(), Kind::File)]);
         let new = vp(&r, &top, "sub/new").expect("ok");
         r.mkdir(&new).expect("mkdir");

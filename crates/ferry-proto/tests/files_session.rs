@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::fs;
-
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::FileSession;
 use ferry_proto::{Chunk, Flow, Now, Outbox, Session};
@@ -41,13 +39,14 @@ fn navigation_commands() {
 #[test]
 fn ls_and_stat() {
     let t = Tree::new("ls");
-    fs::write(t.0.join(".x.ferry-part"), b"partial").unwrap();
+    let mut uploader = t.session(true);
+    assert_eq!(run(&mut uploader, "put up.bin 10\n0123"), "OK 0\n", "an upload in progress");
     let mut s = t.session(false);
     let out = run(&mut s, "ls\n");
     let (head, body) = out.split_once('\n').unwrap();
     assert_eq!(head, format!("OK {}", body.len()));
     let names: Vec<&str> = body.lines().map(|l| l.splitn(4, ' ').nth(3).unwrap()).collect();
-    assert_eq!(names, ["hello.txt", "sub", "with space.txt"], "sorted, partial uploads hidden");
+    assert_eq!(names, ["hello.txt", "sub", "with space.txt"], "sorted, uploads in progress hidden");
     assert!(body.lines().any(|l| l.starts_with("f 13 ") && l.ends_with(" hello.txt")));
     assert!(body.lines().any(|l| l.starts_with("d ") && l.ends_with(" sub")));
     let out = run(&mut s, "ls sub\n");
@@ -62,9 +61,16 @@ fn ls_and_stat() {
 fn get_whole_from_offset_and_errors() {
     let t = Tree::new("get");
     let mut s = t.session(false);
-    assert_eq!(run(&mut s, "get hello.txt\n"), "OK 13 0 13\nHello, world!");
-    assert_eq!(run(&mut s, "get /hello.txt 7\n"), "OK 13 7 6\nworld!");
-    assert_eq!(run(&mut s, "get hello.txt 13\n"), "OK 13 13 0\n");
+    let v = t.version("hello.txt");
+    assert_eq!(run(&mut s, "get hello.txt\n"), format!("OK 13 0 13 {v}\nHello, world!"));
+    assert_eq!(run(&mut s, "get /hello.txt 7\n"), format!("OK 13 7 6 {v}\nworld!"));
+    assert_eq!(run(&mut s, "get hello.txt 13\n"), format!("OK 13 13 0 {v}\n"));
+    assert_eq!(run(&mut s, &format!("get hello.txt 7 {v}\n")), format!("OK 13 7 6 {v}\nworld!"), "same version");
+    assert_eq!(
+        run(&mut s, "get hello.txt 7 1-2.3-4\n"),
+        format!("OK 13 0 13 {v}\nHello, world!"),
+        "another version of the file: from the start"
+    );
     assert_eq!(run(&mut s, "get hello.txt 14\n"), "ERR 416 offset 14 is beyond the end of the file (13 bytes)\n");
     assert_eq!(run(&mut s, "get sub\n"), "ERR 409 is a directory: /sub\n");
     assert_eq!(run(&mut s, "get nope\n"), "ERR 404 no such file or directory: /nope\n");
@@ -77,7 +83,8 @@ fn pipelined_gets_are_answered_in_order() {
     let t = Tree::new("pipe");
     let mut s = t.session(false);
     let out = run(&mut s, "get hello.txt\nget sub/file.txt\nget hello.txt 12\npwd\n");
-    assert_eq!(out, "OK 13 0 13\nHello, world!OK 3 0 3\nabcOK 13 12 1\n!OK /\n");
+    let (hello, file) = (t.version("hello.txt"), t.version("sub/file.txt"));
+    assert_eq!(out, format!("OK 13 0 13 {hello}\nHello, world!OK 3 0 3 {file}\nabcOK 13 12 1 {hello}\n!OK /\n"));
 }
 
 #[test]
@@ -92,7 +99,7 @@ fn split_at_every_boundary_gives_the_same_answers() {
         assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected), "step {step}");
     }
     let text = String::from_utf8(expected).unwrap();
-    assert!(text.contains("OK 3 1 2\nbc"), "{text}");
+    assert!(text.contains(&format!("OK 3 1 2 {}\nbc", t.version("sub/file.txt"))), "{text}");
     assert!(text.contains("ERR 400 unknown command 'bogus'"), "{text}");
 }
 
@@ -103,7 +110,7 @@ fn bad_requests_keep_the_connection() {
     let cases = [
         ("frob\n", "ERR 400 unknown command 'frob' (try 'help')\n"),
         ("pwd x\n", "ERR 400 usage: pwd\n"),
-        ("get\n", "ERR 400 usage: get PATH [OFFSET]\n"),
+        ("get\n", "ERR 400 usage: get PATH [OFFSET [VERSION]]\n"),
         ("cd \"open\n", "ERR 400 unterminated quote\n"),
         ("cd \\q\n", "ERR 400 bad escape sequence\n"),
         ("cd a\\x00b\n", "ERR 400 path contains a NUL byte\n"),
@@ -120,7 +127,7 @@ fn bad_requests_keep_the_connection() {
     let (out, _) = drive(&mut s, b"cd \xff\n", usize::MAX);
     assert_eq!(out, b"ERR 400 request is not valid UTF-8\n");
     assert_eq!(run(&mut s, "pwd\n"), "OK /\n", "still usable");
-    assert!(run(&mut s, "help\n").contains("get PATH [OFFSET]"));
+    assert!(run(&mut s, "help\n").contains("get PATH [OFFSET [VERSION]]"));
 }
 
 #[test]
@@ -151,47 +158,12 @@ fn quit_says_bye_and_closes() {
 }
 
 #[test]
-fn upload_resume_and_atomic_rename() {
-    let t = Tree::new("put");
-    let mut s = t.session(true);
-    // Interrupted: only 4 of 10 bytes arrive, then EOF.
-    let mut pair = Pair::new(&mut s, Timeouts::default()).read_chunk(1);
-    pair.send(b"put up.bin 10\n0123").client_close();
-    assert_eq!(pair.received(), b"OK 0\n");
-    assert_eq!(common::flow_of(&pair), Flow::CloseNow);
-    drop(pair);
-    assert!(!t.0.join("up.bin").exists(), "never visible under its final name before completion");
-    assert_eq!(fs::read(t.0.join(".up.bin.ferry-part")).unwrap(), b"0123");
-    // Resumed on a new connection.
-    let mut s = t.session(true);
-    let (out, flow) = drive(&mut s, b"put up.bin 10\n456789pwd\n", 3);
-    assert_eq!(String::from_utf8_lossy(&out), "OK 4\nOK 10\nOK /\n");
-    assert_eq!(flow, Flow::Continue);
-    assert_eq!(fs::read(t.0.join("up.bin")).unwrap(), b"0123456789");
-    assert!(!t.0.join(".up.bin.ferry-part").exists());
-    // Re-upload of a complete partial: nothing to send.
-    fs::write(t.0.join(".again.ferry-part"), b"xyz").unwrap();
-    let mut s = t.session(true);
-    assert_eq!(run(&mut s, "put again 3\n"), "OK 3\nOK 3\n");
-    assert_eq!(fs::read(t.0.join("again")).unwrap(), b"xyz");
-    // A partial longer than the new size restarts.
-    fs::write(t.0.join(".short.ferry-part"), b"too long").unwrap();
-    let mut s = t.session(true);
-    assert_eq!(run(&mut s, "put short 2\nhi"), "OK 0\nOK 2\n");
-    assert_eq!(fs::read(t.0.join("short")).unwrap(), b"hi");
-}
-
-#[test]
 fn upload_errors() {
     let t = Tree::new("puterr");
     let mut s = t.session(true);
     assert_eq!(run(&mut s, "put sub 3\n"), "ERR 409 is a directory: /sub\n");
     assert_eq!(run(&mut s, "put /\"\" 3\n"), "ERR 409 is a directory: /\n");
     assert_eq!(run(&mut s, "put nodir/x 3\n"), "ERR 404 no such file or directory: /nodir/x\n");
-    assert_eq!(
-        run(&mut s, "put x.ferry-part 1\n"),
-        "ERR 400 names ending in .ferry-part are reserved for uploads in progress\n"
-    );
     // Two uploads of one path at once: the second is refused.
     let mut out = Outbox::new();
     let p = s.on_input(b"put busy 100\nabc", &mut out, Now::read());

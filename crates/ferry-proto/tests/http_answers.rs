@@ -206,7 +206,8 @@ fn listing_escapes_names() {
     fs::write(weird.join("a:b#c?d%e"), b"").unwrap();
     fs::write(weird.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), b"").unwrap();
     fs::create_dir(weird.join("dir with space")).unwrap();
-    fs::write(weird.join(".secret.ferry-part"), b"partial upload").unwrap();
+    fs::create_dir(weird.join(".ferry-partials")).unwrap();
+    fs::write(weird.join(".ferry-partials/0123.part"), b"partial upload").unwrap();
     std::os::unix::fs::symlink("/etc", weird.join("out-link")).unwrap();
     std::os::unix::fs::symlink("../hello.txt", weird.join("in-link")).unwrap();
     let mut s = t.session();
@@ -221,7 +222,7 @@ fn listing_escapes_names() {
     assert!(html.contains("<a href=\"dir%20with%20space/\">dir with space/</a>"));
     assert!(html.contains("<a href=\"in-link\">in-link</a>"), "a symlink inside the root is listed");
     assert!(!html.contains("out-link"), "a symlink out of the root is not listed");
-    assert!(!html.contains("ferry-part"), "partial uploads are hidden");
+    assert!(!html.contains("ferry-partials"), "partial uploads are hidden");
     assert!(!html.contains("<b>"), "no markup from names");
     // Every link leads back to its entry.
     for (href, status) in [
@@ -237,6 +238,11 @@ fn listing_escapes_names() {
     }
     let resp = one(&run(&mut s, &get("/weird/%3Cb%3E%26%22x%20y%27.txt")));
     assert_eq!(resp.body, b"1");
+    // Partials cannot be reached by name either.
+    for href in [".ferry-partials/0123.part", "%2Eferry-partials/"] {
+        let resp = one(&run(&mut t.session(), &get(&format!("/weird/{href}"))));
+        assert_eq!(resp.status, 400, "{href}");
+    }
 }
 
 #[test]

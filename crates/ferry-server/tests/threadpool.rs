@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_server::PumpConfig;
+use sha2::{Digest, Sha256};
 use util::{Client, STEP, TestServer, pseudo_random};
 
 /// Big enough that it cannot sit in loopback socket buffers whole, so a
@@ -17,7 +18,7 @@ const BIG: usize = 24 * 1024 * 1024;
 /// Reads a `get` answer: the header, then exactly LEN bytes.
 fn download(client: &mut Client, name: &str) -> Vec<u8> {
     let header = client.request(&format!("get {name}"));
-    let len: usize = header.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("OK SIZE OFFSET LEN");
+    let len: usize = header.split(' ').nth(3).and_then(|n| n.parse().ok()).expect("OK SIZE OFFSET LEN VERSION");
     client.read_exact(len)
 }
 
@@ -86,7 +87,10 @@ fn shutdown_mid_download_lets_the_transfer_finish() {
     let mut idle = server.connect();
     assert_eq!(idle.request("ping"), "OK pong");
 
-    assert_eq!(client.request("get big.bin"), format!("OK {BIG} 0 {BIG}"));
+    assert!(
+        client.request("get big.bin").starts_with(&format!("OK {BIG} 0 {BIG} ")),
+        "the head names the file\'s version"
+    );
     let head = client.read_exact(64 * 1024);
     server.trigger_shutdown();
 
@@ -128,7 +132,10 @@ fn drain_timeout_cuts_a_stuck_transfer_and_still_returns_ok() {
     let server = TestServer::start(|c| c.drain_timeout = Duration::from_millis(200));
     server.write_file("big.bin", &pseudo_random(BIG, 2));
     let mut client = server.connect();
-    assert_eq!(client.request("get big.bin"), format!("OK {BIG} 0 {BIG}"));
+    assert!(
+        client.request("get big.bin").starts_with(&format!("OK {BIG} 0 {BIG} ")),
+        "the head names the file\'s version"
+    );
     client.read_exact(1024);
     // The client stops reading: the worker blocks in sendfile.
     let started = Instant::now();
@@ -145,7 +152,10 @@ fn a_client_vanishing_mid_download_does_not_disturb_another() {
     server.write_file("big.bin", &data);
 
     let mut quitter = server.connect();
-    assert_eq!(quitter.request("get big.bin"), format!("OK {BIG} 0 {BIG}"));
+    assert!(
+        quitter.request("get big.bin").starts_with(&format!("OK {BIG} 0 {BIG} ")),
+        "the head names the file\'s version"
+    );
     let steady = thread::spawn({
         let mut client = server.connect();
         move || download(&mut client, "big.bin")
@@ -187,14 +197,16 @@ fn uploads_land_intact_through_splice_and_through_the_buffer() {
     assert!(std::fs::read(server.path("mixed.bin")).expect("read upload") == data, "mixed.bin corrupted");
 
     // A peer that goes away mid-upload: the pump reports the early end to
-    // the session, which keeps the partial for the next put to resume.
+    // the session, which keeps the partial for the next put of the same
+    // file (size and SHA-256) to resume.
+    let digest = format!("{:x}", Sha256::digest(&data));
     let mut broken = server.connect();
-    assert_eq!(broken.request(&format!("put resumed.bin {}", data.len())), "OK 0");
+    assert_eq!(broken.request(&format!("put resumed.bin {} {digest}", data.len())), "OK 0");
     broken.send(&data[..300_000]);
     broken.stream().shutdown(std::net::Shutdown::Write).expect("half-close");
     assert!(broken.closed_by_server());
     assert!(!server.path("resumed.bin").exists(), "partial upload visible under its final name");
-    assert_eq!(client.request(&format!("put resumed.bin {}", data.len())), "OK 300000");
+    assert_eq!(client.request(&format!("put resumed.bin {} {digest}", data.len())), "OK 300000");
     client.send(&data[300_000..]);
     assert_eq!(client.line(), format!("OK {}", data.len()));
     assert!(std::fs::read(server.path("resumed.bin")).expect("read upload") == data, "resumed.bin corrupted");

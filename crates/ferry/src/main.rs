@@ -13,6 +13,7 @@ mod put;
 mod serve;
 mod shell;
 mod stdin;
+mod units;
 
 use std::process::ExitCode;
 

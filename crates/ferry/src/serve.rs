@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::units;
 use anyhow::{Context as _, bail};
-use ferry_proto::files::FilesConfig;
+use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 use ferry_server::daemon::{self, PidFile};
@@ -80,8 +81,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
     /// Allow clients to change the served directory (put, mkdir, rm).
+    /// Uploads in progress are kept in ROOT/.ferry-partials, which no
+    /// client can see or reach.
     #[arg(long)]
     allow_write: bool,
+    /// Remove partial uploads nobody has written to for this long (at
+    /// start, and at most once a minute as uploads begin): 90s, 30m, 24h,
+    /// 7d.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = units::parse_duration)]
+    partial_ttl: Duration,
+    /// The most disk space all partial uploads may take together (each
+    /// reserves its announced size); the oldest idle ones are evicted to
+    /// make room, and an upload that still does not fit is refused with
+    /// ERR 507 before any byte is sent: 4096, 512M, 20G [default: no limit
+    /// but the disk].
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    max_partial_bytes: Option<u64>,
     /// Most connections the thread and fork models serve at once (threads,
     /// child processes); beyond that they stop accepting and the kernel's
     /// listen backlog holds new clients.
@@ -256,7 +271,7 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
     let mut listeners = Vec::new();
     if let Some(addr) = args.files {
-        let files = FilesConfig { root: Arc::clone(&root), allow_write: args.allow_write };
+        let files = files_config(args, &root)?;
         listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle });
     }
     if let Some(addr) = args.http {
@@ -274,6 +289,21 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
         bail!("every service is off: give at least one of --files, --http, --echo an address");
     }
     Ok(listeners)
+}
+
+/// The file service's settings; with --allow-write, opens the partials
+/// directory and sweeps it of stale uploads.
+fn files_config(args: &ServeArgs, root: &Arc<Root>) -> anyhow::Result<FilesConfig> {
+    if !args.allow_write {
+        return Ok(FilesConfig::read_only(Arc::clone(root)));
+    }
+    let limits = PartialLimits { ttl: args.partial_ttl, max_bytes: args.max_partial_bytes };
+    // Partials::open's errors name the directory already.
+    let files = FilesConfig::writable(Arc::clone(root), limits)?;
+    if let Some(partials) = &files.partials {
+        partials.sweep(std::time::SystemTime::now());
+    }
+    Ok(files)
 }
 
 /// Opens the served directory, with errors that name it.

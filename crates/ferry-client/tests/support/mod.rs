@@ -36,7 +36,8 @@ impl TestServer {
     /// Starts a server on a free port; `allow_write` as `--allow-write`.
     pub fn start(allow_write: bool) -> TestServer {
         let root = tempfile::tempdir().expect("scratch root");
-        let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("open root")), allow_write };
+        let files =
+            FilesConfig::new(Arc::new(Root::open(root.path()).expect("open root")), allow_write).expect("files config");
         let mut listener = ListenerConfig::new("127.0.0.1:0".parse().unwrap(), Service::Files(files));
         listener.pump = PumpConfig::with_idle(Duration::from_secs(20));
         let mut config = ThreadPoolConfig::new(vec![listener]);

@@ -46,7 +46,7 @@ use crate::{FileSlice, Job};
 
 /// Most unconsumed input bytes a connection holds, and the largest single
 /// read. Sessions consume or reject far less (HTTP heads are limited to
-/// 8 KiB by default, file-protocol lines to 4 KiB); a session that leaves a
+/// 16 KiB by default, file-protocol lines to 4 KiB); a session that leaves a
 /// full buffer unconsumed is a protocol bug and the connection closes.
 pub const MAX_INPUT: usize = 64 * 1024;
 

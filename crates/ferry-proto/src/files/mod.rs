@@ -4,15 +4,20 @@
 //!
 //! - [`request`]: request lines -> [`Request`].
 //! - [`session`]: the server side, a sans-IO [`FileSession`]; its `OK` and
-//!   `ERR` lines and the mapping of failures to codes are in `answer.rs`.
+//!   `ERR` lines and the mapping of failures to codes are in `answer.rs`;
+//!   an upload's way from `put` to its name is in `upload.rs`, and
+//!   [`partials`] keeps uploads in progress out of the served namespace.
 //! - [`codec`]: the client side: building requests, parsing answers.
 //! - [`escape`]: how names with odd bytes travel in text lines.
 
 mod answer;
 pub mod codec;
 pub mod escape;
+pub mod partials;
 pub mod request;
 pub mod session;
+mod upload;
 
+pub use partials::{PartialLimits, Partials};
 pub use request::{MAX_LINE, Request, RequestError};
-pub use session::{FileSession, FilesConfig, PART_SUFFIX, is_partial_upload};
+pub use session::{FileSession, FilesConfig};

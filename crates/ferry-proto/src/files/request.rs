@@ -18,10 +18,13 @@ pub enum Request {
     Ls(Option<Vec<u8>>),
     /// `stat PATH`: kind, size and mtime.
     Stat(Vec<u8>),
-    /// `get PATH [OFFSET]`: download from `OFFSET` (0 by default).
-    Get(Vec<u8>, u64),
-    /// `put PATH SIZE`: upload `SIZE` bytes, resuming a partial upload.
-    Put(Vec<u8>, u64),
+    /// `get PATH [OFFSET [VERSION]]`: download from `OFFSET` (0 by
+    /// default), if the file is still `VERSION` (else from 0).
+    Get(Vec<u8>, u64, Option<String>),
+    /// `put PATH SIZE [SHA256]`: upload `SIZE` bytes whose SHA-256 is, if
+    /// given, `SHA256` (lowercase hex): resumes a partial upload of the same
+    /// identity, and is checked before it gets its name.
+    Put(Vec<u8>, u64, Option<String>),
     /// `mkdir PATH`.
     Mkdir(Vec<u8>),
     /// `rm PATH`: remove a file or an empty directory.
@@ -54,6 +57,12 @@ pub enum RequestError {
     /// A number argument is not a non-negative integer.
     #[error("'{0}' is not a valid number")]
     BadNumber(String),
+    /// A `get` version is not one the server hands out.
+    #[error("'{0}' is not a valid file version")]
+    BadVersion(String),
+    /// A `put` digest is not 64 hexadecimal digits.
+    #[error("'{0}' is not a SHA-256 (64 hexadecimal digits)")]
+    BadDigest(String),
 }
 
 impl Request {
@@ -79,20 +88,21 @@ impl Request {
             },
             "stat" => Request::Stat(one_path(args, "stat PATH")?),
             "get" => {
-                const USAGE: &str = "get PATH [OFFSET]";
+                const USAGE: &str = "get PATH [OFFSET [VERSION]]";
                 let mut args = args.into_iter();
-                let (Some(path), offset, None) = (args.next(), args.next(), args.next()) else {
+                let (Some(path), offset, version, None) = (args.next(), args.next(), args.next(), args.next()) else {
                     return Err(RequestError::Usage(USAGE));
                 };
                 let offset = offset.map(|o| number(&o)).transpose()?.unwrap_or(0);
-                Request::Get(path, offset)
+                Request::Get(path, offset, version.map(|v| token(&v)).transpose()?)
             }
             "put" => {
                 let mut args = args.into_iter();
-                let (Some(path), Some(size), None) = (args.next(), args.next(), args.next()) else {
-                    return Err(RequestError::Usage("put PATH SIZE"));
+                let (Some(path), Some(size), sha256, None) = (args.next(), args.next(), args.next(), args.next())
+                else {
+                    return Err(RequestError::Usage("put PATH SIZE [SHA256]"));
                 };
-                Request::Put(path, number(&size)?)
+                Request::Put(path, number(&size)?, sha256.map(|d| digest(&d)).transpose()?)
             }
             "mkdir" => Request::Mkdir(one_path(args, "mkdir PATH")?),
             "rm" => Request::Rm(one_path(args, "rm PATH")?),
@@ -125,6 +135,27 @@ fn number(word: &[u8]) -> Result<u64, RequestError> {
         .ok_or_else(|| RequestError::BadNumber(echo(word)))
 }
 
+/// The longest version token a `get` may name.
+const MAX_VERSION: usize = 64;
+
+/// A file version as `get` answers it: a short word of letters, digits,
+/// `.`, `-` and `_`.
+fn token(word: &[u8]) -> Result<String, RequestError> {
+    let valid = !word.is_empty()
+        && word.len() <= MAX_VERSION
+        && word.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    if valid { Ok(String::from_utf8_lossy(word).into_owned()) } else { Err(RequestError::BadVersion(echo(word))) }
+}
+
+/// A SHA-256 in hex, normalised to lowercase.
+fn digest(word: &[u8]) -> Result<String, RequestError> {
+    if word.len() == 64 && word.iter().all(u8::is_ascii_hexdigit) {
+        Ok(String::from_utf8_lossy(word).to_ascii_lowercase())
+    } else {
+        Err(RequestError::BadDigest(echo(word)))
+    }
+}
+
 /// A client's word as an error message may quote it: its first 40
 /// characters, escaped like response text, so an answer never spans lines.
 /// Every message that echoes the request goes through here.
@@ -150,9 +181,12 @@ mod tests {
         assert_eq!(p("ls"), Ok(Some(Request::Ls(None))));
         assert_eq!(p("ls \"a b\""), Ok(Some(Request::Ls(Some(b"a b".to_vec())))));
         assert_eq!(p("stat f"), Ok(Some(Request::Stat(b"f".to_vec()))));
-        assert_eq!(p("get f"), Ok(Some(Request::Get(b"f".to_vec(), 0))));
-        assert_eq!(p("get f 123"), Ok(Some(Request::Get(b"f".to_vec(), 123))));
-        assert_eq!(p("put f 9"), Ok(Some(Request::Put(b"f".to_vec(), 9))));
+        assert_eq!(p("get f"), Ok(Some(Request::Get(b"f".to_vec(), 0, None))));
+        assert_eq!(p("get f 123"), Ok(Some(Request::Get(b"f".to_vec(), 123, None))));
+        assert_eq!(p("get f 12 a1-b.2"), Ok(Some(Request::Get(b"f".to_vec(), 12, Some("a1-b.2".into())))));
+        assert_eq!(p("put f 9"), Ok(Some(Request::Put(b"f".to_vec(), 9, None))));
+        let upper = "AB".repeat(32);
+        assert_eq!(p(&format!("put f 9 {upper}")), Ok(Some(Request::Put(b"f".to_vec(), 9, Some("ab".repeat(32))))));
         assert_eq!(p("mkdir d"), Ok(Some(Request::Mkdir(b"d".to_vec()))));
         assert_eq!(p("rm d"), Ok(Some(Request::Rm(b"d".to_vec()))));
         assert_eq!(p("sum f"), Ok(Some(Request::Sum(b"f".to_vec()))));
@@ -166,10 +200,13 @@ mod tests {
     fn rejects_bad_requests() {
         assert_eq!(p("frobnicate"), Err(RequestError::Unknown("frobnicate".into())));
         assert_eq!(p("pwd extra"), Err(RequestError::Usage("pwd")));
-        assert_eq!(p("get"), Err(RequestError::Usage("get PATH [OFFSET]")));
-        assert_eq!(p("get a 1 2"), Err(RequestError::Usage("get PATH [OFFSET]")));
+        assert_eq!(p("get"), Err(RequestError::Usage("get PATH [OFFSET [VERSION]]")));
+        assert_eq!(p("get a 1 v w"), Err(RequestError::Usage("get PATH [OFFSET [VERSION]]")));
+        assert_eq!(p("get a 1 \"v w\""), Err(RequestError::BadVersion("v w".into())));
+        assert_eq!(p("put a 1 abc"), Err(RequestError::BadDigest("abc".into())));
+        assert_eq!(p("put a 1 2 3"), Err(RequestError::Usage("put PATH SIZE [SHA256]")));
         assert_eq!(p("get a -1"), Err(RequestError::BadNumber("-1".into())));
-        assert_eq!(p("put a"), Err(RequestError::Usage("put PATH SIZE")));
+        assert_eq!(p("put a"), Err(RequestError::Usage("put PATH SIZE [SHA256]")));
         assert_eq!(p("put a 99999999999999999999999"), Err(RequestError::BadNumber("99999999999999999999999".into())));
         assert_eq!(p("stat"), Err(RequestError::Usage("stat PATH")));
         assert_eq!(Request::parse(b"cd \xff"), Err(RequestError::NotUtf8));

@@ -1,27 +1,17 @@
 //! The server side of the file protocol as a sans-IO [`Session`].
 
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, Read, Write as _};
-use std::os::fd::OwnedFd;
+use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FlockOperation};
-use sha2::{Digest, Sha256};
-
-use super::answer::{
-    Answer, Failure, answer, check_new_name, err_line, fs_failure, ok_line, request_failure, upload_failure,
-};
+use super::answer::{Failure, answer, check_new_name, err_line, fs_failure, ok_line, request_failure, upload_failure};
 use super::escape::escape_text;
+use super::partials::{Identity, PartialLimits, Partials, sha256_hex};
 use super::request::{MAX_LINE, Request};
-use crate::root::{Entry, FsError, Kind, Meta, Root, VirtualPath, open_in_dir};
+use super::upload::Upload;
+use crate::root::{Entry, FsError, Kind, Root, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
-
-/// Suffix of the hidden temporary an upload is written to, next to its
-/// final name (`.NAME.ferry-part`). Listings hide these.
-pub const PART_SUFFIX: &str = ".ferry-part";
 
 /// Stop answering pipelined requests in one pass once this much text is
 /// queued, so a client that never reads cannot make the server buffer more.
@@ -32,28 +22,32 @@ const MAX_QUEUED_TEXT: usize = 256 * 1024;
 pub struct FilesConfig {
     /// The served directory.
     pub root: Arc<Root>,
-    /// Whether `put`, `mkdir` and `rm` are allowed.
-    pub allow_write: bool,
+    /// Where uploads in progress are kept; `None` for a read-only server
+    /// (`put`, `mkdir` and `rm` are allowed only with it).
+    pub partials: Option<Arc<Partials>>,
 }
 
-/// An upload between `OK <have>` and its final answer.
-#[derive(Debug)]
-struct Upload {
-    file: Arc<File>,
-    dir: OwnedFd,
-    temp: OsString,
-    name: OsString,
-    size: u64,
-}
+impl FilesConfig {
+    /// A server that only reads.
+    pub fn read_only(root: Arc<Root>) -> FilesConfig {
+        FilesConfig { root, partials: None }
+    }
 
-impl Upload {
-    /// Makes a complete upload durable and gives it its name: data to
-    /// disk, rename over the final name, directory entry to disk.
-    fn commit(&self) -> io::Result<()> {
-        self.file.sync_all()?;
-        rustix::fs::renameat(&self.dir, &self.temp, &self.dir, &self.name)?;
-        rustix::fs::fsync(&self.dir)?;
-        Ok(())
+    /// A server that also writes (`--allow-write`): opens, creating it if
+    /// needed, the root's partials directory.
+    pub fn writable(root: Arc<Root>, limits: PartialLimits) -> io::Result<FilesConfig> {
+        let partials = Partials::open(&root, limits)?;
+        Ok(FilesConfig { root, partials: Some(Arc::new(partials)) })
+    }
+
+    /// [`FilesConfig::writable`] if `allow_write`, else read-only, with the
+    /// default limits (for tests and examples).
+    pub fn new(root: Arc<Root>, allow_write: bool) -> io::Result<FilesConfig> {
+        if allow_write {
+            FilesConfig::writable(root, PartialLimits::default())
+        } else {
+            Ok(FilesConfig::read_only(root))
+        }
     }
 }
 
@@ -82,20 +76,18 @@ fn kind_letter(kind: Kind) -> char {
     }
 }
 
-/// True for the hidden temporaries of uploads in progress.
-pub fn is_partial_upload(name: &OsStr) -> bool {
-    let b = name.as_bytes();
-    b.starts_with(b".") && b.ends_with(PART_SUFFIX.as_bytes())
-}
-
 const HELP: &str = "\
 commands (paths may be \"quoted\"; / is the served root):
   pwd                 print the working directory
   cd [PATH]           change directory (to / without PATH)
   ls [PATH]           list a directory: TYPE SIZE MTIME NAME per line
   stat PATH           TYPE SIZE MTIME PATH
-  get PATH [OFFSET]   download: OK SIZE OFFSET LEN, then LEN bytes
-  put PATH SIZE       upload: OK HAVE, send SIZE-HAVE bytes, then OK SIZE
+  get PATH [OFFSET [VERSION]]
+                      download: OK SIZE OFFSET LEN VERSION, then LEN bytes
+                      (from 0 if the file is no longer VERSION)
+  put PATH SIZE [SHA256]
+                      upload: OK HAVE, send SIZE-HAVE bytes, then OK SIZE
+                      (resumes only an upload with the same SIZE and SHA256)
   mkdir PATH          create a directory
   rm PATH             remove a file or an empty directory
   sum PATH            SHA-256 of a file
@@ -122,16 +114,15 @@ impl FileSession {
         self.root().resolve(&self.cwd, path).map_err(|e| fs_failure(e, None))
     }
 
-    fn require_write(&self) -> Answer {
-        if self.config.allow_write {
-            Ok(())
-        } else {
-            Err(Failure::new(403, "read-only (the server runs without --allow-write)"))
-        }
+    fn require_write(&self) -> Result<&Arc<Partials>, Failure> {
+        self.config
+            .partials
+            .as_ref()
+            .ok_or_else(|| Failure::new(403, "read-only (the server runs without --allow-write)"))
     }
 
     /// Answers one request. Returns whether the connection should close.
-    fn handle(&mut self, request: Request, out: &mut Outbox) -> Result<Flow, Failure> {
+    fn handle(&mut self, request: Request, out: &mut Outbox, now: Now) -> Result<Flow, Failure> {
         match request {
             Request::Pwd => ok_line(out.text(), &escape_text(&self.cwd.to_bytes())),
             Request::Cd(path) => {
@@ -152,7 +143,7 @@ impl FileSession {
                 // a while: a job, like `sum`.
                 let root = Arc::clone(&self.config.root);
                 out.push_job(move || {
-                    answer(|line| match root.list(&target, is_partial_upload) {
+                    answer(|line| match root.list(&target) {
                         Ok(entries) => {
                             let listing = render_listing(&entries);
                             ok_line(line, &listing.len().to_string());
@@ -174,9 +165,13 @@ impl FileSession {
                 );
                 ok_line(out.text(), &text);
             }
-            Request::Get(path, offset) => {
+            Request::Get(path, offset, version) => {
                 let target = self.resolve(&path)?;
                 let (file, meta) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
+                let current = meta.version();
+                // Like HTTP's If-Range: bytes of another version of the file
+                // cannot continue a download, so it starts over.
+                let offset = if version.is_some_and(|v| v != current) { 0 } else { offset };
                 if offset > meta.size {
                     return Err(Failure::new(
                         416,
@@ -184,14 +179,16 @@ impl FileSession {
                     ));
                 }
                 let len = meta.size - offset;
-                ok_line(out.text(), &format!("{} {offset} {len}", meta.size));
+                ok_line(out.text(), &format!("{} {offset} {len} {current}", meta.size));
                 out.push_file(FileRange { file: Arc::new(file), offset, len });
             }
-            Request::Put(path, size) => {
-                self.require_write()?;
+            Request::Put(path, size, sha256) => {
+                let partials = Arc::clone(self.require_write()?);
                 let target = self.resolve(&path)?;
                 check_new_name(&target)?;
-                return self.start_upload(&target, size, out);
+                let identity = Identity { size, sha256 };
+                let (upload, have) = Upload::start(&partials, self.root(), &target, identity, now.wall)?;
+                return Ok(self.begin_upload(upload, have, out));
             }
             Request::Mkdir(path) => {
                 self.require_write()?;
@@ -215,7 +212,7 @@ impl FileSession {
                 // Hashing reads the whole file: a job, so an event loop
                 // hands it to a worker instead of stalling its connections.
                 out.push_job(move || {
-                    answer(|line| match sha256(file) {
+                    answer(|line| match sha256_hex(&file) {
                         Ok(digest) => ok_line(line, &digest),
                         Err(e) => err_line(line, &fs_failure(e.into(), Some(&target))),
                     })
@@ -234,50 +231,17 @@ impl FileSession {
         Ok(Flow::Continue)
     }
 
-    fn start_upload(&mut self, target: &VirtualPath, size: u64, out: &mut Outbox) -> Result<Flow, Failure> {
-        let fail = |e: FsError| fs_failure(e, Some(target));
-        if target.is_root() {
-            return Err(fail(FsError::IsADirectory));
-        }
-        let (dir, name) = self.root().parent_of(target).map_err(fail)?;
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if Meta::of(&st).kind == Kind::Dir => return Err(fail(FsError::IsADirectory)),
-            _ => {}
-        }
-        if name.as_bytes().ends_with(PART_SUFFIX.as_bytes()) {
-            return Err(Failure::new(400, "names ending in .ferry-part are reserved for uploads in progress"));
-        }
-        let mut temp = OsString::from(".");
-        temp.push(name);
-        temp.push(PART_SUFFIX);
-        if temp.len() > crate::root::MAX_NAME {
-            return Err(Failure::new(400, "name too long"));
-        }
-        let file = open_in_dir(&dir, &temp, true).map_err(fail)?;
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(Failure::new(
-                    409,
-                    format!("an upload of {} is already in progress", escape_text(&target.to_bytes())),
-                ));
-            }
-            Err(e) => return Err(fail(e.into())),
-        }
-        let mut have = file.metadata().map_err(|e| fail(e.into()))?.len();
-        if have > size {
-            // A partial upload of a larger file: it cannot be resumed.
-            file.set_len(0).map_err(|e| fail(e.into()))?;
-            have = 0;
-        }
+    /// Answers `OK HAVE` and routes the payload into the upload's file
+    /// (or commits at once when nothing is missing).
+    fn begin_upload(&mut self, upload: Upload, have: u64, out: &mut Outbox) -> Flow {
         ok_line(out.text(), &have.to_string());
-        let file = Arc::new(file);
-        self.upload = Some(Upload { file: Arc::clone(&file), dir, temp, name: name.to_os_string(), size });
+        let (file, size) = (upload.file(), upload.size());
+        self.upload = Some(upload);
         if have == size {
-            return Ok(self.finish_upload(Ok(()), out));
+            return self.finish_upload(Ok(()), out);
         }
         out.expect_upload(Sink::new(file, have, size - have));
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     fn finish_upload(&mut self, result: io::Result<()>, out: &mut Outbox) -> Flow {
@@ -285,21 +249,25 @@ impl FileSession {
             return Flow::Continue;
         };
         match result {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Flow::CloseNow,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                upload.abandon(&e);
+                Flow::CloseNow
+            }
             Err(e) => {
                 // The payload was not all consumed: the byte stream is out
                 // of step, so the connection ends after the answer.
                 err_line(out.text(), &upload_failure(&e));
+                upload.abandon(&e);
                 Flow::CloseAfterFlush
             }
             Ok(()) => {
-                // The payload is all in; making it durable and visible
-                // (two fsyncs and a rename) may take long on a busy disk,
-                // so it is a job: off the thread of an event loop.
+                // The payload is all in; checking it, making it durable and
+                // visible (a read-back, two fsyncs and a rename) may take
+                // long, so it is a job: off the thread of an event loop.
                 out.push_job(move || {
                     answer(|line| match upload.commit() {
-                        Ok(()) => ok_line(line, &upload.size.to_string()),
-                        Err(e) => err_line(line, &upload_failure(&e)),
+                        Ok(size) => ok_line(line, &size.to_string()),
+                        Err(failure) => err_line(line, &failure),
                     })
                 });
                 Flow::Continue
@@ -323,23 +291,9 @@ fn render_listing(entries: &[Entry]) -> Vec<u8> {
     text
 }
 
-fn sha256(mut file: File) -> io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 impl Session for FileSession {
-    fn on_input(&mut self, input: &[u8], out: &mut Outbox, _now: Now) -> Progress {
-        let progress = self.answer_lines(input, out);
+    fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        let progress = self.answer_lines(input, out, now);
         self.closing |= progress.flow != Flow::Continue;
         let rest = input.get(progress.consumed..).unwrap_or_default();
         self.partial_line = !self.closing && self.upload.is_none() && !rest.is_empty() && !rest.contains(&b'\n');
@@ -372,7 +326,7 @@ impl FileSession {
     /// Answers the complete request lines at the front of `input`, stopping
     /// at an upload's payload, a pass's budget or a closing answer; answers
     /// nothing once the session is closing.
-    fn answer_lines(&mut self, input: &[u8], out: &mut Outbox) -> Progress {
+    fn answer_lines(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
         if self.closing {
             return Progress { consumed: input.len(), flow: Flow::CloseAfterFlush };
         }
@@ -401,7 +355,7 @@ impl FileSession {
             consumed += end + 1;
             let flow = match Request::parse(line) {
                 Ok(None) => Flow::Continue,
-                Ok(Some(request)) => self.handle(request, out).unwrap_or_else(|failure| {
+                Ok(Some(request)) => self.handle(request, out, now).unwrap_or_else(|failure| {
                     err_line(out.text(), &failure);
                     Flow::Continue
                 }),

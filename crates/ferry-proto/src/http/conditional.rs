@@ -92,9 +92,9 @@ mod tests {
 
     #[test]
     fn etag_format() {
-        let meta = Meta { kind: Kind::File, size: 13, mtime: 0x5f00_0000, ino: 0xabc };
+        let meta = Meta { kind: Kind::File, size: 13, mtime: 0x5f00_0000, mtime_nsec: 0, ino: 0xabc };
         assert_eq!(Etag::of(&meta).as_bytes(), b"\"abc-d-5f000000\"");
-        let meta = Meta { kind: Kind::File, size: u64::MAX, mtime: -1, ino: u64::MAX };
+        let meta = Meta { kind: Kind::File, size: u64::MAX, mtime: -1, mtime_nsec: 0, ino: u64::MAX };
         assert_eq!(Etag::of(&meta).as_bytes().len(), 2 + 2 + 3 * 16);
     }
 

@@ -71,7 +71,9 @@ pub enum HttpError {
     /// The request body exceeds [`HttpConfig::max_body`](super::HttpConfig::max_body).
     #[error("request body too large")]
     BodyTooLarge,
-    /// The request target exceeds [`HttpConfig::max_uri`](super::HttpConfig::max_uri).
+    /// The request target exceeds [`HttpConfig::max_uri`](super::HttpConfig::max_uri),
+    /// or the request line exceeds it by more than the 64 bytes a method,
+    /// a version and spaces may take.
     #[error("request target too long")]
     UriTooLong,
     /// The request head exceeds [`HttpConfig::max_head`](super::HttpConfig::max_head).

@@ -132,7 +132,7 @@ fn civil_time(out: &mut Vec<u8>, secs: i64) {
 
 /// The HTML page listing `dir`.
 pub(crate) fn page(root: &Root, dir: &VirtualPath) -> Result<Vec<u8>, HttpError> {
-    let entries = root.list(dir, crate::files::is_partial_upload).map_err(fs_error)?;
+    let entries = root.list(dir).map_err(fs_error)?;
     let rows = entries
         .into_iter()
         .filter_map(|entry| {

@@ -48,8 +48,10 @@
 //! for the other methods RFC 9110 section 9 defines (POST, PUT, DELETE,
 //! CONNECT, OPTIONS, TRACE), 408 (request started but not finished when
 //! the driver's timer fired), 412 `If-Match` failed, 413 body over
-//! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`], 431
-//! head over [`HttpConfig::max_head`] (or more than 64 header fields), 500
+//! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`] (8 KiB;
+//! or a request line over it plus 64 bytes, method and version included),
+//! 431 head over [`HttpConfig::max_head`] (16 KiB, or more than 64 header
+//! fields), 500
 //! read error, 501 an unknown method (methods are case-sensitive) or a
 //! `Transfer-Encoding` other than `chunked` alone that does not put
 //! anything after `chunked` (`gzip`, `gzip, chunked`), 505 a version other
@@ -77,9 +79,11 @@
 //! an earlier pass is unsent; the driver calls `on_input` again after
 //! [`Session::on_drained`](crate::Session::on_drained). The session keeps
 //! no input: a partial head stays in the driver's buffer, and a head that
-//! reaches `max_head` without ending is answered 431 (414 if its request
-//! line alone is too long), so the driver never needs to buffer more than
-//! `max_head` bytes of input for it.
+//! reaches `max_head` without ending is answered 431 (414 as soon as its
+//! request line is known to be too long), so the driver never needs to
+//! buffer more than `max_head` bytes of input for it. These early answers
+//! are the ones the complete head would get, by the same rules, so how a
+//! head is split into reads never changes its answer.
 //!
 //! ## Small bodies are copied, large ones go by `sendfile`
 //! Bodies up to [`HttpConfig::copy_threshold`] (16 KiB by default) are
@@ -162,10 +166,14 @@ pub struct HttpConfig {
     /// The served directory.
     pub root: Arc<Root>,
     /// Largest request head (request line and header fields) in bytes;
-    /// larger is answered 431. Default 8 KiB.
+    /// larger is answered 431. Default 16 KiB: room for a request line
+    /// with the longest target and a browser's header fields.
     pub max_head: usize,
-    /// Longest request target in bytes; longer is answered 414. Default
-    /// 4 KiB.
+    /// Longest request target in bytes; longer is answered 414, and so is
+    /// a request line longer than this plus 64 bytes (the method, version
+    /// and spaces take at most 19 of them). Default 8 KiB: RFC 9112
+    /// section 3 recommends accepting request lines of at least 8,000
+    /// octets.
     pub max_uri: usize,
     /// Largest request body read and discarded; larger is answered 413.
     /// Default 1 MiB.
@@ -192,8 +200,8 @@ impl HttpConfig {
     pub fn new(root: Arc<Root>) -> HttpConfig {
         HttpConfig {
             root,
-            max_head: 8 * 1024,
-            max_uri: 4 * 1024,
+            max_head: 16 * 1024,
+            max_uri: 8 * 1024,
             max_body: 1024 * 1024,
             copy_threshold: 16 * 1024,
             file_cache_valid: Duration::from_secs(1),

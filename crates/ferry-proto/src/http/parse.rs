@@ -10,7 +10,10 @@ use super::errors::HttpError;
 const MAX_HEADERS: usize = 64;
 
 /// Bytes a request line may hold besides its target (method, version,
-/// spaces, CRLF), when deciding that a line without its end is too long.
+/// spaces, CRLF): a line longer than the longest target plus this is
+/// answered 414 without waiting for its end. `OPTIONS`, two spaces,
+/// `HTTP/1.1` and CRLF take 19, so no request with a known method and an
+/// acceptable target comes near it.
 const REQUEST_LINE_SLACK: usize = 64;
 
 /// The request method, as far as this server cares.
@@ -71,28 +74,33 @@ pub(crate) enum Head<'a> {
 /// Looks for a complete request head at the front of `buf` (which starts
 /// at a request line, not at blank lines) and parses it.
 ///
-/// `scanned` carries how far earlier calls searched for the head's end, so
-/// a head arriving one byte at a time costs linear, not quadratic, time;
-/// reset it to 0 when the head is consumed.
-pub(crate) fn parse_head<'a>(buf: &'a [u8], scanned: &mut usize, config: &HttpConfig) -> Result<Head<'a>, HttpError> {
-    let line_limit = config.max_uri + REQUEST_LINE_SLACK;
-    let Some(end) = find_head_end(buf, *scanned) else {
-        // Look for the request line's end only until the buffer first
-        // grows past the limit; once found it stays found.
-        let checked_before = *scanned > line_limit;
-        *scanned = buf.len().saturating_sub(2);
-        if !checked_before && buf.len() > line_limit && !buf[..line_limit].contains(&b'\n') {
+/// `seen` carries how much of the head earlier calls looked at, so a head
+/// arriving one byte at a time costs linear, not quadratic, time; reset it
+/// to 0 when the head is consumed.
+///
+/// The answer never depends on how the head was split into calls: the
+/// only refusals made before a head is complete (414, 431) are the ones
+/// its complete form gets first, decided by the same rules, and made only
+/// once no further byte can change them.
+pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfig) -> Result<Head<'a>, HttpError> {
+    let line_limit = line_limit(config);
+    let Some(end) = find_head_end(buf, seen.saturating_sub(2)) else {
+        // The line is judged when the buffer first holds `line_limit`
+        // bytes; once it passes, more bytes cannot change that.
+        let before = std::mem::replace(seen, buf.len());
+        if before < line_limit && line_too_long(buf, line_limit) {
             return Err(HttpError::UriTooLong);
         }
+        // The head ends after more bytes than there are now: too large.
         if buf.len() >= config.max_head {
             return Err(HttpError::HeadTooLarge);
         }
         return Ok(Head::Partial);
     };
+    if line_too_long(buf, line_limit) {
+        return Err(HttpError::UriTooLong);
+    }
     if end > config.max_head {
-        if !buf[..line_limit.min(end)].contains(&b'\n') {
-            return Err(HttpError::UriTooLong);
-        }
         return Err(HttpError::HeadTooLarge);
     }
     let mut headers = [const { MaybeUninit::<httparse::Header<'a>>::uninit() }; MAX_HEADERS];
@@ -281,6 +289,22 @@ fn reg_name(name: &[u8]) -> bool {
 /// RFC 3986 `unreserved` or `sub-delims`.
 fn unreserved_or_sub_delim(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
+/// The longest request line accepted, its line end included: the longest
+/// target plus [`REQUEST_LINE_SLACK`], and never more than a whole head
+/// (so a head that reaches `max_head` without a line end is judged by its
+/// line, as it would be complete).
+fn line_limit(config: &HttpConfig) -> usize {
+    (config.max_uri + REQUEST_LINE_SLACK).min(config.max_head)
+}
+
+/// True when the request line at the front of `buf` is known to be longer
+/// than `limit` bytes (its line end included): `limit` bytes are there and
+/// none of them is its LF. The same rule for a complete head and a partial
+/// one, so a line is judged the same however it arrived.
+fn line_too_long(buf: &[u8], limit: usize) -> bool {
+    buf.len() >= limit && !buf[..limit].contains(&b'\n')
 }
 
 /// The offset just past the blank line ending a head (`\n\n` or `\n\r\n`:

@@ -48,10 +48,9 @@ pub struct HttpSession {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// Waiting for a request head. `scanned`: how much of the partial head
-    /// was already searched for its end; `partial`: whether any of it has
-    /// arrived.
-    Head { scanned: usize, partial: bool },
+    /// Waiting for a request head. `seen`: how much of a partial head was
+    /// already looked at (0: none of it has arrived).
+    Head { seen: usize },
     /// Skipping a request body, then answering `then`.
     Body { discard: Discard, then: AfterBody },
     /// An answer said `Connection: close`; input is ignored.
@@ -87,13 +86,7 @@ impl HttpSession {
     /// A new connection, serving `config.root`, with the open-file cache
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
-        HttpSession {
-            config,
-            cache,
-            date: DateMemo::default(),
-            state: State::Head { scanned: 0, partial: false },
-            draining: false,
-        }
+        HttpSession { config, cache, date: DateMemo::default(), state: State::Head { seen: 0 }, draining: false }
     }
 
     /// Answers one request whose head was parsed. Returns what the
@@ -366,7 +359,7 @@ impl Session for HttpSession {
                     }
                     Ok((n, true)) => {
                         consumed += n;
-                        self.state = State::Head { scanned: 0, partial: false };
+                        self.state = State::Head { seen: 0 };
                         if let AfterBody::Refuse(refusal, persist) = then {
                             respond::error(out.text(), refusal, persist, false, &date);
                             if persist == Persist::Close {
@@ -390,29 +383,29 @@ impl Session for HttpSession {
                         return close;
                     }
                 },
-                State::Head { mut scanned, .. } => {
+                State::Head { mut seen } => {
                     if budget.exhausted(out) {
                         return Progress { consumed, flow: Flow::Continue };
                     }
                     // Blank lines before a request line are ignored (RFC 9112
                     // section 2.2); they can only come before a head starts.
                     let blank =
-                        if scanned == 0 { rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count() } else { 0 };
+                        if seen == 0 { rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count() } else { 0 };
                     consumed += blank;
                     let rest = &rest[blank..];
                     if rest.is_empty() {
-                        self.state = State::Head { scanned: 0, partial: false };
+                        self.state = State::Head { seen: 0 };
                         return Progress { consumed, flow: Flow::Continue };
                     }
-                    match parse_head(rest, &mut scanned, &self.config) {
+                    match parse_head(rest, &mut seen, &self.config) {
                         Ok(Head::Partial) => {
-                            self.state = State::Head { scanned, partial: true };
+                            self.state = State::Head { seen };
                             return Progress { consumed, flow: Flow::Continue };
                         }
                         Ok(Head::Complete(req, len)) => {
                             consumed += len;
                             budget.requests -= 1;
-                            self.state = State::Head { scanned: 0, partial: false };
+                            self.state = State::Head { seen: 0 };
                             let flow = self.answer(&req, &date, now.mono, out, &mut budget);
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
@@ -431,7 +424,7 @@ impl Session for HttpSession {
     }
 
     fn in_request(&self) -> bool {
-        matches!(self.state, State::Head { partial: true, .. } | State::Body { .. })
+        matches!(self.state, State::Head { seen: 1.. } | State::Body { .. })
     }
 
     fn on_draining(&mut self) {

@@ -102,9 +102,13 @@ pub fn drive_pieces(session: &mut HttpSession, pieces: &[&[u8]], max_head: usize
     }
 }
 
+/// [`HttpConfig`]'s default `max_head`: the most a session with default
+/// limits leaves unconsumed.
+pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+
 pub fn drive_step(session: &mut HttpSession, input: &[u8], step: usize) -> Run {
     let pieces: Vec<&[u8]> = input.chunks(step.max(1)).collect();
-    drive_pieces(session, &pieces, 8 * 1024)
+    drive_pieces(session, &pieces, DEFAULT_MAX_HEAD)
 }
 
 pub fn run(session: &mut HttpSession, input: &str) -> Run {

@@ -74,6 +74,17 @@ impl<'a, S: Session> Pump<'a, S> {
                 self.shutdown_told = true;
                 self.conn.handle_shutdown();
             }
+            if self.shutdown_told && self.conn.wants_read() {
+                // Draining, the core closes a connection waiting for its
+                // next request at once. This pump reads only between
+                // answers, so a request that came while one was sent is
+                // still in the socket: hand it over first, or it would be
+                // dropped unanswered and the close with unread bytes would
+                // reset the connection, destroying the answer's end.
+                if let Err(e) = self.receive() {
+                    return CloseReason::Error(e);
+                }
+            }
             let now = Now::read();
             let Some(action) = self.conn.poll_action(now) else {
                 if let Err(e) = self.wait_for_peer() {
@@ -182,11 +193,22 @@ impl<'a, S: Session> Pump<'a, S> {
         if self.wait_ready(Want::Read, shutdown)? != Wait::Ready {
             return Ok(());
         }
+        self.receive()
+    }
+
+    /// Reads what has arrived, without waiting (the socket is
+    /// non-blocking), and hands it to the core.
+    fn receive(&mut self) -> io::Result<()> {
+        let limit = self.conn.read_limit().min(self.read_buf.len());
+        if limit == 0 {
+            return Ok(());
+        }
         let now = Now::read();
         match retry(|| recv(self.stream, &mut self.read_buf[..limit], RecvFlags::empty()).map_err(io::Error::from)) {
             Ok((0, _)) => self.conn.handle_eof(now),
             Ok((n, _)) => self.conn.handle_input(now, &self.read_buf[..n]),
-            // A readiness report the socket no longer stands by.
+            // Nothing there (or a readiness report the socket no longer
+            // stands by).
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }

@@ -109,7 +109,7 @@ impl TestServer {
 
 /// A file service (writable or not) and an echo service on free ports.
 fn listeners(root: &tempfile::TempDir, allow_write: bool) -> Vec<ListenerConfig> {
-    let files = FilesConfig { root: Arc::new(Root::open(root.path()).expect("root")), allow_write };
+    let files = FilesConfig::new(Arc::new(Root::open(root.path()).expect("root")), allow_write).expect("files config");
     vec![
         ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Files(files)),
         ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), Service::Echo),

@@ -123,34 +123,68 @@ impl Response {
 /// Reads one response (head plus `Content-Length` body; no body if
 /// `head_request`) from `reader`.
 pub fn read_response(reader: &mut BufReader<TcpStream>, head_request: bool) -> Response {
+    try_read_response(reader, head_request).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`read_response`] that says what went wrong instead of panicking.
+pub fn try_read_response(reader: &mut BufReader<TcpStream>, head_request: bool) -> Result<Response, String> {
     let mut line = String::new();
-    reader.read_line(&mut line).expect("read status line");
+    reader.read_line(&mut line).map_err(|e| format!("read status line: {e}"))?;
     let mut parts = line.split_whitespace();
-    assert_eq!(parts.next(), Some("HTTP/1.1"), "status line: {line:?}");
-    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line: {line:?}"));
+    let status = match (parts.next(), parts.next().and_then(|s| s.parse().ok())) {
+        (Some("HTTP/1.1"), Some(status)) => status,
+        _ => return Err(format!("status line: {line:?}")),
+    };
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        reader.read_line(&mut h).expect("read header line");
+        reader.read_line(&mut h).map_err(|e| format!("read header line: {e}"))?;
         let h = h.trim_end_matches(['\r', '\n']);
         if h.is_empty() {
             break;
         }
-        let (k, v) = h.split_once(':').unwrap_or_else(|| panic!("header line: {h:?}"));
+        let (k, v) = h.split_once(':').ok_or_else(|| format!("header line: {h:?}"))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     let mut resp = Response { status, headers, body: Vec::new() };
     if !head_request && status != 304 {
-        let len: usize = resp.header("content-length").and_then(|v| v.parse().ok()).expect("Content-Length");
+        let len: usize =
+            resp.header("content-length").and_then(|v| v.parse().ok()).ok_or("no Content-Length".to_string())?;
         resp.body = vec![0; len];
-        reader.read_exact(&mut resp.body).expect("read body");
+        reader.read_exact(&mut resp.body).map_err(|e| format!("read body: {e}"))?;
     }
-    resp
+    Ok(resp)
 }
 
 /// Writes `bytes` on a raw socket.
 pub fn send_raw(stream: &mut TcpStream, bytes: &[u8]) {
     stream.write_all(bytes).expect("send request bytes");
+}
+
+/// Sends `pieces` on a new connection, each written and flushed before the
+/// next (`TCP_NODELAY`, so each leaves as its own segment), and returns the
+/// status of the answer. Between pieces it waits up to 100 ms for an
+/// early answer, so the server most likely reads the first piece alone;
+/// the answer must be the same either way. A piece the server no longer
+/// reads (it answered and closed) is not an error.
+pub fn status_of_pieces(addr: SocketAddr, pieces: &[&[u8]]) -> u16 {
+    let mut s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+            let answered = matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+            if answered {
+                break;
+            }
+        }
+        if s.write_all(piece).and_then(|()| s.flush()).is_err() {
+            break;
+        }
+    }
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    read_response(&mut BufReader::new(s), true).status
 }
 
 /// True if the peer closed (EOF, or reset) within the socket's timeout.

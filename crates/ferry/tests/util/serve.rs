@@ -101,6 +101,10 @@ pub struct Opts {
     pub colour_allowed: bool,
     /// Lower `RLIMIT_FSIZE` (bytes) for the server process only.
     pub fsize_limit: Option<u64>,
+    /// Serve a fresh tmpfs of this size (`2m`) mounted over the root in a
+    /// mount namespace of the server's own (`unshare -m`, needs root): a
+    /// small disk that fills up, gone when the server exits.
+    pub tmpfs: Option<&'static str>,
 }
 
 pub fn start(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
@@ -117,7 +121,15 @@ pub fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], opts: Op
         Svc::Files => ("127.0.0.1:0", "off"),
         Svc::Http => ("off", "127.0.0.1:0"),
     };
-    let mut cmd = Command::new(ferry_bin());
+    let mut cmd = match opts.tmpfs {
+        None => Command::new(ferry_bin()),
+        Some(size) => {
+            let mut cmd = Command::new("unshare");
+            let script = format!(r#"mount -t tmpfs -o size={size} ferry-test "$0" && exec "$@""#);
+            cmd.args(["-m", "sh", "-c", &script]).arg(root).arg(ferry_bin());
+            cmd
+        }
+    };
     cmd.arg("serve").arg(root).args(["--model", model, "--files", files, "--http", http]);
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped());
     if opts.own_group {
@@ -189,9 +201,9 @@ pub fn request(svc: Svc, addr: SocketAddr, name: &str) -> (BufReader<TcpStream>,
     reader.read_line(&mut line).expect("read status line");
     let len = match svc {
         Svc::Files => {
-            // OK SIZE OFFSET LEN
+            // OK SIZE OFFSET LEN VERSION
             assert!(line.starts_with("OK "), "get answered {line:?}");
-            line.trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).expect("LEN")
+            line.split(' ').nth(3).and_then(|n| n.parse().ok()).expect("LEN")
         }
         Svc::Http => {
             assert!(line.starts_with("HTTP/1.1 200"), "GET answered {line:?}");
