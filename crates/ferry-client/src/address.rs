@@ -1,8 +1,9 @@
 //! Server addresses as users type them: `host`, `host:port`, `[v6]`,
 //! `[v6]:port`; a missing port means [`DEFAULT_PORT`].
 
+use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{ClientError, Result};
 
@@ -41,13 +42,24 @@ pub fn normalize_address(addr: &str) -> Result<String> {
 }
 
 /// Resolves `addr` (already normalized) and connects to the first address
-/// that accepts within `timeout`.
-pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
+/// that accepts. `timeout` bounds the whole attempt over every candidate
+/// (`None`: only the kernel's own limit, about two minutes). A listener
+/// that never completes the handshake (a full accept queue, a filtered
+/// port) fails with `TimedOut` when it runs out.
+pub(crate) fn connect(addr: &str, timeout: Option<Duration>) -> Result<TcpStream> {
     let fail = |source| ClientError::Connect { addr: addr.to_string(), source };
+    let deadline = timeout.map(|t| Instant::now() + t);
     let candidates = addr.to_socket_addrs().map_err(fail)?;
     let mut last = None;
     for candidate in candidates {
-        match TcpStream::connect_timeout(&candidate, timeout) {
+        let attempt = match deadline {
+            None => TcpStream::connect(candidate),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                Some(left) => TcpStream::connect_timeout(&candidate, left),
+                None => break,
+            },
+        };
+        match attempt {
             Ok(stream) => return Ok(stream),
             Err(e) => {
                 tracing::debug!(%candidate, error = %e, "connect failed");
@@ -55,7 +67,21 @@ pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
             }
         }
     }
-    Err(fail(last.unwrap_or_else(|| std::io::Error::other("the name resolved to no address"))))
+    let timed_out = |t: Duration| {
+        io::Error::new(io::ErrorKind::TimedOut, format!("no connection within {} (connect timeout)", secs(t)))
+    };
+    let error = match (last, timeout) {
+        (Some(e), Some(t)) if e.kind() == io::ErrorKind::TimedOut => timed_out(t),
+        (Some(e), _) => e,
+        (None, Some(t)) if deadline.is_some_and(|d| Instant::now() >= d) => timed_out(t),
+        (None, _) => io::Error::other("the name resolved to no address"),
+    };
+    Err(fail(error))
+}
+
+/// A duration for messages: `10 s`, `0.5 s`.
+pub(crate) fn secs(t: Duration) -> String {
+    format!("{} s", t.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use ferry_proto::files::MAX_LINE;
-use ferry_proto::files::codec::{EntryInfo, Reply, encode_request, parse_entry, parse_listing, parse_number};
+use ferry_proto::files::codec::{
+    EntryInfo, Reply, encode_request, is_sha256_hex, parse_entry, parse_listing, parse_number,
+};
 use ferry_proto::files::escape::split_words;
 
 use crate::address::{connect, normalize_address};
@@ -15,19 +17,34 @@ use crate::{ClientError, Result};
 /// The largest listing or help text accepted in one answer.
 const MAX_TEXT_PAYLOAD: u64 = 64 * 1024 * 1024;
 
-/// Connection settings.
+/// Connection settings: the two timeouts that keep a client from waiting
+/// forever on a peer that does not speak.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// How long to wait for the TCP connection to be accepted.
-    pub connect_timeout: Duration,
-    /// How long one read or write may block before the call fails with
-    /// [`ClientError::Timeout`]; `None` waits forever.
-    pub io_timeout: Option<Duration>,
+    /// How long connecting may take over all the addresses a name resolves
+    /// to (a listener with a full accept queue never completes the
+    /// handshake); `None` leaves it to the kernel (about two minutes).
+    pub connect_timeout: Option<Duration>,
+    /// How long any read or write may wait without moving a byte: the
+    /// first answer, a reply line, a payload in either direction. Past it
+    /// the call fails with [`ClientError::Timeout`]; `None` waits forever.
+    pub stall_timeout: Option<Duration>,
+}
+
+impl ClientOptions {
+    /// Default for [`ClientOptions::connect_timeout`] (curl's is longer;
+    /// a file server on a LAN answers at once or not at all).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default for [`ClientOptions::stall_timeout`].
+    pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
-        ClientOptions { connect_timeout: Duration::from_secs(10), io_timeout: Some(Duration::from_secs(60)) }
+        ClientOptions {
+            connect_timeout: Some(ClientOptions::CONNECT_TIMEOUT),
+            stall_timeout: Some(ClientOptions::STALL_TIMEOUT),
+        }
     }
 }
 
@@ -61,17 +78,20 @@ impl Client {
     /// Connects to `addr` with the given timeouts.
     pub fn connect_with(addr: &str, options: &ClientOptions) -> Result<Client> {
         let addr = normalize_address(addr)?;
-        let stream = connect(&addr, options.connect_timeout)?;
+        // A zero timeout means none (the socket calls refuse zero).
+        let connect_timeout = options.connect_timeout.filter(|t| !t.is_zero());
+        let stall_timeout = options.stall_timeout.filter(|t| !t.is_zero());
+        let stream = connect(&addr, connect_timeout)?;
         let setup = |stream: &std::net::TcpStream| -> std::io::Result<()> {
             // Requests are written whole, so Nagle's algorithm would only
             // delay the last segment of an upload.
             stream.set_nodelay(true)?;
-            stream.set_read_timeout(options.io_timeout)?;
-            stream.set_write_timeout(options.io_timeout)
+            stream.set_read_timeout(stall_timeout)?;
+            stream.set_write_timeout(stall_timeout)
         };
         setup(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
         tracing::debug!(%addr, "connected");
-        Ok(Client { conn: Connection::new(stream, addr, options.io_timeout) })
+        Ok(Client { conn: Connection::new(stream, addr, stall_timeout) })
     }
 
     /// The server's address as connected to (`host:port`).
@@ -111,8 +131,7 @@ impl Client {
     /// The SHA-256 of a remote file, lowercase hex.
     pub fn sum(&mut self, path: &[u8]) -> Result<String> {
         let text = self.simple("sum", &[path])?;
-        let is_hex = text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !is_hex {
+        if !is_sha256_hex(&text) {
             return Err(self.conn.protocol_error(format!("sum answered {text:?}, not a SHA-256")));
         }
         Ok(text)

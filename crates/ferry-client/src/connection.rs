@@ -18,7 +18,7 @@ pub(crate) const MAX_REPLY_LINE: usize = 64 * 1024;
 pub(crate) struct Connection {
     stream: TcpStream,
     addr: String,
-    io_timeout: Option<Duration>,
+    stall_timeout: Option<Duration>,
     buf: Box<[u8]>,
     /// Unconsumed input is `buf[start..end]`.
     start: usize,
@@ -29,11 +29,11 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, addr: String, io_timeout: Option<Duration>) -> Connection {
+    pub(crate) fn new(stream: TcpStream, addr: String, stall_timeout: Option<Duration>) -> Connection {
         Connection {
             stream,
             addr,
-            io_timeout,
+            stall_timeout,
             buf: vec![0; MAX_REPLY_LINE].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -52,10 +52,9 @@ impl Connection {
     /// Turns a socket error into a client error naming the address.
     pub(crate) fn net_error(&self, source: io::Error) -> ClientError {
         match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
-                addr: self.addr.clone(),
-                secs: self.io_timeout.map_or(0, |t| t.as_secs_f64().ceil() as u64),
-            },
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                ClientError::Timeout { addr: self.addr.clone(), after: self.stall_timeout.unwrap_or_default() }
+            }
             io::ErrorKind::UnexpectedEof => ClientError::Closed { addr: self.addr.clone() },
             _ => ClientError::Network { addr: self.addr.clone(), source },
         }
@@ -82,11 +81,18 @@ impl Connection {
         self.pending = false;
     }
 
-    /// Reads the next reply line and parses it.
+    /// Reads the next reply line and parses it. An HTTP status line means
+    /// the address is an HTTP port: [`ClientError::HttpServer`].
     pub(crate) fn read_reply(&mut self) -> Result<Reply> {
         let line = self.read_line()?;
         tracing::trace!(reply = %String::from_utf8_lossy(&line), "receive");
-        parse_reply(&line).map_err(|e| self.protocol_error(e.to_string()))
+        parse_reply(&line).map_err(|e| match line.strip_prefix(b"HTTP/1.") {
+            Some(_) => ClientError::HttpServer {
+                addr: self.addr.clone(),
+                line: String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(&line)).into_owned(),
+            },
+            None => self.protocol_error(e.to_string()),
+        })
     }
 
     /// Reads an answer that must be `OK`: returns its text, or turns `ERR`
@@ -196,7 +202,7 @@ impl Connection {
         }
     }
 
-    pub(crate) fn io_timeout(&self) -> Option<Duration> {
-        self.io_timeout
+    pub(crate) fn stall_timeout(&self) -> Option<Duration> {
+        self.stall_timeout
     }
 }

@@ -5,6 +5,10 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::DEFAULT_PORT;
+use crate::address::secs;
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +38,26 @@ pub enum ClientError {
         /// The socket error.
         source: io::Error,
     },
-    /// The server did not answer (or accept bytes) in time.
-    #[error("{addr} did not answer within {secs} s")]
+    /// No byte moved either way for the stall timeout: the server did not
+    /// answer, or stopped sending, or stopped taking an upload.
+    #[error("no byte from or to {addr} for {} (stall timeout)", secs(*after))]
     Timeout {
         /// The server's address.
         addr: String,
-        /// The I/O timeout in force.
-        secs: u64,
+        /// The stall timeout in force.
+        after: Duration,
+    },
+    /// The peer answered like an HTTP server (`HTTP/1.1 400 ...`): the
+    /// address is an HTTP port, not a ferry file service.
+    #[error(
+        "{addr} answered {line:?}: this looks like an HTTP server; the ferry file service listens on port \
+         {DEFAULT_PORT} unless `ferry serve --files ADDR` moved it"
+    )]
+    HttpServer {
+        /// The server's address.
+        addr: String,
+        /// The status line it sent.
+        line: String,
     },
     /// The server closed the connection where an answer was due.
     #[error("{addr} closed the connection")]
@@ -112,6 +129,21 @@ pub enum ClientError {
         /// The partial local file.
         part: PathBuf,
         /// Bytes received in this attempt.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+    },
+    /// A download written to a stream (standard output, a pipe, a
+    /// device) ended early; there is no partial file to resume from.
+    #[error("download of {remote} from {addr} to {} stopped after {got} of {expected} bytes", local.display())]
+    ShortStream {
+        /// The server's address.
+        addr: String,
+        /// The remote path, as sent.
+        remote: String,
+        /// Where the bytes went.
+        local: PathBuf,
+        /// Bytes written.
         got: u64,
         /// Bytes announced.
         expected: u64,

@@ -1,10 +1,13 @@
 //! ferry-client: the client side of ferry's file protocol (`docs/PROTOCOL.md`).
 //!
 //! A [`Client`] is one blocking TCP connection to a `ferry serve` file
-//! service. It browses (`pwd`, `cd`, `ls`, `stat`, `sum`, ...), downloads
-//! with [`Client::get`] and uploads with [`Client::put`], both resumable and
-//! both zero-copy on this side (`splice` socket -> file, `sendfile`
-//! file -> socket). Encoding requests and parsing answers is
+//! service, bounded by a connect timeout and a stall timeout. It browses
+//! (`pwd`, `cd`, `ls`, `stat`, `sum`, ...), downloads with [`Client::get`]
+//! (or to a stream with [`Client::get_to`]) and uploads with
+//! [`Client::put`], both resumable, resuming only bytes of the same file
+//! (the server's version token for downloads, the file's SHA-256 for
+//! uploads), and both zero-copy on this side (`splice` socket -> file,
+//! `sendfile` file -> socket). Encoding requests and parsing answers is
 //! `ferry_proto::files::codec`'s job; this crate does the I/O around it.
 //!
 //! Used by the `ferry` binary (`get`, `put`, `ls`, `shell`) and by tests.
@@ -14,11 +17,15 @@ mod address;
 mod checksum;
 mod client;
 mod connection;
+mod destination;
 mod error;
 mod get;
+mod part;
 mod paths;
 mod progress;
 mod put;
+mod receive;
+mod stream;
 
 pub use address::{DEFAULT_PORT, normalize_address};
 pub use checksum::sha256_file;

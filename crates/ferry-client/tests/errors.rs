@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpListener;
 
 use ferry_client::{Client, ClientError, GetOptions, NoProgress, PutOptions};
-use support::{TestServer, fake_server, options};
+use support::{TestServer, fake_server, options, write_part};
 
 #[test]
 fn server_errors_carry_code_and_path_and_leave_no_part() {
@@ -101,15 +101,18 @@ fn an_endless_reply_line_is_a_protocol_error() {
     server.join().unwrap();
 }
 
+/// Offset 0 for a resume is a restart only with a version (the server
+/// saying the file changed); without one it is a broken answer.
 #[test]
 fn a_mismatched_resume_offset_is_a_protocol_error() {
     let (addr, server) = fake_server(|stream, _request| {
         stream.write_all(b"OK 10 0 10\n0123456789").unwrap();
     });
     let local = tempfile::tempdir().unwrap();
-    fs::write(local.path().join("x.part"), b"01234").unwrap();
+    write_part(&local.path().join("x.part"), b"01234", Some("v1"));
     let mut client = Client::connect_with(&addr, &options()).unwrap();
     let err = client.get(b"x", &local.path().join("x"), GetOptions::default(), &mut NoProgress).unwrap_err();
     assert!(matches!(err, ClientError::Protocol { .. }), "{err}");
-    assert_eq!(server.join().unwrap(), "get x 5\n");
+    assert_eq!(server.join().unwrap(), "get x 5 v1\n");
+    assert_eq!(fs::read(local.path().join("x.part")).unwrap(), b"01234", "the part is untouched");
 }

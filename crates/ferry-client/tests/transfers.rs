@@ -1,35 +1,15 @@
 //! Downloads and uploads against a real in-process server: round trips,
-//! resume from either side, verification, saving into a directory.
+//! partial downloads the server cannot vouch for, resumed uploads,
+//! verification, saving into a directory or a stream.
 
 mod support;
 
 use std::fs;
 
-use ferry_client::{ClientError, GetOptions, NoProgress, Progress, PutOptions};
-use support::{Rng, TestServer, random_file, seed, sha256};
+use ferry_client::{Client, ClientError, GetOptions, NoProgress, PutOptions};
+use support::{Recorder, Rng, TestServer, options, random_file, scripted_server, seed, sha256, write_part};
 
 const MIB: usize = 1 << 20;
-
-/// Records what the client reported, to check progress adds up.
-#[derive(Default)]
-struct Recorder {
-    total: u64,
-    already: u64,
-    advanced: u64,
-    finished: bool,
-}
-
-impl Progress for Recorder {
-    fn start(&mut self, total: u64, already: u64) {
-        (self.total, self.already) = (total, already);
-    }
-    fn advance(&mut self, n: u64) {
-        self.advanced += n;
-    }
-    fn finish(&mut self) {
-        self.finished = true;
-    }
-}
 
 #[test]
 fn put_then_get_round_trip_keeps_sha256() {
@@ -61,44 +41,44 @@ fn put_then_get_round_trip_keeps_sha256() {
     client.ping().unwrap();
 }
 
+/// A part that records no version, or one the server does not have (an
+/// older server refuses the version; a newer one answers from 0), is
+/// never resumed: the result is exactly the remote file.
 #[test]
-fn interrupted_get_resumes_from_the_part() {
+fn a_part_the_server_cannot_vouch_for_is_downloaded_again() {
     let server = TestServer::start(false);
-    let mut rng = Rng::new(seed("resume_get"));
+    let mut rng = Rng::new(seed("unvouched_part"));
     let original = random_file(&server.path("data.bin"), &mut rng, 3 * MIB + 7);
     let local = tempfile::tempdir().unwrap();
     let target = local.path().join("data.bin");
     let part = local.path().join("data.bin.part");
     let mut client = server.client();
 
-    for _ in 0..3 {
+    for version in [None, Some("not-the-servers-version")] {
         let cut = rng.range(1, original.len() as u64) as usize;
-        fs::write(&part, &original[..cut]).unwrap();
+        // Same length as a real prefix, other bytes: resuming would mix.
+        write_part(&part, &vec![0xAA; cut], version);
         let mut progress = Recorder::default();
         let got = client.get(b"data.bin", &target, GetOptions::default(), &mut progress).unwrap();
-        assert_eq!(got.resumed_from, cut as u64);
-        assert_eq!((progress.already, progress.advanced), (cut as u64, (original.len() - cut) as u64));
-        assert_eq!(sha256(&fs::read(&target).unwrap()), sha256(&original), "resumed at {cut}");
+        assert_eq!(got.resumed_from, 0, "{version:?}");
+        assert_eq!((progress.already, progress.advanced), (0, original.len() as u64));
+        assert_eq!(sha256(&fs::read(&target).unwrap()), sha256(&original), "{version:?} at {cut}");
+        assert!(!progress.notices.is_empty(), "starting over is said, not silent");
         assert!(!part.exists());
     }
 
-    // A part as long as the file: nothing left to fetch, still completes.
-    fs::write(&part, &original).unwrap();
-    let got = client.get(b"data.bin", &target, GetOptions::default(), &mut NoProgress).unwrap();
-    assert_eq!(got.resumed_from, original.len() as u64);
-    assert_eq!(fs::read(&target).unwrap(), original);
-
     // A part longer than the remote file cannot be a prefix: start over.
-    fs::write(&part, vec![0xAA; original.len() + 10]).unwrap();
+    write_part(&part, &vec![0xAA; original.len() + 10], Some("v1"));
     let got = client.get(b"data.bin", &target, GetOptions::default(), &mut NoProgress).unwrap();
     assert_eq!(got.resumed_from, 0);
     assert_eq!(fs::read(&target).unwrap(), original);
 
     // --restart ignores a part, even a wrong one.
-    fs::write(&part, vec![0xAA; 1000]).unwrap();
+    write_part(&part, &vec![0xAA; 1000], Some("v1"));
     let got = client.get(b"data.bin", &target, GetOptions { restart: true, verify: true }, &mut NoProgress).unwrap();
     assert_eq!(got.resumed_from, 0);
     assert_eq!(fs::read(&target).unwrap(), original);
+    client.ping().unwrap();
 }
 
 #[test]
@@ -134,27 +114,35 @@ fn a_put_after_an_interrupted_one_lands_whole() {
 }
 
 #[test]
-fn verify_detects_a_stale_part_on_either_side() {
-    let server = TestServer::start(true);
-    let mut rng = Rng::new(seed("verify"));
-    let original = random_file(&server.path("v.bin"), &mut rng, MIB);
+fn verify_detects_a_part_that_is_not_the_files_prefix() {
+    // A server that resumes a part with bytes that are not
+    // its file's prefix (a bug, or a lie about the version).
+    let (addr, fake) = scripted_server(|peer| {
+        peer.line();
+        peer.send(b"OK 10 4 6 v1\n456789");
+        assert_eq!(peer.line(), "sum v.bin");
+        peer.send(format!("OK {}\n", sha256(b"0123456789")).as_bytes());
+        assert_eq!(peer.line(), "ping");
+        peer.send(b"OK pong\n");
+    });
     let local = tempfile::tempdir().unwrap();
     let target = local.path().join("v.bin");
     let part = local.path().join("v.bin.part");
-    // A part whose bytes are not the remote file's prefix.
-    fs::write(&part, vec![0u8; 4096]).unwrap();
-
-    let mut client = server.client();
+    write_part(&part, b"XXXX", Some("v1"));
+    let mut client = Client::connect_with(&addr, &options()).unwrap();
     let err = client.get(b"v.bin", &target, GetOptions { restart: false, verify: true }, &mut NoProgress).unwrap_err();
     let ClientError::VerifyMismatch { local_sum, remote_sum, .. } = &err else { panic!("expected a mismatch: {err}") };
-    assert_eq!(remote_sum, &sha256(&original));
-    assert_ne!(local_sum, remote_sum);
+    assert_eq!(
+        (local_sum.as_str(), remote_sum.as_str()),
+        (sha256(b"XXXX456789").as_str(), sha256(b"0123456789").as_str())
+    );
     let message = err.to_string();
     assert!(message.contains(local_sum.as_str()) && message.contains(remote_sum.as_str()), "{message}");
     assert!(!target.exists(), "a download that failed verification never takes the final name");
     assert!(part.exists(), "the part is kept (run again with restart)");
     // The connection is still usable afterwards.
     client.ping().unwrap();
+    fake.join().unwrap();
 }
 
 #[test]
@@ -173,4 +161,37 @@ fn get_into_a_directory_uses_the_remote_name() {
     fs::write(server.path("empty"), b"").unwrap();
     let got = client.get(b"empty", local.path(), GetOptions::default(), &mut NoProgress).unwrap();
     assert_eq!(fs::read(&got.local).unwrap(), b"");
+}
+
+/// Into a pipe (spliced) or a file descriptor that is not one (copied,
+/// hashed with verify): the bytes in order, no `.part` anywhere.
+#[test]
+fn get_to_a_stream_writes_the_bytes_in_order() {
+    let server = TestServer::start(false);
+    let mut rng = Rng::new(seed("stream"));
+    let original = random_file(&server.path("s.bin"), &mut rng, 2 * MIB + 3);
+    let mut client = server.client();
+
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut fs::File::from(read), &mut out).unwrap();
+        out
+    });
+    let got = client
+        .get_to(b"s.bin", std::os::fd::AsFd::as_fd(&write), "pipe".as_ref(), GetOptions::default(), &mut NoProgress)
+        .unwrap();
+    drop(write);
+    assert_eq!((got.size, got.resumed_from, got.sha256), (original.len() as u64, 0, None));
+    assert_eq!(sha256(&reader.join().unwrap()), sha256(&original));
+
+    let local = tempfile::tempdir().unwrap();
+    let file = fs::File::create(local.path().join("plain")).unwrap();
+    let verify = GetOptions { restart: false, verify: true };
+    let got =
+        client.get_to(b"s.bin", std::os::fd::AsFd::as_fd(&file), "plain".as_ref(), verify, &mut NoProgress).unwrap();
+    assert_eq!(got.sha256.as_deref(), Some(sha256(&original).as_str()));
+    assert_eq!(fs::read(local.path().join("plain")).unwrap(), original);
+    assert_eq!(fs::read_dir(local.path()).unwrap().count(), 1, "no .part");
+    client.ping().unwrap();
 }

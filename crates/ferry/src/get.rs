@@ -1,40 +1,59 @@
 //! `ferry get ADDR REMOTE [LOCAL]`: download a file, resuming a partial
-//! download (`LOCAL.part`).
+//! download (`LOCAL.part`) of the same version of the remote file, or
+//! stream it to standard output (`-`).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ferry_client::{Client, GetOptions, remote_basename};
 use ferry_proto::files::escape::escape_text;
 
+use crate::connect::ConnectArgs;
 use crate::progress::TransferProgress;
 
 /// Arguments of `ferry get`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+LOCAL may be:
+  a new or existing regular file  saved through LOCAL.part, renamed over LOCAL when complete;
+                                  a symlink to a regular file replaces the file it leads to
+  a directory                     the file is saved inside it under the remote name
+  a FIFO or character device      written in place, no .part, no resume (/dev/null, a tty,
+                                  /dev/stdout when it leads to a pipe)
+  -                               standard output, no .part, no resume; messages go to stderr
+Anything else (a block device, a socket, a dangling symlink) is refused. A .part is resumed
+only if it records the server's version of the file (extended attribute user.ferry.version)
+and the server still has that version; otherwise the download starts over, with a notice.")]
 pub struct GetArgs {
     /// Server address, HOST[:PORT] (port 7070 if omitted).
     addr: String,
     /// Remote file: an absolute path (`/dir/file`, `/` is the served root)
     /// or one relative to the root.
     remote: OsString,
-    /// Where to save it: a file name, or an existing directory to save
-    /// into. Default: the remote file's name in the current directory.
+    /// Where to save it: a file name, an existing directory to save into,
+    /// or `-` for standard output (no resume). Default: the remote file's
+    /// name in the current directory.
     local: Option<PathBuf>,
     /// Discard a partial download (LOCAL.part) and start from the first
     /// byte instead of resuming.
     #[arg(long)]
     restart: bool,
     /// After downloading, compare the file's SHA-256 with the server's and
-    /// fail if they differ (the download is then left as LOCAL.part).
+    /// fail if they differ (the download is then left as LOCAL.part; on
+    /// standard output the bytes are already written, only the exit status
+    /// tells).
     #[arg(long)]
     verify: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// Runs `ferry get`.
 pub fn run(args: GetArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.addr)?;
+    let mut client = args.connect.connect(&args.addr)?;
     let options = GetOptions { restart: args.restart, verify: args.verify };
     download(&mut client, args.remote.as_bytes(), args.local.as_deref(), options)?;
     // Courtesy only: the download is complete whatever happens here.
@@ -45,10 +64,20 @@ pub fn run(args: GetArgs) -> anyhow::Result<()> {
 }
 
 /// Downloads `remote` to `local` (default: its name in the current
-/// directory) with a progress bar, then prints the summary line. Shared
-/// with `ferry shell`.
+/// directory; `-`: standard output) with a progress bar, then prints the
+/// summary line. Shared with `ferry shell`.
 pub fn download(client: &mut Client, remote: &[u8], local: Option<&Path>, options: GetOptions) -> anyhow::Result<()> {
     let shown = escape_text(remote);
+    if local.is_some_and(|l| l.as_os_str() == "-") {
+        let mut progress = TransferProgress::new(&shown).on_stderr();
+        let stdout = rustix::stdio::stdout();
+        let name = Path::new("standard output");
+        let outcome = client
+            .get_to(remote, stdout, name, options, &mut progress)
+            .with_context(|| format!("cannot get {shown}"))?;
+        progress.report("got", &shown, "standard output", outcome.size, outcome.sha256.is_some());
+        return Ok(());
+    }
     let local = match local {
         Some(local) => local.to_path_buf(),
         None => PathBuf::from(
@@ -56,8 +85,24 @@ pub fn download(client: &mut Client, remote: &[u8], local: Option<&Path>, option
         ),
     };
     let mut progress = TransferProgress::new(&shown);
+    if is_stdout(&local) {
+        // `/dev/stdout` and the like: keep the bar and summary out of it.
+        progress = progress.on_stderr();
+    }
     let outcome = client.get(remote, &local, options, &mut progress).with_context(|| format!("cannot get {shown}"))?;
     let to = outcome.local.display().to_string();
     progress.report("got", &shown, &to, outcome.size, outcome.sha256.is_some());
     Ok(())
+}
+
+/// Whether `path` leads to whatever standard output is (`/dev/stdout`,
+/// `/proc/self/fd/1`, the file stdout was redirected to).
+fn is_stdout(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(stdout) = rustix::fs::fstat(rustix::stdio::stdout()) else {
+        return false;
+    };
+    meta.dev() == stdout.st_dev && meta.ino() == stdout.st_ino
 }

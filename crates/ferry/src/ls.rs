@@ -3,8 +3,10 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
-use ferry_client::{Client, EntryInfo, Kind};
+use ferry_client::{EntryInfo, Kind};
 use ferry_proto::files::escape::escape_text;
+
+use crate::connect::ConnectArgs;
 
 /// Arguments of `ferry ls`.
 #[derive(Debug, clap::Args)]
@@ -13,11 +15,13 @@ pub struct LsArgs {
     addr: String,
     /// Remote directory to list (default: the served root).
     path: Option<OsString>,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// Runs `ferry ls`.
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.addr)?;
+    let mut client = args.connect.connect(&args.addr)?;
     let entries = client.ls(args.path.as_ref().map(|p| p.as_bytes()))?;
     print!("{}", format_entries(&entries));
     if let Err(e) = client.quit() {

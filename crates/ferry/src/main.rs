@@ -4,6 +4,7 @@
 //! Each subcommand lives in its own module; this file only parses the
 //! command line, sets up logging and dispatches.
 
+mod connect;
 mod get;
 mod logging;
 mod ls;
@@ -11,6 +12,7 @@ mod progress;
 mod put;
 mod serve;
 mod shell;
+mod stdin;
 mod units;
 
 use std::process::ExitCode;
@@ -35,9 +37,11 @@ struct Cli {
 enum Command {
     /// Serve a directory (the current one by default) over ferry's protocols.
     Serve(serve::ServeArgs),
-    /// Download a file from a ferry server, resuming a partial download.
+    /// Download a file from a ferry server (or to stdout: `-`), resuming a
+    /// partial download of the same version.
     Get(get::GetArgs),
-    /// Upload a file to a ferry server (started with --allow-write), resuming.
+    /// Upload a file (or stdin: `-`) to a ferry server started with
+    /// --allow-write, resuming a partial upload of the same bytes.
     Put(put::PutArgs),
     /// List a directory on a ferry server.
     Ls(ls::LsArgs),

@@ -1,7 +1,10 @@
 //! Progress of one transfer as a person sees it: an indicatif bar (bytes,
-//! rate, ETA) while stdout is a terminal, and in every case one summary
-//! line at the end, e.g.
+//! rate, ETA) while stdout is a terminal, a bar for hashing a big file
+//! before an upload, a line when a transfer resumes, notices (a partial
+//! download discarded, and why), and in every case one summary line at the
+//! end, e.g.
 //! `ferry: got /big.bin -> big.bin: 64.0 MiB in 0.31 s (206 MiB/s), resumed at 12.0 MiB`.
+//! When the file itself goes to standard output, all of it goes to stderr.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// The bar's layout: bytes done / total, rate, time left.
 const BAR_TEMPLATE: &str = "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
 
-/// `-q`: no bar and no summary line (errors still go to stderr).
+/// Files smaller than this are hashed without a bar (it would only flash).
+const HASH_BAR_MIN: u64 = 16 << 20;
+
+/// `-q`: no bar, no "resuming" line and no summary line (errors and
+/// notices still go to stderr).
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Silences bars and summary lines for this process (`ferry -q`).
@@ -26,6 +33,9 @@ pub fn set_quiet(quiet: bool) {
 pub struct TransferProgress {
     label: String,
     show_bar: bool,
+    /// Bar and summary go to stderr (the payload is on stdout).
+    on_stderr: bool,
+    hash_bar: Option<ProgressBar>,
     bar: Option<ProgressBar>,
     started: Option<Instant>,
     elapsed: Duration,
@@ -39,7 +49,9 @@ impl TransferProgress {
     pub fn new(label: impl Into<String>) -> TransferProgress {
         TransferProgress {
             label: label.into(),
-            show_bar: std::io::stdout().is_terminal() && !QUIET.load(Ordering::Relaxed),
+            show_bar: std::io::stdout().is_terminal() && !is_quiet(),
+            on_stderr: false,
+            hash_bar: None,
             bar: None,
             started: None,
             elapsed: Duration::ZERO,
@@ -48,10 +60,30 @@ impl TransferProgress {
         }
     }
 
-    /// Prints the [`summary`](Self::summary) line on stdout, unless `-q`.
+    /// Draws the bar and prints the summary on stderr instead, because
+    /// stdout carries the file itself (`ferry get ADDR PATH -`).
+    pub fn on_stderr(mut self) -> TransferProgress {
+        self.on_stderr = true;
+        self.show_bar = std::io::stderr().is_terminal() && !is_quiet();
+        self
+    }
+
+    /// Prints the [`summary`](Self::summary) line, unless `-q`.
     pub fn report(&self, verb: &str, from: &str, to: &str, size: u64, verified: bool) {
-        if !QUIET.load(Ordering::Relaxed) {
-            println!("{}", self.summary(verb, from, to, size, verified));
+        if is_quiet() {
+            return;
+        }
+        let line = self.summary(verb, from, to, size, verified);
+        match self.on_stderr {
+            true => eprintln!("{line}"),
+            false => println!("{line}"),
+        }
+    }
+
+    fn target(&self) -> ProgressDrawTarget {
+        match self.on_stderr {
+            true => ProgressDrawTarget::stderr(),
+            false => ProgressDrawTarget::stdout(),
         }
     }
 
@@ -75,8 +107,11 @@ impl Progress for TransferProgress {
     fn start(&mut self, total: u64, already: u64) {
         self.already = already;
         self.started = Some(Instant::now());
+        if already > 0 && !is_quiet() {
+            eprintln!("ferry: resuming {} at {} of {}", self.label, human(already), human(total));
+        }
         if self.show_bar {
-            self.bar = Some(bar(ProgressDrawTarget::stdout(), &self.label, total, already));
+            self.bar = Some(bar(self.target(), &self.label, total, already));
         }
     }
 
@@ -93,6 +128,38 @@ impl Progress for TransferProgress {
             bar.finish_and_clear();
         }
     }
+
+    fn hash_start(&mut self, total: u64) {
+        if self.show_bar && total >= HASH_BAR_MIN {
+            let label = format!("SHA-256 of {}", self.label);
+            self.hash_bar = Some(bar(self.target(), &label, total, 0));
+        }
+    }
+
+    fn hash_advance(&mut self, n: u64) {
+        if let Some(bar) = &self.hash_bar {
+            bar.inc(n);
+        }
+    }
+
+    fn hash_finish(&mut self) {
+        if let Some(bar) = self.hash_bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Shown even with `-q`: it explains why a transfer took longer.
+    fn notice(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("ferry: {text}")),
+            None => eprintln!("ferry: {text}"),
+        }
+    }
+}
+
+/// Whether `-q` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
 }
 
 /// A bar for a transfer of `total` bytes of which `already` were there

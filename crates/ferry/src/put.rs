@@ -1,36 +1,48 @@
-//! `ferry put ADDR LOCAL [REMOTE]`: upload a file, resuming a partial
-//! upload the server kept.
+//! `ferry put ADDR LOCAL [REMOTE]`: upload a file (or standard input, `-`),
+//! resuming a partial upload the server kept of the very same bytes.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use ferry_client::{Client, PutOptions};
 use ferry_proto::files::escape::escape_text;
 
-use crate::progress::TransferProgress;
+use crate::connect::ConnectArgs;
+use crate::progress::{TransferProgress, is_quiet};
+use crate::stdin::stdin_file;
 
 /// Arguments of `ferry put`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The file's SHA-256 is computed before sending (a bar shows it for big files) and announced
+with its size; the server resumes only a partial upload of exactly these bytes, and checks
+the digest before the file takes its name (ERR 422 otherwise: nothing is saved).
+LOCAL `-` reads standard input: a redirected regular file is used as it is; anything else
+(a pipe, a terminal) is first copied to an unnamed temporary file in $TMPDIR, because the
+size must be announced before the first byte. REMOTE is then required.")]
 pub struct PutArgs {
     /// Server address, HOST[:PORT] (port 7070 if omitted). The server must
     /// run with --allow-write.
     addr: String,
-    /// The local file to upload.
+    /// The local file to upload, or `-` for standard input (spooled to a
+    /// temporary file first unless it is a regular file).
     local: PathBuf,
     /// Remote path to store it under. Default: the local file's name in the
     /// server's root; a path ending in `/` is a directory to put it in.
     remote: Option<OsString>,
     /// After uploading, compare the file's SHA-256 with the server's `sum`
-    /// and fail if they differ (advised after resuming).
+    /// and fail if they differ.
     #[arg(long)]
     verify: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// Runs `ferry put`.
 pub fn run(args: PutArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.addr)?;
+    let mut client = args.connect.connect(&args.addr)?;
     let remote = args.remote.as_ref().map(|r| r.as_bytes());
     upload(&mut client, &args.local, remote, PutOptions { verify: args.verify })?;
     // Courtesy only: the upload is complete whatever happens here.
@@ -40,9 +52,13 @@ pub fn run(args: PutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Uploads `local` to `remote` with a progress bar, then prints the
-/// summary line. Shared with `ferry shell`.
+/// Uploads `local` (`-`: standard input) to `remote` with a progress bar,
+/// then prints the summary line. Shared with `ferry shell`, which never
+/// passes `-`.
 pub fn upload(client: &mut Client, local: &Path, remote: Option<&[u8]>, options: PutOptions) -> anyhow::Result<()> {
+    if local.as_os_str() == "-" {
+        return upload_stdin(client, remote, options);
+    }
     let from = local.display().to_string();
     let mut progress = TransferProgress::new(&from);
     let to_shown = remote.map_or_else(|| "its name".to_owned(), escape_text);
@@ -51,5 +67,22 @@ pub fn upload(client: &mut Client, local: &Path, remote: Option<&[u8]>, options:
         .with_context(|| format!("cannot put {from} as {to_shown}"))?;
     let to = escape_text(&outcome.remote);
     progress.report("put", &from, &to, outcome.size, outcome.sha256.is_some());
+    Ok(())
+}
+
+/// `ferry put ADDR - REMOTE`.
+fn upload_stdin(client: &mut Client, remote: Option<&[u8]>, options: PutOptions) -> anyhow::Result<()> {
+    let remote = match remote {
+        Some(remote) if !remote.ends_with(b"/") => remote,
+        _ => bail!("put -: standard input has no name; give REMOTE as a file path"),
+    };
+    let to = escape_text(remote);
+    let from = "standard input";
+    let file = stdin_file(is_quiet()).with_context(|| format!("cannot put {from} as {to}"))?;
+    let mut progress = TransferProgress::new(from);
+    let outcome = client
+        .put_file(&file, Path::new(from), remote, options, &mut progress)
+        .with_context(|| format!("cannot put {from} as {to}"))?;
+    progress.report("put", from, &to, outcome.size, outcome.sha256.is_some());
     Ok(())
 }

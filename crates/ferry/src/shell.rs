@@ -20,17 +20,22 @@ use rustix::io::Errno;
 
 use self::command::Next;
 use self::input::{InputLine, StdinLines};
+use crate::connect::ConnectArgs;
 
 /// Arguments of `ferry shell`.
 #[derive(Debug, clap::Args)]
 pub struct ShellArgs {
     /// Server address, HOST[:PORT] (port 7070 if omitted).
     addr: String,
+    /// Also bounds each command's wait for its answer; the wait for your
+    /// input has no limit.
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// Runs `ferry shell`.
 pub fn run(args: ShellArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.addr)?;
+    let mut client = args.connect.connect(&args.addr)?;
     let cwd = client.pwd()?;
     let interactive = std::io::stdin().is_terminal();
     Shell { client, cwd, interactive, input: StdinLines::default() }.run()

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 /// Timeouts that turn a hang into a failure quickly.
 pub fn options() -> ClientOptions {
-    ClientOptions { connect_timeout: Duration::from_secs(5), io_timeout: Some(Duration::from_secs(10)) }
+    ClientOptions { connect_timeout: Some(Duration::from_secs(5)), stall_timeout: Some(Duration::from_secs(10)) }
 }
 
 /// A `ferry serve`-equivalent server running in this process.
@@ -141,4 +141,97 @@ pub fn fake_server(answer: impl FnOnce(&mut TcpStream, &str) + Send + 'static) -
         line
     });
     (addr, thread)
+}
+
+/// One accepted connection of a [`scripted_server`], as the script sees it.
+pub struct Peer {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Peer {
+    /// The next request line, without its `\n` ("" at end of stream).
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("request line");
+        line.trim_end_matches('\n').to_string()
+    }
+
+    /// Exactly `n` payload bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.reader.read_exact(&mut buf).expect("payload");
+        buf
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("answer");
+    }
+}
+
+/// A fake server speaking the protocol as `script` dictates, for one
+/// connection: answers a real server could give but the one under test
+/// does not (yet). Returns the address and the script's thread.
+pub fn scripted_server<T: Send + 'static>(
+    script: impl FnOnce(&mut Peer) -> T + Send + 'static,
+) -> (String, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut peer = Peer { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
+        script(&mut peer)
+    });
+    (addr, thread)
+}
+
+/// Records what a transfer reported, to check progress and notices.
+#[derive(Default)]
+pub struct Recorder {
+    pub total: u64,
+    pub already: u64,
+    pub advanced: u64,
+    pub hashed: u64,
+    pub finished: bool,
+    pub notices: Vec<String>,
+}
+
+impl ferry_client::Progress for Recorder {
+    fn start(&mut self, total: u64, already: u64) {
+        (self.total, self.already) = (total, already);
+    }
+    fn advance(&mut self, n: u64) {
+        self.advanced += n;
+    }
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+    fn hash_advance(&mut self, n: u64) {
+        self.hashed += n;
+    }
+    fn notice(&mut self, text: &str) {
+        self.notices.push(text.to_string());
+    }
+}
+
+/// The extended attribute in which a `.part` records the server's version
+/// of its bytes (documented in the README).
+pub const VERSION_XATTR: &str = "user.ferry.version";
+
+/// The version recorded on a part, if any.
+pub fn part_version(part: &Path) -> Option<String> {
+    let mut buf = [0u8; 128];
+    let n = rustix::fs::getxattr(part, VERSION_XATTR, &mut buf[..]).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Writes a part as an interrupted download of `version` would leave it.
+pub fn write_part(part: &Path, bytes: &[u8], version: Option<&str>) {
+    std::fs::write(part, bytes).expect("write part");
+    if let Some(version) = version {
+        rustix::fs::setxattr(part, VERSION_XATTR, version.as_bytes(), rustix::fs::XattrFlags::empty())
+            .expect("this test needs a filesystem with user extended attributes");
+    }
 }

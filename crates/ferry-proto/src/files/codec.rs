@@ -63,8 +63,8 @@ pub fn encode_request(command: &str, args: &[&[u8]]) -> Option<Vec<u8>> {
     (line.len() <= MAX_LINE).then(|| line.into_bytes())
 }
 
-/// The numbers in `OK SIZE OFFSET LEN`, the head of a `get` answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The head of a `get` answer: `OK SIZE OFFSET LEN [VERSION]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetHead {
     /// The file's whole size.
     pub size: u64,
@@ -72,6 +72,21 @@ pub struct GetHead {
     pub offset: u64,
     /// How many bytes follow the line.
     pub len: u64,
+    /// The server's name for this version of the file, to send back when
+    /// resuming (`get PATH OFFSET VERSION`); `None` from servers that do
+    /// not name versions.
+    pub version: Option<String>,
+}
+
+/// The longest version token a server may send.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// Whether `token` is a well-formed file version: 1 to
+/// [`MAX_VERSION_LEN`] characters from `[0-9a-zA-Z._-]`, so it travels as
+/// one request word without quoting and can be stored anywhere.
+pub fn is_version_token(token: &str) -> bool {
+    (1..=MAX_VERSION_LEN).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
@@ -83,18 +98,30 @@ fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
     words.next().is_none().then_some(out)
 }
 
-/// Parses the text of a `get` answer's `OK` line (`SIZE OFFSET LEN`,
-/// then the file's VERSION from servers that send one).
+/// Parses the text of a `get` answer's `OK` line: three numbers (servers
+/// that name no versions) or three numbers and a version token.
 pub fn parse_get_head(text: &str) -> Result<GetHead, CodecError> {
-    let numbers_only = match text.rsplit_once(' ') {
-        Some((head, _version)) if head.matches(' ').count() == 2 => head,
-        _ => text,
+    let bad = || malformed(text.as_bytes());
+    let (numbers_text, version) = match text.splitn(4, ' ').nth(3) {
+        Some(token) => {
+            if !is_version_token(token) {
+                return Err(bad());
+            }
+            (&text[..text.len() - token.len() - 1], Some(token.to_string()))
+        }
+        None => (text, None),
     };
-    let [size, offset, len] = numbers(numbers_only).ok_or_else(|| malformed(text.as_bytes()))?;
+    let [size, offset, len] = numbers(numbers_text).ok_or_else(bad)?;
     if offset.checked_add(len) != Some(size) {
-        return Err(malformed(text.as_bytes()));
+        return Err(bad());
     }
-    Ok(GetHead { size, offset, len })
+    Ok(GetHead { size, offset, len, version })
+}
+
+/// Whether `text` is a SHA-256 as the protocol writes it: 64 lowercase
+/// hex digits (`sum` answers, `put PATH SIZE SHA256`).
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses a single number (the `OK HAVE` of `put`, `OK LEN` of `ls`).
@@ -161,10 +188,24 @@ mod tests {
     }
 
     #[test]
+    fn get_heads_may_name_a_version() {
+        let head = parse_get_head("10 0 10 ino42.m1700000000_5-x").unwrap();
+        assert_eq!((head.size, head.offset, head.len), (10, 0, 10));
+        assert_eq!(head.version.as_deref(), Some("ino42.m1700000000_5-x"));
+        assert_eq!(parse_get_head(&format!("1 1 0 {}", "v".repeat(64))).unwrap().version.unwrap().len(), 64);
+        for bad in ["10 0 10 a b", "10 0 10 a/b", "10 0 10 \"a\"", "10 0 11 v", "10 0 10  v"] {
+            assert!(parse_get_head(bad).is_err(), "{bad}");
+        }
+        assert!(parse_get_head(&format!("1 1 0 {}", "v".repeat(65))).is_err());
+        assert!(is_sha256_hex(&"0a".repeat(32)) && !is_sha256_hex(&"0A".repeat(32)) && !is_sha256_hex("0a"));
+    }
+
+    #[test]
     fn heads_and_entries() {
-        assert_eq!(parse_get_head("10 4 6"), Ok(GetHead { size: 10, offset: 4, len: 6 }));
+        assert_eq!(parse_get_head("10 4 6"), Ok(GetHead { size: 10, offset: 4, len: 6, version: None }));
         assert!(parse_get_head("10 4 7").is_err());
         assert!(parse_get_head("10 4").is_err());
+        assert!(parse_get_head("10 4 6 ").is_err());
         assert_eq!(parse_number("42"), Ok(42));
         let e = parse_entry("f 5 1700000000 a b\\nc").unwrap();
         assert_eq!((e.kind, e.size, e.mtime, e.name), (Kind::File, 5, 1_700_000_000, b"a b\nc".to_vec()));

@@ -30,8 +30,8 @@ write odd bytes as \\xHH):
   sum PATH             SHA-256 of a file
   mkdir DIR            create a directory (server needs --allow-write)
   rm PATH              remove a file, symlink or empty directory
-  get REMOTE [LOCAL]   download (resumes LOCAL.part if present)
-  put LOCAL [REMOTE]   upload (resumes a partial upload)
+  get REMOTE [LOCAL]   download (resumes LOCAL.part of the same version; LOCAL - : stdout)
+  put LOCAL [REMOTE]   upload (resumes a partial upload of the same bytes)
   ping                 check that the server answers
   help                 this text
   quit                 leave (end of input does too)
@@ -94,6 +94,9 @@ impl Shell {
             "put" => {
                 let [local, remote] = arguments::<1, 2>(args, "put LOCAL [REMOTE]")?;
                 let local = Path::new(OsStr::from_bytes(local.unwrap_or_default()));
+                if local.as_os_str() == "-" {
+                    anyhow::bail!("put -: standard input carries this shell's commands; use `ferry put ADDR - REMOTE`");
+                }
                 crate::put::upload(&mut self.client, local, remote, PutOptions::default())?;
             }
             _ => {
@@ -136,6 +139,8 @@ fn ends_connection(error: &anyhow::Error) -> bool {
                 | ClientError::Protocol { .. }
                 | ClientError::Transfer { .. }
                 | ClientError::ShortPayload { .. }
+                | ClientError::ShortStream { .. }
+                | ClientError::HttpServer { .. }
         )
     )
 }

@@ -1,0 +1,39 @@
+//! The connection options every client subcommand shares (`get`, `put`,
+//! `ls`, `shell`): curl's `--connect-timeout` and a stall timeout, so no
+//! command waits forever on a peer that does not answer.
+
+use std::time::Duration;
+
+use ferry_client::{Client, ClientOptions};
+
+/// `--connect-timeout` and `--stall-timeout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// Give up connecting after SECS seconds (decimals allowed; 0 leaves it
+    /// to the system, about two minutes). A server whose accept queue is
+    /// full, or a port that drops packets, fails after this.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    connect_timeout: Duration,
+    /// Fail when no byte moves to or from the server for SECS seconds:
+    /// waiting for an answer, or in the middle of a transfer (0: wait
+    /// forever).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    stall_timeout: Duration,
+}
+
+impl ConnectArgs {
+    /// Connects to `addr` with these timeouts.
+    pub fn connect(&self, addr: &str) -> anyhow::Result<Client> {
+        let options = ClientOptions {
+            connect_timeout: Some(self.connect_timeout).filter(|t| !t.is_zero()),
+            stall_timeout: Some(self.stall_timeout).filter(|t| !t.is_zero()),
+        };
+        Ok(Client::connect_with(addr, &options)?)
+    }
+}
+
+/// Seconds as typed: `10`, `2.5`, `0`.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a number of seconds from 0 up"))
+}
