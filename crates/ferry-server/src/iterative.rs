@@ -20,7 +20,7 @@ use crate::accept::accept_until_stop;
 use crate::drain::{DrainOutcome, StopSignals, drain};
 use crate::in_flight::InFlight;
 use crate::listen::{Base, log_stopped};
-use crate::{Report, ServerError, Shutdown, serve_connection};
+use crate::{Report, ServerError, Shutdown, serve_connection_since};
 
 /// Serves connections one at a time until shutdown.
 pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, ServerError> {
@@ -39,20 +39,20 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, Ser
     let (mut accepted, mut dropped_unserved) = (0, 0);
     // Every session of this one serving thread shares its open-file cache.
     let cache = FileCache::new();
-    let served = accept_until_stop(&base.listeners, &base.shutdown, None, None, |listener, stream, peer| {
+    let served = accept_until_stop(&base.listeners, &base.shutdown, None, None, None, |listener, conn| {
         accepted += 1;
         // Refused once the drain began: it would not wait for this one.
-        let Some(_entry) = in_flight.enter(&stream) else {
+        let Some(_entry) = in_flight.enter(&conn.stream) else {
             dropped_unserved += 1;
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut session = listener.service.new_session_in(&cache);
-            serve_connection(stream, &mut *session, &listener.pump, &base.shutdown);
+            serve_connection_since(conn.stream, &mut *session, &listener.pump, &base.shutdown, conn.at);
         }));
         if outcome.is_err() {
             // A bug in a session must not take the server down.
-            tracing::error!("{} session for {peer} panicked; connection dropped", listener.service.name());
+            tracing::error!("{} session for {} panicked; connection dropped", listener.service.name(), conn.peer);
         }
     });
     base.listeners.clear();
@@ -80,7 +80,7 @@ fn watch(
     in_flight: &InFlight,
     drain_timeout: Duration,
 ) -> (Option<Signal>, DrainOutcome) {
-    let stopped = accept_until_stop(&[], shutdown, signals.as_mut(), None, |_, _, _| {});
+    let stopped = accept_until_stop(&[], shutdown, signals.as_mut(), None, None, |_, _| {});
     let signal = log_stopped(&stopped);
     shutdown.signal();
     let outcome = drain(signals.as_mut().map(|s| s as &mut dyn StopSignals), in_flight, drain_timeout);

@@ -327,25 +327,32 @@ fn prefork_backs_off_replacing_workers_that_die_young() {
     server.stop();
 }
 
-/// Pools start a connection's idle clock at accept: silent clients that
-/// waited in the queue past the idle timeout are closed when their turn
-/// comes instead of each holding a worker for a full timeout, so a fresh
-/// `ping` queued behind them is answered after about one timeout, not
-/// three.
+/// Pools start a connection's idle clock at accept, and no worker waits
+/// for a silent client: silent clients wait for their first request in
+/// the acceptor, where their session closes them with its idle-timeout
+/// answer about one timeout after their accept, while a fresh `ping`
+/// behind them is answered at once.
 #[test]
 fn pools_time_queued_connections_from_their_accept() {
     let dir = scratch();
     let (root, _, _) = serve_tree(dir.path());
     for model in ["threadpool", "prefork"] {
         let mut server = start(model, Svc::Files, &root, &["--workers", "2", "--idle-timeout", "1"]);
-        // Two take the workers, four wait in the queue; none says a word.
-        let silent: Vec<_> = (0..6).map(|_| connect(server.addr)).collect();
+        // More than the workers; none says a word.
         let started = Instant::now();
+        let mut silent: Vec<_> = (0..6).map(|_| connect(server.addr)).collect();
         let mut fresh = connect(server.addr);
         assert_eq!(ask(&mut fresh, "ping"), "OK pong", "{model}");
         let waited = started.elapsed();
-        assert!(waited < Duration::from_millis(1900), "{model}: a fresh ping waited {waited:?} behind silent clients");
-        drop(silent);
+        assert!(waited < Duration::from_millis(900), "{model}: a fresh ping waited {waited:?} behind silent clients");
+        for s in &mut silent {
+            assert_eq!(read_line(s), "ERR 408 idle timeout; closing", "{model}");
+            let at = started.elapsed();
+            assert!(
+                at >= Duration::from_secs(1) && at < Duration::from_millis(2500),
+                "{model}: timed out after {at:?}"
+            );
+        }
         server.stop();
     }
 }
