@@ -193,6 +193,27 @@ impl Base {
     }
 }
 
+/// The listeners as another thread holds them: the iterative model's
+/// serving thread accepts from them and is inside a connection when the
+/// drain begins, so the watcher thread that runs the drain stops them
+/// through this share.
+pub(crate) struct ListenStop(pub(crate) Arc<Vec<Listener>>);
+
+impl ListenStop {
+    /// Stops listening at once, as closing the listeners does in the other
+    /// models when their drain begins: `shutdown(SHUT_RD)` on a listening
+    /// socket makes the kernel refuse new connections and reset the ones
+    /// in its backlog, so a client connecting during the drain is refused
+    /// instead of waiting unanswered until the drain ends.
+    pub(crate) fn now(self) {
+        for listener in self.0.iter() {
+            if let Err(e) = rustix::net::shutdown(&listener.socket, rustix::net::Shutdown::Read) {
+                tracing::warn!("cannot stop listening on {}: {e}", listener.addr);
+            }
+        }
+    }
+}
+
 /// Logs once why a model stops serving (a signal, a request, or its loop
 /// failing); returns the signal, if one stopped it.
 pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Option<Signal> {

@@ -2,7 +2,9 @@
 //! have: multi-reactor's least-loaded assignment, iterative serialising
 //! its clients, the prefork pool (queueing, surviving a killed worker and
 //! carrying the client's address to it, dying with its parent, backing
-//! off), fork's connection limit, and daemon mode.
+//! off), fork's connection limit, daemon mode, and the iterative model
+//! refusing clients once its drain began (checked under every model, which
+//! must all behave alike there).
 
 mod util;
 
@@ -354,5 +356,62 @@ fn pools_time_queued_connections_from_their_accept() {
             );
         }
         server.stop();
+    }
+}
+
+/// A client that connects once a graceful stop began is refused, or closed
+/// at once, under every model, while a transfer begun before the stop is
+/// still in flight: never accepted and left waiting for an answer that
+/// will not come (the iterative model's serving thread is inside that
+/// transfer, so its listener used to stay open until the drain ended).
+#[test]
+fn every_model_refuses_clients_that_come_during_the_drain() {
+    let dir = scratch();
+    let (root, _, big) = serve_tree(dir.path());
+    for &model in MODELS {
+        let mut server = start_logged(model, Svc::Files, &root, &["--workers", "2"]);
+        // A client that read the first bytes and stopped: the drain waits
+        // for it.
+        let (mut reader, len) = request(Svc::Files, server.addr, "big.bin");
+        let mut body = vec![0; 64 * 1024];
+        reader.read_exact(&mut body).expect("first bytes");
+        server.signal(rustix::process::Signal::TERM);
+        server.log_line("shutting down");
+        let started = Instant::now();
+        let seen = late_client(server.addr);
+        assert!(
+            seen.is_ok(),
+            "{model}: a client during the drain was {} after {:?}",
+            seen.unwrap_err(),
+            started.elapsed()
+        );
+        let mut rest = vec![0; len - body.len()];
+        reader.read_exact(&mut rest).unwrap_or_else(|e| panic!("{model}: the transfer in flight was cut: {e}"));
+        body.extend_from_slice(&rest);
+        assert_eq!(sha256(&body), big, "{model}: bytes differ");
+        drop(reader);
+        let status = wait_child(&mut server.child, PATIENCE).expect("exited in time");
+        assert!(status.success(), "{model}: exit status {status}");
+    }
+}
+
+/// Connects and asks for `ping`: `Ok` with how it was turned away (refused,
+/// reset, closed), `Err` if it was answered or left waiting.
+fn late_client(addr: SocketAddr) -> Result<&'static str, String> {
+    let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(stream) => stream,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok("refused"),
+        Err(e) => return Err(format!("connect failed oddly: {e}")),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let _ = stream.write_all(b"ping\n");
+    let mut reply = [0u8; 64];
+    match stream.read(&mut reply) {
+        Ok(0) => Ok("closed"),
+        Ok(n) => Err(format!("answered {:?}", String::from_utf8_lossy(&reply[..n]))),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => {
+            Ok("reset")
+        }
+        Err(e) => Err(format!("left waiting ({e})")),
     }
 }
