@@ -5,7 +5,7 @@
 //! is whole; thread and fork give each its own thread or process; the
 //! reactor models are event-driven. The iterative model serves one client
 //! at a time by design and only cuts a slow one at its deadline, so it is
-//! not asked to.
+//! not asked to. Nor does a graceful stop wait on them.
 
 mod util;
 
@@ -24,11 +24,15 @@ const SLOW: usize = 200;
 /// How long a fresh request may take with them around.
 const FRESH_WITHIN: Duration = Duration::from_secs(1);
 
+/// How long a graceful stop may take with them connected (their header
+/// timeout is 10 s, the drain timeout 30 s).
+const STOP_WITHIN: Duration = Duration::from_secs(5);
+
 /// How often each slow client sends its next byte.
 const DRIP: Duration = Duration::from_millis(200);
 
 #[test]
-fn slow_senders_do_not_keep_fresh_requests_waiting() {
+fn slow_senders_keep_neither_fresh_requests_nor_a_stop_waiting() {
     raise_fd_limit(4 * SLOW as u64);
     let dir = scratch();
     let root = sample_tree(dir.path());
@@ -36,7 +40,7 @@ fn slow_senders_do_not_keep_fresh_requests_waiting() {
         for svc in [Svc::Http, Svc::Files] {
             // Two workers: the pools' default (two per CPU) would not
             // change the outcome, only how many slow clients it takes.
-            let mut server = start(model, svc, &root, &["--workers", "2"]);
+            let mut server = start_logged(model, svc, &root, &["--workers", "2"]);
             let (slow_head, fresh, answer) = match svc {
                 Svc::Http => (
                     &b"GET /hello.txt HTTP/1.1\r\nHost: slow\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..],
@@ -70,9 +74,21 @@ fn slow_senders_do_not_keep_fresh_requests_waiting() {
                 assert!(text.starts_with(answer), "{model}/{svc:?} round {round}: got {text:?} after {waited:?}");
                 assert!(waited < FRESH_WITHIN, "{model}/{svc:?} round {round}: answered after {waited:?}");
             }
+            // A graceful stop does not wait on them: none has a request in
+            // flight (the pools close what their acceptor holds, the other
+            // models' sessions close a connection mid-head).
+            let stopping = Instant::now();
+            server.signal(rustix::process::Signal::TERM);
+            let status = wait_child(&mut server.child, PATIENCE).expect("exited");
+            assert!(status.success(), "{model}/{svc:?}: exit status {status}");
+            let took = stopping.elapsed();
+            assert!(took < STOP_WITHIN, "{model}/{svc:?}: the stop took {took:?} with slow clients connected");
+            if matches!(model, "prefork" | "threadpool") {
+                let closed = server.log_line("still sending their first request");
+                assert!(closed.contains(&format!("closed {SLOW} connection(s)")), "{model}/{svc:?}: {closed}");
+            }
             drop(stop);
             dripping.join().expect("the slow clients' thread");
-            server.stop();
         }
     }
 }
