@@ -1,8 +1,9 @@
 //! The pools' front door (thread pool, prefork): a new connection waits
 //! here until its first request has arrived whole, and only then goes to
 //! a worker, so no worker sits on a client that sends its request a byte
-//! at a time (slowloris). Apache's event MPM and nginx keep such clients
-//! on an event loop the same way.
+//! at a time (slowloris). Event-driven servers (nginx, the reactor models
+//! here) get this for free; Apache's event MPM keeps connections between
+//! requests on its listener thread for the same reason.
 //!
 //! Whether a request is whole is read with `recv(MSG_PEEK)`: nothing is
 //! consumed, so the worker's session reads the bytes as if they had just
@@ -159,9 +160,10 @@ impl Gate {
     }
 
     /// Looks at the connections that received something (at most `room`
-    /// of them; the others stay pending) and closes the ones whose
-    /// deadline passed. Returns those whose first request is complete,
-    /// with their listener's index, in the order their bytes came.
+    /// of them; the others stay pending) and answers and closes the ones
+    /// whose deadline passed. Returns those whose first request is
+    /// complete, with their listener's index, in the order their bytes
+    /// came.
     pub(crate) fn take_ready(&mut self, listeners: &[Listener], room: usize) -> Vec<(usize, Accepted)> {
         let mut ready = Vec::new();
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); EVENTS];
