@@ -23,7 +23,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::children::{fork_process, reap_exited, run_child, shut_down};
-use crate::listen::{Base, accept_one, poll_readable};
+use crate::listen::{Accepted, Base, accept_one, poll_readable};
 use crate::{Report, ServerError, serve_connection};
 
 /// Accepts and forks until shutdown, then drains the children.
@@ -98,7 +98,7 @@ fn accept_loop(
             if live.len() >= max_conns {
                 break;
             }
-            let Some((stream, _peer)) = accept_one(&base.listeners[index]) else { continue };
+            let Some(Accepted { stream, .. }) = accept_one(&base.listeners[index]) else { continue };
             counts.accepted += 1;
             match fork_process() {
                 Ok(ForkResult::Child) => run_child(|| serve_in_child(base, index, stream)),

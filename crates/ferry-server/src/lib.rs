@@ -4,6 +4,8 @@
 //! - [`blocking`]: serves one connection on the calling thread with blocking
 //!   syscalls; every thread- or process-per-connection model reuses it.
 //! - [`threadpool`]: an accept loop, a bounded [`task_queue`] and N workers.
+//!   It and prefork hand a connection to a worker only once its first
+//!   request is complete (`gate`), so slow senders cannot starve them.
 //! - [`reactor`]: reactor and multi-reactor, sessions on event loops.
 //! - [`BlockingServer`]: the classic models, one module each: iterative
 //!   (one connection at a time), fork (a process per connection), thread
@@ -23,6 +25,7 @@ pub mod daemon;
 mod drain;
 mod error;
 mod fork;
+mod gate;
 mod in_flight;
 mod iterative;
 mod listen;

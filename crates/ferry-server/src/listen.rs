@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe, ignore_sigxfsz};
 use ferry_reactor::{AcceptOutcome, ReserveFd};
@@ -55,15 +55,24 @@ pub(crate) fn bound(listeners: &[Listener]) -> Vec<BoundListener> {
     listeners.iter().map(|l| BoundListener { service: l.service.name(), addr: l.addr }).collect()
 }
 
+/// A connection just accepted. Its timeouts count from `at`, however long
+/// it then waits (for its first request, in a queue, for a worker).
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) at: Instant,
+}
+
 /// Accepts one pending connection from a non-blocking listener. `None`
 /// when nothing is pending, when out of descriptors the pending connection
 /// was shed (accepted with the process's reserve descriptor and closed, so
 /// the client is not left hanging; call again), or accepting failed
 /// (logged; if even the reserve did not help, it first pauses briefly).
 /// The stream is blocking.
-pub(crate) fn accept_one(listener: &Listener) -> Option<(TcpStream, SocketAddr)> {
+pub(crate) fn accept_one(listener: &Listener) -> Option<Accepted> {
     match RESERVE.accept(&listener.socket) {
-        Ok(AcceptOutcome::Accepted(accepted)) => Some(accepted),
+        Ok(AcceptOutcome::Accepted((stream, peer))) => Some(Accepted { stream, peer, at: Instant::now() }),
         Ok(AcceptOutcome::Shed | AcceptOutcome::WouldBlock) => None,
         Err(e) => {
             let errno = e.raw_os_error().map(Errno::from_raw_os_error);
@@ -181,6 +190,27 @@ impl Base {
         before_flag();
         self.shutdown.signal();
         signal
+    }
+}
+
+/// The listeners as another thread holds them: the iterative model's
+/// serving thread accepts from them and is inside a connection when the
+/// drain begins, so the watcher thread that runs the drain stops them
+/// through this share.
+pub(crate) struct ListenStop(pub(crate) Arc<Vec<Listener>>);
+
+impl ListenStop {
+    /// Stops listening at once, as closing the listeners does in the other
+    /// models when their drain begins: `shutdown(SHUT_RD)` on a listening
+    /// socket makes the kernel refuse new connections and reset the ones
+    /// in its backlog, so a client connecting during the drain is refused
+    /// instead of waiting unanswered until the drain ends.
+    pub(crate) fn now(self) {
+        for listener in self.0.iter() {
+            if let Err(e) = rustix::net::shutdown(&listener.socket, rustix::net::Shutdown::Read) {
+                tracing::warn!("cannot stop listening on {}: {e}", listener.addr);
+            }
+        }
     }
 }
 

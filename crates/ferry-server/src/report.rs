@@ -27,8 +27,10 @@ pub struct Report {
     /// Connections accepted from the listeners, served or not.
     pub accepted: u64,
     /// Accepted connections closed without being served: still queued
-    /// for a worker at shutdown (threadpool, prefork), or dropped because
-    /// no thread or process could be started for them.
+    /// for a worker at shutdown (threadpool, prefork), closed while they
+    /// waited for their first request (the client left, its deadline
+    /// passed, shutdown came: threadpool, prefork), or dropped because no
+    /// thread or process could be started for them.
     pub dropped_unserved: usize,
     /// Connections cut (for the process models: child processes killed)
     /// because the drain timeout passed or a second SIGINT/SIGTERM came.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferry_proto::Session;
 use ferry_proto::echo::EchoSession;
-use ferry_proto::files::{FileSession, FilesConfig};
+use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE};
 use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
@@ -61,6 +61,67 @@ impl Service {
             }
         }
     }
+
+    /// How many bytes the pools peek at to judge a connection's first
+    /// request ([`Service::first_request`]): the largest the session
+    /// accepts, and a little room for blank lines before it. A peek that
+    /// fills this much without a complete request is handed over anyway;
+    /// the session refuses an oversize one with its usual answer.
+    pub(crate) fn first_request_limit(&self) -> usize {
+        match self {
+            Service::Files(_) => MAX_LINE + BLANK_ROOM,
+            Service::Echo => 1,
+            Service::Http(config) => config.max_head + BLANK_ROOM,
+        }
+    }
+
+    /// How far the first request has arrived in `peeked`, the bytes at the
+    /// front of a new connection (peeked, not consumed). The pools hand a
+    /// connection to a worker only once it is [`FirstRequest::Complete`],
+    /// so no worker waits on a slow sender. Never says `Complete` before
+    /// the session could answer: file protocol, a line with a word in it
+    /// (blank lines get no answer); HTTP, a head ended by its blank line
+    /// (blank lines before the request line are ignored, RFC 9112 2.2);
+    /// echo, any byte.
+    pub(crate) fn first_request(&self, peeked: &[u8]) -> FirstRequest {
+        match self {
+            Service::Echo if peeked.is_empty() => FirstRequest::NotBegun,
+            Service::Echo => FirstRequest::Complete,
+            Service::Files(_) => after_blank_lines(peeked, b" \t\r\n", |rest| rest.contains(&b'\n')),
+            Service::Http(_) => after_blank_lines(peeked, b"\r\n", http_head_ends),
+        }
+    }
+}
+
+/// Room for blank lines before a first request in [`Service::first_request_limit`].
+const BLANK_ROOM: usize = 64;
+
+/// How much of a connection's first request has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstRequest {
+    /// Nothing that begins a request: no byte yet, or only blank lines.
+    NotBegun,
+    /// Begun and not complete: a worker given it now would wait.
+    Partial,
+    /// Complete: a worker can answer without waiting for the client.
+    Complete,
+}
+
+/// Judges `peeked` from its first byte not in `blank`: no such byte, not
+/// begun; complete if `ends` says so of the rest.
+fn after_blank_lines(peeked: &[u8], blank: &[u8], ends: impl Fn(&[u8]) -> bool) -> FirstRequest {
+    match peeked.iter().position(|b| !blank.contains(b)) {
+        None => FirstRequest::NotBegun,
+        Some(start) if ends(&peeked[start..]) => FirstRequest::Complete,
+        Some(_) => FirstRequest::Partial,
+    }
+}
+
+/// True if `head` (starting at a request line) holds the blank line that
+/// ends an HTTP head: `\n\n` or `\n\r\n`, bare LF line ends included as
+/// the HTTP session's parser accepts them.
+fn http_head_ends(head: &[u8]) -> bool {
+    head.windows(2).any(|w| w == b"\n\n") || head.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// One address to listen on and the service it offers.
@@ -79,5 +140,57 @@ impl ListenerConfig {
     pub fn new(addr: SocketAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
         ListenerConfig { addr, service, pump }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::FirstRequest::*;
+
+    fn http() -> Service {
+        let root = ferry_proto::root::Root::open(&std::env::temp_dir()).expect("open a root");
+        Service::Http(Arc::new(HttpConfig::new(Arc::new(root))))
+    }
+
+    #[test]
+    fn http_is_complete_at_the_blank_line_ending_the_head() {
+        let http = http();
+        for (peeked, want) in [
+            (&b""[..], NotBegun),
+            (b"\r\n\r\n", NotBegun),
+            (b"G", Partial),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", Partial),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r", Partial),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Complete),
+            (b"\r\nGET / HTTP/1.0\n\n", Complete),
+            (b"GET / HTTP/1.0\nHost: a\n\nmore", Complete),
+        ] {
+            assert_eq!(http.first_request(peeked), want, "{:?}", String::from_utf8_lossy(peeked));
+        }
+        assert_eq!(http.first_request_limit(), 8 * 1024 + BLANK_ROOM);
+    }
+
+    #[test]
+    fn files_is_complete_at_the_end_of_a_line_with_a_word() {
+        let root = ferry_proto::root::Root::open(&std::env::temp_dir()).expect("open a root");
+        let files = Service::Files(FilesConfig { root: Arc::new(root), allow_write: false });
+        for (peeked, want) in [
+            (&b""[..], NotBegun),
+            (b"\n \t\r\n", NotBegun),
+            (b"pi", Partial),
+            (b"\nping", Partial),
+            (b"ping\n", Complete),
+            (b"  ping\r\nput x 5\n", Complete),
+        ] {
+            assert_eq!(files.first_request(peeked), want, "{:?}", String::from_utf8_lossy(peeked));
+        }
+    }
+
+    #[test]
+    fn echo_is_complete_at_any_byte() {
+        assert_eq!(Service::Echo.first_request(b""), NotBegun);
+        assert_eq!(Service::Echo.first_request(b"\n"), Complete);
+        assert_eq!(Service::Echo.first_request_limit(), 1);
     }
 }

@@ -5,7 +5,6 @@
 //! thread is joined, finished ones as the server goes and the rest after
 //! the drain.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,8 +12,8 @@ use std::time::Duration;
 use crate::accept::{Cap, accept_until_stop};
 use crate::drain::{drain, join_threads};
 use crate::in_flight::{Entry, InFlight};
-use crate::listen::{Base, Listener};
-use crate::{Report, ServerError, Shutdown, serve_connection};
+use crate::listen::{Accepted, Base, Listener};
+use crate::{Report, ServerError, Shutdown, serve_connection_since};
 
 /// Accepts and spawns a thread per connection until shutdown, then drains.
 pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> Result<Report, ServerError> {
@@ -25,12 +24,13 @@ pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> 
     );
     let mut handles = Vec::new();
     let (mut accepted, mut dropped_unserved) = (0, 0);
-    let full = || in_flight.count() >= max_conns;
-    let cap = Cap { room: in_flight.room(), full: &full };
-    let stopped = accept_until_stop(&base.listeners, &base.shutdown, base.signals.as_mut(), Some(cap), |l, s, _| {
+    let left = || max_conns.saturating_sub(in_flight.count());
+    let cap = Cap { room: in_flight.room(), left: &left };
+    let signals = base.signals.as_mut();
+    let stopped = accept_until_stop(&base.listeners, &base.shutdown, signals, Some(cap), None, |l, conn| {
         accepted += 1;
         join_finished(&mut handles);
-        match in_flight.enter(&s).and_then(|entry| spawn(l, s, entry, &base.shutdown)) {
+        match in_flight.enter(&conn.stream).and_then(|entry| spawn(l, conn, entry, &base.shutdown)) {
             Some(handle) => handles.push(handle),
             None => dropped_unserved += 1,
         }
@@ -54,7 +54,7 @@ fn join_finished(handles: &mut Vec<JoinHandle<()>>) {
 
 /// Starts the thread serving `stream`; on failure the connection (and its
 /// entry) is dropped.
-fn spawn(listener: &Listener, stream: TcpStream, entry: Entry, shutdown: &Shutdown) -> Option<JoinHandle<()>> {
+fn spawn(listener: &Listener, conn: Accepted, entry: Entry, shutdown: &Shutdown) -> Option<JoinHandle<()>> {
     let service = Arc::clone(&listener.service);
     let pump = listener.pump;
     let shutdown = shutdown.clone();
@@ -62,7 +62,7 @@ fn spawn(listener: &Listener, stream: TcpStream, entry: Entry, shutdown: &Shutdo
         // Ends the entry however the thread ends.
         let _entry = entry;
         let mut session = service.new_session();
-        serve_connection(stream, &mut *session, &pump, &shutdown);
+        serve_connection_since(conn.stream, &mut *session, &pump, &shutdown, conn.at);
     });
     spawned.map_err(|e| tracing::warn!("cannot spawn a connection thread: {e}; dropping the connection")).ok()
 }

@@ -2,7 +2,9 @@
 //! have: multi-reactor's least-loaded assignment, iterative serialising
 //! its clients, the prefork pool (queueing, surviving a killed worker and
 //! carrying the client's address to it, dying with its parent, backing
-//! off), fork's connection limit, and daemon mode.
+//! off), fork's connection limit, daemon mode, and the iterative model
+//! refusing clients once its drain began (checked under every model, which
+//! must all behave alike there).
 
 mod util;
 
@@ -327,25 +329,89 @@ fn prefork_backs_off_replacing_workers_that_die_young() {
     server.stop();
 }
 
-/// Pools start a connection's idle clock at accept: silent clients that
-/// waited in the queue past the idle timeout are closed when their turn
-/// comes instead of each holding a worker for a full timeout, so a fresh
-/// `ping` queued behind them is answered after about one timeout, not
-/// three.
+/// Pools start a connection's idle clock at accept, and no worker waits
+/// for a silent client: silent clients wait for their first request in
+/// the acceptor, where their session closes them with its idle-timeout
+/// answer about one timeout after their accept, while a fresh `ping`
+/// behind them is answered at once.
 #[test]
 fn pools_time_queued_connections_from_their_accept() {
     let dir = scratch();
     let (root, _, _) = serve_tree(dir.path());
     for model in ["threadpool", "prefork"] {
         let mut server = start(model, Svc::Files, &root, &["--workers", "2", "--idle-timeout", "1"]);
-        // Two take the workers, four wait in the queue; none says a word.
-        let silent: Vec<_> = (0..6).map(|_| connect(server.addr)).collect();
+        // More than the workers; none says a word.
         let started = Instant::now();
+        let mut silent: Vec<_> = (0..6).map(|_| connect(server.addr)).collect();
         let mut fresh = connect(server.addr);
         assert_eq!(ask(&mut fresh, "ping"), "OK pong", "{model}");
         let waited = started.elapsed();
-        assert!(waited < Duration::from_millis(1900), "{model}: a fresh ping waited {waited:?} behind silent clients");
-        drop(silent);
+        assert!(waited < Duration::from_millis(900), "{model}: a fresh ping waited {waited:?} behind silent clients");
+        for s in &mut silent {
+            assert_eq!(read_line(s), "ERR 408 idle timeout; closing", "{model}");
+            let at = started.elapsed();
+            assert!(
+                at >= Duration::from_secs(1) && at < Duration::from_millis(2500),
+                "{model}: timed out after {at:?}"
+            );
+        }
         server.stop();
+    }
+}
+
+/// A client that connects once a graceful stop began is refused, or closed
+/// at once, under every model, while a transfer begun before the stop is
+/// still in flight: never accepted and left waiting for an answer that
+/// will not come (the iterative model's serving thread is inside that
+/// transfer, so its listener used to stay open until the drain ended).
+#[test]
+fn every_model_refuses_clients_that_come_during_the_drain() {
+    let dir = scratch();
+    let (root, _, big) = serve_tree(dir.path());
+    for &model in MODELS {
+        let mut server = start_logged(model, Svc::Files, &root, &["--workers", "2"]);
+        // A client that read the first bytes and stopped: the drain waits
+        // for it.
+        let (mut reader, len) = request(Svc::Files, server.addr, "big.bin");
+        let mut body = vec![0; 64 * 1024];
+        reader.read_exact(&mut body).expect("first bytes");
+        server.signal(rustix::process::Signal::TERM);
+        server.log_line("shutting down");
+        let started = Instant::now();
+        let seen = late_client(server.addr);
+        assert!(
+            seen.is_ok(),
+            "{model}: a client during the drain was {} after {:?}",
+            seen.unwrap_err(),
+            started.elapsed()
+        );
+        let mut rest = vec![0; len - body.len()];
+        reader.read_exact(&mut rest).unwrap_or_else(|e| panic!("{model}: the transfer in flight was cut: {e}"));
+        body.extend_from_slice(&rest);
+        assert_eq!(sha256(&body), big, "{model}: bytes differ");
+        drop(reader);
+        let status = wait_child(&mut server.child, PATIENCE).expect("exited in time");
+        assert!(status.success(), "{model}: exit status {status}");
+    }
+}
+
+/// Connects and asks for `ping`: `Ok` with how it was turned away (refused,
+/// reset, closed), `Err` if it was answered or left waiting.
+fn late_client(addr: SocketAddr) -> Result<&'static str, String> {
+    let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(stream) => stream,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok("refused"),
+        Err(e) => return Err(format!("connect failed oddly: {e}")),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let _ = stream.write_all(b"ping\n");
+    let mut reply = [0u8; 64];
+    match stream.read(&mut reply) {
+        Ok(0) => Ok("closed"),
+        Ok(n) => Err(format!("answered {:?}", String::from_utf8_lossy(&reply[..n]))),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => {
+            Ok("reset")
+        }
+        Err(e) => Err(format!("left waiting ({e})")),
     }
 }

@@ -1,26 +1,30 @@
 //! The prefork model (the process pool): the parent forks N workers, each
 //! with its own `socketpair(AF_UNIX, SOCK_STREAM)`, and watches the
 //! listeners, the worker sockets and its signalfd with epoll. An accepted
-//! connection goes to a FREE worker as a descriptor (SCM_RIGHTS) with the
+//! connection waits in the parent's gate (`crate::gate`) until its first
+//! request is complete, so no worker waits on a slow sender; then it goes
+//! to a FREE worker as a descriptor (SCM_RIGHTS) with the
 //! client's address and the listener's index as the payload; the parent
 //! closes its copy and marks the worker BUSY until it reports "done". With
 //! every worker busy, accepted connections wait in a bounded queue; when
-//! that is full the listeners leave the epoll set and the kernel's backlog
-//! holds clients.
+//! that is full the listeners and the gate leave the epoll set and the
+//! kernel's backlog holds clients (as it does while the gate is full).
 //!
 //! A worker that dies is noticed twice, by EOF on its socket and by
 //! SIGCHLD; it is reaped and a new worker takes its slot. Only the
 //! connection it was serving is lost. A worker that dies young (within
-//! [`YOUNG`] of its start) is replaced after a delay that doubles with each
+//! a second of its start) is replaced after a delay that doubles with each
 //! such death in that slot, from 100 ms up to 10 s, so a worker that cannot
 //! start (a bad root, no fds) does not make the parent fork in a tight loop.
 //!
-//! Shutdown: stop accepting, close queued connections nobody started,
+//! Shutdown: stop accepting, close the connections still sending their
+//! first request and the queued ones nobody started,
 //! send each worker an exit message, let busy ones finish (they see the
 //! shutdown eventfd they inherited, so idle keep-alive connections close),
 //! kill what outstays the drain timeout, reap all.
 
 mod frame;
+mod restart;
 mod worker;
 
 use std::collections::{HashSet, VecDeque};
@@ -37,23 +41,21 @@ use nix::unistd::{ForkResult, Pid};
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 
 use self::frame::{DONE, ToWorker};
+use self::restart::Restart;
 use self::worker::Services;
 use crate::blocking::went_stale;
-use crate::children::{fork_process, reap_exited, run_child, shut_down};
-use crate::listen::{Base, accept_one};
+use crate::children::{fork_process, run_child, shut_down};
+use crate::gate::{Gate, WAITING_LIMIT};
+use crate::listen::{Accepted, Base, accept_one};
 use crate::{Report, ServerError};
 
 const SHUTDOWN: u64 = 0;
 const SIGNALS: u64 = 1;
-const LISTENER_BASE: u64 = 2;
+const GATE: u64 = 2;
+const LISTENER_BASE: u64 = 3;
 /// Worker tokens start here and are never reused, so an event for a
 /// replaced worker's old socket cannot be mistaken for its successor's.
 const WORKER_BASE: u64 = 1 << 32;
-/// A worker that dies sooner than this after starting is replaced with a
-/// delay (see the module docs).
-const YOUNG: Duration = Duration::from_secs(1);
-const FIRST_RESTART_DELAY: Duration = Duration::from_millis(100);
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(10);
 
 /// One worker process as the parent sees it.
 struct Worker {
@@ -66,14 +68,6 @@ struct Worker {
     started: Instant,
 }
 
-/// A slot whose worker died: when to fork its replacement, and the delay
-/// that was used (doubled if the next one dies young too).
-#[derive(Clone, Copy, Default)]
-struct Restart {
-    due: Option<Instant>,
-    delay: Duration,
-}
-
 /// An accepted connection waiting for a free worker.
 struct Pending {
     stream: TcpStream,
@@ -83,6 +77,13 @@ struct Pending {
     accepted: Instant,
 }
 
+impl Pending {
+    fn new(listener: usize, conn: Accepted) -> Pending {
+        // `run` refuses more than 255 listeners.
+        Pending { stream: conn.stream, peer: conn.peer, listener: listener as u8, accepted: conn.at }
+    }
+}
+
 struct Pool {
     base: Base,
     epoll: OwnedFd,
@@ -90,8 +91,12 @@ struct Pool {
     restarts: Vec<Restart>,
     queue: VecDeque<Pending>,
     queue_capacity: usize,
+    /// Connections waiting for their first request.
+    gate: Gate,
     /// Whether the listeners are in the epoll set.
     accepting: bool,
+    /// Whether the gate is in the epoll set.
+    gating: bool,
     next_token: u64,
     /// Connections accepted.
     accepted: u64,
@@ -114,6 +119,8 @@ pub(crate) fn run(
     }
     let epoll = epoll::create(CreateFlags::CLOEXEC)
         .map_err(|e| ServerError::Setup { what: "create epoll", error: e.into() })?;
+    let gate = Gate::new(&base.listeners, WAITING_LIMIT)
+        .map_err(ServerError::setup("create the poller for connections waiting for their first request"))?;
     let mut pool = Pool {
         base,
         epoll,
@@ -121,7 +128,9 @@ pub(crate) fn run(
         restarts: vec![Restart::default(); workers],
         queue: VecDeque::new(),
         queue_capacity,
+        gate,
         accepting: false,
+        gating: false,
         next_token: WORKER_BASE,
         accepted: 0,
         me: rustix::process::getpid(),
@@ -151,6 +160,9 @@ impl Pool {
             epoll::add(&self.epoll, signals, EventData::new_u64(SIGNALS), EventFlags::IN)
                 .map_err(setup("watch the signalfd"))?;
         }
+        epoll::add(&self.epoll, &self.gate, EventData::new_u64(GATE), EventFlags::IN)
+            .map_err(setup("watch the connections waiting for their first request"))?;
+        self.gating = true;
         for (i, listener) in self.base.listeners.iter().enumerate() {
             epoll::add(&self.epoll, &listener.socket, EventData::new_u64(LISTENER_BASE + i as u64), EventFlags::IN)
                 .map_err(setup("watch a listener"))?;
@@ -186,6 +198,7 @@ impl Pool {
                         }
                         self.reap_and_replace();
                     }
+                    GATE => self.take_from_gate(),
                     t if t >= WORKER_BASE => self.on_worker_readable(t),
                     t => self.accept_from((t - LISTENER_BASE) as usize),
                 }
@@ -207,6 +220,7 @@ impl Pool {
                 self.base.forget_in_child();
                 self.slots.clear();
                 self.queue.clear();
+                self.gate.forget_in_child();
                 run_child(|| worker::run(child_end, &services, &shutdown, self.me))
             }
             ForkResult::Parent { child } => {
@@ -224,17 +238,28 @@ impl Pool {
     }
 
     /// Accepts what listener `index` has pending while a worker or a queue
-    /// slot can take it.
+    /// slot can take it and the gate has room for those whose first
+    /// request is not there yet.
     fn accept_from(&mut self, index: usize) {
-        while self.queue.len() < self.queue_capacity {
-            let Some((stream, peer)) = accept_one(&self.base.listeners[index]) else { return };
+        while self.queue.len() < self.queue_capacity && !self.gate.is_full() {
+            let Some(conn) = accept_one(&self.base.listeners[index]) else { break };
             self.accepted += 1;
-            self.queue.push_back(Pending { stream, peer, listener: index as u8, accepted: Instant::now() });
-            self.feed_workers();
+            if let Some(conn) = self.gate.admit(&self.base.listeners, index, conn) {
+                self.queue.push_back(Pending::new(index, conn));
+                self.feed_workers();
+            }
         }
-        if self.queue.len() >= self.queue_capacity {
-            self.set_accepting(false);
+        self.update_interest();
+    }
+
+    /// The gate is readable: queue the connections whose first request
+    /// came, as many as the queue has room for.
+    fn take_from_gate(&mut self) {
+        let room = self.queue_capacity.saturating_sub(self.queue.len());
+        for (index, conn) in self.gate.take_ready(&self.base.listeners, room) {
+            self.queue.push_back(Pending::new(index, conn));
         }
+        self.feed_workers();
     }
 
     /// Hands queued connections to free workers.
@@ -268,9 +293,7 @@ impl Pool {
                 }
             }
         }
-        if self.queue.len() < self.queue_capacity {
-            self.set_accepting(true);
-        }
+        self.update_interest();
     }
 
     /// A worker's socket is readable: a "done" report, or EOF if it died.
@@ -303,73 +326,28 @@ impl Pool {
         }
     }
 
-    /// Reaps exited workers and forks their replacements, at once or, for
-    /// workers that died young, after the back-off delay.
-    fn reap_and_replace(&mut self) {
-        for (pid, how) in reap_exited() {
-            let Some(slot) = self.slots.iter().position(|w| w.as_ref().is_some_and(|w| w.pid == pid)) else {
-                continue;
-            };
-            self.lose_socket(slot);
-            let age = self.slots[slot].take().map_or(Duration::ZERO, |w| w.started.elapsed());
-            let restart = &mut self.restarts[slot];
-            if age >= YOUNG {
-                restart.delay = Duration::ZERO;
-                tracing::warn!("worker {pid} {how}; starting a replacement");
-                self.replace(slot);
-                continue;
+    /// Watches the gate while the queue has room, and the listeners while
+    /// the gate has room too.
+    fn update_interest(&mut self) {
+        let room = self.queue.len() < self.queue_capacity;
+        let accepting = room && !self.gate.is_full();
+        if self.accepting != accepting {
+            let flags = if accepting { EventFlags::IN } else { EventFlags::empty() };
+            for (i, listener) in self.base.listeners.iter().enumerate() {
+                let data = EventData::new_u64(LISTENER_BASE + i as u64);
+                if let Err(e) = epoll::modify(&self.epoll, &listener.socket, data, flags) {
+                    tracing::error!("cannot change interest in {}: {e}", listener.addr);
+                }
             }
-            restart.delay = (restart.delay * 2).clamp(FIRST_RESTART_DELAY, MAX_RESTART_DELAY);
-            restart.due = Some(Instant::now() + restart.delay);
-            tracing::warn!(
-                "worker {pid} {how} {:.3}s after it started; replacing it in {}ms",
-                age.as_secs_f64(),
-                restart.delay.as_millis()
-            );
+            self.accepting = accepting;
         }
-        self.feed_workers();
-    }
-
-    fn replace(&mut self, slot: usize) {
-        self.restarts[slot].due = None;
-        if let Err(e) = self.spawn(slot) {
-            tracing::error!("{e}; the pool runs one worker short");
-        }
-    }
-
-    /// The earliest pending delayed restart.
-    fn next_restart(&self) -> Option<Instant> {
-        self.restarts.iter().filter_map(|r| r.due).min()
-    }
-
-    /// Forks the replacements whose delay has passed.
-    fn restart_due(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> =
-            (0..self.restarts.len()).filter(|&i| self.restarts[i].due.is_some_and(|d| d <= now)).collect();
-        if due.is_empty() {
-            return;
-        }
-        for slot in due {
-            self.replace(slot);
-        }
-        self.feed_workers();
-    }
-
-    /// Puts the listeners in or out of the epoll set.
-    fn set_accepting(&mut self, on: bool) {
-        if self.accepting == on {
-            return;
-        }
-        let flags = if on { EventFlags::IN } else { EventFlags::empty() };
-        for (i, listener) in self.base.listeners.iter().enumerate() {
-            if let Err(e) =
-                epoll::modify(&self.epoll, &listener.socket, EventData::new_u64(LISTENER_BASE + i as u64), flags)
-            {
-                tracing::error!("cannot change interest in {}: {e}", listener.addr);
+        if self.gating != room {
+            let flags = if room { EventFlags::IN } else { EventFlags::empty() };
+            if let Err(e) = epoll::modify(&self.epoll, &self.gate, EventData::new_u64(GATE), flags) {
+                tracing::error!("cannot change interest in the connections waiting for their first request: {e}");
             }
+            self.gating = room;
         }
-        self.accepting = on;
     }
 
     /// The orderly exit (the process models' shared sequence, with the
@@ -384,6 +362,10 @@ impl Pool {
         let mut live: HashSet<Pid> = self.slots.iter().flatten().map(|w| w.pid).collect();
         let mut dropped = 0;
         let (signal, cut) = shut_down(&mut self.base, stopped, &mut live, drain_timeout, || {
+            let waiting = self.gate.close_all();
+            if waiting > 0 {
+                tracing::info!("closed {waiting} connection(s) still sending their first request");
+            }
             dropped = self.queue.len();
             self.queue.clear();
             if dropped > 0 {
@@ -398,6 +380,6 @@ impl Pool {
             }
         });
         self.slots.iter_mut().for_each(|w| *w = None);
-        (signal, dropped, cut)
+        (signal, dropped + self.gate.closed(), cut)
     }
 }

@@ -1,29 +1,33 @@
 //! The thread-pool model: one accept loop (the thread that calls
 //! [`ThreadPoolServer::run`]) feeds a bounded [`TaskQueue`] that N worker
 //! threads drain, each serving one connection at a time with the blocking
-//! pump ([`crate::serve_connection`]).
+//! pump ([`crate::serve_connection`]). A connection is queued only once
+//! its first request is complete: until then it waits in the accept
+//! loop's gate (`crate::gate`), so a slow sender never holds a worker
+//! while it sends its first request.
 //!
 //! Back-pressure: while the queue is full the accept loop stops accepting
 //! and the kernel's backlog holds new connections; a worker taking a task
 //! wakes the loop again.
 //!
 //! Shutdown (SIGINT, SIGTERM or [`Shutdown::signal`]): stop accepting, close
-//! the listeners, close queued connections nobody started serving, signal
+//! the listeners, close the connections still sending their first request
+//! and the queued ones nobody started serving, signal
 //! the workers, then the drain every thread model shares: in-flight
 //! transfers finish for at most the drain timeout, what is left is cut,
 //! and the workers are joined.
 
 mod workers;
 
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use self::workers::{Conn, Shared};
 use crate::accept::{Cap, accept_until_stop};
 use crate::drain::{drain, join_threads};
+use crate::gate::{Gate, WAITING_LIMIT};
 use crate::in_flight::InFlight;
-use crate::listen::{Base, Listener};
+use crate::listen::{Accepted, Base, Listener};
 use crate::task_queue::{PushError, TaskQueue};
 use crate::{
     BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, Report, ServerError, Shutdown,
@@ -134,33 +138,42 @@ pub(crate) fn run(
         drain_timeout.as_secs_f64()
     );
 
+    let mut gate = Gate::new(&base.listeners, WAITING_LIMIT)
+        .map_err(ServerError::setup("create the poller for connections waiting for their first request"))?;
     let mut accepted = 0;
     let mut dropped_unserved = 0;
-    let full = || shared.queue.is_full();
-    let cap = Cap { room: shared.in_flight.room(), full: &full };
-    let stopped =
-        accept_until_stop(&base.listeners, &base.shutdown, base.signals.as_mut(), Some(cap), |l, stream, peer| {
-            accepted += 1;
-            if !push(&shared, l, stream, peer) {
-                dropped_unserved += 1;
-            }
-        });
+    let left = || shared.queue.capacity().saturating_sub(shared.queue.len());
+    let cap = Cap { room: shared.in_flight.room(), left: &left };
+    let signals = base.signals.as_mut();
+    let stopped = accept_until_stop(&base.listeners, &base.shutdown, signals, Some(cap), Some(&mut gate), |l, conn| {
+        accepted += 1;
+        if !push(&shared, l, conn) {
+            dropped_unserved += 1;
+        }
+    });
     let signal = base.begin_shutdown(&stopped, || {
+        let waiting = gate.close_all();
+        if waiting > 0 {
+            tracing::info!("closed {waiting} connection(s) still sending their first request");
+        }
         let unserved = shared.queue.close().len();
         if unserved > 0 {
             tracing::info!("closed {unserved} queued connection(s) that no worker had started");
         }
         dropped_unserved += unserved;
     });
+    // Every connection accepted reached `push` or was closed by the gate.
+    let accepted = accepted + gate.closed() as u64;
+    dropped_unserved += gate.closed();
     let outcome = drain(base.stop_signals(), &shared.in_flight, drain_timeout);
     let left_behind = join_threads(handles, outcome.left, "a worker thread");
     stopped.map(|_| Report { signal, accepted, dropped_unserved, cut: outcome.cut, left_behind })
 }
 
 /// Queues an accepted connection for a worker; false if it was dropped.
-fn push(shared: &Shared, listener: &Listener, stream: TcpStream, peer: SocketAddr) -> bool {
+fn push(shared: &Shared, listener: &Listener, conn: Accepted) -> bool {
+    let Accepted { stream, peer, at: accepted } = conn;
     let Some(entry) = shared.in_flight.enter(&stream) else { return false };
-    let accepted = Instant::now();
     let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump, entry, accepted };
     match shared.queue.try_push(conn) {
         Ok(()) => true,
