@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn files_is_complete_at_the_end_of_a_line_with_a_word() {
         let root = ferry_proto::root::Root::open(&std::env::temp_dir()).expect("open a root");
-        let files = Service::Files(FilesConfig { root: Arc::new(root), allow_write: false });
+        let files = Service::Files(FilesConfig::read_only(Arc::new(root)));
         for (peeked, want) in [
             (&b""[..], NotBegun),
             (b"\n \t\r\n", NotBegun),
