@@ -7,6 +7,7 @@
 //! sessions touch besides memory is the served directory, always through
 //! [`root::Root`], which keeps every access inside it.
 
+pub mod access;
 pub mod conn;
 pub mod echo;
 pub mod files;

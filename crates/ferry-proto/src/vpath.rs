@@ -69,6 +69,32 @@ impl VirtualPath {
         Some((VirtualPath { names: parent.to_vec() }, last.as_os_str()))
     }
 
+    /// Parses a path written in a configuration file (`/incoming`,
+    /// `/home/alice/`): `/`-separated names from the root, `.` and empty
+    /// names skipped; `None` if a name is `..`.
+    pub fn parse_absolute(text: &[u8]) -> Option<VirtualPath> {
+        let mut names = Vec::new();
+        for name in text.split(|&b| b == b'/') {
+            match name {
+                b"" | b"." => {}
+                b".." => return None,
+                name => names.push(OsStr::from_bytes(name).to_os_string()),
+            }
+        }
+        Some(VirtualPath { names })
+    }
+
+    /// True if `prefix` is this path or one of its ancestors (whole names:
+    /// `/incoming` is not a prefix of `/incomingX`).
+    pub fn starts_with(&self, prefix: &VirtualPath) -> bool {
+        self.names.starts_with(&prefix.names)
+    }
+
+    /// How many names deep the path is (`/` is 0).
+    pub fn depth(&self) -> usize {
+        self.names.len()
+    }
+
     /// This path with one more name appended (which must be a plain name).
     pub fn join_name(&self, name: &OsStr) -> VirtualPath {
         let mut names = self.names.clone();
