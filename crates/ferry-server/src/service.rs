@@ -148,6 +148,11 @@ mod tests {
     use super::*;
     use crate::service::FirstRequest::*;
 
+    fn max_head() -> usize {
+        let root = ferry_proto::root::Root::open(&std::env::temp_dir()).expect("open a root");
+        HttpConfig::new(Arc::new(root)).max_head
+    }
+
     fn http() -> Service {
         let root = ferry_proto::root::Root::open(&std::env::temp_dir()).expect("open a root");
         Service::Http(Arc::new(HttpConfig::new(Arc::new(root))))
@@ -168,7 +173,7 @@ mod tests {
         ] {
             assert_eq!(http.first_request(peeked), want, "{:?}", String::from_utf8_lossy(peeked));
         }
-        assert_eq!(http.first_request_limit(), 8 * 1024 + BLANK_ROOM);
+        assert_eq!(http.first_request_limit(), max_head() + BLANK_ROOM);
     }
 
     #[test]
