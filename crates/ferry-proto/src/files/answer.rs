@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::escape::escape_text;
 use super::request::RequestError;
+use crate::access::Denied;
 use crate::root::FsError;
 use crate::vpath::VirtualPath;
 
@@ -43,6 +44,13 @@ pub(super) fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
         FsError::PermissionDenied => Failure::new(403, with_path("permission denied")),
         FsError::Io(e) => Failure::new(500, format!("{}: {e}", with_path("I/O error"))),
     }
+}
+
+/// An operation the access rules refuse: 403, naming the operation and
+/// the path, with a hint when logging in could help.
+pub(super) fn denied_failure(denied: &Denied) -> Failure {
+    let hint = if denied.login_may_help { " (log in: auth USER PASSWORD)" } else { "" };
+    Failure::new(403, format!("{} not allowed on {}{hint}", denied.op, escape_text(&denied.path.to_bytes())))
 }
 
 /// Refuses to create a name holding a control byte (below 0x20, or DEL):

@@ -12,12 +12,15 @@
 
 mod answer;
 pub mod codec;
+mod config;
 pub mod escape;
+mod listing;
 pub mod partials;
 pub mod request;
 pub mod session;
 mod upload;
 
+pub use config::FilesConfig;
 pub use partials::{PartialLimits, Partials};
-pub use request::{MAX_LINE, Request, RequestError};
-pub use session::{FileSession, FilesConfig};
+pub use request::{Credentials, MAX_LINE, Request, RequestError};
+pub use session::FileSession;

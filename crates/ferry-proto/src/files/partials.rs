@@ -91,12 +91,12 @@ pub(super) struct Partial {
 /// The announced identity of an upload: its size and, when the client gave
 /// it, the SHA-256 of the whole file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Identity {
+pub(super) struct Announced {
     pub(super) size: u64,
     pub(super) sha256: Option<String>,
 }
 
-impl Identity {
+impl Announced {
     fn xattr(&self) -> Option<String> {
         self.sha256.as_ref().map(|d| format!("{} {d}", self.size))
     }
@@ -160,7 +160,7 @@ impl Partials {
         self: &Arc<Self>,
         target: &VirtualPath,
         target_dir: &OwnedFd,
-        identity: &Identity,
+        identity: &Announced,
         now: SystemTime,
     ) -> Result<(Partial, u64), Failure> {
         let shown = escape_text(&target.to_bytes());
@@ -322,7 +322,7 @@ impl Partial {
     /// Checks the bytes against the announced digest, makes them durable
     /// and gives them their final `name` in `dir`. A partial that does not
     /// match its identity is removed, never renamed.
-    pub(super) fn commit(&mut self, identity: &Identity, dir: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
+    pub(super) fn commit(&mut self, identity: &Announced, dir: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
         if let Some(wanted) = &identity.sha256 {
             let got =
                 sha256_hex(&self.file).map_err(|e| Failure::new(500, format!("cannot read the upload back: {e}")))?;

@@ -37,6 +37,32 @@ pub enum Request {
     Help,
     /// `quit`: say goodbye and close.
     Quit,
+    /// `auth USER PASSWORD` or `auth token TOKEN`: log in.
+    Auth(Credentials),
+}
+
+/// What `auth` offers.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// An account's name and password.
+    Password {
+        /// The account.
+        user: String,
+        /// Its password.
+        password: String,
+    },
+    /// A token made by `ferry token`.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints a secret (requests end up in debug logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Password { user, .. } => write!(f, "Password {{ user: {user:?}, .. }}"),
+            Credentials::Token(_) => f.write_str("Token(..)"),
+        }
+    }
 }
 
 /// Why a line is not a valid request. The connection stays usable.
@@ -110,6 +136,16 @@ impl Request {
             "ping" => no_args(args, "ping", Request::Ping)?,
             "help" => no_args(args, "help", Request::Help)?,
             "quit" | "exit" => no_args(args, "quit", Request::Quit)?,
+            "auth" => {
+                const USAGE: &str = "auth USER PASSWORD | auth token TOKEN";
+                let [first, second] = <[Vec<u8>; 2]>::try_from(args).map_err(|_| RequestError::Usage(USAGE))?;
+                let text = |w: Vec<u8>| String::from_utf8(w).map_err(|_| RequestError::NotUtf8);
+                if first == b"token" {
+                    Request::Auth(Credentials::Token(text(second)?))
+                } else {
+                    Request::Auth(Credentials::Password { user: text(first)?, password: text(second)? })
+                }
+            }
             _ => return Err(RequestError::Unknown(echo(command.as_bytes()))),
         };
         Ok(Some(request))

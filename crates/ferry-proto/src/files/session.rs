@@ -1,15 +1,19 @@
 //! The server side of the file protocol as a sans-IO [`Session`].
 
-use std::io::{self, Write as _};
-use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::io;
+use std::sync::{Arc, Mutex};
 
-use super::answer::{Failure, answer, check_new_name, err_line, fs_failure, ok_line, request_failure, upload_failure};
+use super::answer::{
+    Failure, answer, check_new_name, denied_failure, err_line, fs_failure, ok_line, request_failure, upload_failure,
+};
+use super::config::FilesConfig;
 use super::escape::escape_text;
-use super::partials::{Identity, PartialLimits, Partials, sha256_hex};
+use super::listing::{kind_letter, log_in, render_listing};
+use super::partials::{Announced, Partials, sha256_hex};
 use super::request::{MAX_LINE, Request};
 use super::upload::Upload;
-use crate::root::{Entry, FsError, Kind, Root, VirtualPath};
+use crate::access::{Identity, Op};
+use crate::root::{FsError, Kind, Root, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
 
@@ -17,45 +21,14 @@ use crate::{FileRange, Outbox, Sink};
 /// queued, so a client that never reads cannot make the server buffer more.
 const MAX_QUEUED_TEXT: usize = 256 * 1024;
 
-/// Settings shared by every file session of a server.
-#[derive(Debug, Clone)]
-pub struct FilesConfig {
-    /// The served directory.
-    pub root: Arc<Root>,
-    /// Where uploads in progress are kept; `None` for a read-only server
-    /// (`put`, `mkdir` and `rm` are allowed only with it).
-    pub partials: Option<Arc<Partials>>,
-}
-
-impl FilesConfig {
-    /// A server that only reads.
-    pub fn read_only(root: Arc<Root>) -> FilesConfig {
-        FilesConfig { root, partials: None }
-    }
-
-    /// A server that also writes (`--allow-write`): opens, creating it if
-    /// needed, the root's partials directory.
-    pub fn writable(root: Arc<Root>, limits: PartialLimits) -> io::Result<FilesConfig> {
-        let partials = Partials::open(&root, limits)?;
-        Ok(FilesConfig { root, partials: Some(Arc::new(partials)) })
-    }
-
-    /// [`FilesConfig::writable`] if `allow_write`, else read-only, with the
-    /// default limits (for tests and examples).
-    pub fn new(root: Arc<Root>, allow_write: bool) -> io::Result<FilesConfig> {
-        if allow_write {
-            FilesConfig::writable(root, PartialLimits::default())
-        } else {
-            Ok(FilesConfig::read_only(root))
-        }
-    }
-}
-
 /// One connection of the file service: its working directory, whether
 /// an upload is in flight, and whether it asked to close.
 #[derive(Debug)]
 pub struct FileSession {
     config: FilesConfig,
+    /// Who the connection acts as; a login job writes it, requests read it
+    /// (never at once: a pass stops at a job until its answer is out).
+    who: Arc<Mutex<Identity>>,
     cwd: VirtualPath,
     upload: Option<Upload>,
     /// Set once the session returned a closing [`Flow`]: from then on it
@@ -65,15 +38,6 @@ pub struct FileSession {
     /// must be complete within the request timeout (its first byte starts
     /// the clock; more bytes do not extend it).
     partial_line: bool,
-}
-
-fn kind_letter(kind: Kind) -> char {
-    match kind {
-        Kind::File => 'f',
-        Kind::Dir => 'd',
-        Kind::Symlink => 'l',
-        Kind::Other => 'o',
-    }
 }
 
 const HELP: &str = "\
@@ -91,6 +55,7 @@ commands (paths may be \"quoted\"; / is the served root):
   mkdir PATH          create a directory
   rm PATH             remove a file or an empty directory
   sum PATH            SHA-256 of a file
+  auth USER PASSWORD  log in (auth token TOKEN for a token)
   ping                answered OK pong
   quit                close the connection
 ";
@@ -98,7 +63,14 @@ commands (paths may be \"quoted\"; / is the served root):
 impl FileSession {
     /// A new connection, starting in `/`.
     pub fn new(config: FilesConfig) -> FileSession {
-        FileSession { config, cwd: VirtualPath::root(), upload: None, closing: false, partial_line: false }
+        FileSession {
+            config,
+            who: Arc::default(),
+            cwd: VirtualPath::root(),
+            upload: None,
+            closing: false,
+            partial_line: false,
+        }
     }
 
     /// The connection's working directory.
@@ -114,6 +86,22 @@ impl FileSession {
         self.root().resolve(&self.cwd, path).map_err(|e| fs_failure(e, None))
     }
 
+    /// Who the connection acts as now.
+    fn who(&self) -> Identity {
+        self.who.lock().map(|who| who.clone()).unwrap_or_default()
+    }
+
+    /// Resolves `path` and checks that the connection may `op` there.
+    fn resolve_for(&self, op: Op, path: &[u8]) -> Result<VirtualPath, Failure> {
+        let target = self.resolve(path)?;
+        self.allow(op, &target)?;
+        Ok(target)
+    }
+
+    fn allow(&self, op: Op, target: &VirtualPath) -> Result<(), Failure> {
+        self.config.access.check(&self.who(), op, target).map_err(|denied| denied_failure(&denied))
+    }
+
     fn require_write(&self) -> Result<&Arc<Partials>, Failure> {
         self.config
             .partials
@@ -126,7 +114,7 @@ impl FileSession {
         match request {
             Request::Pwd => ok_line(out.text(), &escape_text(&self.cwd.to_bytes())),
             Request::Cd(path) => {
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::List, &path)?;
                 let meta = self.root().stat(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 if meta.kind != Kind::Dir {
                     return Err(fs_failure(FsError::NotADirectory, Some(&target)));
@@ -139,13 +127,15 @@ impl FileSession {
                     Some(p) => self.resolve(&p)?,
                     None => self.cwd.clone(),
                 };
+                self.allow(Op::List, &target)?;
+                let (access, who) = (Arc::clone(&self.config.access), self.who());
                 // Reading and stat-ing every entry of a big directory takes
                 // a while: a job, like `sum`.
                 let root = Arc::clone(&self.config.root);
                 out.push_job(move || {
                     answer(|line| match root.list(&target) {
                         Ok(entries) => {
-                            let listing = render_listing(&entries);
+                            let listing = render_listing(&entries, &target, &access, &who);
                             ok_line(line, &listing.len().to_string());
                             line.extend_from_slice(&listing);
                         }
@@ -154,7 +144,7 @@ impl FileSession {
                 });
             }
             Request::Stat(path) => {
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::List, &path)?;
                 let meta = self.root().stat(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 let text = format!(
                     "{} {} {} {}",
@@ -166,7 +156,7 @@ impl FileSession {
                 ok_line(out.text(), &text);
             }
             Request::Get(path, offset, version) => {
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::Read, &path)?;
                 let (file, meta) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 let current = meta.version();
                 // Like HTTP's If-Range: bytes of another version of the file
@@ -184,22 +174,22 @@ impl FileSession {
             }
             Request::Put(path, size, sha256) => {
                 let partials = Arc::clone(self.require_write()?);
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::Write, &path)?;
                 check_new_name(&target)?;
-                let identity = Identity { size, sha256 };
+                let identity = Announced { size, sha256 };
                 let (upload, have) = Upload::start(&partials, self.root(), &target, identity, now.wall)?;
                 return Ok(self.begin_upload(upload, have, out));
             }
             Request::Mkdir(path) => {
                 self.require_write()?;
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::Write, &path)?;
                 check_new_name(&target)?;
                 self.root().mkdir(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 ok_line(out.text(), "");
             }
             Request::Rm(path) => {
                 self.require_write()?;
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::Delete, &path)?;
                 if target.is_root() {
                     return Err(Failure::new(403, "the served root cannot be removed"));
                 }
@@ -207,7 +197,7 @@ impl FileSession {
                 ok_line(out.text(), "");
             }
             Request::Sum(path) => {
-                let target = self.resolve(&path)?;
+                let target = self.resolve_for(Op::Read, &path)?;
                 let (file, _) = self.root().open_file(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 // Hashing reads the whole file: a job, so an event loop
                 // hands it to a worker instead of stalling its connections.
@@ -222,6 +212,11 @@ impl FileSession {
             Request::Help => {
                 ok_line(out.text(), &HELP.len().to_string());
                 out.push_bytes(HELP.as_bytes());
+            }
+            Request::Auth(credentials) => {
+                // Checking a password takes tens of milliseconds: a job.
+                let (access, slot, wall) = (Arc::clone(&self.config.access), Arc::clone(&self.who), now.wall);
+                out.push_job(move || answer(|line| log_in(&access, &credentials, wall, &slot, line)));
             }
             Request::Quit => {
                 ok_line(out.text(), "bye");
@@ -274,21 +269,6 @@ impl FileSession {
             }
         }
     }
-}
-
-fn render_listing(entries: &[Entry]) -> Vec<u8> {
-    let mut text = Vec::with_capacity(entries.len() * 40);
-    for e in entries {
-        let _ = writeln!(
-            text,
-            "{} {} {} {}",
-            kind_letter(e.meta.kind),
-            e.meta.size,
-            e.meta.mtime,
-            escape_text(e.name.as_bytes())
-        );
-    }
-    text
 }
 
 impl Session for FileSession {

@@ -14,14 +14,14 @@ use rustix::io::Errno;
 
 use super::answer::{Failure, fs_failure};
 use super::escape::escape_text;
-use super::partials::{Identity, Partial, Partials};
+use super::partials::{Announced, Partial, Partials};
 use crate::root::{FsError, Kind, Meta, Root, VirtualPath};
 
 /// An upload between `OK <have>` and its final answer.
 #[derive(Debug)]
 pub(super) struct Upload {
     partial: Partial,
-    identity: Identity,
+    identity: Announced,
     /// The directory the file will appear in, and its name there.
     dir: OwnedFd,
     name: OsString,
@@ -36,7 +36,7 @@ impl Upload {
         partials: &Arc<Partials>,
         root: &Root,
         target: &VirtualPath,
-        identity: Identity,
+        identity: Announced,
         now: SystemTime,
     ) -> Result<(Upload, u64), Failure> {
         let fail = |e: FsError| fs_failure(e, Some(target));

@@ -26,6 +26,7 @@ impl Status {
             301 => "Moved Permanently",
             304 => "Not Modified",
             400 => "Bad Request",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
@@ -53,9 +54,14 @@ pub enum HttpError {
     /// are indistinguishable on purpose).
     #[error("not found")]
     NotFound,
-    /// The server may not read the file.
+    /// The server may not read the file, or the client may not (and
+    /// logging in would not help).
     #[error("permission denied")]
     Forbidden,
+    /// The access rules refuse an anonymous client, or its credentials are
+    /// wrong: answered with `WWW-Authenticate`.
+    #[error("authentication required")]
+    Unauthorized,
     /// A method RFC 9110 defines other than GET and HEAD.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -97,6 +103,7 @@ impl HttpError {
             HttpError::BadRequest(_) => 400,
             HttpError::NotFound => 404,
             HttpError::Forbidden => 403,
+            HttpError::Unauthorized => 401,
             HttpError::MethodNotAllowed => 405,
             HttpError::MethodNotImplemented => 501,
             HttpError::PreconditionFailed => 412,
@@ -118,6 +125,7 @@ impl HttpError {
             self,
             HttpError::NotFound
                 | HttpError::Forbidden
+                | HttpError::Unauthorized
                 | HttpError::MethodNotAllowed
                 | HttpError::MethodNotImplemented
                 | HttpError::PreconditionFailed

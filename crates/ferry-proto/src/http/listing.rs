@@ -8,9 +8,14 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
-use super::errors::{HttpError, fs_error};
+use super::date::HttpDate;
+use super::errors::{HttpError, Status, fs_error};
+use super::respond::{self, Persist};
 use super::target::push_encoded_segment;
+use crate::Outbox;
+use crate::access::{Access, Identity, Rights};
 use crate::root::{Kind, Meta, Root, VirtualPath};
 
 /// One listed entry (symlinks already resolved inside the root).
@@ -130,11 +135,54 @@ fn civil_time(out: &mut Vec<u8>, secs: i64) {
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {:02}:{:02}", in_day / 3600, in_day % 3600 / 60);
 }
 
-/// The HTML page listing `dir`.
-pub(crate) fn page(root: &Root, dir: &VirtualPath) -> Result<Vec<u8>, HttpError> {
+/// What a listing shows: `dir` under `root`, as `who` may see it.
+pub(crate) struct Page<'a> {
+    pub root: &'a Arc<Root>,
+    pub access: &'a Arc<Access>,
+    pub who: Identity,
+    pub dir: &'a VirtualPath,
+}
+
+/// Queues the HTML listing of a directory without `index.html`. Reading
+/// and stat-ing every entry of a big directory takes a while, so it is a
+/// job (see [`crate::Job`]); a listing that fails there is answered with
+/// the error it maps to (never one that closes: the directory was found
+/// already).
+pub(crate) fn push(out: &mut Outbox, page: Page<'_>, head_only: bool, persist: Persist, date: &HttpDate) {
+    let (root, access, who, dir, date) =
+        (Arc::clone(page.root), Arc::clone(page.access), page.who, page.dir.clone(), *date);
+    out.push_job(move || {
+        let mut buf = Vec::new();
+        match render_page(&root, &dir, &access, &who) {
+            Ok(body) => {
+                respond::start(&mut buf, Status::OK, &date);
+                respond::header(&mut buf, b"Content-Type", b"text/html; charset=utf-8");
+                respond::content_length(&mut buf, body.len() as u64);
+                respond::finish(&mut buf, persist);
+                if !head_only {
+                    buf.extend_from_slice(&body);
+                }
+            }
+            Err(err) => {
+                let err = if err.closes() { HttpError::Internal } else { err };
+                respond::error(&mut buf, err, persist, head_only, &date);
+            }
+        }
+        buf
+    });
+}
+
+/// The HTML page listing `dir`: the entries `who` has any right to.
+pub(crate) fn render_page(
+    root: &Root,
+    dir: &VirtualPath,
+    access: &Access,
+    who: &Identity,
+) -> Result<Vec<u8>, HttpError> {
     let entries = root.list(dir).map_err(fs_error)?;
     let rows = entries
         .into_iter()
+        .filter(|entry| access.rights(who, &dir.join_name(&entry.name)) != Rights::NONE)
         .filter_map(|entry| {
             let meta = match entry.meta.kind {
                 Kind::File | Kind::Dir => entry.meta,

@@ -138,6 +138,7 @@
 //! is the wall time the session is called with ([`Now`](crate::Now)),
 //! formatted at most once a second per session.
 
+mod auth;
 mod body;
 mod conditional;
 mod date;
@@ -150,6 +151,7 @@ mod respond;
 mod session;
 mod target;
 
+use crate::access::Access;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,6 +195,8 @@ pub struct HttpConfig {
     /// Most body bytes kept in each thread's open-file cache. Default
     /// 16 MiB.
     pub file_cache_bytes: usize,
+    /// Who may read and list what (accounts, rules); everyone by default.
+    pub access: Arc<Access>,
 }
 
 impl HttpConfig {
@@ -207,6 +211,12 @@ impl HttpConfig {
             file_cache_valid: Duration::from_secs(1),
             file_cache_entries: 1024,
             file_cache_bytes: 16 * 1024 * 1024,
+            access: Arc::new(Access::open(false)),
         }
+    }
+
+    /// The same settings under `access` (accounts and rules).
+    pub fn with_access(self, access: Arc<Access>) -> HttpConfig {
+        HttpConfig { access, ..self }
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Request<'a> {
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
+    /// `Authorization` (Basic or Bearer credentials).
+    pub authorization: Option<&'a [u8]>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -142,6 +144,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         if_modified_since: None,
         range: None,
         if_range: None,
+        authorization: None,
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -182,6 +185,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.range.get_or_insert(value);
         } else if is("if-range") {
             request.if_range.get_or_insert(value);
+        } else if is("authorization") {
+            request.authorization.get_or_insert(value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

@@ -109,6 +109,9 @@ pub(crate) fn error(buf: &mut Vec<u8>, err: HttpError, persist: Persist, head_on
     if err == HttpError::MethodNotAllowed {
         header(buf, b"Allow", b"GET, HEAD");
     }
+    if err == HttpError::Unauthorized {
+        header(buf, b"WWW-Authenticate", b"Basic realm=\"ferry\", charset=\"UTF-8\"");
+    }
     finish(buf, persist);
     if !head_only {
         push_u64(buf, u64::from(status.0));

@@ -3,9 +3,9 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::HttpConfig;
+use super::auth;
 use super::body::{BodyError, Discard};
 use super::conditional;
 use super::date::{DateMemo, HttpDate};
@@ -16,6 +16,7 @@ use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
 use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use super::target;
+use crate::access::Op;
 use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox};
@@ -91,14 +92,7 @@ impl HttpSession {
 
     /// Answers one request whose head was parsed. Returns what the
     /// connection does next.
-    fn answer(
-        &mut self,
-        req: &Request<'_>,
-        date: &HttpDate,
-        now: Instant,
-        out: &mut Outbox,
-        budget: &mut Budget,
-    ) -> Flow {
+    fn answer(&mut self, req: &Request<'_>, date: &HttpDate, now: Now, out: &mut Outbox, budget: &mut Budget) -> Flow {
         let head_only = req.method == Method::Head;
         let mut persist = match (req.version, req.close || self.draining, req.keep_alive) {
             (_, true, _) => Persist::Close,
@@ -157,19 +151,22 @@ impl HttpSession {
         req: &Request<'_>,
         persist: Persist,
         date: &HttpDate,
-        now: Instant,
+        now: Now,
         out: &mut Outbox,
         budget: &mut Budget,
     ) -> Result<(), HttpError> {
         let target = target::parse(req.target)?;
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
-        match self.cache.open(&self.config, &path, now) {
+        let access = &self.config.access;
+        let who = auth::identify(access, req.authorization, now.wall)?;
+        match self.cache.open(&self.config, &path, now.mono) {
             Ok(file) => {
                 if target.trailing_slash() {
                     // `/file.txt/` names a directory that is not there.
                     return Err(HttpError::NotFound);
                 }
+                auth::check(access, &who, Op::Read, &path)?;
                 self.send_file(req, file, &path, persist, date, out, budget);
                 Ok(())
             }
@@ -178,9 +175,11 @@ impl HttpSession {
                 Ok(())
             }
             Err(FsError::IsADirectory) => {
+                auth::check(access, &who, Op::List, &path)?;
                 let index = path.join_name(OsStr::new("index.html"));
-                match self.cache.open(&self.config, &index, now) {
+                match self.cache.open(&self.config, &index, now.mono) {
                     Ok(file) => {
+                        auth::check(access, &who, Op::Read, &index)?;
                         self.send_file(req, file, &index, persist, date, out, budget);
                         Ok(())
                     }
@@ -190,7 +189,11 @@ impl HttpSession {
                         | FsError::NotRegular
                         | FsError::Escapes
                         | FsError::SymlinkLoop,
-                    ) => self.send_listing(&path, req.method == Method::Head, persist, date, out),
+                    ) => {
+                        let page = listing::Page { root, access, who, dir: &path };
+                        listing::push(out, page, req.method == Method::Head, persist, date);
+                        Ok(())
+                    }
                     Err(e) => Err(fs_error(e)),
                 }
             }
@@ -302,43 +305,6 @@ impl HttpSession {
             budget.files -= 1;
         }
     }
-
-    /// The HTML listing of a directory without `index.html`. Reading and
-    /// stat-ing every entry of a big directory takes a while, so it is a
-    /// job (see [`crate::Job`]); a listing that fails there is answered
-    /// with the error it maps to (never one that closes: the directory was
-    /// found already).
-    fn send_listing(
-        &self,
-        dir: &VirtualPath,
-        head_only: bool,
-        persist: Persist,
-        date: &HttpDate,
-        out: &mut Outbox,
-    ) -> Result<(), HttpError> {
-        let root = Arc::clone(&self.config.root);
-        let (dir, date) = (dir.clone(), *date);
-        out.push_job(move || {
-            let mut buf = Vec::new();
-            match listing::page(&root, &dir) {
-                Ok(body) => {
-                    respond::start(&mut buf, Status::OK, &date);
-                    respond::header(&mut buf, b"Content-Type", b"text/html; charset=utf-8");
-                    respond::content_length(&mut buf, body.len() as u64);
-                    respond::finish(&mut buf, persist);
-                    if !head_only {
-                        buf.extend_from_slice(&body);
-                    }
-                }
-                Err(err) => {
-                    let err = if err.closes() { HttpError::Internal } else { err };
-                    respond::error(&mut buf, err, persist, head_only, &date);
-                }
-            }
-            buf
-        });
-        Ok(())
-    }
 }
 
 impl Session for HttpSession {
@@ -406,7 +372,7 @@ impl Session for HttpSession {
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { seen: 0 };
-                            let flow = self.answer(&req, &date, now.mono, out, &mut budget);
+                            let flow = self.answer(&req, &date, now, out, &mut budget);
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
