@@ -142,6 +142,19 @@ impl Client {
         self.simple("ping", &[]).map(drop)
     }
 
+    /// Logs in with an account's password (`auth USER PASSWORD`); returns
+    /// the account name the server confirms.
+    pub fn login(&mut self, user: &str, password: &str) -> Result<String> {
+        let text = self.simple("auth", &[user.as_bytes(), password.as_bytes()])?;
+        Ok(text.strip_prefix("user ").unwrap_or(&text).to_string())
+    }
+
+    /// Logs in with a token made by `ferry token` (`auth token TOKEN`).
+    pub fn login_token(&mut self, token: &str) -> Result<String> {
+        let text = self.simple("auth", &[b"token", token.as_bytes()])?;
+        Ok(text.strip_prefix("user ").unwrap_or(&text).to_string())
+    }
+
     /// Creates a directory (needs a server with `--allow-write`).
     pub fn mkdir(&mut self, path: &[u8]) -> Result<()> {
         self.simple("mkdir", &[path]).map(drop)

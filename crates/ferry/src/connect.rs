@@ -1,10 +1,12 @@
 //! The connection options every client subcommand shares (`get`, `put`,
 //! `ls`, `shell`): curl's `--connect-timeout` and a stall timeout, so no
-//! command waits forever on a peer that does not answer.
+//! command waits forever on a peer that does not answer, and the login.
 
 use std::time::Duration;
 
 use ferry_client::{Client, ClientOptions};
+
+use crate::credentials::LoginArgs;
 
 /// `--connect-timeout` and `--stall-timeout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,16 +21,22 @@ pub struct ConnectArgs {
     /// forever).
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     stall_timeout: Duration,
+    #[command(flatten)]
+    login: LoginArgs,
 }
 
 impl ConnectArgs {
-    /// Connects to `addr` with these timeouts.
+    /// Connects to `addr` with these timeouts, and logs in if asked.
     pub fn connect(&self, addr: &str) -> anyhow::Result<Client> {
         let options = ClientOptions {
             connect_timeout: Some(self.connect_timeout).filter(|t| !t.is_zero()),
             stall_timeout: Some(self.stall_timeout).filter(|t| !t.is_zero()),
         };
-        Ok(Client::connect_with(addr, &options)?)
+        let mut client = Client::connect_with(addr, &options)?;
+        if let Some(name) = self.login.log_in(&mut client, addr)? {
+            tracing::debug!(user = %name, "logged in");
+        }
+        Ok(client)
     }
 }
 

@@ -4,7 +4,9 @@
 //! Each subcommand lives in its own module; this file only parses the
 //! command line, sets up logging and dispatches.
 
+mod accounts;
 mod connect;
+mod credentials;
 mod get;
 mod logging;
 mod ls;
@@ -47,6 +49,12 @@ enum Command {
     Ls(ls::LsArgs),
     /// Interactive shell on a ferry server: pwd, cd, ls, get, put, ...
     Shell(shell::ShellArgs),
+    /// Add an account to an accounts file (for `serve --auth`), or change
+    /// its password.
+    Passwd(accounts::PasswdArgs),
+    /// Make a token for scripts: acts as an account, limited in rights and
+    /// time; printed once.
+    Token(accounts::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +67,8 @@ fn main() -> ExitCode {
         Command::Put(args) => put::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Shell(args) => shell::run(args),
+        Command::Passwd(args) => accounts::passwd(args),
+        Command::Token(args) => accounts::token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::units;
 use anyhow::{Context as _, bail};
+use ferry_proto::access::{Access, AccountsFile};
 use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
@@ -80,6 +81,12 @@ pub struct ServeArgs {
     /// finish before cutting them; a second SIGINT/SIGTERM cuts them at once.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
+    /// Accounts, tokens and rules (TOML; see README "Accounts and
+    /// rights"): anonymous clients then get only what a rule grants them,
+    /// and accounts log in (file protocol: auth; HTTP: Basic or Bearer).
+    /// Make one with `ferry passwd FILE USER`.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
     /// Allow clients to change the served directory (put, mkdir, rm).
     /// Uploads in progress are kept in ROOT/.ferry-partials, which no
     /// client can see or reach.
@@ -272,10 +279,11 @@ fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
 /// The services to run, each with its address and timeouts.
 fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let root = open_root(&args.root)?;
+    let access = access(args)?;
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
     let mut listeners = Vec::new();
     if let Some(addr) = args.files {
-        let files = files_config(args, &root)?;
+        let files = files_config(args, &root)?.with_access(Arc::clone(&access));
         listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle });
     }
     if let Some(addr) = args.http {
@@ -283,7 +291,7 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             idle_timeout: Duration::from_secs(args.keepalive_timeout),
             request_timeout: Duration::from_secs(args.header_timeout),
         };
-        let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root))));
+        let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
         listeners.push(ListenerConfig { addr, service: http, pump });
     }
     if let Some(addr) = args.echo {
@@ -293,6 +301,20 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
         bail!("every service is off: give at least one of --files, --http, --echo an address");
     }
     Ok(listeners)
+}
+
+/// Who may do what: everyone (today's rights) without --auth, else the
+/// accounts and rules of the file.
+fn access(args: &ServeArgs) -> anyhow::Result<Arc<Access>> {
+    let Some(path) = &args.auth else {
+        return Ok(Arc::new(Access::open(args.allow_write)));
+    };
+    // The file's errors name it.
+    let file = AccountsFile::load(path, false)?;
+    let (users, tokens, rules) = (file.users.len(), file.tokens.len(), file.rules.len());
+    let access = Access::with_accounts(file, args.allow_write)?;
+    tracing::info!("accounts from {}: {users} user(s), {tokens} token(s), {rules} rule(s)", path.display());
+    Ok(Arc::new(access))
 }
 
 /// The file service's settings; with --allow-write, opens the partials

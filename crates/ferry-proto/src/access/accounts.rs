@@ -37,13 +37,13 @@ use crate::vpath::VirtualPath;
 #[serde(deny_unknown_fields)]
 pub struct AccountsFile {
     /// Accounts by name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, UserEntry>,
     /// Tokens by id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, TokenEntry>,
     /// Grants per path prefix.
-    #[serde(default, rename = "rule")]
+    #[serde(default, rename = "rule", skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleEntry>,
 }
 

@@ -1,0 +1,84 @@
+//! How the client logs in: `--user NAME` with the password asked on the
+//! terminal (without echo), or a token from `FERRY_TOKEN`. A password is
+//! never taken from the command line silently: `--user NAME:PASSWORD`
+//! works, as in curl, but warns that `ps` shows it to everyone.
+
+use std::io::{BufRead, Write};
+
+use anyhow::Context as _;
+use ferry_client::Client;
+use rustix::termios::{LocalModes, OptionalActions};
+
+/// Where the password comes from when there is no terminal to ask on.
+const PASSWORD_ENV: &str = "FERRY_PASSWORD";
+/// A token for scripts (made by `ferry token`).
+const TOKEN_ENV: &str = "FERRY_TOKEN";
+
+/// The credentials a command was given, if any.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LoginArgs {
+    /// Log in as USER after connecting; the password is asked on the
+    /// terminal (or read from FERRY_PASSWORD when there is none). Scripts
+    /// can set FERRY_TOKEN to a token from `ferry token` instead.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+}
+
+impl LoginArgs {
+    /// Logs `client` in if credentials were given; says as whom.
+    pub fn log_in(&self, client: &mut Client, addr: &str) -> anyhow::Result<Option<String>> {
+        if let Some(spec) = &self.user {
+            let (user, password) = match spec.split_once(':') {
+                Some((user, password)) => {
+                    eprintln!(
+                        "ferry: warning: a password on the command line is visible to every user (ps); leave it out to be asked for it, or use FERRY_TOKEN"
+                    );
+                    (user.to_string(), password.to_string())
+                }
+                None => (spec.clone(), ask_password(spec, addr)?),
+            };
+            let name = client.login(&user, &password).with_context(|| format!("cannot log in to {addr} as {user}"))?;
+            return Ok(Some(name));
+        }
+        if let Ok(token) = std::env::var(TOKEN_ENV) {
+            let name = client
+                .login_token(token.trim())
+                .with_context(|| format!("cannot log in to {addr} with FERRY_TOKEN"))?;
+            return Ok(Some(name));
+        }
+        Ok(None)
+    }
+}
+
+/// Reads a password from the terminal without echoing it, or from
+/// FERRY_PASSWORD when no terminal is there.
+fn ask_password(user: &str, addr: &str) -> anyhow::Result<String> {
+    match read_secret(&format!("Password for {user} at {addr}: ")) {
+        Ok(password) => Ok(password),
+        Err(e) => match std::env::var(PASSWORD_ENV) {
+            Ok(password) => Ok(password),
+            Err(_) => Err(e.context(format!("cannot ask {user}'s password: set {PASSWORD_ENV}, or use FERRY_TOKEN"))),
+        },
+    }
+}
+
+/// Asks for a secret on the terminal (`/dev/tty`, so pipes on standard
+/// input and output stay untouched) without echoing it.
+pub fn read_secret(prompt: &str) -> anyhow::Result<String> {
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal")?;
+    let saved = rustix::termios::tcgetattr(&tty).context("cannot read the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    rustix::termios::tcsetattr(&tty, OptionalActions::Flush, &quiet).context("cannot turn off echo")?;
+    let result = (|| {
+        write!(&tty, "{prompt}")?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        writeln!(&tty)?;
+        Ok::<_, std::io::Error>(line)
+    })();
+    // Echo comes back whatever happened.
+    let _ = rustix::termios::tcsetattr(&tty, OptionalActions::Flush, &saved);
+    let line = result.context("cannot read from the terminal")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -1,0 +1,128 @@
+//! Accounts and rights over real sockets, under every model (issue 14):
+//! `ferry passwd` and `ferry token` make the accounts file, `ferry serve
+//! --auth` enforces it on both services; the file protocol's `auth`, the
+//! CLI's `--user` and `FERRY_TOKEN`, and curl's Basic and Bearer.
+
+mod util;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use util::serve::*;
+use util::*;
+
+/// Public read of /pub, uploads into /incoming for accounts, the rest
+/// readable (not writable) by accounts only; alice has a password and a read-only token.
+fn accounts(dir: &Path) -> (String, String) {
+    let file = dir.join("accounts.toml");
+    let file = file.to_str().unwrap();
+    let out = ferry(&["passwd", file, "alice"], None, b"alice pw\n");
+    assert!(out.status.success(), "passwd: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ferry(&["passwd", file, "bob"], None, b"bob pw\n");
+    assert!(out.status.success());
+    let out = ferry(&["token", file, "alice", "--rights", "list,read", "--expires", "1h"], None, b"");
+    assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("ferry_"), "{token}");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(!text.contains("alice pw") && !text.contains(&token[15..]), "no secret is stored");
+    let rules = r#"
+[[rule]]
+who = "*"
+path = "/"
+allow = ["list", "read"]
+
+[[rule]]
+who = "anonymous"
+path = "/pub"
+allow = ["list", "read"]
+
+[[rule]]
+who = "*"
+path = "/incoming"
+allow = ["list", "write"]
+"#;
+    std::fs::write(file, text + rules).unwrap();
+    (file.to_string(), token)
+}
+
+fn client(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(args).env_remove("FERRY_TOKEN").env_remove("FERRY_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_fed(&mut cmd, b"", PATIENCE)
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = run_fed(Command::new("curl").args(["-sS", "-i", "--max-time", "10"]).args(args), b"", PATIENCE);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_model_enforces_accounts_and_rights_on_both_services() {
+    let dir = scratch();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("pub")).unwrap();
+    std::fs::create_dir_all(root.join("incoming")).unwrap();
+    std::fs::write(root.join("pub/free.txt"), b"free").unwrap();
+    std::fs::write(root.join("private.txt"), b"private").unwrap();
+    let (file, token) = accounts(dir.path());
+    let up = dir.path().join("up.txt");
+    std::fs::write(&up, b"upload").unwrap();
+    for &model in MODELS {
+        let args = ["--auth", file.as_str(), "--allow-write"];
+        let mut files = start(model, Svc::Files, &root, &args);
+        let mut http = start(model, Svc::Http, &root, &args);
+        let addr = files.addr.to_string();
+
+        // The protocol, raw.
+        let mut raw = connect(files.addr);
+        let answer = ask(&mut raw, "get private.txt");
+        assert_eq!(answer, "ERR 403 read not allowed on /private.txt (log in: auth USER PASSWORD)", "{model}");
+        assert_eq!(ask(&mut raw, "auth alice \"wrong\""), "ERR 401 wrong user name or password", "{model}");
+        assert_eq!(ask(&mut raw, "auth bob \"bob pw\""), "OK user bob", "{model}");
+        assert_eq!(ask(&mut raw, "put private.txt 1"), "ERR 403 write not allowed on /private.txt", "{model}");
+        drop(raw);
+
+        // The CLI: anonymous, a password from the environment, a token.
+        let local = dir.path().join(format!("got-{model}.txt"));
+        let got = local.to_str().unwrap();
+        let out = client(&["get", &addr, "private.txt", got], &[]);
+        assert!(!out.status.success(), "{model}: anonymous get of a private file");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("read not allowed on /private.txt"), "{model}");
+        let out = client(&["get", "--user", "alice", &addr, "private.txt", got], &[("FERRY_PASSWORD", "alice pw")]);
+        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(&local).unwrap(), b"private", "{model}");
+        let out = client(
+            &["put", "--user", "bob", &addr, up.to_str().unwrap(), "/incoming/"],
+            &[("FERRY_PASSWORD", "bob pw")],
+        );
+        assert!(out.status.success(), "{model}: bob uploads into /incoming: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(root.join("incoming/up.txt")).unwrap(), b"upload", "{model}");
+        std::fs::remove_file(root.join("incoming/up.txt")).unwrap();
+        let out = client(&["put", &addr, up.to_str().unwrap(), "/pub/"], &[("FERRY_TOKEN", &token)]);
+        assert!(!out.status.success(), "{model}: a read-only token cannot upload");
+        let out = client(&["ls", &addr, "/"], &[("FERRY_TOKEN", &token)]);
+        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("private.txt"), "{model}");
+
+        // HTTP with curl.
+        let base = format!("http://{}", http.addr);
+        let anon = curl(&[&format!("{base}/private.txt")]);
+        assert!(anon.starts_with("HTTP/1.1 401"), "{model}: {anon}");
+        assert!(anon.contains("WWW-Authenticate: Basic realm=\"ferry\""), "{model}: {anon}");
+        assert!(curl(&[&format!("{base}/pub/free.txt")]).ends_with("\r\n\r\nfree"), "{model}");
+        assert!(
+            curl(&["-u", "alice:alice pw", &format!("{base}/private.txt")]).ends_with("\r\n\r\nprivate"),
+            "{model}"
+        );
+        let bearer = format!("Authorization: Bearer {token}");
+        assert!(curl(&["-H", &bearer, &format!("{base}/private.txt")]).starts_with("HTTP/1.1 200"), "{model}");
+        let wrong = curl(&["-u", "alice:nope", &format!("{base}/private.txt")]);
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{model}: {wrong}");
+        files.stop();
+        http.stop();
+    }
+}
