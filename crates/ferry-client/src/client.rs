@@ -2,7 +2,7 @@
 //! browsing commands; transfers live in `get.rs` and `put.rs`.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_proto::files::MAX_LINE;
 use ferry_proto::files::codec::{
@@ -140,6 +140,38 @@ impl Client {
     /// Checks the server is alive (`ping` -> `OK pong`).
     pub fn ping(&mut self) -> Result<()> {
         self.simple("ping", &[]).map(drop)
+    }
+
+    /// A heartbeat: sends `ping` and waits at most `within` for its pong and
+    /// for `owed` pongs of earlier heartbeats that timed out. Returns the
+    /// round trip, or `None` if the pongs did not all come in time (they
+    /// are then still owed: call again with one more). Answers in between
+    /// that are not pongs (an idle timeout's `ERR 408`) are errors.
+    pub fn ping_within(&mut self, within: Duration, owed: usize) -> Result<Option<Duration>> {
+        let started = Instant::now();
+        self.send("ping", &[])?;
+        let deadline = started + within;
+        let mut outcome = Some(Duration::ZERO);
+        for _ in 0..=owed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                outcome = None;
+                break;
+            }
+            self.conn.set_read_timeout(Some(left));
+            match self.conn.read_ok() {
+                Ok(text) if text == "pong" => {}
+                Ok(text) => return Err(self.conn.protocol_error(format!("heartbeat answered {text:?}"))),
+                Err(ClientError::Timeout { .. }) => {
+                    outcome = None;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.conn.set_read_timeout(self.conn.stall_timeout());
+        self.conn.end();
+        Ok(outcome.map(|_| started.elapsed()))
     }
 
     /// Logs in with an account's password (`auth USER PASSWORD`); returns

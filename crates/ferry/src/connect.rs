@@ -41,7 +41,7 @@ impl ConnectArgs {
 }
 
 /// Seconds as typed: `10`, `2.5`, `0`.
-fn parse_secs(text: &str) -> Result<Duration, String> {
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a number of seconds from 0 up"))
 }

@@ -10,6 +10,7 @@ mod credentials;
 mod get;
 mod logging;
 mod ls;
+mod ping;
 mod progress;
 mod put;
 mod serve;
@@ -49,6 +50,9 @@ enum Command {
     Ls(ls::LsArgs),
     /// Interactive shell on a ferry server: pwd, cd, ls, get, put, ...
     Shell(shell::ShellArgs),
+    /// Round trips to a server, as ping(8) shows them (`ping` on the file
+    /// protocol, or datagrams to a --udp-echo service with --udp).
+    Ping(ping::PingArgs),
     /// Add an account to an accounts file (for `serve --auth`), or change
     /// its password.
     Passwd(accounts::PasswdArgs),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Put(args) => put::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Shell(args) => shell::run(args),
+        Command::Ping(args) => ping::run(args),
         Command::Passwd(args) => accounts::passwd(args),
         Command::Token(args) => accounts::token(args),
     };

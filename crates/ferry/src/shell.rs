@@ -12,6 +12,7 @@ mod command;
 mod input;
 
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use ferry_client::{Client, ClientError, Reply};
@@ -31,6 +32,12 @@ pub struct ShellArgs {
     /// input has no limit.
     #[command(flatten)]
     connect: ConnectArgs,
+    /// After SECS seconds without a word from the server, send it a `ping`;
+    /// no `pong` within SECS, twice in a row, means it is gone: the shell
+    /// says so and exits 1 (so a dead server is noticed within about three
+    /// times SECS). 0 turns heartbeats off.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    heartbeat: u64,
 }
 
 /// Runs `ferry shell`.
@@ -38,7 +45,8 @@ pub fn run(args: ShellArgs) -> anyhow::Result<()> {
     let mut client = args.connect.connect(&args.addr)?;
     let cwd = client.pwd()?;
     let interactive = std::io::stdin().is_terminal();
-    Shell { client, cwd, interactive, input: StdinLines::default() }.run()
+    let heartbeat = Some(Duration::from_secs(args.heartbeat)).filter(|d| !d.is_zero());
+    Shell { client, cwd, interactive, input: StdinLines::default(), heartbeat, heard: Instant::now() }.run()
 }
 
 /// The shell's state: the connection, the remote working directory (for
@@ -49,6 +57,10 @@ struct Shell {
     /// Stdin is a terminal: show a prompt.
     interactive: bool,
     input: StdinLines,
+    /// Silence after which the server is pinged (`None`: never).
+    heartbeat: Option<Duration>,
+    /// When the server last answered or spoke.
+    heard: Instant,
 }
 
 impl Shell {
@@ -61,6 +73,7 @@ impl Shell {
                         if self.execute(&line)? == Next::Quit {
                             return Ok(());
                         }
+                        self.heard = Instant::now();
                     }
                     InputLine::Invalid(why) => eprintln!("ferry: {why}"),
                 }
@@ -80,7 +93,12 @@ impl Shell {
                 prompt_due = false;
             }
             let (stdin_ready, socket_ready) = self.wait()?;
+            if !stdin_ready && !socket_ready {
+                self.beat()?;
+                continue;
+            }
             if socket_ready {
+                self.heard = Instant::now();
                 match self.client.receive_unsolicited() {
                     Ok(replies) => {
                         self.show_unsolicited(&replies);
@@ -101,12 +119,38 @@ impl Shell {
         }
     }
 
-    /// Blocks until stdin or the socket is readable (or hung up).
+    /// The server has been silent for a heartbeat: ping it; if no pong
+    /// comes within the span, ping again and wait for both; then give up.
+    fn beat(&mut self) -> anyhow::Result<()> {
+        let Some(span) = self.heartbeat else { return Ok(()) };
+        for owed in 0..2 {
+            if self.client.ping_within(span, owed)?.is_some() {
+                self.heard = Instant::now();
+                return Ok(());
+            }
+            tracing::debug!(owed, "heartbeat: no pong within {span:?}");
+        }
+        if self.interactive {
+            eprintln!();
+        }
+        bail!(
+            "{} stopped answering: no pong to two heartbeats within {} s each; giving up",
+            self.client.address(),
+            span.as_secs()
+        )
+    }
+
+    /// Blocks until stdin or the socket is readable (or hung up), or until
+    /// a heartbeat is due (then neither is ready).
     fn wait(&self) -> anyhow::Result<(bool, bool)> {
         let stdin = rustix::stdio::stdin();
         let mut fds = [PollFd::new(&stdin, PollFlags::IN), PollFd::new(&self.client, PollFlags::IN)];
+        let due = self.heartbeat.map(|span| (self.heard + span).saturating_duration_since(Instant::now()));
+        let timeout = due.map(|d| {
+            rustix::event::Timespec::try_from(d).unwrap_or(rustix::event::Timespec { tv_sec: i64::MAX, tv_nsec: 0 })
+        });
         loop {
-            match poll(&mut fds, None) {
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => break,
                 Err(Errno::INTR) => continue,
                 Err(e) => bail!("poll failed: {e}"),
