@@ -23,9 +23,14 @@ pub struct Model {
 
 /// Every model HTTP must behave the same under.
 pub const ALL_MODELS: &[Model] = &[
+    Model { name: "iterative", args: &["--model", "iterative"] },
+    Model { name: "fork", args: &["--model", "fork"] },
+    Model { name: "thread", args: &["--model", "thread"] },
+    Model { name: "prefork", args: &["--model", "prefork"] },
     Model { name: "threadpool", args: &["--model", "threadpool"] },
     Model { name: "reactor/epoll", args: &["--model", "reactor", "--poller", "epoll"] },
     Model { name: "reactor/poll", args: &["--model", "reactor", "--poller", "poll"] },
+    Model { name: "reactor/select", args: &["--model", "reactor", "--poller", "select"] },
     Model {
         name: "multi-reactor/epoll",
         args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "epoll"],
@@ -33,9 +38,13 @@ pub const ALL_MODELS: &[Model] = &[
     Model { name: "multi-reactor/poll", args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "poll"] },
 ];
 
-/// The event-driven models only (those that must survive slowloris).
-pub fn reactor_models() -> impl Iterator<Item = &'static Model> {
-    ALL_MODELS.iter().filter(|m| m.name != "threadpool")
+/// Every model that serves connections side by side: all but iterative,
+/// which serves one connection at a time (a second client waits until the
+/// first leaves, however idle its keep-alive connection is), so tests that
+/// hold two connections at once, or a slowloris beside a normal client,
+/// cannot apply to it.
+pub fn concurrent_models() -> impl Iterator<Item = &'static Model> {
+    ALL_MODELS.iter().filter(|m| m.name != "iterative")
 }
 
 /// A running `ferry serve --files off --http 127.0.0.1:0`, killed on drop
