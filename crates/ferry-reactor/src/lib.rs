@@ -64,6 +64,7 @@ mod callbacks;
 mod connection;
 mod event_loop;
 mod idle_yield;
+mod keepalive;
 mod listener;
 mod loop_pool;
 mod poller;
@@ -80,6 +81,7 @@ pub use buffer::Buffer;
 pub use callbacks::Callbacks;
 pub use connection::{ConnHandle, TcpConnection, adopt, connect_nonblocking};
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
+pub use keepalive::{TcpKeepalive, set_tcp_keepalive};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
 pub use poller::{

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::keepalive::{TcpKeepalive, set_tcp_keepalive};
 use rustix::net::{self, AddressFamily, SocketAddrAny, SocketAddrUnix, SocketFlags, SocketType, sockopt};
 
 /// Where to listen or connect: `host:port` (`127.0.0.1:8080`, `[::1]:8080`)
@@ -86,11 +87,14 @@ pub struct ListenOptions {
     pub backlog: i32,
     /// For `unix:` addresses: remove an existing socket file first.
     pub unlink_existing: bool,
+    /// TCP keep-alive for every connection accepted (set on the listener,
+    /// which they inherit). Off by default.
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { reuse_port: false, backlog: 4096, unlink_existing: true }
+        ListenOptions { reuse_port: false, backlog: 4096, unlink_existing: true, tcp_keepalive: None }
     }
 }
 
@@ -119,6 +123,9 @@ impl Listener {
                 }
                 if sa.is_ipv6() {
                     sockopt::set_ipv6_v6only(&fd, true)?;
+                }
+                if let Some(keepalive) = &opts.tcp_keepalive {
+                    set_tcp_keepalive(&fd, keepalive)?;
                 }
                 net::bind(&fd, sa)?;
                 fd

@@ -132,7 +132,18 @@ impl TcpServer {
         addr: &ListenAddr,
         callbacks_for: impl FnMut(usize) -> Callbacks,
     ) -> io::Result<ListenAddr> {
-        let listener = Listener::bind(addr, &self.config.listen)?;
+        let options = self.config.listen.clone();
+        self.listen_with(addr, &options, callbacks_for)
+    }
+
+    /// [`TcpServer::listen`] with this listener's own socket options.
+    pub fn listen_with(
+        &mut self,
+        addr: &ListenAddr,
+        options: &ListenOptions,
+        callbacks_for: impl FnMut(usize) -> Callbacks,
+    ) -> io::Result<ListenAddr> {
+        let listener = Listener::bind(addr, options)?;
         let addr = listener.local_addr().clone();
         let callbacks = (0..self.loop_count()).map(callbacks_for).collect();
         self.listeners.push(ServerListener { listener: Some(listener), addr: addr.clone(), callbacks, acceptor: None });

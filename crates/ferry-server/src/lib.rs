@@ -41,6 +41,8 @@ pub mod threadpool;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
+/// TCP keep-alive settings of a listener ([`ListenerConfig::tcp_keepalive`]).
+pub use ferry_reactor::TcpKeepalive;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
 pub use reactor::{ReactorConfig, ReactorServer};
 pub use report::{BoundListener, Report};

@@ -44,6 +44,10 @@ pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>
         let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
         let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
         socket.set_nonblocking(true).map_err(listen_err)?;
+        if let Some(keepalive) = &lc.tcp_keepalive {
+            // Accepted connections inherit it from the listener.
+            ferry_reactor::set_tcp_keepalive(&socket, keepalive).map_err(listen_err)?;
+        }
         let addr = socket.local_addr().map_err(listen_err)?;
         listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
     }

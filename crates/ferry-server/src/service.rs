@@ -11,6 +11,7 @@ use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE};
 use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
+use ferry_reactor::TcpKeepalive;
 
 /// A service ferry can run on a listener. Cheap to clone (the file service
 /// shares its root).
@@ -133,13 +134,15 @@ pub struct ListenerConfig {
     pub service: Service,
     /// Timeouts of connections accepted there.
     pub pump: PumpConfig,
+    /// TCP keep-alive on the connections accepted there (`None`: off).
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 impl ListenerConfig {
     /// A listener with the service's default timeouts.
     pub fn new(addr: SocketAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
-        ListenerConfig { addr, service, pump }
+        ListenerConfig { addr, service, pump, tcp_keepalive: None }
     }
 }
 

@@ -13,6 +13,7 @@ use ferry_proto::access::{Access, AccountsFile};
 use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
+use ferry_server::TcpKeepalive;
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::{
@@ -68,6 +69,13 @@ pub struct ServeArgs {
     /// (also the longest a send may block on a client that stopped reading).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// TCP keep-alive on every accepted connection: the kernel probes a
+    /// connection silent for SECS seconds, then every SECS/3 (at least 1 s),
+    /// and resets it after 3 unanswered probes, so a peer that vanished
+    /// without a word (power loss, cable pulled) is noticed within about
+    /// 2 x SECS even when the idle timeout is long [default: off].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    tcp_keepalive: Option<u64>,
     /// Close an HTTP keep-alive connection idle between requests for SECS
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -280,11 +288,12 @@ fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
 fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let root = open_root(&args.root)?;
     let access = access(args)?;
+    let tcp_keepalive = args.tcp_keepalive.map(|secs| TcpKeepalive::after(Duration::from_secs(secs)));
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
     let mut listeners = Vec::new();
     if let Some(addr) = args.files {
         let files = files_config(args, &root)?.with_access(Arc::clone(&access));
-        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle });
+        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive });
     }
     if let Some(addr) = args.http {
         let pump = PumpConfig {
@@ -292,10 +301,10 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             request_timeout: Duration::from_secs(args.header_timeout),
         };
         let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
-        listeners.push(ListenerConfig { addr, service: http, pump });
+        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive });
     }
     if let Some(addr) = args.echo {
-        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle });
+        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive });
     }
     if listeners.is_empty() {
         bail!("every service is off: give at least one of --files, --http, --echo an address");

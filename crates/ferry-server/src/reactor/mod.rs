@@ -41,7 +41,7 @@ pub use ferry_reactor::Assignment;
 /// The readiness backend of the loops (epoll or poll).
 pub use ferry_reactor::PollerKind;
 use ferry_reactor::sys::signals::SignalFd;
-use ferry_reactor::{EventLoop, ListenAddr, ServerConfig, TcpServer};
+use ferry_reactor::{EventLoop, ListenAddr, ListenOptions, ServerConfig, TcpServer};
 use nix::sys::signal::Signal;
 
 use self::jobs::JobPool;
@@ -127,8 +127,9 @@ impl ReactorServer {
                 server: Arc::clone(&shared),
             });
             let callbacks_for = |i: usize| session_conn::callbacks(Arc::clone(&listener), Arc::clone(&loops[i]));
+            let options = ListenOptions { tcp_keepalive: lc.tcp_keepalive, ..ListenOptions::default() };
             let addr = server
-                .listen(&ListenAddr::Tcp(lc.addr), callbacks_for)
+                .listen_with(&ListenAddr::Tcp(lc.addr), &options, callbacks_for)
                 .map_err(|error| ServerError::Listen { addr: lc.addr, error })?;
             let addr: SocketAddr = match addr {
                 ListenAddr::Tcp(addr) => addr,

@@ -78,7 +78,12 @@ fn configurations() -> [(usize, PollerKind); 6] {
 }
 
 fn echo(addr: &str, idle: Duration) -> ListenerConfig {
-    ListenerConfig { addr: addr.parse().expect("addr"), service: Service::Echo, pump: PumpConfig::with_idle(idle) }
+    ListenerConfig {
+        addr: addr.parse().expect("addr"),
+        service: Service::Echo,
+        pump: PumpConfig::with_idle(idle),
+        tcp_keepalive: None,
+    }
 }
 
 fn is_closed(s: &mut TcpStream) -> bool {
