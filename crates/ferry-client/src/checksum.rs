@@ -1,51 +1,15 @@
 //! SHA-256 of local files: announced with `put`, compared with the
 //! server's `sum` by `--verify`.
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-/// Bytes read per call while hashing.
-const CHUNK: usize = 256 * 1024;
+pub(crate) use ferry_proto::digest::{hex, sha256_of};
 
 /// The SHA-256 of the file at `path`, lowercase hex (as `sum` prints it).
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     sha256_of(&File::open(path)?, &mut |_| {})
-}
-
-/// The SHA-256 of an open file from its first byte to its end, lowercase
-/// hex, calling `hashed` with each chunk's length. Reads by position, so
-/// the file's own offset is left alone.
-pub(crate) fn sha256_of(file: &File, hashed: &mut dyn FnMut(u64)) -> io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0; CHUNK];
-    let mut offset = 0;
-    loop {
-        match file.read_at(&mut buf, offset) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                offset += n as u64;
-                hashed(n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hex(hasher))
-}
-
-/// A finished hash as lowercase hex.
-pub(crate) fn hex(hasher: Sha256) -> String {
-    let mut hex = String::with_capacity(64);
-    for byte in hasher.finalize() {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
 }
 
 #[cfg(test)]

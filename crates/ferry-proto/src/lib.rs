@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod conn;
+pub mod digest;
 pub mod echo;
 pub mod files;
 pub mod http;

@@ -355,22 +355,7 @@ impl Drop for Partial {
 
 /// The SHA-256 of a whole file, lowercase hex (`sum`, upload checks).
 pub(super) fn sha256_hex(file: &File) -> io::Result<String> {
-    use std::os::unix::fs::FileExt;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut offset = 0;
-    loop {
-        match file.read_at(&mut buf, offset) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    crate::digest::sha256_of(file, &mut |_| {})
 }
 
 fn key_of(target: &VirtualPath) -> OsString {
