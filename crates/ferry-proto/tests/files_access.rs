@@ -100,3 +100,23 @@ fn without_accounts_auth_is_refused_and_everything_works_as_before() {
     assert_eq!(run(&mut s, "auth alice pw\n"), "ERR 401 this server has no accounts\n");
     assert_eq!(run(&mut s, "put x 1\nx"), "OK 0\nOK 1\n");
 }
+
+#[test]
+fn failed_logins_from_one_address_are_slowed_down() {
+    let t = Tree::new("throttle");
+    let root = Arc::new(Root::open(&t.0).unwrap());
+    let config = FilesConfig::new(root, true).unwrap().with_access(access());
+    let attacker = Some("192.0.2.7".parse().unwrap());
+    let mut s = FileSession::new(config.clone()).with_peer(attacker);
+    for _ in 0..3 {
+        assert_eq!(run(&mut s, "auth alice guess\n"), "ERR 401 wrong user name or password\n");
+    }
+    let barred = "ERR 429 too many failed logins from this address; try again in 2 s\n";
+    assert_eq!(run(&mut s, "auth alice guess\n"), barred);
+    // Even the right password waits out the bar, on a new connection too.
+    let mut again = FileSession::new(config.clone()).with_peer(attacker);
+    assert_eq!(run(&mut again, "auth alice \"alice pw\"\n"), barred);
+    // Another address is not held back.
+    let mut other = FileSession::new(config).with_peer(Some("192.0.2.8".parse().unwrap()));
+    assert_eq!(run(&mut other, "auth alice \"alice pw\"\n"), "OK user alice\n");
+}

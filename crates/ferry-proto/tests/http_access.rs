@@ -74,3 +74,17 @@ fn basic_and_bearer_credentials_get_each_account_its_rights() {
     assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", "Authorization: Bearer ferry_0_1"))).status, 401);
     assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", "Authorization: Digest x"))).status, 401);
 }
+
+#[test]
+fn failed_logins_from_one_address_get_429() {
+    let t = Tree::new("http-throttle");
+    let (s, _) = session(&t);
+    let mut s = s.with_peer(Some("192.0.2.9".parse().unwrap()));
+    let wrong = basic("alice:wrong");
+    for _ in 0..3 {
+        assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", &wrong))).status, 401);
+    }
+    assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", &wrong))).status, 429);
+    assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", &basic("alice:alice pw")))).status, 429, "barred");
+    assert_eq!(one(&run(&mut s, &get("/hello.txt"))).status, 200, "anonymous reading goes on");
+}

@@ -126,7 +126,7 @@ fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> i32 {
     if let Err(e) = rustix::process::setpgid(None, None) {
         tracing::warn!("child {}: cannot move to its own process group: {e}", std::process::id());
     }
-    let mut session = service.new_session();
+    let mut session = service.new_session(stream.peer_addr().ok().map(|a| a.ip()));
     serve_connection(stream, &mut *session, &pump, &base.shutdown);
     0
 }

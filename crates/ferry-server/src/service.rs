@@ -1,7 +1,7 @@
 //! What a listener serves. One server may run several listeners, each
 //! tagged with its service; a connection gets a fresh session of it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,17 +37,19 @@ impl Service {
 
     /// The protocol state of one new connection, with a cache of its own
     /// (for a thread that serves one connection in its life).
-    pub fn new_session(&self) -> Box<dyn Session + Send> {
-        self.new_session_in(&FileCache::new())
+    pub fn new_session(&self, peer: Option<IpAddr>) -> Box<dyn Session + Send> {
+        self.new_session_in(&FileCache::new(), peer)
     }
 
     /// The protocol state of one new connection that shares `cache` with
     /// the other sessions of the same thread (an event loop, a worker).
-    pub fn new_session_in(&self, cache: &FileCache) -> Box<dyn Session + Send> {
+    /// `peer` is the client's address (failed logins from one address are
+    /// slowed down; `None` when unknown).
+    pub fn new_session_in(&self, cache: &FileCache, peer: Option<IpAddr>) -> Box<dyn Session + Send> {
         match self {
-            Service::Files(config) => Box::new(FileSession::new(config.clone())),
+            Service::Files(config) => Box::new(FileSession::new(config.clone()).with_peer(peer)),
             Service::Echo => Box::new(EchoSession),
-            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config), cache.clone())),
+            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config), cache.clone()).with_peer(peer)),
         }
     }
 

@@ -17,8 +17,10 @@
 
 pub mod accounts;
 pub mod rights;
+pub mod throttle;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -99,6 +101,9 @@ pub enum LoginError {
     /// The server has no accounts file.
     #[error("this server has no accounts")]
     NoAccounts,
+    /// Too many failures from this address lately: try again later.
+    #[error("too many failed logins from this address; try again in {} s", .0.as_secs().max(1))]
+    Barred(std::time::Duration),
 }
 
 /// A refused operation: what, where, and whether logging in could help.
@@ -119,6 +124,7 @@ pub struct Access {
     rules: Vec<Rule>,
     allow_write: bool,
     remembered: Mutex<HashSet<[u8; 32]>>,
+    throttle: throttle::Throttle,
 }
 
 impl Access {
@@ -130,7 +136,7 @@ impl Access {
     /// Accounts and rules from a file.
     pub fn with_accounts(file: AccountsFile, allow_write: bool) -> Result<Access, AccessError> {
         let rules = file.parsed_rules()?;
-        Ok(Access { accounts: Some(file), rules, allow_write, remembered: Mutex::default() })
+        Ok(Access { accounts: Some(file), rules, allow_write, ..Access::default() })
     }
 
     /// True when there are accounts to log in to.
@@ -158,6 +164,30 @@ impl Access {
         }
         let login_may_help = *who == Identity::Anonymous && self.has_accounts();
         Err(Denied { op, path: path.clone(), login_may_help })
+    }
+
+    /// Checks credentials coming from `peer` (`None`: unknown, never
+    /// throttled): refused while the address is barred after failures, and
+    /// each failure counted against it ([`throttle::Throttle`]).
+    pub fn login_from(
+        &self,
+        peer: Option<IpAddr>,
+        now: SystemTime,
+        attempt: impl FnOnce(&Access) -> Result<Identity, LoginError>,
+    ) -> Result<Identity, LoginError> {
+        if let Some(ip) = peer {
+            self.throttle.check(ip, now).map_err(LoginError::Barred)?;
+        }
+        let result = attempt(self);
+        match (&result, peer) {
+            (Ok(_), Some(ip)) => self.throttle.succeeded(ip),
+            (Err(LoginError::BadPassword | LoginError::BadToken | LoginError::Expired), Some(ip)) => {
+                let bar = self.throttle.failed(ip, now);
+                tracing::warn!("failed login from {ip}; further attempts barred for {} s", bar.as_secs());
+            }
+            _ => {}
+        }
+        result
     }
 
     /// Checks a password. Slow the first time for a given name and

@@ -2,6 +2,7 @@
 //! the entries the client may see) and a login.
 
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -9,7 +10,7 @@ use std::time::SystemTime;
 use super::answer::{Failure, err_line, ok_line};
 use super::escape::escape_text;
 use super::request::Credentials;
-use crate::access::{Access, Identity, Rights};
+use crate::access::{Access, Identity, LoginError, Rights};
 use crate::root::{Entry, Kind, VirtualPath};
 
 pub(super) fn kind_letter(kind: Kind) -> char {
@@ -46,14 +47,14 @@ pub(super) fn render_listing(entries: &[Entry], dir: &VirtualPath, access: &Acce
 pub(super) fn log_in(
     access: &Access,
     credentials: &Credentials,
-    now: SystemTime,
+    (peer, now): (Option<IpAddr>, SystemTime),
     slot: &Mutex<Identity>,
     line: &mut Vec<u8>,
 ) {
-    let result = match credentials {
+    let result = access.login_from(peer, now, |access| match credentials {
         Credentials::Password { user, password } => access.login(user, password),
         Credentials::Token(token) => access.login_token(token, now),
-    };
+    });
     let who = result.clone().unwrap_or_default();
     if let Ok(mut current) = slot.lock() {
         *current = who;
@@ -61,8 +62,8 @@ pub(super) fn log_in(
     match result {
         Ok(who) => ok_line(line, &format!("user {}", escape_text(who.name().unwrap_or_default().as_bytes()))),
         Err(e) => {
-            tracing::info!("failed login: {e}");
-            err_line(line, &Failure::new(401, e.to_string()));
+            let code = if matches!(e, LoginError::Barred(_)) { 429 } else { 401 };
+            err_line(line, &Failure::new(code, e.to_string()));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The server side of the file protocol as a sans-IO [`Session`].
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::answer::{
@@ -29,6 +30,8 @@ pub struct FileSession {
     /// Who the connection acts as; a login job writes it, requests read it
     /// (never at once: a pass stops at a job until its answer is out).
     who: Arc<Mutex<Identity>>,
+    /// The client's address, for throttling failed logins.
+    peer: Option<IpAddr>,
     cwd: VirtualPath,
     upload: Option<Upload>,
     /// Set once the session returned a closing [`Flow`]: from then on it
@@ -66,11 +69,18 @@ impl FileSession {
         FileSession {
             config,
             who: Arc::default(),
+            peer: None,
             cwd: VirtualPath::root(),
             upload: None,
             closing: false,
             partial_line: false,
         }
+    }
+
+    /// The same session for a client at `peer` (failed logins from one
+    /// address are slowed down).
+    pub fn with_peer(self, peer: Option<IpAddr>) -> FileSession {
+        FileSession { peer, ..self }
     }
 
     /// The connection's working directory.
@@ -215,8 +225,9 @@ impl FileSession {
             }
             Request::Auth(credentials) => {
                 // Checking a password takes tens of milliseconds: a job.
-                let (access, slot, wall) = (Arc::clone(&self.config.access), Arc::clone(&self.who), now.wall);
-                out.push_job(move || answer(|line| log_in(&access, &credentials, wall, &slot, line)));
+                let (access, slot, wall, peer) =
+                    (Arc::clone(&self.config.access), Arc::clone(&self.who), now.wall, self.peer);
+                out.push_job(move || answer(|line| log_in(&access, &credentials, (peer, wall), &slot, line)));
             }
             Request::Quit => {
                 ok_line(out.text(), "bye");

@@ -2,30 +2,44 @@
 //! and whether the access rules let them: 401 with `WWW-Authenticate`
 //! where logging in could help, 403 where it could not.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use super::errors::HttpError;
-use crate::access::{Access, Identity, Op};
+use crate::access::{Access, Identity, LoginError, Op};
 use crate::vpath::VirtualPath;
 
 /// The identity a request's `Authorization` value proves; wrong or
 /// malformed credentials are 401, so a browser asks again.
-pub(crate) fn identify(access: &Access, authorization: Option<&[u8]>, now: SystemTime) -> Result<Identity, HttpError> {
+pub(crate) fn identify(
+    access: &Access,
+    authorization: Option<&[u8]>,
+    peer: Option<IpAddr>,
+    now: SystemTime,
+) -> Result<Identity, HttpError> {
     let Some(value) = authorization else {
         return Ok(Identity::Anonymous);
     };
+    access.login_from(peer, now, |access| credentials(access, value, now)).map_err(|e| match e {
+        LoginError::Barred(_) => HttpError::TooManyRequests,
+        _ => HttpError::Unauthorized,
+    })
+}
+
+/// Checks the credentials of an `Authorization` value.
+fn credentials(access: &Access, value: &[u8], now: SystemTime) -> Result<Identity, LoginError> {
     let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ').unwrap_or(value.len()));
     let credentials = rest.trim_ascii();
     if scheme.eq_ignore_ascii_case(b"basic") {
-        let decoded = decode_base64(credentials).ok_or(HttpError::Unauthorized)?;
-        let text = String::from_utf8(decoded).map_err(|_| HttpError::Unauthorized)?;
-        let (user, password) = text.split_once(':').ok_or(HttpError::Unauthorized)?;
-        access.login(user, password).map_err(|_| HttpError::Unauthorized)
+        let decoded = decode_base64(credentials).ok_or(LoginError::BadPassword)?;
+        let text = String::from_utf8(decoded).map_err(|_| LoginError::BadPassword)?;
+        let (user, password) = text.split_once(':').ok_or(LoginError::BadPassword)?;
+        access.login(user, password)
     } else if scheme.eq_ignore_ascii_case(b"bearer") {
-        let token = std::str::from_utf8(credentials).map_err(|_| HttpError::Unauthorized)?;
-        access.login_token(token, now).map_err(|_| HttpError::Unauthorized)
+        let token = std::str::from_utf8(credentials).map_err(|_| LoginError::BadToken)?;
+        access.login_token(token, now)
     } else {
-        Err(HttpError::Unauthorized)
+        Err(LoginError::BadToken)
     }
 }
 

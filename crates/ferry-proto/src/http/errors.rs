@@ -35,6 +35,7 @@ impl Status {
             413 => "Content Too Large",
             414 => "URI Too Long",
             416 => "Range Not Satisfiable",
+            429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
@@ -62,6 +63,9 @@ pub enum HttpError {
     /// wrong: answered with `WWW-Authenticate`.
     #[error("authentication required")]
     Unauthorized,
+    /// Too many failed logins from the client's address lately.
+    #[error("too many failed logins")]
+    TooManyRequests,
     /// A method RFC 9110 defines other than GET and HEAD.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -104,6 +108,7 @@ impl HttpError {
             HttpError::NotFound => 404,
             HttpError::Forbidden => 403,
             HttpError::Unauthorized => 401,
+            HttpError::TooManyRequests => 429,
             HttpError::MethodNotAllowed => 405,
             HttpError::MethodNotImplemented => 501,
             HttpError::PreconditionFailed => 412,
@@ -126,6 +131,7 @@ impl HttpError {
             HttpError::NotFound
                 | HttpError::Forbidden
                 | HttpError::Unauthorized
+                | HttpError::TooManyRequests
                 | HttpError::MethodNotAllowed
                 | HttpError::MethodNotImplemented
                 | HttpError::PreconditionFailed

@@ -1,6 +1,7 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
 use std::ffi::OsStr;
+use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct HttpSession {
     /// The server is shutting down: every answer from now on says
     /// `Connection: close` and ends the connection.
     draining: bool,
+    /// The client's address, for throttling failed logins.
+    peer: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +90,14 @@ impl HttpSession {
     /// A new connection, serving `config.root`, with the open-file cache
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
-        HttpSession { config, cache, date: DateMemo::default(), state: State::Head { seen: 0 }, draining: false }
+        let state = State::Head { seen: 0 };
+        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None }
+    }
+
+    /// The same session for a client at `peer` (failed logins from one
+    /// address are slowed down).
+    pub fn with_peer(self, peer: Option<IpAddr>) -> HttpSession {
+        HttpSession { peer, ..self }
     }
 
     /// Answers one request whose head was parsed. Returns what the
@@ -159,7 +169,7 @@ impl HttpSession {
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
         let access = &self.config.access;
-        let who = auth::identify(access, req.authorization, now.wall)?;
+        let who = auth::identify(access, req.authorization, self.peer, now.wall)?;
         match self.cache.open(&self.config, &path, now.mono) {
             Ok(file) => {
                 if target.trailing_slash() {

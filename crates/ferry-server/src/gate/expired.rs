@@ -53,7 +53,7 @@ impl Expired {
     /// `arrived`, then times it out now.
     pub(super) fn new(listener: &Listener, conn: Accepted, taken: &[u8], arrived: Instant) -> Expired {
         let config = Arc::new(ConnConfig::new(listener.pump));
-        let mut core = Conn::new(listener.service.new_session(), config, at(conn.at));
+        let mut core = Conn::new(listener.service.new_session(Some(conn.peer.ip())), config, at(conn.at));
         let arrived = at(arrived);
         if !taken.is_empty() {
             core.handle_input(arrived, taken);

@@ -57,7 +57,7 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
                 tracing::info!("worker {me}: serving {} client {peer}", service.name());
                 let queued = Duration::from_millis(u64::from(queued_ms));
                 let accepted = Instant::now().checked_sub(queued).unwrap_or_else(Instant::now);
-                serve(fd, service.new_session_in(&cache), pump, shutdown, accepted);
+                serve(fd, service.new_session_in(&cache, Some(peer.ip())), pump, shutdown, accepted);
                 if let Err(e) = send_fd(&socket, None, &[DONE]) {
                     tracing::error!("worker {me}: cannot report back to the parent: {e}");
                     return 1;

@@ -61,7 +61,7 @@ fn serve_one(id: usize, shared: &Shared, conn: Conn, cache: &FileCache) {
         return;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut session = service.new_session_in(cache);
+        let mut session = service.new_session_in(cache, Some(peer.ip()));
         serve_connection_since(stream, &mut *session, &pump, &shared.shutdown, accepted);
     }));
     if outcome.is_err() {
