@@ -4,8 +4,8 @@
 //! A datagram service has no connections, so the concurrency models, which
 //! are about connections, have nothing to spread: one event loop serves it
 //! under every model. Under the reactor models that is the main loop
-//! ([`UdpEcho::register`]). Beside the blocking models it is a loop of its
-//! own ([`UdpEcho::start_beside`]): a thread where the model does not fork
+//! (`UdpEcho::register`). Beside the blocking models it is a loop of its
+//! own (`UdpEcho::start_beside`): a thread where the model does not fork
 //! (iterative, thread, threadpool), and a child process where it does (fork,
 //! prefork). Those parents must stay single-threaded, because a child forked
 //! from a process with another thread inherits every lock that thread held

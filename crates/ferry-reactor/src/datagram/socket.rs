@@ -34,6 +34,7 @@ pub struct DatagramOptions {
     pub batch: usize,
     /// Bytes kept of each received datagram; a longer one is delivered cut
     /// to this size and marked truncated. 65536 holds any UDP datagram.
+    /// The handler keeps `batch` slots of this size (2 MiB by default).
     pub max_datagram: usize,
     /// `SO_RCVBUF` to ask for (the kernel caps it at
     /// `net.core.rmem_max`); `None` keeps the system default. A bigger
