@@ -82,19 +82,24 @@ fn unix_datagram_echo_reaches_peers_of_every_path_length() {
             let options = DatagramOptions { batch, send_buffer: Some(4 << 20), ..DatagramOptions::default() };
             let mut server = EchoServer::start(&DatagramAddr::Unix(server_path.clone()), options, poller);
             let target = Target::Unix { server: server_path.clone(), client_dir: dir.0.clone() };
-            // Unix datagrams are not lost, so a retransmission means a reply
-            // went astray (e.g. to a sender address cut to an earlier,
-            // shorter one).
+            // Unix datagrams are not lost, so (given the send buffer room to
+            // hold every reply until it is read) a retransmission means a
+            // reply went astray, e.g. to a sender address cut to an earlier,
+            // shorter one.
+            let roomy = load::roomy_send_buffers();
             let spec = Spec {
                 peers: 24,
                 per_peer: 6,
                 max_len: 65536,
                 seed: 11,
-                rto: Duration::from_secs(10),
+                rto: if roomy { Duration::from_secs(10) } else { Duration::from_millis(500) },
                 deadline: Duration::from_secs(30),
             };
             let report = load::run(&target, &spec);
-            assert_eq!((report.echoed, report.retransmits), (24 * 6, 0), "{what}");
+            assert_eq!(report.echoed, 24 * 6, "{what}");
+            if roomy {
+                assert_eq!(report.retransmits, 0, "{what}: a reply went astray");
+            }
             // A socket bound to no name cannot be answered: reported, and the
             // server carries on.
             let unnamed = UnixDatagram::unbound().unwrap();
@@ -105,7 +110,9 @@ fn unix_datagram_echo_reaches_peers_of_every_path_length() {
             let again = load::run(&target, &Spec { peers: 2, per_peer: 2, ..spec });
             assert_eq!(again.echoed, 4, "{what}");
             let stats = server.stop();
-            assert_eq!(stats.dropped, 1, "{what}: {stats:?}");
+            if roomy {
+                assert_eq!(stats.dropped, 1, "{what}: only the reply to the unnamed socket: {stats:?}");
+            }
             assert!(!server_path.exists(), "{what}: the socket file is removed with the socket");
         }
     }

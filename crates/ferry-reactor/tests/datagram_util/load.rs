@@ -239,3 +239,15 @@ pub fn run(target: &Target, spec: &Spec) -> Report {
     }
     report
 }
+
+/// Whether the system lets a socket have a 4 MiB send buffer
+/// (`net.core.wmem_max`). A Unix datagram sender's buffer holds each
+/// datagram until its receiver reads it, so only with that much room can a
+/// Unix echo server answer 50 peers' 64 KiB datagrams without dropping
+/// one; with less, the tests let the client send again instead.
+pub fn roomy_send_buffers() -> bool {
+    std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|max| max >= 4 << 20)
+}
