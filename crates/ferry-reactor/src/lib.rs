@@ -13,7 +13,11 @@
 //! - [`Buffer`] for socket input and output;
 //! - [`Listener`], [`Acceptor`] (on [`ReserveFd`], which any accept loop
 //!   can use to survive `EMFILE`), [`TcpConnection`] / [`ConnHandle`] with
-//!   [`Callbacks`], [`TcpServer`] and [`LoopThreadPool`].
+//!   [`Callbacks`], [`TcpServer`] and [`LoopThreadPool`];
+//! - [`DatagramSocket`] (UDP v4/v6 and Unix datagram, batched with
+//!   `recvmmsg`/`sendmmsg`, optionally connected) served on a loop with
+//!   [`DatagramCallbacks`]: a [`DatagramEndpoint`] per callback, a
+//!   [`DatagramHandle`] from other threads.
 //!
 //! See `docs/REACTOR.md` for the threading rules and the lifetime scheme.
 //!
@@ -62,6 +66,7 @@ mod acceptor;
 mod buffer;
 mod callbacks;
 mod connection;
+mod datagram;
 mod event_loop;
 mod idle_yield;
 mod keepalive;
@@ -80,6 +85,10 @@ pub use acceptor::{AcceptCallback, Acceptor};
 pub use buffer::Buffer;
 pub use callbacks::Callbacks;
 pub use connection::{ConnHandle, TcpConnection, adopt, connect_nonblocking};
+pub use datagram::{
+    Datagram, DatagramAddr, DatagramCallbacks, DatagramEndpoint, DatagramError, DatagramHandle, DatagramOp,
+    DatagramOptions, DatagramPeer, DatagramSocket, DatagramStats, MAX_BATCH, ParseDatagramAddrError,
+};
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
 pub use keepalive::{TcpKeepalive, set_tcp_keepalive};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};

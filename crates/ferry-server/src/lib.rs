@@ -17,6 +17,8 @@
 //!   that follows it is written once (`drain`, over `in_flight` for the
 //!   thread models and over child processes for the process models).
 //! - [`Report`]: what every model's `run` returns.
+//! - [`udp_echo`]: the datagram echo service, served next to the TCP
+//!   services under every model.
 
 mod accept;
 pub mod blocking;
@@ -38,6 +40,7 @@ mod shutdown;
 pub mod task_queue;
 mod thread;
 pub mod threadpool;
+pub mod udp_echo;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
@@ -49,3 +52,4 @@ pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
 pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};
+pub use udp_echo::UdpEcho;

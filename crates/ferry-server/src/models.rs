@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::listen::{Base, bound};
 use crate::{
-    BoundListener, ListenerConfig, Report, ServerError, Shutdown, fork, iterative, prefork, thread, threadpool,
+    BoundListener, ListenerConfig, Report, ServerError, Shutdown, UdpEcho, fork, iterative, prefork, thread, threadpool,
 };
 
 /// Which blocking model runs the connections.
@@ -84,6 +84,8 @@ pub struct BlockingConfig {
 pub struct BlockingServer {
     base: Base,
     config: BlockingConfig,
+    /// The datagram echo service, served beside the model.
+    udp_echo: Option<UdpEcho>,
 }
 
 impl BlockingServer {
@@ -93,7 +95,14 @@ impl BlockingServer {
     pub fn bind(config: BlockingConfig) -> Result<BlockingServer, ServerError> {
         let forks = matches!(config.model, BlockingModel::Fork { .. } | BlockingModel::Prefork { .. });
         let base = Base::bind(&config.listeners, config.handle_signals, forks)?;
-        Ok(BlockingServer { base, config })
+        Ok(BlockingServer { base, config, udp_echo: None })
+    }
+
+    /// Also serves the datagram echo service, from an event loop of its own
+    /// beside the model (see [`crate::udp_echo`]); it stops with the rest.
+    pub fn with_udp_echo(mut self, echo: UdpEcho) -> BlockingServer {
+        self.udp_echo = Some(echo);
+        self
     }
 
     /// The bound addresses, in the order of the configuration.
@@ -110,9 +119,15 @@ impl BlockingServer {
     /// in-flight transfers finish (bounded by the drain timeout), cuts the
     /// rest, waits for every thread or child process, and returns.
     pub fn run(self) -> Result<Report, ServerError> {
-        let BlockingServer { base, config } = self;
+        let BlockingServer { mut base, config, udp_echo } = self;
         let drain = config.drain_timeout;
-        match config.model {
+        let forks = matches!(config.model, BlockingModel::Fork { .. } | BlockingModel::Prefork { .. });
+        let shutdown = base.shutdown.clone();
+        let beside = match udp_echo {
+            Some(echo) => Some(echo.start_beside(forks, &shutdown, || base.forget_in_child())?),
+            None => None,
+        };
+        let report = match config.model {
             BlockingModel::Iterative => iterative::run(base, drain),
             BlockingModel::Fork { max_conns } => fork::run(base, max_conns.max(1), drain),
             BlockingModel::Thread { max_conns } => thread::run(base, max_conns.max(1), drain),
@@ -122,6 +137,13 @@ impl BlockingServer {
             BlockingModel::Prefork { workers, queue_capacity } => {
                 prefork::run(base, workers.max(1), queue_capacity.max(1), drain)
             }
+        };
+        // Every model raises it as it stops accepting; raised again in case
+        // it failed before that.
+        shutdown.signal();
+        if let Some(beside) = beside {
+            beside.finish();
         }
+        report
     }
 }

@@ -16,9 +16,10 @@ use ferry_proto::root::Root;
 use ferry_server::TcpKeepalive;
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
+use ferry_server::udp_echo::DatagramAddr;
 use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
-    Service,
+    Service, UdpEcho,
 };
 
 /// Arguments of `ferry serve`.
@@ -37,6 +38,12 @@ pub struct ServeArgs {
     /// Address of the echo service (sends back every byte), or `off`.
     #[arg(long, value_name = "ADDR|off", default_value = "off", value_parser = parse_service_addr)]
     echo: ServiceAddr,
+    /// Address of the datagram echo service (sends every datagram back to
+    /// its sender, whole, up to 64 KiB), or `off`: UDP `IP:PORT`, or
+    /// `unix-dgram:/path` (socket file mode 0660; a stale file is replaced,
+    /// a live one refused). Served by one event loop under every model.
+    #[arg(long, value_name = "ADDR|off", default_value = "off", value_parser = parse_datagram_addr)]
+    udp_echo: DatagramServiceAddr,
     /// Concurrency model that drives the connections.
     #[arg(long, value_enum, default_value_t = Model::MultiReactor)]
     model: Model,
@@ -142,6 +149,17 @@ fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
     text.parse().map(Some).map_err(|e| format!("{e} (expected IP:PORT or off)"))
 }
 
+/// The datagram echo service's address, or `None` when it is turned off
+/// (boxed, so the rarely used option does not grow every `ServeArgs`).
+type DatagramServiceAddr = Option<Box<DatagramAddr>>;
+
+fn parse_datagram_addr(text: &str) -> Result<DatagramServiceAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(|addr| Some(Box::new(addr))).map_err(|e| format!("{e} (or off)"))
+}
+
 /// The concurrency models `ferry serve` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Model {
@@ -191,32 +209,38 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
     }
     // The daemon changes to /, so its files are named absolutely.
-    for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten() {
+    let udp_path = match args.udp_echo.as_deref_mut() {
+        Some(DatagramAddr::Unix(path)) => Some(path),
+        _ => None,
+    };
+    for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten().chain(udp_path) {
         *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;
     }
     if let Some(path) = &args.pid_file {
         PidFile::check(path)?;
     }
     let listeners = listeners(&args)?;
-    match args.model {
-        Model::Iterative => run_blocking(&args, listeners, BlockingModel::Iterative)?,
-        Model::Fork => run_blocking(&args, listeners, BlockingModel::Fork { max_conns: args.max_conns as usize })?,
-        Model::Thread => run_blocking(&args, listeners, BlockingModel::Thread { max_conns: args.max_conns as usize })?,
-        Model::Prefork => {
-            let workers = args.workers.map_or_else(default_workers, |n| n as usize);
-            run_blocking(&args, listeners, BlockingModel::Prefork { workers, queue_capacity: args.queue as usize })?
-        }
+    let udp_echo = args.udp_echo.as_deref().map(UdpEcho::bind).transpose()?;
+    let workers = || args.workers.map_or_else(default_workers, |n| n as usize);
+    let blocking = match args.model {
+        Model::Iterative => Some(BlockingModel::Iterative),
+        Model::Fork => Some(BlockingModel::Fork { max_conns: args.max_conns as usize }),
+        Model::Thread => Some(BlockingModel::Thread { max_conns: args.max_conns as usize }),
+        Model::Prefork => Some(BlockingModel::Prefork { workers: workers(), queue_capacity: args.queue as usize }),
         Model::Threadpool => {
-            let workers = args.workers.map_or_else(default_workers, |n| n as usize);
-            run_blocking(&args, listeners, BlockingModel::ThreadPool { workers, queue_capacity: args.queue as usize })?
+            Some(BlockingModel::ThreadPool { workers: workers(), queue_capacity: args.queue as usize })
         }
-        Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
+        Model::Reactor | Model::MultiReactor => None,
+    };
+    match blocking {
+        Some(model) => run_blocking(&args, listeners, udp_echo, model)?,
+        None => run_reactor(&args, listeners, udp_echo)?,
     }
     Ok(())
 }
 
 /// Runs the reactor (`io_threads` 0) or multi-reactor model.
-fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Result<()> {
+fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Option<UdpEcho>) -> anyhow::Result<()> {
     let mut config = ReactorConfig::new(listeners);
     config.io_threads = match (args.model, args.io_threads) {
         (Model::Reactor, _) => 0,
@@ -233,8 +257,12 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
         Assign::LeastLoaded => Assignment::LeastLoaded,
     };
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    let server = ReactorServer::bind(config)?;
-    announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let mut server = ReactorServer::bind(config)?;
+    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
+    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    if let Some(echo) = udp_echo {
+        server = server.with_udp_echo(echo);
+    }
     let _pid_file = detach_if_asked(args)?;
     let report = server.run()?;
     tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
@@ -243,15 +271,24 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
 
 /// Runs one of the classic blocking models (iterative, fork, thread,
 /// prefork).
-fn run_blocking(args: &ServeArgs, listeners: Vec<ListenerConfig>, model: BlockingModel) -> anyhow::Result<()> {
+fn run_blocking(
+    args: &ServeArgs,
+    listeners: Vec<ListenerConfig>,
+    udp_echo: Option<UdpEcho>,
+    model: BlockingModel,
+) -> anyhow::Result<()> {
     let config = BlockingConfig {
         listeners,
         model,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         handle_signals: true,
     };
-    let server = BlockingServer::bind(config)?;
-    announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let mut server = BlockingServer::bind(config)?;
+    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
+    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    if let Some(echo) = udp_echo {
+        server = server.with_udp_echo(echo);
+    }
     let _pid_file = detach_if_asked(args)?;
     log_stopped(&server.run()?);
     Ok(())
@@ -306,8 +343,8 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     if let Some(addr) = args.echo {
         listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive });
     }
-    if listeners.is_empty() {
-        bail!("every service is off: give at least one of --files, --http, --echo an address");
+    if listeners.is_empty() && args.udp_echo.is_none() {
+        bail!("every service is off: give at least one of --files, --http, --echo, --udp-echo an address");
     }
     Ok(listeners)
 }
@@ -353,7 +390,7 @@ fn open_root(path: &Path) -> anyhow::Result<Arc<Root>> {
 
 /// Prints one `ferry: SERVICE listening on ADDR` line per listener on
 /// stdout, flushed: scripts and tests wait for these lines.
-fn announce<'a>(listeners: impl Iterator<Item = (&'a str, SocketAddr)>) -> anyhow::Result<()> {
+fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     for (service, addr) in listeners {
         writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;

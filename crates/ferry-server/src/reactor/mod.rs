@@ -26,7 +26,7 @@ mod jobs;
 mod loop_state;
 mod session_conn;
 mod shared;
-mod shutdown_watch;
+pub(crate) mod shutdown_watch;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -41,14 +41,14 @@ pub use ferry_reactor::Assignment;
 /// The readiness backend of the loops (epoll or poll).
 pub use ferry_reactor::PollerKind;
 use ferry_reactor::sys::signals::SignalFd;
-use ferry_reactor::{EventLoop, ListenAddr, ListenOptions, ServerConfig, TcpServer};
+use ferry_reactor::{EventLoop, ListenAddr, ListenOptions, ServerConfig, TcpServer, Token};
 use nix::sys::signal::Signal;
 
 use self::jobs::JobPool;
 use self::loop_state::LoopState;
 use self::shared::{ListenerShared, ServerShared};
 use self::shutdown_watch::ShutdownWatch;
-use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown};
+use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown, UdpEcho};
 
 /// Settings of a [`ReactorServer`].
 #[derive(Debug, Clone)]
@@ -97,6 +97,8 @@ pub struct ReactorServer {
     config: ReactorConfig,
     shutdown: Shutdown,
     signals: Option<SignalFd>,
+    /// The datagram echo service, served on the main loop.
+    udp_echo: Option<UdpEcho>,
 }
 
 impl ReactorServer {
@@ -138,7 +140,14 @@ impl ReactorServer {
             bound.push(BoundListener { service: lc.service.name(), addr });
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
-        Ok(ReactorServer { server, bound, loops, shared, config, shutdown, signals })
+        Ok(ReactorServer { server, bound, loops, shared, config, shutdown, signals, udp_echo: None })
+    }
+
+    /// Also serves the datagram echo service, on the main loop; it stops
+    /// when the listeners close.
+    pub fn with_udp_echo(mut self, echo: UdpEcho) -> ReactorServer {
+        self.udp_echo = Some(echo);
+        self
     }
 
     /// The bound addresses, in the order of the configuration.
@@ -161,6 +170,10 @@ impl ReactorServer {
         let mut lp = EventLoop::new(poller).map_err(ServerError::setup("create the main event loop"))?;
         let _ = self.shared.main.set(lp.handle());
         self.server.start(&mut lp).map_err(ServerError::setup("start the I/O loops and acceptors"))?;
+        let udp_echo = match self.udp_echo.take() {
+            Some(echo) => Some(echo.register(&mut lp).map_err(ServerError::setup("serve udp-echo on the main loop"))?),
+            None => None,
+        };
         let stop = Rc::new(RefCell::new(Stop {
             server: self.server,
             loops: self.loops,
@@ -169,6 +182,7 @@ impl ReactorServer {
             started: false,
             signal: None,
             cut: 0,
+            udp_echo,
         }));
         if let Some(signals) = self.signals.take() {
             let stop = Rc::clone(&stop);
@@ -221,6 +235,8 @@ struct Stop {
     started: bool,
     signal: Option<Signal>,
     cut: usize,
+    /// The datagram echo endpoint on the main loop, until it stops.
+    udp_echo: Option<Token>,
 }
 
 /// Stops accepting and tells every loop to drain; the main loop quits when
@@ -242,6 +258,11 @@ fn begin_shutdown(lp: &mut EventLoop, stop: &Rc<RefCell<Stop>>, signal: Option<S
     s.started = true;
     s.signal = signal;
     s.server.stop_accepting(lp);
+    // Nothing of a datagram service is in flight: it stops with the
+    // listeners (its socket closes, a Unix socket file is removed).
+    if let Some(token) = s.udp_echo.take() {
+        drop(lp.deregister(token));
+    }
     // Before the loops close anything, so the last close sees it.
     s.shared.begin_drain();
     let sub_loops = s.server.sub_loops();

@@ -10,18 +10,18 @@ use crate::Shutdown;
 
 /// A handler on the shutdown eventfd: runs `on_shutdown` once, then
 /// deregisters itself (the eventfd stays readable forever once signalled).
-pub(super) struct ShutdownWatch<F> {
+pub(crate) struct ShutdownWatch<F> {
     shutdown: Shutdown,
     on_shutdown: Option<F>,
 }
 
 impl<F: FnOnce(&mut EventLoop) + 'static> ShutdownWatch<F> {
-    pub(super) fn new(shutdown: Shutdown, on_shutdown: F) -> Self {
+    pub(crate) fn new(shutdown: Shutdown, on_shutdown: F) -> Self {
         ShutdownWatch { shutdown, on_shutdown: Some(on_shutdown) }
     }
 
     /// Registers the watch on the main loop.
-    pub(super) fn register(self, lp: &mut EventLoop) -> io::Result<Token> {
+    pub(crate) fn register(self, lp: &mut EventLoop) -> io::Result<Token> {
         lp.register_owned(Interest::READABLE, self)
     }
 }
