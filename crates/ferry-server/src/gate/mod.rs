@@ -18,6 +18,15 @@
 //! The owner polls [`Gate`]'s descriptor with its other sources and calls
 //! [`Gate::take_ready`] when it is readable.
 //!
+//! Requests go on in the order they came, which epoll's ready list keeps.
+//! A connection whose request came with it must not overtake one held
+//! here whose request came first but is not taken yet (the owner had no
+//! room, or had not looked since): while connections wait, the fast path
+//! also polls the gate's descriptor, and if anything is pending the new
+//! connection joins the epoll set behind it. Without this, with one
+//! worker and a queue of one, a later client could take the one place
+//! and hold the worker while the earlier one waits.
+//!
 //! Everything is bounded. At most [`WAITING_LIMIT`] connections wait
 //! ([`Gate::is_full`]: the owner stops accepting, as at its other caps).
 //! A peek that fills the service's limit without a complete request is
@@ -43,7 +52,7 @@ use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, 
 
 use self::expired::{Expired, Next};
 use self::peek::{Look, look, take};
-use crate::listen::{Accepted, Listener};
+use crate::listen::{Accepted, Listener, poll_readable};
 
 mod expired;
 mod peek;
@@ -130,12 +139,18 @@ impl Gate {
     }
 
     /// A connection just accepted on `listeners[index]`: returned at once
-    /// if its first request is there (one peek), otherwise kept until it
-    /// is ([`Gate::take_ready`]), or closed if the client is gone.
+    /// if its first request is there (one peek) and none held here may
+    /// have come before it, otherwise kept until it is its turn
+    /// ([`Gate::take_ready`]), or closed if the client is gone.
     pub(crate) fn admit(&mut self, listeners: &[Listener], index: usize, conn: Accepted) -> Option<Accepted> {
         let listener = &listeners[index];
         let begun = match look(&mut self.buf, listener, &conn, false).0 {
-            Look::Ready => return Some(conn),
+            // Asked after the peek: input that came before this request
+            // has reported by then.
+            Look::Ready if !self.has_input() => return Some(conn),
+            // Added to the epoll set with its request there, it reports
+            // at once, behind the input that came before it.
+            Look::Ready => true,
             Look::Drop(why) => {
                 self.close(&conn, why);
                 return None;
@@ -157,6 +172,14 @@ impl Gate {
         self.waiting.insert(key, Waiting { conn, listener: index, deadline, began });
         self.arm();
         None
+    }
+
+    /// True when a connection held here may have input not looked at yet
+    /// (the gate's descriptor is readable, or polling it failed): a
+    /// request that may be complete and then came before one accepted now.
+    fn has_input(&self) -> bool {
+        !self.waiting.is_empty()
+            && poll_readable(&[self.epoll.as_fd()], Some(Duration::ZERO)).map_or(true, |ready| ready[0])
     }
 
     /// Looks at the connections that received something (at most `room`

@@ -213,3 +213,29 @@ fn take_ready_takes_no_more_than_room_and_close_all_counts() {
     assert_eq!(gate.close_all(), 1);
     assert_eq!((gate.len(), gate.closed()), (0, 1));
 }
+
+/// Requests are handed over in the order they came: one that came with
+/// its connection does not overtake a waiting connection whose request
+/// came first but that the owner has not taken yet (no room then).
+#[test]
+fn a_request_that_came_with_its_connection_does_not_overtake_one_that_came_first() {
+    let listeners = default_listener();
+    let mut gate = Gate::new(&listeners, 8).expect("gate");
+    let (mut early, accepted) = connect(&listeners, b"");
+    assert!(gate.admit(&listeners, 0, accepted).is_none());
+    early.write_all(b"ping\n").expect("send");
+    assert!(gate_readable(&gate, WAIT), "the early request did not wake the gate");
+    let (late, accepted) = connect(&listeners, b"ping\n");
+    assert!(gate.admit(&listeners, 0, accepted).is_none(), "overtook a request that came before it");
+    let peers = |ready: Vec<(usize, Accepted)>| ready.into_iter().map(|(_, conn)| conn.peer).collect::<Vec<_>>();
+    let early_addr = early.local_addr().expect("addr");
+    let late_addr = late.local_addr().expect("addr");
+    assert_eq!(peers(gate.take_ready(&listeners, 1)), [early_addr], "the one that came first goes first");
+    assert!(gate_readable(&gate, WAIT), "the held one does not report");
+    assert_eq!(peers(gate.take_ready(&listeners, 1)), [late_addr]);
+    assert_eq!((gate.len(), gate.closed()), (0, 0));
+
+    // With nothing waiting the fast path stays: straight on.
+    let (_next, accepted) = connect(&listeners, b"ping\n");
+    assert!(gate.admit(&listeners, 0, accepted).is_some());
+}

@@ -185,3 +185,6 @@ fn push(shared: &Shared, listener: &Listener, conn: Accepted) -> bool {
         Err(PushError::Closed(_)) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;
