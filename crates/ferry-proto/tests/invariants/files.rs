@@ -14,6 +14,8 @@
 //!   `help`); each request gets exactly its answer and nothing more;
 //! - nothing outside the root is ever changed (checked after every line,
 //!   writes allowed or not) or shown in an answer;
+//! - `ls` never lists an upload in progress, and no client makes a name
+//!   ending in `.ferry-part`, the suffix reserved for them (docs/PROTOCOL.md);
 //! - after `quit`, a 413 or a failed upload, nothing more is answered,
 //!   over the connection or by the session itself;
 //! - the same script pipelined gives the same bytes however it is split
@@ -28,7 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::codec::{parse_entry, parse_get_head, parse_listing, parse_number};
 use ferry_proto::files::escape::unescape_text;
-use ferry_proto::files::{MAX_LINE, Request, is_partial_upload};
+use ferry_proto::files::{MAX_LINE, PART_SUFFIX, Request, is_partial_upload};
 
 use super::drive::{self, End};
 use super::source::{Source, Split, repeat_to};
@@ -354,7 +356,8 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
             let len = parse_number(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             r.take(len);
         }
-        Request::Put(_, size) => {
+        Request::Put(path, size) => {
+            assert_not_reserved(path, &what);
             let have = parse_number(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(have <= *size, "{what}: more already there than the upload's size");
             return Next::Upload { have, size: *size };
@@ -373,10 +376,23 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
         Request::Sum(_) => {
             assert!(text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()), "{what}");
         }
-        Request::Mkdir(_) | Request::Rm(_) => assert_eq!(first, "OK", "{what}"),
+        Request::Mkdir(path) => {
+            assert_eq!(first, "OK", "{what}");
+            assert_not_reserved(path, &what);
+        }
+        Request::Rm(_) => assert_eq!(first, "OK", "{what}"),
         Request::Ping => assert_eq!(text, "pong", "{what}"),
     }
     Next::Done
+}
+
+/// A request that made `path` did not make a name the protocol reserves
+/// for upload temporaries (which listings hide).
+fn assert_not_reserved(path: &[u8], what: &str) {
+    let last = path.split(|&b| b == b'/').rfind(|n| !n.is_empty() && *n != b".");
+    if let Some(name) = last.filter(|n| *n != b"..") {
+        assert!(!name.ends_with(PART_SUFFIX.as_bytes()), "{what}: made a name ending in the reserved {PART_SUFFIX}");
+    }
 }
 
 /// Answers received for one request line.
