@@ -1,0 +1,9 @@
+//! Fuzzes escape/quote round trips: the invariants of `invariants::escape`
+//! (crates/ferry-proto/tests/invariants/escape.rs), which the proptest
+//! properties in crates/ferry-proto/tests/properties_*.rs also run.
+#![no_main]
+
+#[path = "../../crates/ferry-proto/tests/invariants/mod.rs"]
+mod invariants;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| invariants::escape::check(data));
