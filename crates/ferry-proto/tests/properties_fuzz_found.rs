@@ -33,18 +33,18 @@ fn a_long_malformed_request_line_is_answered_alike_however_split_default_limits(
 }
 
 /// `file_session` target (first through its listing check; then made an
-/// invariant of its own): `mkdir` makes names ending in `.ferry-part`,
-/// which docs/PROTOCOL.md reserves for upload temporaries. Only `put`
-/// refuses them (`start_upload` in `src/files/session.rs`); `mkdir` goes
-/// through `check_new_name` (`src/files/answer.rs`), which looks for
-/// control characters only. So `mkdir .notes.txt.ferry-part` makes a
-/// directory `ls` hides, and after it `put notes.txt 3` answers
-/// `ERR 409 is a directory: /notes.txt` for a file that is not there.
+/// invariant of its own): `mkdir` could make names ending in `.ferry-part`,
+/// the suffix uploads in progress used then, which listings hid, so a
+/// later `put` of the name without the suffix answered 409 for a file that
+/// was not there. Uploads in progress now live in `.ferry-partials/`, a
+/// name every command refuses at any depth: neither `mkdir` nor `put` can
+/// make it, and the old suffix is an ordinary name.
 #[test]
 fn mkdir_refuses_the_reserved_upload_suffix() {
     let tree = Tree::new("found-reserved");
-    let lines = ["mkdir .notes.txt.ferry-part", "put notes.txt 3"]
-        .map(|l| files::Line { text: l.as_bytes().to_vec(), crlf: false })
-        .to_vec();
+    let lines =
+        ["mkdir .notes.txt.ferry-part", "put notes.txt 3", "mkdir .ferry-partials", "mkdir sub/.ferry-partials"]
+            .map(|l| files::Line { text: l.as_bytes().to_vec(), crlf: false })
+            .to_vec();
     files::check_one_at_a_time(&tree, true, &files::Script(lines));
 }

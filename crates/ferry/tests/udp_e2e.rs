@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use util::serve::{MODELS, Svc, ask, assert_no_leftovers, connect, descendants, request, serve_tree};
-use util::{PATIENCE, ferry_bin, scratch, wait_child};
+use util::{PATIENCE, ferry, ferry_bin, scratch, wait_child};
 
 /// A running `ferry serve` with the file service and udp-echo; killed on
 /// drop if still alive.
@@ -260,5 +260,20 @@ fn sigterm_stops_udp_echo_with_the_listeners_while_transfers_drain() {
         drop(transfer);
         let status = wait_child(&mut server.child, PATIENCE).expect("exits once the transfer is gone");
         assert!(status.success(), "{model}: exited with {status}");
+    }
+}
+
+/// `ferry ping --udp` against the datagram echo of every model: every
+/// datagram comes back and the summary says so (issue 12, `ferry ping`).
+#[test]
+fn ferry_ping_udp_gets_every_datagram_back_under_every_model() {
+    let dir = scratch();
+    for model in MODELS {
+        let mut server = Server::start(model, dir.path(), "127.0.0.1:0");
+        let out = ferry(&["ping", "--udp", &server.udp_echo, "-c", "3", "-i", "0.05"], None, b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{model}: {text}");
+        assert!(text.contains("3 sent, 3 received, 0% loss"), "{model}: {text}");
+        server.stop();
     }
 }

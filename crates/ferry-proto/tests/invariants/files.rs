@@ -14,8 +14,9 @@
 //!   `help`); each request gets exactly its answer and nothing more;
 //! - nothing outside the root is ever changed (checked after every line,
 //!   writes allowed or not) or shown in an answer;
-//! - `ls` never lists an upload in progress, and no client makes a name
-//!   ending in `.ferry-part`, the suffix reserved for them (docs/PROTOCOL.md);
+//! - `ls` never lists the partials' directory (`.ferry-partials`, where
+//!   uploads in progress live), and no client makes that name
+//!   (docs/PROTOCOL.md, "Uploads in progress");
 //! - after `quit`, a 413 or a failed upload, nothing more is answered,
 //!   over the connection or by the session itself;
 //! - the same script pipelined gives the same bytes however it is split
@@ -30,7 +31,8 @@ use std::os::unix::ffi::OsStrExt;
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::codec::{parse_entry, parse_get_head, parse_listing, parse_number};
 use ferry_proto::files::escape::unescape_text;
-use ferry_proto::files::{MAX_LINE, PART_SUFFIX, Request, is_partial_upload};
+use ferry_proto::files::{MAX_LINE, Request};
+use ferry_proto::root::RESERVED_NAME;
 
 use super::drive::{self, End};
 use super::source::{Source, Split, repeat_to};
@@ -83,7 +85,7 @@ pub const PATH_TOKENS: &[&str] = &[
     "\r",
     "é",
     "\\xff",
-    ".ferry-part",
+    ".ferry-partials",
     ".x",
     "new",
     "*",
@@ -195,7 +197,7 @@ impl Script {
         let mut out = Vec::new();
         for line in &self.0 {
             out.extend_from_slice(&line.wire());
-            if let Ok(Some(Request::Put(_, size))) = Request::parse(line.parsed()) {
+            if let Ok(Some(Request::Put(_, size, _))) = Request::parse(line.parsed()) {
                 out.extend(payload(0, size));
             }
         }
@@ -338,7 +340,7 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
     let text = first.strip_prefix("OK ").unwrap_or("");
     let what = format!("{:?}: {req:?} answered {first:?}", String::from_utf8_lossy(r.line));
     match req {
-        Request::Get(_, offset) => {
+        Request::Get(_, offset, _) => {
             let head = parse_get_head(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(head.offset, *offset, "{what}");
             r.take(head.len);
@@ -347,8 +349,7 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
             let len = parse_number(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             let listing = parse_listing(r.take(len)).unwrap_or_else(|e| panic!("{what}: {e}"));
             for entry in listing {
-                let name = std::ffi::OsStr::from_bytes(&entry.name);
-                assert!(!is_partial_upload(name), "{what}: a partial upload is listed");
+                assert!(entry.name != RESERVED_NAME.as_bytes(), "{what}: the partials' directory is listed");
                 assert!(!entry.name.is_empty() && !entry.name.contains(&b'/'), "{what}: a listed name is no name");
             }
         }
@@ -356,7 +357,7 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
             let len = parse_number(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             r.take(len);
         }
-        Request::Put(path, size) => {
+        Request::Put(path, size, _) => {
             assert_not_reserved(path, &what);
             let have = parse_number(text).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(have <= *size, "{what}: more already there than the upload's size");
@@ -382,16 +383,17 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
         }
         Request::Rm(_) => assert_eq!(first, "OK", "{what}"),
         Request::Ping => assert_eq!(text, "pong", "{what}"),
+        Request::Auth(_) => assert!(text.starts_with("user "), "{what}"),
     }
     Next::Done
 }
 
-/// A request that made `path` did not make a name the protocol reserves
-/// for upload temporaries (which listings hide).
+/// A request that made `path` did not make the name the server reserves
+/// for its uploads in progress (which listings hide).
 fn assert_not_reserved(path: &[u8], what: &str) {
     let last = path.split(|&b| b == b'/').rfind(|n| !n.is_empty() && *n != b".");
     if let Some(name) = last.filter(|n| *n != b"..") {
-        assert!(!name.ends_with(PART_SUFFIX.as_bytes()), "{what}: made a name ending in the reserved {PART_SUFFIX}");
+        assert!(name != RESERVED_NAME.as_bytes(), "{what}: made the reserved name {RESERVED_NAME}");
     }
 }
 

@@ -6,7 +6,7 @@
 //! BASE/served/                     the root
 //!   hello.txt  empty.txt  edge.bin (16 KiB: the HTTP copy threshold)
 //!   big.bin (20 000 B: sent as a file range)  with space.txt
-//!   sub/file.txt  sub/deeper/  site/index.html  .x.ferry-part
+//!   sub/file.txt  sub/deeper/  site/index.html  .ferry-partials/x.part
 //!   out -> ../outside      up -> ../secret.txt   sub/upup -> ../../secret.txt
 //!   abs -> BASE/secret.txt absdir -> BASE/outside proc -> /proc/self/cwd
 //!   loop -> loop           in -> sub (inside: followed)
@@ -36,7 +36,7 @@ pub fn served_files() -> Vec<(&'static str, Vec<u8>)> {
         ("with space.txt", b"x".to_vec()),
         ("sub/file.txt", b"abc".to_vec()),
         ("site/index.html", b"<h1>hi</h1>".to_vec()),
-        (".x.ferry-part", b"partial".to_vec()),
+        (".ferry-partials/x.part", b"partial".to_vec()),
     ]
 }
 
@@ -84,6 +84,7 @@ impl Tree {
         fs::write(base.join("outside").join(&hidden_name), &secret2).expect("write sentinel");
         fs::create_dir_all(root.join("sub/deeper")).expect("mkdir served");
         fs::create_dir_all(root.join("site")).expect("mkdir served");
+        fs::create_dir_all(root.join(".ferry-partials")).expect("mkdir served");
         for (path, content) in served_files() {
             fs::write(root.join(path), content).expect("write served file");
         }
@@ -124,7 +125,7 @@ impl Tree {
 
     /// A file session on the root.
     pub fn files_session(&self, allow_write: bool) -> FileSession {
-        FileSession::new(FilesConfig { root: self.open_root(), allow_write })
+        FileSession::new(FilesConfig::new(self.open_root(), allow_write).expect("files config"))
     }
 
     /// An HTTP session on the root with its own open-file cache; with
