@@ -26,7 +26,6 @@
 //!   or over a connection whose client does not read.
 
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
 
 use ferry_proto::conn::{Pair, Timeouts};
 use ferry_proto::files::codec::{parse_entry, parse_get_head, parse_listing, parse_number};
