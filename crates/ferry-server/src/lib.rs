@@ -5,6 +5,7 @@
 //!   syscalls; every thread- or process-per-connection model reuses it.
 //! - [`threadpool`]: an accept loop, a bounded [`task_queue`] and N workers.
 //! - [`reactor`]: reactor and multi-reactor, sessions on event loops.
+//! - [`uring`]: a proactor on io_uring, one ring per thread.
 //! - [`BlockingServer`]: the classic models, one module each: iterative
 //!   (one connection at a time), fork (a process per connection), thread
 //!   (a thread per connection), prefork (a process pool fed descriptors
@@ -35,6 +36,7 @@ mod shutdown;
 pub mod task_queue;
 mod thread;
 pub mod threadpool;
+pub mod uring;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
@@ -44,3 +46,4 @@ pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
 pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};
+pub use uring::{UringConfig, UringServer};

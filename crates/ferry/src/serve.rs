@@ -16,7 +16,7 @@ use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
-    Service,
+    Service, UringConfig, UringServer,
 };
 
 /// Arguments of `ferry serve`.
@@ -39,10 +39,10 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = Model::MultiReactor)]
     model: Model,
     /// Sub-loop threads of the multi-reactor model, each doing the I/O of
-    /// the connections handed to it (see `--assign`) [default: number of
-    /// CPUs].
+    /// the connections handed to it (see `--assign`), or rings of the
+    /// uring model [default: number of CPUs].
     /// 0 makes the main loop serve every connection itself (like
-    /// `--model reactor`).
+    /// `--model reactor`); uring runs at least one ring.
     #[arg(long, value_name = "N")]
     io_threads: Option<u32>,
     /// Readiness backend of the reactor models' event loops.
@@ -145,6 +145,10 @@ enum Model {
     Reactor,
     /// A main loop accepts; `--io-threads` sub-loops serve the connections.
     MultiReactor,
+    /// A proactor on io_uring: `--io-threads` rings, each accepting (on a
+    /// SO_REUSEPORT socket of its own) and serving its connections with
+    /// completion-based I/O. Needs a kernel that allows io_uring.
+    Uring,
 }
 
 /// The readiness backends of the reactor models.
@@ -196,6 +200,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             run_blocking(&args, listeners, BlockingModel::ThreadPool { workers, queue_capacity: args.queue as usize })?
         }
         Model::Reactor | Model::MultiReactor => run_reactor(&args, listeners)?,
+        Model::Uring => run_uring(&args, listeners)?,
     }
     Ok(())
 }
@@ -219,6 +224,21 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Resu
     };
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let server = ReactorServer::bind(config)?;
+    announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
+    let _pid_file = detach_if_asked(args)?;
+    let report = server.run()?;
+    tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
+    Ok(())
+}
+
+/// Runs the io_uring proactor.
+fn run_uring(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> anyhow::Result<()> {
+    let mut config = UringConfig::new(listeners);
+    if let Some(n) = args.io_threads {
+        config.io_threads = (n as usize).max(1);
+    }
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    let server = UringServer::bind(config)?;
     announce(server.listeners().iter().map(|l| (l.service, l.addr)))?;
     let _pid_file = detach_if_asked(args)?;
     let report = server.run()?;

@@ -31,6 +31,7 @@ pub const ALL_MODELS: &[Model] = &[
         args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "epoll"],
     },
     Model { name: "multi-reactor/poll", args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "poll"] },
+    Model { name: "uring", args: &["--model", "uring", "--io-threads", "2"] },
 ];
 
 /// The event-driven models only (those that must survive slowloris).
