@@ -80,6 +80,7 @@ pub use buffer::Buffer;
 pub use callbacks::Callbacks;
 pub use connection::{ConnHandle, TcpConnection, adopt, connect_nonblocking};
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
+pub use idle_yield::IdleYield;
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
 pub use poller::{

@@ -63,6 +63,8 @@ pub(super) struct Ctx<'a> {
     pub(super) ring: &'a mut Ring,
     pub(super) shared: &'a Arc<Shared>,
     pub(super) mailbox: &'a Arc<Mailbox>,
+    /// When the batch of completions being handled was reaped.
+    pub(super) now: Now,
 }
 
 impl Live {
@@ -79,17 +81,21 @@ impl Live {
     pub(super) fn on_recv(&mut self, ctx: &mut Ctx<'_>, me: Token, bufs: &mut BufRing, result: i32, flags: u32) {
         if let Some(bid) = cqueue::buffer_select(flags) {
             if result > 0 && !self.closing {
-                self.core.handle_input(Now::read(), bufs.get(bid, result as usize));
+                self.core.handle_input(ctx.now, bufs.get(bid, result as usize));
             }
             bufs.recycle(bid);
         }
         if !cqueue::more(flags) {
             self.recv = Recv::Idle;
+        } else if self.recv == Recv::Cancelling {
+            // The cancellation met the receive between two completions and
+            // missed it: ask again.
+            ctx.ring.cancel(me.encode());
         }
         if self.closing {
             return;
         }
-        let now = Now::read();
+        let now = ctx.now;
         match result {
             0 => {
                 self.eof = true;
@@ -111,7 +117,7 @@ impl Live {
         if self.closing {
             return;
         }
-        let now = Now::read();
+        let now = ctx.now;
         if moved.sent > 0 {
             self.core.handle_write_progress(now);
         }
@@ -126,7 +132,7 @@ impl Live {
         if self.closing {
             return;
         }
-        let now = Now::read();
+        let now = ctx.now;
         self.core.handle_job_done(now, answer);
         self.drive(ctx, me, now);
     }
@@ -144,7 +150,8 @@ impl Live {
     pub(super) fn drain(&mut self, ctx: &mut Ctx<'_>, me: Token) {
         if !self.closing {
             self.core.handle_shutdown();
-            self.drive(ctx, me, Now::read());
+            let now = ctx.now;
+            self.drive(ctx, me, now);
         }
     }
 

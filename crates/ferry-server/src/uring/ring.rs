@@ -164,6 +164,21 @@ impl Ring {
         }
     }
 
+    /// Submits what is queued and runs the completions that are ready,
+    /// without waiting (deferred task work runs only in an enter that asks
+    /// for events).
+    pub(super) fn submit_and_peek(&mut self) -> io::Result<()> {
+        let len = self.ring.submission().len() as u32;
+        let getevents = io_uring::EnterFlags::GETEVENTS.bits();
+        // SAFETY: no argument pointer is passed (no signal mask, no
+        // extended argument), and nothing is waited for.
+        match unsafe { self.ring.submitter().enter::<u64>(len, 0, getevents, None) } {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(code) if code == libc_eintr() || code == libc_ebusy()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Moves every available completion into `out` as (`user_data`,
     /// result, flags), counting finished operations.
     pub(super) fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {

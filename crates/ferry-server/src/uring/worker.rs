@@ -7,12 +7,12 @@
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_proto::Now;
 use ferry_proto::conn::{Conn, ConnConfig};
 use ferry_proto::http::FileCache;
-use ferry_reactor::{AcceptOutcome, ReserveFd};
+use ferry_reactor::{AcceptOutcome, IdleYield, ReserveFd};
 use io_uring::{cqueue, opcode, types};
 
 use super::bufs::BufRing;
@@ -58,6 +58,8 @@ pub(super) struct Worker {
     mailbox_buf: Box<[u8; 8]>,
     draining: bool,
     quitting: bool,
+    /// The time of the batch of completions being handled.
+    now: Now,
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
             mailbox_buf: Box::new([0; 8]),
             draining: false,
             quitting: false,
+            now: Now::read(),
         })
     }
 
@@ -97,9 +100,24 @@ impl Worker {
         // SAFETY: the timespec is boxed in `self`, alive until the ring is.
         unsafe { self.ring.push(sweep, Token::ring(Op::Sweep, 0)) };
         let mut cqes = Vec::new();
+        let mut idle_yield = IdleYield::new();
         while !(self.quitting && self.ring.in_flight == 0) {
-            self.ring.submit_and_wait()?;
-            self.ring.reap(&mut cqes);
+            if !cqes.is_empty() && idle_yield.should_try() {
+                // Busy to idle: yield the CPU once (the peers, on the same
+                // cores, may be about to send more) and look again before
+                // sleeping in the kernel, as the event loops do.
+                rustix::thread::sched_yield();
+                self.ring.submit_and_peek()?;
+                self.ring.reap(&mut cqes);
+                idle_yield.record(!cqes.is_empty());
+            } else {
+                cqes.clear();
+            }
+            if cqes.is_empty() {
+                self.ring.submit_and_wait()?;
+                self.ring.reap(&mut cqes);
+            }
+            self.now = Now::read();
             for &(user_data, result, flags) in &cqes {
                 let Some(token) = Token::decode(user_data) else { continue };
                 self.complete(token, result, flags);
@@ -120,13 +138,16 @@ impl Worker {
                     self.on_msg(msg);
                 }
             }
+            // A cancellation that met the multishot timeout between two
+            // firings (re-arming) missed it: ask again until it ends.
+            Op::Sweep if self.quitting && cqueue::more(flags) => self.ring.cancel(token.encode()),
             Op::Sweep => self.sweep(),
             Op::Cancel | Op::Signal | Op::ShutdownFlag | Op::Idle | Op::DrainTimeout => {}
         }
     }
 
     fn ctx(&mut self) -> (Ctx<'_>, &mut Slab, &mut BufRing) {
-        let ctx = Ctx { ring: &mut self.ring, shared: &self.shared, mailbox: &self.mailbox };
+        let ctx = Ctx { ring: &mut self.ring, shared: &self.shared, mailbox: &self.mailbox, now: self.now };
         (ctx, &mut self.conns, &mut self.bufs)
     }
 
@@ -159,6 +180,10 @@ impl Worker {
         let Some(listener) = self.listeners.get_mut(index) else { return };
         if !cqueue::more(flags) {
             listener.armed = false;
+        } else if self.draining {
+            // The cancellation missed the accept (it was re-arming): the
+            // listener stays open until it takes.
+            self.ring.cancel(Token::ring(Op::Accept, index as u32).encode());
         }
         if result >= 0 {
             // SAFETY: a successful accept's result is a new descriptor
@@ -221,8 +246,8 @@ impl Worker {
 
     /// Starts serving an accepted socket.
     fn serve(&mut self, index: usize, socket: OwnedFd) {
-        let opened = Instant::now();
-        let now = Now::read();
+        let now = self.now;
+        let opened = now.mono;
         let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
         let peer = match rustix::net::getpeername(&socket) {
             Ok(Some(addr)) => {
@@ -313,7 +338,7 @@ impl Worker {
 
     /// The periodic sweep: deadlines, and accepting again after a failure.
     fn sweep(&mut self) {
-        let now = Now::read();
+        let now = self.now;
         for token in self.conns.tokens() {
             let (mut ctx, conns, _) = self.ctx();
             if let Some(live) = conns.get_mut(token) {
