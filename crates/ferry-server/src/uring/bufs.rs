@@ -18,9 +18,9 @@ use io_uring::types::BufRingEntry;
 pub(super) const GROUP: u16 = 0;
 
 /// Buffers in the pool (a power of two, as the kernel requires).
-const COUNT: u16 = 256;
+const COUNT: u16 = 64;
 
-/// Bytes per buffer: 256 x 16 KiB = 4 MiB per thread, touched only as
+/// Bytes per buffer: 64 x 16 KiB = 1 MiB per thread, touched only as
 /// data arrives.
 const SIZE: usize = 16 * 1024;
 

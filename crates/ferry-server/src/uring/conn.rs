@@ -19,6 +19,7 @@
 //!   cannot grow its input without bound.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -46,7 +47,8 @@ enum Recv {
 /// One open connection.
 pub(super) struct Live {
     socket: OwnedFd,
-    peer: String,
+    /// For the log line (`None`: the socket could not tell).
+    peer: Option<SocketAddr>,
     opened: Instant,
     core: Conn<Box<dyn Session + Send>>,
     out: Output,
@@ -68,7 +70,12 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Live {
-    pub(super) fn new(socket: OwnedFd, peer: String, core: Conn<Box<dyn Session + Send>>, opened: Instant) -> Live {
+    pub(super) fn new(
+        socket: OwnedFd,
+        peer: Option<SocketAddr>,
+        core: Conn<Box<dyn Session + Send>>,
+        opened: Instant,
+    ) -> Live {
         Live { socket, peer, opened, core, out: Output::default(), recv: Recv::Idle, eof: false, closing: false }
     }
 
@@ -218,7 +225,7 @@ impl Live {
         }
         match self.out.next_ops(&self.socket) {
             Ok(ops) => {
-                for (op, entry) in ops {
+                for (op, entry) in ops.into_iter().flatten() {
                     // SAFETY: the bytes, file and pipe these entries name
                     // belong to `self.out`, which keeps them until their
                     // completions (and the slot lives until then).
@@ -277,9 +284,9 @@ impl Live {
     /// The connection's one info line, as every model writes it.
     fn log_closed(&self, reason: &dyn std::fmt::Display) {
         let stats = self.core.stats();
+        let peer = self.peer.map_or_else(|| "unknown peer".to_string(), |p| p.to_string());
         tracing::info!(
-            "{}: connection closed ({reason}): {} bytes in, {} bytes out, {:.3}s",
-            self.peer,
+            "{peer}: connection closed ({reason}): {} bytes in, {} bytes out, {:.3}s",
             stats.bytes_in,
             stats.bytes_out,
             self.opened.elapsed().as_secs_f64()

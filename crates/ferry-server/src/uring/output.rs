@@ -63,8 +63,9 @@ pub(super) struct Output {
     items: VecDeque<Item>,
     /// Operations in flight for the front item.
     busy: u8,
-    /// Created for the first file range; kept for the next ones.
-    pipe: Option<Pipe>,
+    /// Created for the first file range; kept for the next ones (boxed:
+    /// most connections never send a file).
+    pipe: Option<Box<Pipe>>,
 }
 
 impl Output {
@@ -98,30 +99,30 @@ impl Output {
     /// The entries that send the front item on `socket` (tagged `Send`,
     /// or `FileIn` linked to `FileOut`), if nothing is in flight. Counts
     /// them as in flight: the caller must push every one.
-    pub(super) fn next_ops(&mut self, socket: &OwnedFd) -> io::Result<Vec<(Op, squeue::Entry)>> {
+    pub(super) fn next_ops(&mut self, socket: &OwnedFd) -> io::Result<[Option<(Op, squeue::Entry)>; 2]> {
         if self.busy > 0 {
-            return Ok(Vec::new());
+            return Ok([None, None]);
         }
         let sock = types::Fd(socket.as_raw_fd());
         let ops = match self.items.front() {
-            None => Vec::new(),
+            None => [None, None],
             Some(Item::Bytes { buf, sent }) => {
                 let rest = &buf[*sent..];
                 let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
                 let send = opcode::Send::new(sock, rest.as_ptr(), len).flags(libc_nosignal()).build();
-                vec![(Op::Send, send)]
+                [Some((Op::Send, send)), None]
             }
             Some(Item::File { file, offset, unread }) => {
                 let pipe = match &mut self.pipe {
                     Some(pipe) => pipe,
-                    None => self.pipe.insert(Pipe::new()?),
+                    None => self.pipe.insert(Box::new(Pipe::new()?)),
                 };
                 let out = |len: usize| {
                     let len = u32::try_from(len).unwrap_or(u32::MAX);
                     opcode::Splice::new(types::Fd(pipe.read.as_raw_fd()), -1, sock, -1, len).build()
                 };
                 if pipe.fill > 0 {
-                    vec![(Op::FileOut, out(pipe.fill))]
+                    [Some((Op::FileOut, out(pipe.fill))), None]
                 } else {
                     let chunk = usize::try_from(*unread).unwrap_or(usize::MAX).min(pipe.capacity);
                     let offset = i64::try_from(*offset).map_err(|_| io::Error::other("file offset too large"))?;
@@ -134,11 +135,11 @@ impl Output {
                     )
                     .build()
                     .flags(squeue::Flags::IO_LINK);
-                    vec![(Op::FileIn, file_in), (Op::FileOut, out(chunk))]
+                    [Some((Op::FileIn, file_in)), Some((Op::FileOut, out(chunk)))]
                 }
             }
         };
-        self.busy = ops.len() as u8;
+        self.busy = ops.iter().flatten().count() as u8;
         Ok(ops)
     }
 
@@ -187,6 +188,10 @@ impl Output {
             (_, _) if result < 0 => moved.error = Some(cqe_error(result)),
             (_, _) => moved.error = Some(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes")),
         }
+        if self.is_empty() {
+            // An idle keep-alive connection keeps no queue memory.
+            self.items = VecDeque::new();
+        }
         moved
     }
 }
@@ -220,15 +225,20 @@ mod tests {
         out.push_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n");
         assert_eq!(out.items.len(), 1, "two answers, one send");
         let ops = out.next_ops(&socket).expect("ops");
-        assert_eq!(ops.len(), 1);
+        assert_eq!(ops.iter().flatten().count(), 1);
         out.push_bytes(b"third");
         assert_eq!(out.items.len(), 2, "the buffer in flight is not touched");
         out.push_bytes(b"fourth");
         assert_eq!(out.items.len(), 2, "but what follows it coalesces");
         let moved = out.complete(Op::Send, 46);
         assert_eq!((moved.sent, out.items.len()), (46, 1));
-        assert!(out.next_ops(&socket).expect("ops").len() == 1);
+        assert_eq!(out.next_ops(&socket).expect("ops").iter().flatten().count(), 1);
         let moved = out.complete(Op::Send, -rustix::io::Errno::PIPE.raw_os_error());
         assert!(moved.error.is_some());
+        assert_eq!(out.next_ops(&socket).expect("ops").iter().flatten().count(), 1);
+        let moved = out.complete(Op::Send, 11);
+        assert_eq!(moved.sent, 11, "third and fourth left in one send");
+        assert!(out.is_empty());
+        assert_eq!(out.items.capacity(), 0, "an emptied queue gives its memory back");
     }
 }

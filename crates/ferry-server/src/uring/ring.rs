@@ -164,6 +164,18 @@ impl Ring {
         }
     }
 
+    /// Submits what is queued, if anything, without asking for events.
+    pub(super) fn submit_queued(&mut self) -> io::Result<()> {
+        if self.ring.submission().is_empty() {
+            return Ok(());
+        }
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(code) if code == libc_eintr() || code == libc_ebusy()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits what is queued and runs the completions that are ready,
     /// without waiting (deferred task work runs only in an enter that asks
     /// for events).

@@ -5,9 +5,11 @@
 use super::conn::Live;
 use super::ring::{Op, Token};
 
+/// A slot: 16 bytes, the connection boxed, so the slab's growth (the
+/// vector doubles) copies and keeps no more than that per connection.
 struct Slot {
     generation: u32,
-    live: Option<Live>,
+    live: Option<Box<Live>>,
 }
 
 /// The connections of one ring.
@@ -28,7 +30,7 @@ impl Slab {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.live = Some(live);
+        slot.live = Some(Box::new(live));
         Token { op: Op::Recv, generation: slot.generation, index }
     }
 
@@ -38,12 +40,12 @@ impl Slab {
         if slot.generation != token.generation {
             return None;
         }
-        slot.live.as_mut()
+        slot.live.as_deref_mut()
     }
 
     /// Frees the slot of `token` (its connection is finished); returns the
     /// connection so the caller drops (closes) it.
-    pub(super) fn remove(&mut self, token: Token) -> Option<Live> {
+    pub(super) fn remove(&mut self, token: Token) -> Option<Box<Live>> {
         let slot = self.slots.get_mut(token.index as usize)?;
         if slot.generation != token.generation {
             return None;

@@ -196,3 +196,21 @@ fn a_listing_runs_as_a_job_and_its_answer_comes_back_through_the_mailbox() {
     assert!(all.ends_with("\r\n\r\nx"), "the file's answer comes last");
     server.stop();
 }
+
+#[test]
+fn more_senders_at_once_than_pool_buffers_are_all_answered() {
+    // 300 connections send before any is read: more receives complete
+    // than the pool has buffers, so some end with ENOBUFS and are re-armed.
+    let mut server = Running::start(vec![echo(PATIENCE)], 1, PATIENCE);
+    let mut clients: Vec<TcpStream> = (0..300).map(|_| server.connect(0)).collect();
+    let msg = vec![b'q'; 20 * 1024];
+    for c in &mut clients {
+        c.write_all(&msg).expect("write");
+    }
+    for c in &mut clients {
+        let mut got = vec![0; msg.len()];
+        c.read_exact(&mut got).expect("echo");
+        assert!(got == msg);
+    }
+    assert_eq!(server.stop().accepted, 300);
+}

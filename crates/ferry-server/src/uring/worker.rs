@@ -105,7 +105,9 @@ impl Worker {
             if !cqes.is_empty() && idle_yield.should_try() {
                 // Busy to idle: yield the CPU once (the peers, on the same
                 // cores, may be about to send more) and look again before
-                // sleeping in the kernel, as the event loops do.
+                // sleeping in the kernel, as the event loops do. What the
+                // batch queued (answers) goes out first, not after the yield.
+                self.ring.submit_queued()?;
                 rustix::thread::sched_yield();
                 self.ring.submit_and_peek()?;
                 self.ring.reap(&mut cqes);
@@ -250,12 +252,10 @@ impl Worker {
         let opened = now.mono;
         let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
         let peer = match rustix::net::getpeername(&socket) {
-            Ok(Some(addr)) => {
-                std::net::SocketAddr::try_from(addr).map_or_else(|_| "unknown peer".into(), |a| a.to_string())
-            }
-            _ => "unknown peer".into(),
+            Ok(Some(addr)) => std::net::SocketAddr::try_from(addr).ok(),
+            _ => None,
         };
-        tracing::debug!("{peer}: connection opened");
+        tracing::debug!("{peer:?}: connection opened");
         let listener = &self.listeners[index];
         let session = listener.service.new_session_in(&self.file_cache);
         let mut core = Conn::new(session, Arc::clone(&listener.config), now);
