@@ -9,6 +9,9 @@
 #   PEER_FERRY=../old/target/release/ferry scripts/bench-http.sh
 #                      # another ferry build in nginx's place (the "nginx"
 #                      # column): an A/B of two builds in one run
+#   FERRY_ARGS="--model uring" FERRY2_ARGS="--model multi-reactor" scripts/bench-http.sh
+#                      # a third server, this ferry with other arguments
+#                      # (the "ferry2" column), in the same alternation
 #
 # Measures (each wrk run lasts DURATION, default 5 s):
 #   cpu        server CPU time per request (utime+stime of every process of
@@ -35,6 +38,7 @@ ONLY=${ONLY:-"cpu pipelined large huge memory"}
 WORKERS=${WORKERS:-$(nproc)}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 FERRY_ARGS=${FERRY_ARGS:-}
+FERRY2_ARGS=${FERRY2_ARGS:-}
 PEER_FERRY=${PEER_FERRY:-}
 
 for tool in nginx wrk curl python3; do
@@ -67,11 +71,12 @@ head -c 256M /dev/urandom >"$work/root/256m.bin"
 # same process would grow by nothing.
 all_pids=()
 start_ferry() { start_ferry_bin "$ferry" "$1"; }
-start_ferry_bin() { # binary name
-    local bin=$1
+start_ferry2() { start_ferry_bin "$ferry" "$1" "$FERRY2_ARGS"; }
+start_ferry_bin() { # binary name [args, default FERRY_ARGS]
+    local bin=$1 args=${3-$FERRY_ARGS}
     shift
     local out=$work/$1.out
-    "$bin" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS -q \
+    "$bin" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $args -q \
         >"$out" 2>"$work/$1.err" &
     local pid=$!
     all_pids+=("$pid")
@@ -109,6 +114,12 @@ start_nginx() {
 }
 stop() { kill "$1" 2>/dev/null && wait "$1" 2>/dev/null || true; }
 start_ferry ferry
+servers="ferry nginx"
+if [ -n "$FERRY2_ARGS" ]; then
+    start_ferry2 ferry2
+    servers="ferry ferry2 nginx"
+    echo "ferry2 $ferry2_addr (pid $ferry2_pid, $FERRY2_ARGS --io-threads $WORKERS)"
+fi
 start_nginx nginx
 echo "ferry $ferry_addr (pid $ferry_pid, $FERRY_ARGS --io-threads $WORKERS), nginx $nginx_addr (pid $nginx_pid, $WORKERS workers)"
 
@@ -194,10 +205,12 @@ wants() { [[ " $ONLY " == *" $1 "* ]]; }
 # Warm up both (page cache, lazily allocated state).
 wrk -t1 -c64 -d1s "http://$ferry_addr/hello.txt" >/dev/null
 wrk -t1 -c64 -d1s "http://$nginx_addr/hello.txt" >/dev/null
+if [ -n "$FERRY2_ARGS" ]; then wrk -t1 -c64 -d1s "http://$ferry2_addr/hello.txt" >/dev/null; fi
 for run in $(seq "$RUNS"); do
     echo "run $run/$RUNS"
-    for server in ferry nginx; do
-        if [ $server = ferry ]; then pid=$ferry_pid addr=$ferry_addr; else pid=$nginx_pid addr=$nginx_addr; fi
+    for server in $servers; do
+        pid_var=${server}_pid addr_var=${server}_addr
+        pid=${!pid_var} addr=${!addr_var}
         if wants cpu; then cpu_run $server "$pid" "$addr" 64; cpu_run $server "$pid" "$addr" 256; fi
         if wants pipelined; then pipelined_run $server "$addr"; fi
         if wants large; then large_run $server "$addr"; fi
@@ -208,11 +221,20 @@ done
 
 # --- summary ---------------------------------------------------------------
 echo
-printf '%-28s %12s %12s %8s\n' metric ferry nginx ratio
+ratio() { awk -v f="$1" -v n="$2" 'BEGIN {if (n > 0) printf "%.2f", f / n; else print "-"}'; }
+if [ -n "$FERRY2_ARGS" ]; then
+    printf '%-28s %12s %12s %12s %8s %8s\n' metric ferry ferry2 nginx f/f2 f/nginx
+else
+    printf '%-28s %12s %12s %8s\n' metric ferry nginx ratio
+fi
 for key in $(printf '%s\n' "${!results[@]}" | sed -n 's/^ferry\.//p' | sort); do
     f=$(tr ' ' '\n' <<<"${results[ferry.$key]}" | grep . | median)
     n=$(tr ' ' '\n' <<<"${results[nginx.$key]:-}" | grep . | median)
-    ratio=$(awk -v f="$f" -v n="$n" 'BEGIN {if (n > 0) printf "%.2f", f / n; else print "-"}')
-    printf '%-28s %12s %12s %8s\n' "$key" "$f" "$n" "$ratio"
+    if [ -n "$FERRY2_ARGS" ]; then
+        f2=$(tr ' ' '\n' <<<"${results[ferry2.$key]:-}" | grep . | median)
+        printf '%-28s %12s %12s %12s %8s %8s\n' "$key" "$f" "$f2" "$n" "$(ratio "$f" "$f2")" "$(ratio "$f" "$n")"
+    else
+        printf '%-28s %12s %12s %8s\n' "$key" "$f" "$n" "$(ratio "$f" "$n")"
+    fi
 done
-echo "(medians of $RUNS runs; ratio = ferry / nginx; for us_per_req and KiB_per_conn lower is better)"
+echo "(medians of $RUNS runs; ratios = ferry / the other; for us_per_req and KiB_per_conn lower is better)"

@@ -22,6 +22,9 @@
 # started with those arguments, for an A/B of ferry options in one run:
 #   FERRY_ARGS=--no-idle-yield PEER_ARGS="--poller epoll" scripts/bench-pingpong.sh
 # (the "tokio" columns are then that second ferry).
+# FERRY_ECHO (env) is run in place of the ferry echo example (same command
+# line: ADDR --threads N), e.g. the io_uring model:
+#   FERRY_ECHO=scripts/uring-echo.sh scripts/bench-pingpong.sh
 # PEER_ECHO (env) is another build's echo example run as the peer, for an
 # A/B of two builds in one run (with PEER_ARGS as its arguments, if set):
 #   PEER_ECHO=../old/target-reactor/release/examples/echo scripts/bench-pingpong.sh
@@ -68,13 +71,13 @@ wait_listening() { # file
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else print v[int((NR+1)/2)]}'; }
 
-echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0} FERRY_ARGS=${FERRY_ARGS:-} PEER_ARGS=${PEER_ARGS:-} PEER_ECHO=${PEER_ECHO:-} (either set: the tokio columns are that ferry) CLIENT_ARGS=${CLIENT_ARGS:-}, $(nproc) cores, $(uname -r)"
+echo "# ping-pong: SECS=$SECS RUNS=$RUNS PIN=${PIN:-0} FERRY_ECHO=${FERRY_ECHO:-} FERRY_ARGS=${FERRY_ARGS:-} PEER_ARGS=${PEER_ARGS:-} PEER_ECHO=${PEER_ECHO:-} (either set: the tokio columns are that ferry) CLIENT_ARGS=${CLIENT_ARGS:-}, $(nproc) cores, $(uname -r)"
 echo
 echo "| sub-loops | conns | size | ferry MiB/s | tokio MiB/s | ferry/tokio (min-max) | ferry CPU µs/msg | tokio CPU µs/msg |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $THREADS; do
     # shellcheck disable=SC2086 # FERRY_ARGS is a list of words
-    "${SRV_PIN[@]}" "$EX/echo" "127.0.0.1:$FERRY_PORT" --threads "$t" ${FERRY_ARGS:-} >"$LOG/ferry.out" 2>&1 &
+    "${SRV_PIN[@]}" "${FERRY_ECHO:-$EX/echo}" "127.0.0.1:$FERRY_PORT" --threads "$t" ${FERRY_ARGS:-} >"$LOG/ferry.out" 2>&1 &
     FP=$!
     if [[ -n "${PEER_ARGS:-}${PEER_ECHO:-}" ]]; then
         # shellcheck disable=SC2086 # PEER_ARGS is a list of words

@@ -7,31 +7,42 @@
 //! single request-response connection, a loop alone on its core) it is tried
 //! less and less often, down to one busy-to-idle transition in 64, and at
 //! every transition again after the first time it finds events.
+//!
+//! Public so drivers with a wait loop of their own (ferry-server's io_uring
+//! threads) follow the same policy.
 
 /// Most transitions skipped after a run of misses: 2^6 - 1 = 63.
 const MAX_BACKOFF_SHIFT: u32 = 6;
 
 /// Per-loop state of the policy (exponential back-off on misses).
 #[derive(Debug)]
-pub(crate) struct IdleYield {
+pub struct IdleYield {
     enabled: bool,
     misses: u32,
     skip: u32,
 }
 
+impl Default for IdleYield {
+    fn default() -> IdleYield {
+        IdleYield::new()
+    }
+}
+
 impl IdleYield {
-    pub(crate) fn new() -> IdleYield {
+    /// A policy that tries at the first transition.
+    pub fn new() -> IdleYield {
         IdleYield { enabled: true, misses: 0, skip: 0 }
     }
 
-    pub(crate) fn set_enabled(&mut self, on: bool) {
+    /// Turns the policy on or off (off: never yield).
+    pub fn set_enabled(&mut self, on: bool) {
         self.enabled = on;
         self.misses = 0;
         self.skip = 0;
     }
 
     /// At a busy-to-idle transition: yield and re-poll this time?
-    pub(crate) fn should_try(&mut self) -> bool {
+    pub fn should_try(&mut self) -> bool {
         if !self.enabled {
             return false;
         }
@@ -43,7 +54,7 @@ impl IdleYield {
     }
 
     /// What the poll after the yield found.
-    pub(crate) fn record(&mut self, found_events: bool) {
+    pub fn record(&mut self, found_events: bool) {
         if found_events {
             self.misses = 0;
             self.skip = 0;

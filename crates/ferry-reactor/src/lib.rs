@@ -90,6 +90,7 @@ pub use datagram::{
     DatagramOptions, DatagramPeer, DatagramSocket, DatagramStats, MAX_BATCH, ParseDatagramAddrError,
 };
 pub use event_loop::{EventLoop, Handler, LoopHandle, Token};
+pub use idle_yield::IdleYield;
 pub use keepalive::{TcpKeepalive, set_tcp_keepalive};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;

@@ -7,6 +7,7 @@
 //!   It and prefork hand a connection to a worker only once its first
 //!   request is complete (`gate`), so slow senders cannot starve them.
 //! - [`reactor`]: reactor and multi-reactor, sessions on event loops.
+//! - [`uring`]: a proactor on io_uring, one ring per thread.
 //! - [`BlockingServer`]: the classic models, one module each: iterative
 //!   (one connection at a time), fork (a process per connection), thread
 //!   (a thread per connection), prefork (a process pool fed descriptors
@@ -41,6 +42,7 @@ pub mod task_queue;
 mod thread;
 pub mod threadpool;
 pub mod udp_echo;
+pub mod uring;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
@@ -53,3 +55,4 @@ pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
 pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};
 pub use udp_echo::UdpEcho;
+pub use uring::{UringConfig, UringServer};

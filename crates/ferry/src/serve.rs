@@ -19,7 +19,7 @@ use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::udp_echo::DatagramAddr;
 use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
-    Service, UdpEcho,
+    Service, UdpEcho, UringConfig, UringServer,
 };
 
 /// Arguments of `ferry serve`.
@@ -48,10 +48,10 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = Model::MultiReactor)]
     model: Model,
     /// Sub-loop threads of the multi-reactor model, each doing the I/O of
-    /// the connections handed to it (see `--assign`) [default: number of
-    /// CPUs].
+    /// the connections handed to it (see `--assign`), or rings of the
+    /// uring model [default: number of CPUs].
     /// 0 makes the main loop serve every connection itself (like
-    /// `--model reactor`).
+    /// `--model reactor`); uring runs at least one ring.
     #[arg(long, value_name = "N")]
     io_threads: Option<u32>,
     /// Readiness backend of the reactor models' event loops.
@@ -178,6 +178,10 @@ enum Model {
     Reactor,
     /// A main loop accepts; `--io-threads` sub-loops serve the connections.
     MultiReactor,
+    /// A proactor on io_uring: `--io-threads` rings, each accepting (on a
+    /// SO_REUSEPORT socket of its own) and serving its connections with
+    /// completion-based I/O. Needs a kernel that allows io_uring.
+    Uring,
 }
 
 /// The readiness backends of the reactor models.
@@ -230,10 +234,11 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         Model::Threadpool => {
             Some(BlockingModel::ThreadPool { workers: workers(), queue_capacity: args.queue as usize })
         }
-        Model::Reactor | Model::MultiReactor => None,
+        Model::Reactor | Model::MultiReactor | Model::Uring => None,
     };
     match blocking {
         Some(model) => run_blocking(&args, listeners, udp_echo, model)?,
+        None if args.model == Model::Uring => run_uring(&args, listeners, udp_echo)?,
         None => run_reactor(&args, listeners, udp_echo)?,
     }
     Ok(())
@@ -258,6 +263,25 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Optio
     };
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let mut server = ReactorServer::bind(config)?;
+    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
+    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    if let Some(echo) = udp_echo {
+        server = server.with_udp_echo(echo);
+    }
+    let _pid_file = detach_if_asked(args)?;
+    let report = server.run()?;
+    tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
+    Ok(())
+}
+
+/// Runs the io_uring proactor.
+fn run_uring(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Option<UdpEcho>) -> anyhow::Result<()> {
+    let mut config = UringConfig::new(listeners);
+    if let Some(n) = args.io_threads {
+        config.io_threads = (n as usize).max(1);
+    }
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    let mut server = UringServer::bind(config)?;
     let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
     announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
     if let Some(echo) = udp_echo {

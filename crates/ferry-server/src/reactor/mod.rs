@@ -22,7 +22,7 @@
 //! or the drain timeout (a timer) or a second signal cuts what is left.
 //! Then the loops quit and their threads are joined.
 
-mod jobs;
+pub(crate) mod jobs;
 mod loop_state;
 mod session_conn;
 mod shared;
@@ -217,7 +217,7 @@ impl ReactorServer {
 /// How often loops check their connections' deadlines: an eighth of the
 /// shortest timeout, between 100 ms and 1 s (so a 10 s header timeout
 /// fires within 10-11 s).
-fn sweep_interval(listeners: &[ListenerConfig]) -> Duration {
+pub(crate) fn sweep_interval(listeners: &[ListenerConfig]) -> Duration {
     let shortest = listeners
         .iter()
         .flat_map(|l| [l.pump.idle_timeout, l.pump.request_timeout])

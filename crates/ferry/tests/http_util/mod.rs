@@ -36,6 +36,7 @@ pub const ALL_MODELS: &[Model] = &[
         args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "epoll"],
     },
     Model { name: "multi-reactor/poll", args: &["--model", "multi-reactor", "--io-threads", "2", "--poller", "poll"] },
+    Model { name: "uring", args: &["--model", "uring", "--io-threads", "2"] },
 ];
 
 /// Every model that serves connections side by side: all but iterative,

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use super::{PATIENCE, ferry_bin, random_file, sha256, wait_child};
 
 /// Every model the suite runs, as `--model` spells it.
-pub const MODELS: &[&str] = &["iterative", "fork", "thread", "prefork", "threadpool", "reactor", "multi-reactor"];
+pub const MODELS: &[&str] =
+    &["iterative", "fork", "thread", "prefork", "threadpool", "reactor", "multi-reactor", "uring"];
 
 /// Concurrent clients for the models that serve clients side by side.
 pub const CLIENTS: usize = 50;

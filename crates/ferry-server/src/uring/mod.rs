@@ -1,0 +1,263 @@
+//! The uring model: a proactor on io_uring. Completion-based end to end,
+//! with the same sessions through the same connection core as every
+//! other model.
+//!
+//! - One ring per thread (`io_threads`), each with its own listening
+//!   socket per listener (`SO_REUSEPORT`: the kernel spreads connections
+//!   over the threads) and a multishot accept on it.
+//! - Per connection: a multishot receive into the thread's provided-buffer
+//!   pool (`bufs`: no receive buffer per connection), sends with adjacent
+//!   answers coalesced, file ranges spliced file -> pipe -> socket by two
+//!   linked operations (`output`), cancellation on close (`conn`).
+//! - Deadlines: a multishot timeout per ring sweeps the connections'
+//!   deadlines (the core's `next_deadline`), as the reactor's timer does.
+//! - Blocking work (listings, hashing, fsync) runs on the reactor's job
+//!   pool; answers come back through the thread's mailbox (`shared`).
+//! - The calling thread runs a small control ring: it reads the signalfd
+//!   and polls the shutdown eventfd; on a stop it tells every ring to
+//!   drain, then waits on the ring for "no connection left", the drain
+//!   timeout (a timeout operation) or a second signal, which cut what is
+//!   left (`control`).
+//!
+//! If the kernel refuses `io_uring_setup` (too old, `kernel.io_uring_disabled`,
+//! a seccomp filter), [`UringServer::bind`] fails with a message saying so.
+
+mod bufs;
+mod conn;
+mod control;
+mod output;
+mod ring;
+mod shared;
+mod slab;
+mod worker;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ferry_proto::conn::ConnConfig;
+use ferry_reactor::sys::signals::SignalFd;
+use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+
+use self::shared::{Mailbox, Msg, Shared};
+use self::worker::{RingListener, Worker};
+use crate::{BoundListener, ListenerConfig, Report, ServerError, Shutdown};
+
+/// Settings of a [`UringServer`].
+#[derive(Debug, Clone)]
+pub struct UringConfig {
+    /// The addresses to listen on, each with its service and timeouts.
+    pub listeners: Vec<ListenerConfig>,
+    /// Ring threads, each accepting and serving its share (at least 1).
+    pub io_threads: usize,
+    /// How long in-flight transfers may take to finish after shutdown
+    /// begins before their connections are cut.
+    pub drain_timeout: Duration,
+    /// Turn SIGINT and SIGTERM into an orderly shutdown.
+    pub handle_signals: bool,
+}
+
+impl UringConfig {
+    /// The CLI's defaults: a ring per CPU, 30 s drain timeout, signals
+    /// handled.
+    pub fn new(listeners: Vec<ListenerConfig>) -> UringConfig {
+        UringConfig {
+            listeners,
+            io_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            drain_timeout: Duration::from_secs(30),
+            handle_signals: true,
+        }
+    }
+}
+
+/// What the message of a refused `io_uring_setup` says.
+const REFUSED: &str = "set up io_uring, which --model uring needs (the kernel refused it: \
+     too old (before 6.1), io_uring turned off by the kernel.io_uring_disabled sysctl, \
+     or a seccomp filter such as a container's; pick another --model)";
+
+/// A bound uring server: [`bind`](Self::bind) checks that io_uring is
+/// available and opens the listeners (no thread starts, so `--daemon` may
+/// fork); [`run`](Self::run) serves until shutdown.
+pub struct UringServer {
+    /// Per ring thread, one socket per listener.
+    sockets: Vec<Vec<TcpListener>>,
+    bound: Vec<BoundListener>,
+    config: UringConfig,
+    shutdown: Shutdown,
+    signals: Option<SignalFd>,
+    /// A datagram echo served beside the rings, on a thread of its own.
+    udp_echo: Option<crate::UdpEcho>,
+}
+
+impl UringServer {
+    /// Checks that the kernel grants an io_uring, ignores SIGPIPE, blocks
+    /// SIGINT/SIGTERM into a signalfd (if `handle_signals`) and binds every
+    /// listener once per ring thread (`SO_REUSEPORT`).
+    pub fn bind(config: UringConfig) -> Result<UringServer, ServerError> {
+        probe().map_err(ServerError::setup(REFUSED))?;
+        let signals = crate::listen::server_signals(config.handle_signals, false)?;
+        let threads = config.io_threads.max(1);
+        let mut sockets: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut bound = Vec::with_capacity(config.listeners.len());
+        for lc in &config.listeners {
+            let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
+            let first = reuseport_listener(lc.addr, lc.tcp_keepalive.as_ref()).map_err(listen_err)?;
+            let addr = first.local_addr().map_err(listen_err)?;
+            sockets[0].push(first);
+            for per_thread in sockets.iter_mut().skip(1) {
+                per_thread.push(reuseport_listener(addr, lc.tcp_keepalive.as_ref()).map_err(listen_err)?);
+            }
+            bound.push(BoundListener { service: lc.service.name(), addr });
+        }
+        let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
+        Ok(UringServer { sockets, bound, config, shutdown, signals, udp_echo: None })
+    }
+
+    /// The bound addresses, in the order of the configuration.
+    pub fn listeners(&self) -> Vec<BoundListener> {
+        self.bound.clone()
+    }
+
+    /// A handle that starts the orderly shutdown from any thread, like
+    /// SIGTERM does.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Also serves `echo` (`--udp-echo`) until shutdown, on an event-loop
+    /// thread of its own beside the rings (see [`crate::udp_echo`]).
+    pub fn with_udp_echo(mut self, echo: crate::UdpEcho) -> UringServer {
+        self.udp_echo = Some(echo);
+        self
+    }
+
+    /// Starts the ring threads and runs the control ring on the calling
+    /// thread until shutdown, then drains and joins them. Returns `Ok`
+    /// after an orderly shutdown, even when connections were cut (the
+    /// report says how many).
+    pub fn run(self) -> Result<Report, ServerError> {
+        let UringServer { sockets, config, shutdown, signals, udp_echo, .. } = self;
+        let beside = match udp_echo {
+            Some(echo) => Some(echo.start_beside(false, &shutdown, || {})?),
+            None => None,
+        };
+        let report = run_rings(sockets, config, &shutdown, signals);
+        // Raised again in case the rings failed before raising it.
+        shutdown.signal();
+        if let Some(beside) = beside {
+            beside.finish();
+        }
+        report
+    }
+}
+
+/// [`UringServer::run`] without the datagram echo beside it.
+fn run_rings(
+    sockets: Vec<Vec<TcpListener>>,
+    config: UringConfig,
+    shutdown: &Shutdown,
+    signals: Option<SignalFd>,
+) -> Result<Report, ServerError> {
+    {
+        let shared = Arc::new(Shared::new().map_err(ServerError::setup("create the idle eventfd"))?);
+        let sweep_every = crate::reactor::sweep_interval(&config.listeners);
+        let (started_tx, started_rx) = mpsc::channel();
+        let mut mailboxes = Vec::new();
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        for (i, per_thread) in sockets.into_iter().enumerate() {
+            let mailbox = Arc::new(Mailbox::new().map_err(ServerError::setup("create a ring mailbox"))?);
+            let listeners = per_thread
+                .into_iter()
+                .zip(&config.listeners)
+                .map(|(socket, lc)| {
+                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(ConnConfig::new(lc.pump)))
+                })
+                .collect();
+            let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());
+            let spawned =
+                std::thread::Builder::new().name(format!("ferry-ring-{i}")).spawn(move || {
+                    match Worker::new(listeners, mailbox2, shared, sweep_every) {
+                        Ok(worker) => {
+                            let _ = started.send(Ok(()));
+                            if let Err(e) = worker.run() {
+                                tracing::error!("io_uring thread {i} failed: {e}");
+                            }
+                        }
+                        Err(e) => drop(started.send(Err(e))),
+                    }
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => return Err(stop_threads(mailboxes, threads, ServerError::setup("spawn a ring thread")(e))),
+            }
+            mailboxes.push(mailbox);
+        }
+        for _ in 0..threads.len() {
+            match started_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(stop_threads(mailboxes, threads, ServerError::setup(REFUSED)(e))),
+                Err(_) => break,
+            }
+        }
+        tracing::info!(
+            "uring: {} ring thread(s), SO_REUSEPORT accept, drain timeout {}s",
+            threads.len(),
+            config.drain_timeout.as_secs_f64()
+        );
+        let outcome = control::run(&shared, &mailboxes, shutdown, signals, config.drain_timeout);
+        for mailbox in &mailboxes {
+            mailbox.post(Msg::Quit);
+        }
+        for handle in threads {
+            if handle.join().is_err() {
+                tracing::error!("an io_uring thread panicked");
+            }
+        }
+        shared.jobs.close();
+        let stopped = outcome?;
+        let accepted = shared.accepted.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(Report { signal: stopped.signal, accepted, dropped_unserved: 0, cut: stopped.cut, left_behind: 0 })
+    }
+}
+
+/// Tells the threads started so far to quit, joins them, returns `error`.
+fn stop_threads(mailboxes: Vec<Arc<Mailbox>>, threads: Vec<JoinHandle<()>>, error: ServerError) -> ServerError {
+    for mailbox in &mailboxes {
+        mailbox.post(Msg::Quit);
+    }
+    for handle in threads {
+        let _ = handle.join();
+    }
+    error
+}
+
+/// Asks the kernel for a ring and drops it: fails as `io_uring_setup`
+/// fails when io_uring is unavailable.
+fn probe() -> std::io::Result<()> {
+    ring::new_ring().map(drop)
+}
+
+/// A non-blocking listening socket on `addr` that other sockets of this
+/// process may bind too (`SO_REUSEPORT`).
+fn reuseport_listener(
+    addr: SocketAddr,
+    keepalive: Option<&ferry_reactor::TcpKeepalive>,
+) -> std::io::Result<TcpListener> {
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let socket =
+        rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    sockopt::set_socket_reuseport(&socket, true)?;
+    if let Some(keepalive) = keepalive {
+        // Accepted connections inherit it from the listener.
+        ferry_reactor::set_tcp_keepalive(&socket, keepalive)?;
+    }
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, 1024)?;
+    Ok(TcpListener::from(socket))
+}
+
+#[cfg(test)]
+mod tests;

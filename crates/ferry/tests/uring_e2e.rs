@@ -1,0 +1,100 @@
+//! What only the uring model has: when the kernel refuses io_uring
+//! (simulated with a seccomp filter that makes `io_uring_setup` fail with
+//! EPERM, as container runtimes' default profiles do), `--model uring`
+//! exits at once with a message that says why and what to do, before it
+//! announces any listener; the default model is unaffected.
+
+mod util;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+
+use util::{PATIENCE, ferry_bin, wait_child};
+
+/// `struct sock_filter` of the classic BPF seccomp uses.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_RET_K: u16 = 0x06;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+
+/// "io_uring_setup fails with EPERM; everything else is allowed." The
+/// syscall number (offset 0 of `seccomp_data`) is 425 on every
+/// architecture with the unified syscall table.
+static DENY_IO_URING: [SockFilter; 4] = [
+    SockFilter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: 0 },
+    SockFilter { code: BPF_JEQ_K, jt: 0, jf: 1, k: libc::SYS_io_uring_setup as u32 },
+    SockFilter { code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ERRNO | libc::EPERM as u32 },
+    SockFilter { code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ALLOW },
+];
+
+/// `ferry serve` on an empty root with `args`, under the filter; returns
+/// (exit status success, stdout, stderr), or kills it once it announced a
+/// listener (it started serving).
+fn serve_without_io_uring(model: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(ferry_bin());
+    cmd.arg("serve")
+        .arg(dir.path())
+        .args(["--model", model, "--files", "127.0.0.1:0", "--http", "off"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // two prctl calls on static data: no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let prog = SockFprog { len: DENY_IO_URING.len() as u16, filter: DENY_IO_URING.as_ptr() };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const SockFprog, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn ferry serve");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    let n = stdout.read(&mut first).unwrap_or(0);
+    let mut out = String::from_utf8_lossy(&first[..n]).into_owned();
+    if out.contains("listening on") {
+        let _ = child.kill();
+    }
+    let status = wait_child(&mut child, PATIENCE).expect("ferry serve exited in time");
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    out.push_str(&rest);
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+    (status.success(), out, err)
+}
+
+#[test]
+fn a_refused_io_uring_makes_uring_exit_with_a_clear_message_and_leaves_the_default_alone() {
+    let (ok, out, err) = serve_without_io_uring("uring");
+    assert!(!ok, "ferry serve --model uring must fail without io_uring; stderr: {err}");
+    assert!(!out.contains("listening on"), "it announced a listener it cannot serve: {out:?}");
+    for needle in ["io_uring", "kernel.io_uring_disabled", "seccomp", "another --model", "Operation not permitted"] {
+        assert!(err.contains(needle), "the error should mention {needle:?}: {err}");
+    }
+    let (_, out, err) = serve_without_io_uring("multi-reactor");
+    assert!(out.contains("files listening on"), "the default model serves without io_uring: {out:?} {err}");
+}
