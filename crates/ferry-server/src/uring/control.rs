@@ -113,6 +113,9 @@ pub(super) fn run(
             started = true;
             crate::listen::log_stop(signal);
             stopped.signal = signal;
+            // Raised as the rings stop accepting, as every model does, so
+            // what serves beside them (the datagram echo) stops now too.
+            shutdown.signal();
             // Before any ring closes a connection, so the last close wakes us.
             shared.begin_drain();
             for mailbox in mailboxes {
