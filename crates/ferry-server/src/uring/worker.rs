@@ -102,18 +102,22 @@ impl Worker {
         let mut cqes = Vec::new();
         let mut idle_yield = IdleYield::new();
         while !(self.quitting && self.ring.in_flight == 0) {
-            if !cqes.is_empty() && idle_yield.should_try() {
-                // Busy to idle: yield the CPU once (the peers, on the same
-                // cores, may be about to send more) and look again before
-                // sleeping in the kernel, as the event loops do. What the
-                // batch queued (answers) goes out first, not after the yield.
+            if !cqes.is_empty() {
+                // What the batch queued (answers) goes out now; sends that
+                // complete at once come back before anything waits.
                 self.ring.submit_queued()?;
-                rustix::thread::sched_yield();
-                self.ring.submit_and_peek()?;
                 self.ring.reap(&mut cqes);
-                idle_yield.record(!cqes.is_empty());
-            } else {
-                cqes.clear();
+                if cqes.is_empty() && idle_yield.should_try() {
+                    // Busy to idle: yield the CPU once (the peers, on the
+                    // same cores, may be about to send more) and look again
+                    // before sleeping in the kernel, as the event loops do.
+                    // Only new input counts as found: the batch's own send
+                    // completions were taken above.
+                    rustix::thread::sched_yield();
+                    self.ring.submit_and_peek()?;
+                    self.ring.reap(&mut cqes);
+                    idle_yield.record(!cqes.is_empty());
+                }
             }
             if cqes.is_empty() {
                 self.ring.submit_and_wait()?;
