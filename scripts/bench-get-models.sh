@@ -43,10 +43,11 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A speeds
-read -ra order <<<"$MODELS"
+read -ra models <<<"$MODELS"
 for run in $(seq "$RUNS"); do
+    order=("${models[@]}")
     if ((run % 2 == 0)); then
-        mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
+        mapfile -t order < <(printf '%s\n' "${models[@]}" | tac)
     fi
     for model in "${order[@]}"; do
         rm -f "$work/dl/big.bin" "$work/dl/big.bin.part"

@@ -24,7 +24,7 @@
 # (the "tokio" columns are then that second ferry).
 # FERRY_ECHO (env) is run in place of the ferry echo example (same command
 # line: ADDR --threads N), e.g. the io_uring model:
-#   FERRY_ECHO=scripts/uring-echo.sh scripts/bench-pingpong.sh
+#   FERRY_ECHO=scripts/serve-echo.sh scripts/bench-pingpong.sh
 # PEER_ECHO (env) is another build's echo example run as the peer, for an
 # A/B of two builds in one run (with PEER_ARGS as its arguments, if set):
 #   PEER_ECHO=../old/target-reactor/release/examples/echo scripts/bench-pingpong.sh

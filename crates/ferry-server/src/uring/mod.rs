@@ -74,7 +74,7 @@ impl UringConfig {
 
 /// What the message of a refused `io_uring_setup` says.
 const REFUSED: &str = "set up io_uring, which --model uring needs (the kernel refused it: \
-     too old (before 6.1), io_uring turned off by the kernel.io_uring_disabled sysctl, \
+     too old (before 6.0), io_uring turned off by the kernel.io_uring_disabled sysctl, \
      or a seccomp filter such as a container's; pick another --model)";
 
 /// A bound uring server: [`bind`](Self::bind) checks that io_uring is

@@ -54,6 +54,8 @@ pub(super) struct Worker {
     file_cache: FileCache,
     /// The sweep's period, read by the kernel.
     sweep_every: Box<types::Timespec>,
+    /// The sweep is one multishot timeout (false: re-armed each time).
+    sweep_multishot: bool,
     /// Where the mailbox eventfd's counter is read to.
     mailbox_buf: Box<[u8; 8]>,
     draining: bool,
@@ -83,6 +85,7 @@ impl Worker {
             shared,
             file_cache: FileCache::new(),
             sweep_every,
+            sweep_multishot: true,
             mailbox_buf: Box::new([0; 8]),
             draining: false,
             quitting: false,
@@ -96,24 +99,26 @@ impl Worker {
             self.arm_accept(i);
         }
         self.arm_mailbox();
-        let sweep = opcode::Timeout::new(&*self.sweep_every).flags(types::TimeoutFlags::MULTISHOT).build();
-        // SAFETY: the timespec is boxed in `self`, alive until the ring is.
-        unsafe { self.ring.push(sweep, Token::ring(Op::Sweep, 0)) };
+        self.arm_sweep();
         let mut cqes = Vec::new();
         let mut idle_yield = IdleYield::new();
         while !(self.quitting && self.ring.in_flight == 0) {
-            if !cqes.is_empty() && idle_yield.should_try() {
-                // Busy to idle: yield the CPU once (the peers, on the same
-                // cores, may be about to send more) and look again before
-                // sleeping in the kernel, as the event loops do. What the
-                // batch queued (answers) goes out first, not after the yield.
+            if !cqes.is_empty() {
+                // What the batch queued (answers) goes out now; sends that
+                // complete at once come back before anything waits.
                 self.ring.submit_queued()?;
-                rustix::thread::sched_yield();
-                self.ring.submit_and_peek()?;
                 self.ring.reap(&mut cqes);
-                idle_yield.record(!cqes.is_empty());
-            } else {
-                cqes.clear();
+                if cqes.is_empty() && idle_yield.should_try() {
+                    // Busy to idle: yield the CPU once (the peers, on the
+                    // same cores, may be about to send more) and look again
+                    // before sleeping in the kernel, as the event loops do.
+                    // Only new input counts as found: the batch's own send
+                    // completions were taken above.
+                    rustix::thread::sched_yield();
+                    self.ring.submit_and_peek()?;
+                    self.ring.reap(&mut cqes);
+                    idle_yield.record(!cqes.is_empty());
+                }
             }
             if cqes.is_empty() {
                 self.ring.submit_and_wait()?;
@@ -143,7 +148,18 @@ impl Worker {
             // A cancellation that met the multishot timeout between two
             // firings (re-arming) missed it: ask again until it ends.
             Op::Sweep if self.quitting && cqueue::more(flags) => self.ring.cancel(token.encode()),
-            Op::Sweep => self.sweep(),
+            Op::Sweep => {
+                if result == -rustix::io::Errno::INVAL.raw_os_error() && self.sweep_multishot {
+                    // A kernel before 6.4: no multishot timeouts; re-armed
+                    // one-shot after every firing instead.
+                    self.sweep_multishot = false;
+                } else if !self.quitting {
+                    self.sweep();
+                }
+                if !cqueue::more(flags) && !self.quitting {
+                    self.arm_sweep();
+                }
+            }
             Op::Cancel | Op::Signal | Op::ShutdownFlag | Op::Idle | Op::DrainTimeout => {}
         }
     }
@@ -334,6 +350,14 @@ impl Worker {
             // The accept in flight holds its own reference until cancelled.
             listener.socket = None;
         }
+    }
+
+    /// Starts the sweep's timeout: multishot where the kernel has it.
+    fn arm_sweep(&mut self) {
+        let flags = if self.sweep_multishot { types::TimeoutFlags::MULTISHOT } else { types::TimeoutFlags::empty() };
+        let sweep = opcode::Timeout::new(&*self.sweep_every).flags(flags).build();
+        // SAFETY: the timespec is boxed in `self`, alive until the ring is.
+        unsafe { self.ring.push(sweep, Token::ring(Op::Sweep, 0)) };
     }
 
     /// The periodic sweep: deadlines, and accepting again after a failure.
