@@ -401,6 +401,8 @@ fn late_client(addr: SocketAddr) -> Result<&'static str, String> {
     let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
         Ok(stream) => stream,
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok("refused"),
+        // The listener closed while the handshake was in its queue.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok("reset while connecting"),
         Err(e) => return Err(format!("connect failed oddly: {e}")),
     };
     stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
