@@ -105,7 +105,10 @@ fn serve_with_nofile(model: &str, root: &std::path::Path, nofile: u64) -> (std::
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("serve")
         .arg(root)
-        .args(["--model", model, "--files", "off", "--http", "127.0.0.1:0", "--io-threads", "2", "-q"])
+        // One ring: with several, another ring's accept in the kernel can
+        // take the slot a shed frees, and the reserve is lost until a
+        // connection closes (docs/URING.md); this test holds them all.
+        .args(["--model", model, "--files", "off", "--http", "127.0.0.1:0", "--io-threads", "1", "-q"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -125,6 +128,16 @@ fn serve_with_nofile(model: &str, root: &std::path::Path, nofile: u64) -> (std::
     (child, addr)
 }
 
+/// Kills the server when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = wait_child(&mut self.0, PATIENCE);
+    }
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let rest = stat.rsplit_once(") ").expect("stat format").1;
@@ -137,7 +150,8 @@ fn out_of_descriptors_uring_sheds_new_connections_without_spinning_and_recovers(
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("a.txt"), b"hello").expect("write");
-    let (mut child, addr) = serve_with_nofile("uring", dir.path(), 48);
+    let (child, addr) = serve_with_nofile("uring", dir.path(), 48);
+    let mut child = KillOnDrop(child);
     // Hold more connections than the server has descriptors for.
     let held: Vec<std::net::TcpStream> = (0..80).filter_map(|_| std::net::TcpStream::connect(addr).ok()).collect();
     assert!(held.len() >= 60, "the kernel's backlog takes the connections");
@@ -159,13 +173,13 @@ fn out_of_descriptors_uring_sheds_new_connections_without_spinning_and_recovers(
         .is_some();
     assert!(shed, "no connection was shed: the rest hang in the backlog");
     // No spinning on the still-readable listener while out of descriptors.
-    let before = cpu_ticks(child.id());
+    let before = cpu_ticks(child.0.id());
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let spent = cpu_ticks(child.id()) - before;
+    let spent = cpu_ticks(child.0.id()) - before;
     assert!(spent < 30, "the server used {spent} ticks in a second while out of descriptors");
     // Descriptors come back: the server answers again.
     drop(held);
-    assert!(matches!(child.try_wait(), Ok(None)), "the server exited: {:?}", child.try_wait());
+    assert!(matches!(child.0.try_wait(), Ok(None)), "the server exited: {:?}", child.0.try_wait());
     let mut answered = false;
     for _ in 0..50 {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
@@ -180,6 +194,4 @@ fn out_of_descriptors_uring_sheds_new_connections_without_spinning_and_recovers(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(answered, "the server serves again once descriptors are free");
-    let _ = child.kill();
-    let _ = wait_child(&mut child, PATIENCE);
 }
