@@ -33,15 +33,21 @@ struct Buffers {
     drain: types::Timespec,
 }
 
+/// The control ring, created before the ring threads start (they may use
+/// up every descriptor as soon as they accept).
+pub(super) fn new() -> Result<Ring, ServerError> {
+    Ok(Ring::new(new_ring().map_err(ServerError::setup("set up the control io_uring"))?))
+}
+
 /// Runs the control ring until the drain is over (see the module docs).
 pub(super) fn run(
+    mut ring: Ring,
     shared: &Arc<Shared>,
     mailboxes: &[Arc<Mailbox>],
     shutdown: &Shutdown,
     signals: Option<SignalFd>,
     drain_timeout: Duration,
 ) -> Result<Stopped, ServerError> {
-    let mut ring = Ring::new(new_ring().map_err(ServerError::setup("set up the control io_uring"))?);
     let mut bufs = Box::new(Buffers {
         siginfo: [0; 128],
         idle: [0; 8],

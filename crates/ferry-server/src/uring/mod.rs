@@ -98,6 +98,7 @@ impl UringServer {
     pub fn bind(config: UringConfig) -> Result<UringServer, ServerError> {
         probe().map_err(ServerError::setup(REFUSED))?;
         let signals = crate::listen::server_signals(config.handle_signals, false)?;
+        worker::open_reserve();
         let threads = config.io_threads.max(1);
         let mut sockets: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(config.listeners.len());
@@ -161,10 +162,12 @@ fn run_rings(
     signals: Option<SignalFd>,
 ) -> Result<Report, ServerError> {
     {
+        let control_ring = control::new()?;
         let shared = Arc::new(Shared::new().map_err(ServerError::setup("create the idle eventfd"))?);
         let sweep_every = crate::reactor::sweep_interval(&config.listeners);
         let (started_tx, started_rx) = mpsc::channel();
         let mut mailboxes = Vec::new();
+        let mut gos = Vec::new();
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         for (i, per_thread) in sockets.into_iter().enumerate() {
             let mailbox = Arc::new(Mailbox::new().map_err(ServerError::setup("create a ring mailbox"))?);
@@ -176,37 +179,45 @@ fn run_rings(
                 })
                 .collect();
             let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());
-            let spawned =
-                std::thread::Builder::new().name(format!("ferry-ring-{i}")).spawn(move || {
-                    match Worker::new(listeners, mailbox2, shared, sweep_every) {
-                        Ok(worker) => {
-                            let _ = started.send(Ok(()));
-                            if let Err(e) = worker.run() {
-                                tracing::error!("io_uring thread {i} failed: {e}");
-                            }
-                        }
-                        Err(e) => drop(started.send(Err(e))),
-                    }
-                });
+            let (go_tx, go_rx) = mpsc::channel::<bool>();
+            let spawned = std::thread::Builder::new().name(format!("ferry-ring-{i}")).spawn(move || {
+                let worker = match Worker::new(listeners, mailbox2, shared, sweep_every) {
+                    Ok(worker) => worker,
+                    Err(e) => return drop(started.send(Err(e))),
+                };
+                let _ = started.send(Ok(()));
+                // Accept only once every ring is set up: a ring that
+                // accepted at once could take the descriptors the others
+                // still need.
+                if go_rx.recv() == Ok(true)
+                    && let Err(e) = worker.run()
+                {
+                    tracing::error!("io_uring thread {i} failed: {e}");
+                }
+            });
             match spawned {
                 Ok(handle) => threads.push(handle),
-                Err(e) => return Err(stop_threads(mailboxes, threads, ServerError::setup("spawn a ring thread")(e))),
+                Err(e) => return Err(stop_threads(&gos, threads, ServerError::setup("spawn a ring thread")(e))),
             }
+            gos.push(go_tx);
             mailboxes.push(mailbox);
         }
         for _ in 0..threads.len() {
             match started_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(stop_threads(mailboxes, threads, ServerError::setup(REFUSED)(e))),
+                Ok(Err(e)) => return Err(stop_threads(&gos, threads, ServerError::setup(REFUSED)(e))),
                 Err(_) => break,
             }
+        }
+        for go in &gos {
+            let _ = go.send(true);
         }
         tracing::info!(
             "uring: {} ring thread(s), SO_REUSEPORT accept, drain timeout {}s",
             threads.len(),
             config.drain_timeout.as_secs_f64()
         );
-        let outcome = control::run(&shared, &mailboxes, shutdown, signals, config.drain_timeout);
+        let outcome = control::run(control_ring, &shared, &mailboxes, shutdown, signals, config.drain_timeout);
         for mailbox in &mailboxes {
             mailbox.post(Msg::Quit);
         }
@@ -222,10 +233,11 @@ fn run_rings(
     }
 }
 
-/// Tells the threads started so far to quit, joins them, returns `error`.
-fn stop_threads(mailboxes: Vec<Arc<Mailbox>>, threads: Vec<JoinHandle<()>>, error: ServerError) -> ServerError {
-    for mailbox in &mailboxes {
-        mailbox.post(Msg::Quit);
+/// Tells the threads started so far not to serve (they wait for the go
+/// before their first operation), joins them, returns `error`.
+fn stop_threads(gos: &[mpsc::Sender<bool>], threads: Vec<JoinHandle<()>>, error: ServerError) -> ServerError {
+    for go in gos {
+        let _ = go.send(false);
     }
     for handle in threads {
         let _ = handle.join();

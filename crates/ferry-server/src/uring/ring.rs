@@ -116,11 +116,15 @@ pub(super) struct Ring {
     /// Operations submitted whose last completion has not arrived: the
     /// ring (and the memory its operations use) may go only at 0.
     pub(super) in_flight: usize,
+    /// Completions taken off a full completion queue while submitting
+    /// (the kernel refuses to take submissions then), handed out by the
+    /// next [`Ring::reap`].
+    held: Vec<(u64, i32, u32)>,
 }
 
 impl Ring {
     pub(super) fn new(ring: IoUring) -> Ring {
-        Ring { ring, in_flight: 0 }
+        Ring { ring, in_flight: 0, held: Vec::new() }
     }
 
     /// Queues `entry` (tagged with `token`), submitting first if the
@@ -139,9 +143,12 @@ impl Ring {
                 return;
             }
             if let Err(e) = self.ring.submit() {
-                // EBUSY: completions must be reaped first; the queue still
-                // drains as the kernel consumes it.
+                // EBUSY: completions must be reaped first (thousands of
+                // cancellations at once); keep them for the next reap.
                 tracing::debug!("io_uring submit while the queue is full: {e}");
+                let mut held = std::mem::take(&mut self.held);
+                self.take_completions(&mut held);
+                self.held = held;
             }
         }
     }
@@ -191,10 +198,23 @@ impl Ring {
         }
     }
 
+    /// Completions were taken off the queue while submitting and wait for
+    /// [`Ring::reap`]: do not sleep before handing them out.
+    pub(super) fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Moves every available completion into `out` as (`user_data`,
     /// result, flags), counting finished operations.
     pub(super) fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
         out.clear();
+        out.append(&mut self.held);
+        self.take_completions(out);
+    }
+
+    /// Appends the available completions to `out`, counting finished
+    /// operations.
+    fn take_completions(&mut self, out: &mut Vec<(u64, i32, u32)>) {
         for cqe in self.ring.completion() {
             let flags = cqe.flags();
             if !io_uring::cqueue::more(flags) {

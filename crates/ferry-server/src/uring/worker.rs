@@ -23,8 +23,15 @@ use super::slab::Slab;
 use crate::Service;
 
 /// The descriptor ring threads shed connections with when descriptors run
-/// out (the limit is per process, one reserve serves all).
+/// out (the limit is per process, one reserve serves all). Opened by
+/// [`open_reserve`] at start, while descriptors are still available: opened
+/// lazily at the first EMFILE, it would find none.
 static RESERVE: LazyLock<ReserveFd> = LazyLock::new(ReserveFd::new);
+
+/// Opens the reserve descriptor now (see [`RESERVE`]).
+pub(super) fn open_reserve() {
+    LazyLock::force(&RESERVE);
+}
 
 /// One listener as a ring thread holds it.
 pub(super) struct RingListener {
@@ -121,7 +128,9 @@ impl Worker {
                 }
             }
             if cqes.is_empty() {
-                self.ring.submit_and_wait()?;
+                if !self.ring.has_held() {
+                    self.ring.submit_and_wait()?;
+                }
                 self.ring.reap(&mut cqes);
             }
             self.now = Now::read();
@@ -186,11 +195,17 @@ impl Worker {
         self.reap_if_finished(token);
     }
 
-    /// Frees the slot of a finished connection (closing its socket).
+    /// Frees the slot of a finished connection (closing its socket); a
+    /// descriptor is free again, so accepting resumes if it had stopped.
     fn reap_if_finished(&mut self, token: Token) {
         if self.conns.get_mut(token).is_some_and(|live| live.finished()) {
             drop(self.conns.remove(token));
             self.shared.closed();
+            if !self.draining {
+                for i in 0..self.listeners.len() {
+                    self.arm_accept(i);
+                }
+            }
         }
     }
 
@@ -220,8 +235,11 @@ impl Worker {
 
     /// Accepting failed: out of descriptors, shed what waits with the
     /// reserve descriptor (`ReserveFd`, as every model does); anything else
-    /// is logged. Returns whether to accept again at once (otherwise the
-    /// next sweep resumes accepting).
+    /// is logged. Returns whether to accept again at once; otherwise the
+    /// next sweep or the next connection to close resumes accepting. (An
+    /// io_uring accept takes its descriptor before it looks for a
+    /// connection, so out of descriptors it fails at once even with none
+    /// pending: re-armed at once, it would spin.)
     fn accept_failed(&mut self, index: usize, result: i32) -> bool {
         use rustix::io::Errno;
         let errno = Errno::from_raw_os_error(-result);
@@ -237,10 +255,10 @@ impl Worker {
             match RESERVE.accept(socket) {
                 Ok(AcceptOutcome::Accepted((stream, _))) => {
                     self.serve(index, OwnedFd::from(stream));
-                    return true;
+                    return false;
                 }
                 Ok(AcceptOutcome::Shed) => {}
-                Ok(AcceptOutcome::WouldBlock) => return true,
+                Ok(AcceptOutcome::WouldBlock) => return false,
                 Err(e) => {
                     tracing::warn!("cannot accept: {e}");
                     return false;
