@@ -18,8 +18,8 @@ use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::udp_echo::DatagramAddr;
 use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, ListenerConfig, PumpConfig, ReactorConfig, ReactorServer, Report,
-    Service, UdpEcho, UringConfig, UringServer,
+    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, PumpConfig, ReactorConfig,
+    ReactorServer, Report, Service, UdpEcho, UringConfig, UringServer,
 };
 
 /// Arguments of `ferry serve`.
@@ -263,8 +263,7 @@ fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Optio
     };
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let mut server = ReactorServer::bind(config)?;
-    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    announce_bound(&server.listeners(), udp_echo.as_ref())?;
     if let Some(echo) = udp_echo {
         server = server.with_udp_echo(echo);
     }
@@ -282,8 +281,7 @@ fn run_uring(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Option<
     }
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     let mut server = UringServer::bind(config)?;
-    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    announce_bound(&server.listeners(), udp_echo.as_ref())?;
     if let Some(echo) = udp_echo {
         server = server.with_udp_echo(echo);
     }
@@ -308,8 +306,7 @@ fn run_blocking(
         handle_signals: true,
     };
     let mut server = BlockingServer::bind(config)?;
-    let udp_line = udp_echo.as_ref().map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(server.listeners().iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))?;
+    announce_bound(&server.listeners(), udp_echo.as_ref())?;
     if let Some(echo) = udp_echo {
         server = server.with_udp_echo(echo);
     }
@@ -410,6 +407,12 @@ fn open_root(path: &Path) -> anyhow::Result<Arc<Root>> {
     }
     // Root's own errors name the path already.
     Ok(Arc::new(Root::open(path)?))
+}
+
+/// The listening lines of a bound server and its datagram echo, if any.
+fn announce_bound(listeners: &[BoundListener], udp_echo: Option<&UdpEcho>) -> anyhow::Result<()> {
+    let udp_line = udp_echo.map(|e| ("udp-echo", e.local_addr().to_string()));
+    announce(listeners.iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))
 }
 
 /// Prints one `ferry: SERVICE listening on ADDR` line per listener on

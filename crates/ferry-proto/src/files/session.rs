@@ -109,7 +109,11 @@ impl FileSession {
     }
 
     fn allow(&self, op: Op, target: &VirtualPath) -> Result<(), Failure> {
-        self.config.access.check(&self.who(), op, target).map_err(|denied| denied_failure(&denied))
+        // Checked under the lock: no copy of the identity per request.
+        let anonymous = Identity::Anonymous;
+        let who = self.who.lock();
+        let who = who.as_deref().unwrap_or(&anonymous);
+        self.config.access.check(who, op, target).map_err(|denied| denied_failure(&denied))
     }
 
     fn require_write(&self) -> Result<&Arc<Partials>, Failure> {

@@ -225,22 +225,28 @@ impl Gate {
         ready
     }
 
+    /// Waiting connection `key` has its first request: to a worker.
+    fn hand_over(&mut self, key: u64, ready: &mut Vec<(usize, Accepted)>) {
+        if let Some(waiting) = self.remove(key) {
+            ready.push((waiting.listener, waiting.conn));
+        }
+    }
+
+    /// Waiting connection `key` is not worth a worker: closed, saying why.
+    fn drop_waiting(&mut self, key: u64, why: &'static str) {
+        if let Some(waiting) = self.remove(key) {
+            self.close(&waiting.conn, why);
+        }
+    }
+
     /// Something arrived on waiting connection `key` (`closed`: or the
     /// client closed): hand it over, drop it, or keep it waiting.
     fn on_input(&mut self, listeners: &[Listener], key: u64, closed: bool, ready: &mut Vec<(usize, Accepted)>) {
         let Some(waiting) = self.waiting.get_mut(&key) else { return };
         let listener = &listeners[waiting.listener];
         match look(&mut self.buf, listener, &waiting.conn, closed).0 {
-            Look::Ready => {
-                if let Some(waiting) = self.remove(key) {
-                    ready.push((waiting.listener, waiting.conn));
-                }
-            }
-            Look::Drop(why) => {
-                if let Some(waiting) = self.remove(key) {
-                    self.close(&waiting.conn, why);
-                }
-            }
+            Look::Ready => self.hand_over(key, ready),
+            Look::Drop(why) => self.drop_waiting(key, why),
             Look::Wait { begun: true } if waiting.began.is_none() => {
                 let now = Instant::now();
                 let old = waiting.deadline;
@@ -271,16 +277,8 @@ impl Gate {
             match look {
                 // Left for a call with room (the timer fires at once).
                 Look::Ready if ready.len() >= room => {}
-                Look::Ready => {
-                    if let Some(waiting) = self.remove(key) {
-                        ready.push((waiting.listener, waiting.conn));
-                    }
-                }
-                Look::Drop(why) => {
-                    if let Some(waiting) = self.remove(key) {
-                        self.close(&waiting.conn, why);
-                    }
-                }
+                Look::Ready => self.hand_over(key, ready),
+                Look::Drop(why) => self.drop_waiting(key, why),
                 Look::Wait { .. } => {
                     let Some(waiting) = self.waiting.remove(&key) else { continue };
                     self.deadlines.remove(&(waiting.deadline, key));
