@@ -78,6 +78,28 @@ fn ls_lists_a_directory() {
 }
 
 #[test]
+fn ls_for_scripts_filters_sorts_and_speaks_json() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    std::fs::write(root.join(".dot"), b"").unwrap();
+    std::fs::write(root.join("big.bin"), vec![0u8; 3 * 1024 * 1024 / 2]).unwrap();
+    let server = Server::start(&root, &[]);
+    let addr = server.addr_arg();
+    // Not a terminal: one name per line, hidden ones only with -a.
+    assert_eq!(ferry_ok(&["ls", &addr], None), "big.bin\nhello.txt\nsub\n");
+    assert_eq!(ferry_ok(&["ls", &addr, "-a"], None), ".dot\nbig.bin\nhello.txt\nsub\n");
+    // Largest first, reversed.
+    let by_size = ferry_ok(&["ls", &addr, "-S", "-r"], None);
+    assert_eq!(by_size.lines().last(), Some("big.bin"), "{by_size}");
+    // -lh: human sizes, directories marked.
+    let long = ferry_ok(&["ls", &addr, "-lh"], None);
+    assert!(long.lines().any(|l| l.starts_with("f  1.5M  ") && l.ends_with("  big.bin")), "{long}");
+    assert!(long.lines().any(|l| l.starts_with("d  ") && l.ends_with("  sub/")), "{long}");
+    let json = ferry_ok(&["ls", &addr, "--json", "/sub"], None);
+    assert!(json.starts_with('[') && json.contains(r#""name":"file.txt""#) && json.contains(r#""size":3"#), "{json}");
+}
+
+#[test]
 fn shell_over_a_pipe_browses_and_transfers() {
     let dir = scratch();
     let root = sample_tree(dir.path());
