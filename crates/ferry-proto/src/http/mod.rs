@@ -138,6 +138,7 @@
 //! is the wall time the session is called with ([`Now`](crate::Now)),
 //! formatted at most once a second per session.
 
+mod archive;
 mod auth;
 mod body;
 mod conditional;

@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::HttpConfig;
+use super::archive::Archive;
 use super::auth;
 use super::body::{BodyError, Discard};
 use super::conditional;
@@ -48,6 +49,9 @@ pub struct HttpSession {
     draining: bool,
     /// The client's address, for throttling failed logins.
     peer: Option<IpAddr>,
+    /// A folder archive being sent, and whether the connection stays open
+    /// after it. No other request is answered meanwhile.
+    archive: Option<(Box<Archive>, Persist)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +95,7 @@ impl HttpSession {
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
         let state = State::Head { seen: 0 };
-        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None }
+        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None, archive: None }
     }
 
     /// The same session for a client at `peer` (failed logins from one
@@ -157,7 +161,7 @@ impl HttpSession {
     /// GET or HEAD of a path: a file, a redirect, an index page or a
     /// listing. Errors are answered by the caller.
     fn serve(
-        &self,
+        &mut self,
         req: &Request<'_>,
         persist: Persist,
         date: &HttpDate,
@@ -186,6 +190,9 @@ impl HttpSession {
             }
             Err(FsError::IsADirectory) => {
                 auth::check(access, &who, Op::List, &path)?;
+                if let Some(format) = target.query.and_then(archive_format) {
+                    return self.start_archive(format, req, &path, who, persist, date, out);
+                }
                 let index = path.join_name(OsStr::new("index.html"));
                 match self.cache.open(&self.config, &index, now.mono) {
                     Ok(file) => {
@@ -209,6 +216,54 @@ impl HttpSession {
             }
             Err(e) => Err(fs_error(e)),
         }
+    }
+
+    /// Answers `GET /dir/?archive=tar`: the head now, the archive as it
+    /// drains (see [`super::archive`]).
+    #[allow(clippy::too_many_arguments)]
+    fn start_archive(
+        &mut self,
+        format: &[u8],
+        req: &Request<'_>,
+        path: &VirtualPath,
+        who: crate::access::Identity,
+        persist: Persist,
+        date: &HttpDate,
+        out: &mut Outbox,
+    ) -> Result<(), HttpError> {
+        if format != b"tar" {
+            return Err(HttpError::BadRequest("unknown archive format (try archive=tar)"));
+        }
+        let root = &self.config.root;
+        let dir = root.open_dir(path).map_err(fs_error)?;
+        let name = archive_name(path, root.path());
+        // Without chunks, only the end of the connection ends the archive.
+        let chunked = req.version == Version::Http11;
+        let persist = if chunked { persist } else { Persist::Close };
+        let access = Arc::clone(&self.config.access);
+        let archive = Archive::new(dir, path.clone(), name.clone(), access, who, chunked, self.config.copy_threshold)
+            .map_err(|e| fs_error(e.into()))?;
+        let buf = out.text();
+        respond::start(buf, Status::OK, date);
+        respond::header(buf, b"Content-Type", b"application/x-tar");
+        respond::content_disposition(buf, &[&name[..], b".tar"].concat());
+        if chunked {
+            respond::header(buf, b"Transfer-Encoding", b"chunked");
+        }
+        respond::finish(buf, persist);
+        if req.method == Method::Head {
+            return Ok(());
+        }
+        let mut archive = Box::new(archive);
+        match archive.fill(out) {
+            Ok(true) => {}
+            Ok(false) => self.archive = Some((archive, persist)),
+            Err(e) => {
+                tracing::warn!("http: archive of {path} failed at its start: {e}");
+                return Err(HttpError::Internal);
+            }
+        }
+        Ok(())
     }
 
     /// A file (or one range of it), or 304 / 416. `path` is for logs.
@@ -319,6 +374,10 @@ impl HttpSession {
 
 impl Session for HttpSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        if self.archive.is_some() {
+            // Pipelined requests wait for the archive's end.
+            return Progress { consumed: 0, flow: Flow::Continue };
+        }
         let date = self.date.at(now.wall);
         let files = if out.has_file_range() { 0 } else { MAX_FILES_PER_PASS };
         let mut budget = Budget { requests: MAX_REQUESTS_PER_PASS, files };
@@ -387,6 +446,9 @@ impl Session for HttpSession {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
                             }
+                            if self.archive.is_some() {
+                                return Progress { consumed, flow: Flow::Continue };
+                            }
                         }
                         Err(err) => {
                             respond::error(out.text(), err, Persist::Close, false, &date);
@@ -395,6 +457,31 @@ impl Session for HttpSession {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
+        let Some((archive, persist)) = self.archive.as_mut() else { return Flow::Continue };
+        match archive.fill(out) {
+            Ok(false) => Flow::Continue,
+            Ok(true) => {
+                let persist = *persist;
+                self.archive = None;
+                if persist == Persist::Close {
+                    self.state = State::Closing;
+                    Flow::CloseAfterFlush
+                } else {
+                    Flow::Continue
+                }
+            }
+            Err(e) => {
+                // Its headers promised bytes that cannot come: cut, so the
+                // client sees a truncated archive rather than a wrong one.
+                tracing::warn!("http: archive cut short: {e}");
+                self.archive = None;
+                self.state = State::Closing;
+                Flow::CloseNow
             }
         }
     }
@@ -415,4 +502,17 @@ impl Session for HttpSession {
         self.state = State::Closing;
         Flow::CloseAfterFlush
     }
+}
+
+/// The format asked for with `archive=FORMAT` in a query, if any.
+fn archive_format(query: &[u8]) -> Option<&[u8]> {
+    query.split(|&b| b == b'&').find_map(|pair| pair.strip_prefix(b"archive="))
+}
+
+/// The archive's top folder: the directory's name, or the served
+/// directory's for the root (`ferry` if it has none).
+fn archive_name(path: &VirtualPath, root: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.file_name().or_else(|| root.file_name()).map(|n| n.as_bytes().to_vec());
+    name.filter(|n| !n.is_empty()).unwrap_or_else(|| b"ferry".to_vec())
 }
