@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::HttpConfig;
-use super::archive::Archive;
+use super::archive::{Archive, Format, Source};
 use super::auth;
 use super::body::{BodyError, Discard};
 use super::conditional;
@@ -218,8 +218,8 @@ impl HttpSession {
         }
     }
 
-    /// Answers `GET /dir/?archive=tar`: the head now, the archive as it
-    /// drains (see [`super::archive`]).
+    /// Answers `GET /dir/?archive=tar` (or `zip`): the head now, the
+    /// archive as it drains (see [`super::archive`]).
     #[allow(clippy::too_many_arguments)]
     fn start_archive(
         &mut self,
@@ -231,22 +231,22 @@ impl HttpSession {
         date: &HttpDate,
         out: &mut Outbox,
     ) -> Result<(), HttpError> {
-        if format != b"tar" {
-            return Err(HttpError::BadRequest("unknown archive format (try archive=tar)"));
-        }
+        let format = Format::from_query(format).ok_or(HttpError::BadRequest("unknown archive format (tar, zip)"))?;
         let root = &self.config.root;
         let dir = root.open_dir(path).map_err(fs_error)?;
         let name = archive_name(path, root.path());
         // Without chunks, only the end of the connection ends the archive.
         let chunked = req.version == Version::Http11;
         let persist = if chunked { persist } else { Persist::Close };
-        let access = Arc::clone(&self.config.access);
-        let archive = Archive::new(dir, path.clone(), name.clone(), access, who, chunked, self.config.copy_threshold)
-            .map_err(|e| fs_error(e.into()))?;
+        let (extension, content_type) = format.extension_and_type();
+        let filename = [&name[..], extension].concat();
+        let source = Source { dir, vpath: path.clone(), name, access: Arc::clone(&self.config.access), who };
+        let archive =
+            Archive::new(source, format, chunked, self.config.copy_threshold).map_err(|e| fs_error(e.into()))?;
         let buf = out.text();
         respond::start(buf, Status::OK, date);
-        respond::header(buf, b"Content-Type", b"application/x-tar");
-        respond::content_disposition(buf, &[&name[..], b".tar"].concat());
+        respond::header(buf, b"Content-Type", content_type);
+        respond::content_disposition(buf, &filename);
         if chunked {
             respond::header(buf, b"Transfer-Encoding", b"chunked");
         }
