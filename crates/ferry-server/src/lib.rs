@@ -20,6 +20,7 @@
 //! - [`Report`]: what every model's `run` returns.
 //! - [`udp_echo`]: the datagram echo service, served next to the TCP
 //!   services under every model.
+//! - [`notify`]: readiness and state for systemd (`sd_notify`).
 
 mod accept;
 pub mod blocking;
@@ -33,6 +34,7 @@ mod in_flight;
 mod iterative;
 mod listen;
 mod models;
+pub mod notify;
 mod prefork;
 pub mod reactor;
 mod report;

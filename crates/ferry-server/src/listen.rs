@@ -228,6 +228,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
         }
         Err(e) => {
             tracing::error!("accept loop failed: {e}; shutting down");
+            crate::notify::stopping();
             None
         }
     }
@@ -236,6 +237,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
 /// Logs why a model stops, the same way for every model (the reactor
 /// models call it directly).
 pub(crate) fn log_stop(signal: Option<Signal>) {
+    crate::notify::stopping();
     match signal {
         Some(signal) => tracing::info!("received {signal}; shutting down"),
         None => tracing::info!("shutdown requested; shutting down"),

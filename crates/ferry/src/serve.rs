@@ -422,5 +422,7 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
     for (service, addr) in listeners {
         writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
     }
-    stdout.flush().context("cannot write to stdout")
+    stdout.flush().context("cannot write to stdout")?;
+    ferry_server::notify::ready();
+    Ok(())
 }
