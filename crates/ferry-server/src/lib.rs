@@ -35,6 +35,7 @@ mod listen;
 mod models;
 mod prefork;
 pub mod reactor;
+pub mod reload;
 mod report;
 mod service;
 mod shutdown;

@@ -7,6 +7,7 @@
 mod accounts;
 mod connect;
 mod credentials;
+mod exposure;
 mod get;
 mod logging;
 mod ls;

@@ -126,3 +126,44 @@ fn every_model_enforces_accounts_and_rights_on_both_services() {
         http.stop();
     }
 }
+
+/// Secure defaults: writes served to other machines with neither accounts
+/// nor TLS refuse to start (before binding anything) unless `--insecure`;
+/// loopback and `--auth` are unaffected.
+#[test]
+fn writes_on_a_reachable_address_without_accounts_need_insecure() {
+    let dir = scratch();
+    let root = dir.path().to_str().unwrap();
+    let out = ferry(&["serve", root, "--files", "0.0.0.0:0", "--http", "off", "--allow-write"], None, b"");
+    assert!(!out.status.success(), "refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to serve writes") && err.contains("0.0.0.0:0"), "{err}");
+    assert!(err.contains("--auth FILE") && err.contains("--insecure") && err.contains("127.0.0.1"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing was bound");
+
+    // --insecure serves (reached over loopback here).
+    let args = ["--files", "0.0.0.0:0", "--http", "off", "--allow-write", "--insecure", "--quiet"];
+    let (mut child, addr, _) = spawn_serve(dir.path(), &args, "files");
+    let mut conn = connect(std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())));
+    assert!(ask(&mut conn, "pwd").starts_with("OK"));
+    drop(conn);
+    kill_and_wait(&mut child);
+
+    // Loopback, and a reachable address with accounts, start without it.
+    let file = dir.path().join("accounts.toml");
+    assert!(ferry(&["passwd", file.to_str().unwrap(), "alice"], None, b"pw\n").status.success());
+    for args in [
+        vec!["--files", "127.0.0.1:0", "--http", "off", "--allow-write", "--quiet"],
+        vec!["--files", "0.0.0.0:0", "--http", "off", "--allow-write", "--auth", file.to_str().unwrap(), "--quiet"],
+    ] {
+        let (mut child, _, _) = spawn_serve(dir.path(), &args, "files");
+        kill_and_wait(&mut child);
+    }
+}
+
+fn kill_and_wait(child: &mut std::process::Child) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    let status = wait_child(child, PATIENCE).expect("exited in time");
+    assert!(status.success(), "{status}");
+}
