@@ -167,3 +167,54 @@ fn kill_and_wait(child: &mut std::process::Child) {
     let status = wait_child(child, PATIENCE).expect("exited in time");
     assert!(status.success(), "{status}");
 }
+
+/// An argon2id hash of "slow pw" with costly parameters (32 MiB, 24
+/// passes: over a second to check), so a check in progress is easy to see.
+const SLOW_HASH: &str =
+    "$argon2id$v=19$m=32768,t=24,p=1$c2xvd3NhbHRzbG93c2FsdA$sAMcBBg+JeS5sNxWBceDO/USPmcixMAODgP/u/fDJGA";
+
+/// HTTP Basic's first check of a password runs as a job: while it runs,
+/// the event loop that holds the connection keeps answering other
+/// connections (before the fix the loop stalled for the whole hash, so
+/// every request behind it was answered after the login's).
+#[test]
+fn a_basic_login_in_progress_does_not_stall_its_event_loop() {
+    use std::io::{Read as _, Write as _};
+    let dir = scratch();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"a").unwrap();
+    let file = dir.path().join("accounts.toml");
+    let rule = "[[rule]]\nwho = \"anonymous\"\npath = \"/\"\nallow = [\"list\", \"read\"]\n";
+    std::fs::write(&file, format!("[users.slow]\npassword = \"{SLOW_HASH}\"\n\n{rule}")).unwrap();
+    let one_loop: [(&str, &[&str]); 3] =
+        [("reactor", &[]), ("multi-reactor", &["--io-threads", "1"]), ("uring", &["--io-threads", "1"])];
+    for (model, extra) in one_loop {
+        let mut args = vec!["--auth", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut server = start(model, Svc::Http, &root, &args);
+        let mut login = connect(server.addr);
+        let basic = "Authorization: Basic c2xvdzpzbG93IHB3"; // slow:slow pw
+        login
+            .write_all(format!("GET /a.txt HTTP/1.1\r\nHost: t\r\n{basic}\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        for i in 0..5 {
+            let mut other = connect(server.addr);
+            other.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            other.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\na"), "{model} {i}: {answer}");
+        }
+        login.set_nonblocking(true).unwrap();
+        let early = login.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{model}: the login was answered before the other connections' requests: {early:?}"
+        );
+        login.set_nonblocking(false).unwrap();
+        let mut answer = String::new();
+        login.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\na"), "{model}: {answer}");
+        server.stop();
+    }
+}

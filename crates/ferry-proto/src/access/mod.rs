@@ -235,20 +235,8 @@ impl Access {
         let loaded = self.loaded();
         let accounts = loaded.accounts.as_ref().ok_or(LoginError::NoAccounts)?;
         // An unknown name costs the same hash as a known one.
-        let hash = match accounts.users.get(user) {
-            Some(u) => u.password.as_str(),
-            None => accounts::dummy_hash(),
-        };
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(user)
-            .chain_update([0])
-            .chain_update(password)
-            .chain_update([0])
-            .chain_update(hash)
-            .finalize()
-            .into();
-        let known = self.remembered.lock().map(|set| set.contains(&key)).unwrap_or(false);
-        if !known {
+        let (hash, key) = remembered_key(accounts, user, password);
+        if !self.is_remembered(&key) {
             if !accounts::verify_password(hash, password) || !accounts.users.contains_key(user) {
                 return Err(LoginError::BadPassword);
             }
@@ -260,6 +248,19 @@ impl Access {
             }
         }
         Ok(Identity::User { name: user.to_string(), limit: Rights::ALL })
+    }
+
+    /// True when [`Access::login`] would run the slow hash for this name
+    /// and password (not checked since it was last remembered), so a
+    /// session on an event loop runs it as a job.
+    pub fn login_is_slow(&self, user: &str, password: &str) -> bool {
+        let loaded = self.loaded();
+        let Some(accounts) = loaded.accounts.as_ref() else { return false };
+        !self.is_remembered(&remembered_key(accounts, user, password).1)
+    }
+
+    fn is_remembered(&self, key: &[u8; 32]) -> bool {
+        self.remembered.lock().map(|set| set.contains(key)).unwrap_or(false)
     }
 
     /// Checks a token (`ferry_ID_SECRET`) at time `now`.
@@ -283,4 +284,24 @@ impl Access {
         }
         Ok(Identity::User { name: entry.user.clone(), limit: Rights::of(&entry.rights) })
     }
+}
+
+/// The hash a login of `user` checks against (a dummy one for an unknown
+/// name, which costs the same) and the key it is remembered under once it
+/// passed: SHA-256 of name, password and hash, so a changed password or a
+/// reloaded file never matches an old key.
+fn remembered_key<'a>(accounts: &'a AccountsFile, user: &str, password: &str) -> (&'a str, [u8; 32]) {
+    let hash = match accounts.users.get(user) {
+        Some(u) => u.password.as_str(),
+        None => accounts::dummy_hash(),
+    };
+    let key = Sha256::new()
+        .chain_update(user)
+        .chain_update([0])
+        .chain_update(password)
+        .chain_update([0])
+        .chain_update(hash)
+        .finalize()
+        .into();
+    (hash, key)
 }

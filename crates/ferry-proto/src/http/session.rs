@@ -48,6 +48,8 @@ pub struct HttpSession {
     draining: bool,
     /// The client's address, for throttling failed logins.
     peer: Option<IpAddr>,
+    /// A password check running as a job for the request left unread.
+    login: Option<auth::LoginSlot>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,13 +93,32 @@ impl HttpSession {
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
         let state = State::Head { seen: 0 };
-        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None }
+        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None, login: None }
     }
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
     pub fn with_peer(self, peer: Option<IpAddr>) -> HttpSession {
         HttpSession { peer, ..self }
+    }
+
+    /// A GET or HEAD whose password needs the slow hash: starts that check
+    /// as a job and says so; the caller leaves the request unread, and the
+    /// core offers it again once the job is back, which answers it with the
+    /// job's outcome. False when the request can be answered now.
+    fn defer_login(&mut self, req: &Request<'_>, now: Now, out: &mut Outbox) -> bool {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return false;
+        }
+        if self.login.as_ref().is_some_and(|slot| slot.lock().map(|done| done.is_some()).unwrap_or(true)) {
+            return false;
+        }
+        let Some((slot, job)) = auth::slow_login(&self.config.access, req.authorization, self.peer, now.wall) else {
+            return false;
+        };
+        self.login = Some(slot);
+        out.push_job(job);
+        true
     }
 
     /// Answers one request whose head was parsed. Returns what the
@@ -140,7 +161,8 @@ impl HttpSession {
                 }
             }
             Method::Get | Method::Head => {
-                if let Err(err) = self.serve(req, persist, date, now, out, budget) {
+                let checked = self.login.take().and_then(|slot| slot.lock().ok()?.take());
+                if let Err(err) = self.serve(req, checked, persist, date, now, out, budget) {
                     respond::error(out.text(), err, persist, head_only, date);
                     if err.closes() {
                         return Flow::CloseAfterFlush;
@@ -156,9 +178,11 @@ impl HttpSession {
 
     /// GET or HEAD of a path: a file, a redirect, an index page or a
     /// listing. Errors are answered by the caller.
+    #[allow(clippy::too_many_arguments)]
     fn serve(
         &self,
         req: &Request<'_>,
+        checked: Option<auth::Checked>,
         persist: Persist,
         date: &HttpDate,
         now: Now,
@@ -169,7 +193,7 @@ impl HttpSession {
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
         let access = &self.config.access;
-        let who = auth::identify(access, req.authorization, self.peer, now.wall)?;
+        let who = auth::identify(access, req.authorization, self.peer, now.wall, checked)?;
         match self.cache.open(&self.config, &path, now.mono) {
             Ok(file) => {
                 if target.trailing_slash() {
@@ -379,6 +403,10 @@ impl Session for HttpSession {
                             return Progress { consumed, flow: Flow::Continue };
                         }
                         Ok(Head::Complete(req, len)) => {
+                            if self.defer_login(&req, now, out) {
+                                self.state = State::Head { seen: 0 };
+                                return Progress { consumed, flow: Flow::Continue };
+                            }
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { seen: 0 };
