@@ -11,6 +11,7 @@ mod exposure;
 mod get;
 mod logging;
 mod ls;
+mod netrc;
 mod ping;
 mod progress;
 mod put;

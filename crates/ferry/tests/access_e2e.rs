@@ -218,3 +218,67 @@ fn a_basic_login_in_progress_does_not_stall_its_event_loop() {
         server.stop();
     }
 }
+
+/// The client takes credentials from a netrc file (`--netrc-file`, or
+/// `~/.netrc` with `--netrc`): the host's `machine` entry, else `default`;
+/// with `--user NAME`, NAME's password. (Client side: one model suffices.)
+#[test]
+fn the_client_logs_in_with_credentials_from_a_netrc_file() {
+    let dir = scratch();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("pub")).unwrap();
+    std::fs::write(root.join("private.txt"), b"private").unwrap();
+    let (file, _) = accounts(dir.path());
+    let mut server = start("reactor", Svc::Files, &root, &["--auth", file.as_str()]);
+    let addr = server.addr.to_string();
+    let got = dir.path().join("got.txt");
+    let get = |extra: &[&str], env: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&got);
+        let mut args = vec!["get"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&addr, "private.txt", got.to_str().unwrap()]);
+        let out = client(&args, env);
+        (out.status.success() && std::fs::read(&got).is_ok_and(|b| b == b"private"), out)
+    };
+    let netrc = dir.path().join("netrc");
+    let netrc_arg = netrc.to_str().unwrap();
+
+    std::fs::write(
+        &netrc,
+        "machine 192.0.2.1 login bob password wrong\nmachine 127.0.0.1 login alice password \"alice pw\"\n",
+    )
+    .unwrap();
+    let (ok, out) = get(&["--netrc-file", netrc_arg], &[]);
+    assert!(ok, "the machine entry: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&netrc, "machine 192.0.2.1 login bob password wrong\ndefault login bob password \"bob pw\"\n")
+        .unwrap();
+    assert!(get(&["--netrc-file", netrc_arg], &[]).0, "the default entry when no machine matches");
+    std::fs::write(&netrc, "default\n  login alice\n  password nope\n").unwrap();
+    assert!(!get(&["--netrc-file", netrc_arg], &[]).0, "the default entry's password is the one used");
+    std::fs::write(&netrc, "machine 127.0.0.1 login alice password nope\n").unwrap();
+    let (ok, out) = get(&["--netrc-file", netrc_arg], &[]);
+    assert!(
+        !ok && String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"),
+        "a wrong password fails"
+    );
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1 login bob password x\nmachine 127.0.0.1 login alice password \"alice pw\"\n",
+    )
+    .unwrap();
+    assert!(get(&["--user", "alice", "--netrc-file", netrc_arg], &[]).0, "--user NAME takes NAME's password");
+    let missing = dir.path().join("missing");
+    let (ok, out) = get(&["--netrc-file", missing.to_str().unwrap()], &[]);
+    assert!(!ok && String::from_utf8_lossy(&out.stderr).contains("cannot read"), "a missing --netrc-file is an error");
+
+    // --netrc reads ~/.netrc.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".netrc"), "machine 127.0.0.1 login alice password \"alice pw\"\n").unwrap();
+    assert!(get(&["--netrc"], &[("HOME", home.to_str().unwrap())]).0, "~/.netrc");
+
+    // A password on the command line works, with a warning.
+    let (ok, out) = get(&["--user", "alice:alice pw"], &[]);
+    assert!(ok && String::from_utf8_lossy(&out.stderr).contains("visible to every user"));
+    server.stop();
+}
