@@ -37,6 +37,7 @@ mod models;
 pub mod notify;
 mod prefork;
 pub mod reactor;
+pub mod reload;
 mod report;
 mod service;
 mod shutdown;

@@ -7,9 +7,11 @@
 mod accounts;
 mod connect;
 mod credentials;
+mod exposure;
 mod get;
 mod logging;
 mod ls;
+mod netrc;
 mod ping;
 mod progress;
 mod put;

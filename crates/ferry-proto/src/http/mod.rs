@@ -144,6 +144,7 @@ mod body;
 mod conditional;
 mod date;
 mod errors;
+mod file_answer;
 mod file_cache;
 mod listing;
 mod parse;

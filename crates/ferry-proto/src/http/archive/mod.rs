@@ -26,6 +26,7 @@
 //! large file (from the page cache when it fits). A file rewritten between
 //! the two shows as a CRC error in the client's unzip, not silently.
 
+pub(crate) mod answer;
 mod tar;
 mod walk;
 mod zip;
