@@ -49,6 +49,11 @@ pub struct ShellArgs {
     /// times SECS). 0 turns heartbeats off.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     heartbeat: u64,
+    /// With commands piped in (a batch): go on after a command fails
+    /// instead of stopping there. Either way the exit status is 1 if any
+    /// command failed.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 /// Runs `ferry shell`.
@@ -67,7 +72,7 @@ pub fn run(args: ShellArgs) -> anyhow::Result<()> {
         interrupts: None,
     };
     if !interactive {
-        return shell.run_piped();
+        return shell.run_piped(args.keep_going);
     }
     // Before any other thread starts, so that all of them block SIGINT.
     shell.interrupts = Some(Arc::new(Interrupts::start()?));
@@ -94,24 +99,41 @@ struct Shell {
 }
 
 impl Shell {
-    /// Commands from a pipe or file, one per line, no prompt.
-    fn run_piped(&mut self) -> anyhow::Result<()> {
+    /// Commands from a pipe or file, one per line, no prompt (a batch,
+    /// as `sftp -b`): it stops at the first command that fails unless
+    /// `keep_going`, and fails if any command failed.
+    fn run_piped(&mut self, keep_going: bool) -> anyhow::Result<()> {
         let mut input = StdinLines::default();
         let stdin = rustix::stdio::stdin();
+        let (mut number, mut failed) = (0, 0);
+        let verdict = |failed: usize| match failed {
+            0 => Ok(()),
+            1 => Err(anyhow::anyhow!("a command failed")),
+            n => Err(anyhow::anyhow!("{n} commands failed")),
+        };
         loop {
             while let Some(line) = input.next_line() {
-                match line {
-                    InputLine::Line(line) => {
-                        if self.execute(&line)? == Next::Quit {
-                            return Ok(());
-                        }
-                        self.heard = Instant::now();
+                number += 1;
+                let next = match line {
+                    InputLine::Line(line) => self.execute(&line)?,
+                    InputLine::Invalid(why) => {
+                        eprintln!("ferry: {why}");
+                        Next::Failed
                     }
-                    InputLine::Invalid(why) => eprintln!("ferry: {why}"),
+                };
+                self.heard = Instant::now();
+                match next {
+                    Next::Quit => return verdict(failed),
+                    Next::Failed if !keep_going => {
+                        bail!("stopped at line {number}, which failed (--keep-going runs the rest)")
+                    }
+                    Next::Failed => failed += 1,
+                    Next::Continue => {}
                 }
             }
             if input.at_eof() {
-                return self.finish();
+                self.finish()?;
+                return verdict(failed);
             }
             let replies = self.client.buffered_replies()?;
             self.show_unsolicited(&replies);
