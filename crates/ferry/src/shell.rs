@@ -17,6 +17,7 @@ mod complete;
 mod editor;
 mod input;
 mod interrupt;
+mod local;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};

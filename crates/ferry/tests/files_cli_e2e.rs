@@ -148,6 +148,27 @@ fn a_batch_shell_stops_at_a_failure_and_fails_unless_told_to_keep_going() {
     assert!(stderr.contains("2 commands failed"), "an unknown command is a failure too: {stderr}");
 }
 
+/// sftp's local verbs: `lcd`, `lpwd`, `lls`, `!command` (whose failure
+/// fails the batch, and which cannot eat the batch's input).
+#[test]
+fn shell_local_verbs_work_on_this_machine() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("here/inner")).unwrap();
+    std::fs::write(work.join("here/a.txt"), b"").unwrap();
+    let script = b"lcd here\nlpwd\nlls\n!cat; echo made > made.txt\nget /hello.txt\n!false\nping\n";
+    let out = ferry(&["shell", "--keep-going", &server.addr_arg()], Some(&work), script);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("{}\n", work.join("here").display())), "lpwd: {stdout}");
+    assert!(stdout.contains("a.txt\ninner/\n"), "lls: {stdout}");
+    assert_eq!(std::fs::read(work.join("here/made.txt")).unwrap(), b"made\n", "! ran in the new local directory");
+    assert!(work.join("here/hello.txt").exists(), "get saved into the local directory lcd chose");
+    assert!(stdout.contains("pong"), "! did not eat the commands: {stdout}");
+    assert!(!out.status.success() && stderr.contains("!false"), "{stderr}");
+}
+
 #[test]
 fn shell_notices_the_server_going_away() {
     let dir = scratch();

@@ -37,6 +37,10 @@ write odd bytes as \\xHH):
   get REMOTE [LOCAL]   download (resumes LOCAL.part of the same version; LOCAL - : stdout)
   put LOCAL [REMOTE]   upload (resumes a partial upload of the same bytes)
   ping                 check that the server answers
+  lcd [DIR]            change the local directory (default: $HOME)
+  lpwd                 print the local directory
+  lls [DIR]            list a local directory
+  !COMMAND             run COMMAND with sh -c (a bare !: $SHELL)
   help                 this text
   quit                 leave (end of input does too)
 ";
@@ -45,6 +49,9 @@ impl Shell {
     /// Runs one input line. Errors that leave the connection usable are
     /// printed; those that end it are returned.
     pub(super) fn execute(&mut self, line: &str) -> anyhow::Result<Next> {
+        if let Some(command) = line.trim_start().strip_prefix('!') {
+            return super::local::shell_out(command, self.interrupts.is_some());
+        }
         let words = match split_words(line) {
             Ok(words) => words,
             Err(e) => {
@@ -121,6 +128,9 @@ impl Shell {
     }
 
     fn dispatch(&mut self, command: &str, args: &[Vec<u8>], line: &str) -> anyhow::Result<Next> {
+        if let Some(done) = super::local::run(command, args) {
+            return done;
+        }
         match command {
             "help" | "?" => print!("{HELP}"),
             "quit" | "exit" => {
