@@ -163,11 +163,20 @@ fn a_server_killed_at_the_prompt_is_reported_at_once() {
     assert_eq!(tty.screen().matches("ferry:/>").count(), 1, "{}", tty.screen());
 }
 
-/// A relay to `to` whose first connection stops passing the server's
-/// bytes after `limit` (a transfer that hangs half way); later ones pass
+/// Which way a relay's first connection hangs.
+#[derive(Clone, Copy, PartialEq)]
+enum Hang {
+    /// Stops passing the server's bytes (a download hangs).
+    FromServer,
+    /// Stops passing the client's bytes (an upload hangs).
+    ToServer,
+}
+
+/// A relay to `to` whose first connection stops passing bytes one way
+/// after `limit` of them (a transfer that hangs half way); later ones pass
 /// everything. Returns its address and the bytes each connection carried
-/// from the server.
-fn stalling_relay(to: std::net::SocketAddr, limit: usize) -> (String, Arc<[AtomicUsize; 4]>) {
+/// that way.
+fn stalling_relay(to: std::net::SocketAddr, hang: Hang, limit: usize) -> (String, Arc<[AtomicUsize; 4]>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let carried: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
@@ -176,33 +185,46 @@ fn stalling_relay(to: std::net::SocketAddr, limit: usize) -> (String, Arc<[Atomi
         for (n, client) in listener.incoming().enumerate().take(4) {
             let Ok(client) = client else { return };
             let server = TcpStream::connect(to).unwrap();
-            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_in, &mut s_out);
-                let _ = s_out.shutdown(std::net::Shutdown::Write);
-            });
-            let counts = Arc::clone(&counts);
-            let (mut s_in, mut c_out) = (server, client);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16 * 1024];
-                loop {
-                    let cap = if n == 0 { limit - counts[0].load(Ordering::SeqCst) } else { buf.len() };
-                    if cap == 0 {
-                        // Hang: read nothing more, keep both sockets open.
-                        std::thread::park();
-                        continue;
-                    }
-                    let Ok(got) = s_in.read(&mut buf[..cap.min(16 * 1024)]) else { return };
-                    if got == 0 || c_out.write_all(&buf[..got]).is_err() {
-                        let _ = c_out.shutdown(std::net::Shutdown::Write);
-                        return;
-                    }
-                    counts[n].fetch_add(got, Ordering::SeqCst);
-                }
-            });
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (up, down) = match hang {
+                Hang::FromServer => ((c2, s2, None), (server, client, Some(n))),
+                Hang::ToServer => ((server, client, None), (c2, s2, Some(n))),
+            };
+            for (mut from, mut to, counted) in [up, down] {
+                let counts = Arc::clone(&counts);
+                std::thread::spawn(move || pass(&mut from, &mut to, counted, &counts, limit));
+            }
         }
     });
     (addr, carried)
+}
+
+/// Copies `from` to `to`; when `counted` (the connection's number), counts
+/// the bytes, and on the first connection hangs after `limit`: reads no
+/// more, and only when `from`'s peer closes passes the close on (as a
+/// network would, the bytes in between lost).
+fn pass(from: &mut TcpStream, to: &mut TcpStream, counted: Option<usize>, counts: &[AtomicUsize; 4], limit: usize) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let cap = match counted {
+            Some(0) => limit.saturating_sub(counts[0].load(Ordering::SeqCst)).min(buf.len()),
+            _ => buf.len(),
+        };
+        if cap == 0 {
+            let mut fds = [rustix::event::PollFd::new(&*from, rustix::event::PollFlags::RDHUP)];
+            let _ = rustix::event::poll(&mut fds, None);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        let Ok(got) = from.read(&mut buf[..cap]) else { return };
+        if got == 0 || to.write_all(&buf[..got]).is_err() {
+            let _ = to.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        if let Some(n) = counted {
+            counts[n].fetch_add(got, Ordering::SeqCst);
+        }
+    }
 }
 
 #[test]
@@ -212,7 +234,7 @@ fn ctrl_c_during_a_get_keeps_the_part_and_the_shell_goes_on() {
     let data = random_bytes(size, 7);
     std::fs::write(s.root.join("big.bin"), &data).unwrap();
     let server = Server::start(&s.root, &[]);
-    let (relay, carried) = stalling_relay(server.addr, 1024 * 1024);
+    let (relay, carried) = stalling_relay(server.addr, Hang::FromServer, 1024 * 1024);
     let state = s.state.to_str().unwrap();
     let tty = Tty::start(&s.work, &[("XDG_STATE_HOME", state)], ferry_bin(), &["shell", &relay]);
     tty.wait_text("ferry:/>");
@@ -236,6 +258,43 @@ fn ctrl_c_during_a_get_keeps_the_part_and_the_shell_goes_on() {
     tty.wait_text("got ../big.bin");
     assert_eq!(sha256_file(&s.work.join("big.bin")), sha256(&data));
     assert!(carried[1].load(Ordering::SeqCst) < size, "the second get resumed instead of starting over");
+    tty.keys(&["C-d"]);
+    let (code, flags) = tty.wait_exit();
+    assert_eq!(code, 0, "{}", tty.screen());
+    assert_sane(&flags);
+}
+
+#[test]
+fn ctrl_c_during_a_put_reconnects_and_the_same_put_resumes() {
+    let s = setup();
+    let size = 4 * 1024 * 1024;
+    let data = random_bytes(size, 9);
+    std::fs::write(s.work.join("up.bin"), &data).unwrap();
+    let server = Server::start(&s.root, &["--allow-write"]);
+    let (relay, carried) = stalling_relay(server.addr, Hang::ToServer, 1024 * 1024);
+    let state = s.state.to_str().unwrap();
+    let tty = Tty::start(&s.work, &[("XDG_STATE_HOME", state)], ferry_bin(), &["shell", &relay]);
+    tty.wait_text("ferry:/>");
+    tty.type_text("put up.bin");
+    tty.keys(&["Enter"]);
+    eventually("the upload to hang half way", || carried[0].load(Ordering::SeqCst) >= 1024 * 1024);
+    tty.keys(&["C-c"]);
+    let screen = tty.wait_count("ferry:/>", 2);
+    assert!(screen.contains("put interrupted") && screen.contains("reconnected"), "{screen}");
+    // The server lets go of the upload when it reads the old connection's
+    // end, which may come after the new connection's `put` (then `ERR 409`,
+    // and the user tries again, as here: a bounded number of times).
+    for attempt in 0..50 {
+        tty.type_text("put up.bin");
+        tty.keys(&["Enter"]);
+        let screen = tty.wait_count("ferry:/>", 3 + attempt);
+        if std::fs::read(s.root.join("up.bin")).is_ok_and(|b| b == data) {
+            break;
+        }
+        assert!(attempt < 49 && screen.contains("ERR 409"), "{screen}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(carried[1].load(Ordering::SeqCst) < size, "the second put resumed instead of starting over");
     tty.keys(&["C-d"]);
     let (code, flags) = tty.wait_exit();
     assert_eq!(code, 0, "{}", tty.screen());

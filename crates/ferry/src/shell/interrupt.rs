@@ -5,7 +5,9 @@
 //! length was announced; the only way out of a `get` is to read the rest),
 //! so an interrupted command gives up its connection: SIGINT is blocked in
 //! every thread and taken by a watcher thread (`sigwait`: no work in a
-//! handler), which, while a command is armed, shuts the socket down. The
+//! handler), which, while a command is armed, shuts the socket down (to
+//! be closed with a reset, so the server hears of it even when unsent
+//! bytes fill the way). The
 //! command then fails at once with a network error; the shell sees
 //! [`Interrupts::fired`] and reconnects. At the prompt the editor has the
 //! terminal raw, so Ctrl-C is a key there, not a signal. Programs run with
@@ -49,6 +51,10 @@ impl Interrupts {
                 let armed = watched.armed.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(socket) = armed.as_ref() {
                     watched.fired.store(true, Ordering::SeqCst);
+                    // Closed with a reset, not a FIN queued behind unsent
+                    // bytes: the server learns at once that the transfer
+                    // is abandoned (and lets go of an upload).
+                    let _ = rustix::net::sockopt::set_socket_linger(socket, Some(std::time::Duration::ZERO));
                     let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
                 }
             }
