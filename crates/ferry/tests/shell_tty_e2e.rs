@@ -62,6 +62,15 @@ fn arrow_up_recalls_the_previous_command_and_runs_it() {
     tty.keys(&["Up", "Up", "Enter"]);
     tty.wait_count("ferry:/sub>", 2);
     assert_eq!(tty.last_line(), "ferry:/sub>");
+    // Home, then a letter: `d /` becomes `cd /`.
+    tty.type_text("d /");
+    tty.keys(&["Home", "c", "Enter"]);
+    tty.wait_count("ferry:/>", 3);
+    // Ctrl-R searches the history.
+    tty.keys(&["C-r"]);
+    tty.type_text("cd s");
+    tty.keys(&["Enter"]);
+    tty.wait_count("ferry:/sub>", 3);
     assert!(!tty.screen().contains("ERR"), "{}", tty.screen());
 }
 
@@ -161,6 +170,44 @@ fn a_server_killed_at_the_prompt_is_reported_at_once() {
     assert_sane(&flags);
     // No prompt after the server went.
     assert_eq!(tty.screen().matches("ferry:/>").count(), 1, "{}", tty.screen());
+}
+
+/// A server that says goodbye (its idle timeout) while the user is at the
+/// prompt: the message is shown, no new prompt after it, exit 1, and the
+/// terminal is sane.
+#[test]
+fn an_idle_timeout_at_the_prompt_is_shown_once_without_a_new_prompt() {
+    let s = setup();
+    let server = Server::start(&s.root, &["--idle-timeout", "1"]);
+    let state = s.state.to_str().unwrap();
+    let args = ["shell", "--heartbeat", "0", &server.addr_arg()];
+    let tty = Tty::start(&s.work, &[("XDG_STATE_HOME", state)], ferry_bin(), &args);
+    tty.wait_text("ferry:/>");
+    let (code, flags) = tty.wait_exit();
+    let screen = tty.screen();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("ERR 408") && screen.contains("closed the connection"), "{screen}");
+    assert_eq!(screen.matches("ferry:/>").count(), 1, "a prompt after the goodbye: {screen}");
+    assert_sane(&flags);
+}
+
+/// Heartbeats run while the editor waits for the user: a stopped server
+/// is given up on, and the terminal put back.
+#[test]
+fn heartbeats_run_at_the_prompt() {
+    let s = setup();
+    let server = Server::start(&s.root, &[]);
+    let state = s.state.to_str().unwrap();
+    let args = ["shell", "--heartbeat", "1", &server.addr_arg()];
+    let tty = Tty::start(&s.work, &[("XDG_STATE_HOME", state)], ferry_bin(), &args);
+    tty.wait_text("ferry:/>");
+    tty.type_text("ls");
+    server.signal(rustix::process::Signal::STOP);
+    let (code, flags) = tty.wait_exit();
+    server.signal(rustix::process::Signal::CONT);
+    assert_eq!(code, 1);
+    assert!(tty.screen().contains("stopped answering"), "{}", tty.screen());
+    assert_sane(&flags);
 }
 
 /// Which way a relay's first connection hangs.
