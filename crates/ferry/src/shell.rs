@@ -77,7 +77,8 @@ pub fn run(args: ShellArgs) -> anyhow::Result<()> {
     }
     // Before any other thread starts, so that all of them block SIGINT.
     shell.interrupts = Some(Arc::new(Interrupts::start()?));
-    let editor = Editor::start(history_path(&shell.addr))?;
+    // The normalized address (`HOST:PORT`), so `host` and `host:7070` share one.
+    let editor = Editor::start(history_path(shell.client.address()))?;
     shell.run_interactive(&editor)
 }
 
