@@ -341,7 +341,30 @@ if len(sys.argv) > 2:
     std::fs::remove_file(&zip).unwrap();
 
     let zip = dir.path().join("huge.zip");
+    // The server's memory stays flat while 4 GiB go through it.
+    let pid = server.child.id();
+    let rss = move || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB").to_string();
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).unwrap_or(0)
+    };
+    let before = rss();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss());
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            peak
+        })
+    };
     curl_to(&server.url("/huge/?archive=zip"), &zip, PATIENCE * 6);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    assert!(before > 0 && peak < before + 16 * 1024, "server RSS went from {before} kB to {peak} kB");
     let out = run_bounded(Command::new("python3").args(["-c", check]).arg(&zip).arg("crc"), PATIENCE * 6);
     let want = format!("2 {}\nTrue", (4u64 << 30) + 12_345);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{}", String::from_utf8_lossy(&out.stderr));
