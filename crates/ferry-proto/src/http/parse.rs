@@ -62,6 +62,8 @@ pub(crate) struct Request<'a> {
     pub if_range: Option<&'a [u8]>,
     /// `Authorization` (Basic or Bearer credentials).
     pub authorization: Option<&'a [u8]>,
+    /// `Accept` (a listing may be JSON).
+    pub accept: Option<&'a [u8]>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -145,6 +147,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         range: None,
         if_range: None,
         authorization: None,
+        accept: None,
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -187,6 +190,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.if_range.get_or_insert(value);
         } else if is("authorization") {
             request.authorization.get_or_insert(value);
+        } else if is("accept") {
+            request.accept.get_or_insert(value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

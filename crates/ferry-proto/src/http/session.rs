@@ -237,7 +237,8 @@ impl HttpSession {
                         | FsError::Escapes
                         | FsError::SymlinkLoop,
                     ) => {
-                        let page = listing::Page { root, access, who, dir: &path };
+                        let view = listing::View::of(target.query, req.accept);
+                        let page = listing::Page { root, access, who, dir: &path, view };
                         listing::push(out, page, req.method == Method::Head, persist, date);
                         Ok(())
                     }

@@ -1,51 +1,41 @@
-//! The HTML page listing a directory without an `index.html`.
+//! The HTML page listing a directory: breadcrumbs, links that sort by
+//! name, size or date (no JavaScript), the folder's archive links, a
+//! layout that fits a phone and follows the system's dark mode.
 //!
 //! Names are shown HTML-escaped (lossily decoded when not UTF-8) and
 //! linked percent-encoded from their raw bytes, so every link leads back to
 //! exactly the entry it shows, whatever characters the name holds. Links
 //! are relative: the page is only served at a URL ending in `/`.
 
-use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
 
-use super::date::HttpDate;
-use super::errors::{HttpError, Status, fs_error};
-use super::respond::{self, Persist};
-use super::target::push_encoded_segment;
-use crate::Outbox;
-use crate::access::{Access, Identity, Rights};
-use crate::root::{Kind, Meta, Root, VirtualPath};
+use super::{Row, SortKey, View};
+use crate::http::target::push_encoded_segment;
+use crate::root::{Kind, VirtualPath};
 
-/// One listed entry (symlinks already resolved inside the root).
-#[derive(Debug, Clone)]
-pub(crate) struct Row {
-    pub name: OsString,
-    pub meta: Meta,
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}\
-h1{font-size:1.4em;font-weight:600;overflow-wrap:anywhere}\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222;background:#fff}\
+h1{font-size:1.4em;font-weight:600;overflow-wrap:break-word}\
 table{border-collapse:collapse;width:100%}\
 th,td{padding:.3em .6em;text-align:left;border-bottom:1px solid #eee}\
 th{border-bottom:2px solid #ccc}\
 td:nth-child(2),th:nth-child(2){text-align:right;white-space:nowrap}\
 td:nth-child(3){white-space:nowrap;font-variant-numeric:tabular-nums}\
-td:first-child{overflow-wrap:anywhere}\
+td:first-child{overflow-wrap:break-word;word-break:normal}\
 a{color:#0645ad;text-decoration:none}a:hover{text-decoration:underline}\
-footer{color:#888;font-size:.85em;margin-top:1em}";
+footer{color:#888;font-size:.85em;margin-top:1em}\
+@media (max-width:600px){body{margin:1em auto;padding:0 .5em}td:nth-child(3),th:nth-child(3){display:none}th,td{padding:.4em .3em}}\
+@media (prefers-color-scheme:dark){body{color:#ddd;background:#121212}a{color:#8ab4f8}th,td{border-color:#333}th{border-color:#555}}";
 
-/// Renders the listing of `dir`: directories first, then files, each
-/// group in name order; a parent link unless `dir` is the root.
-pub(crate) fn render(dir: &VirtualPath, mut rows: Vec<Row>) -> Vec<u8> {
-    rows.sort_by(|a, b| (a.meta.kind != Kind::Dir, &a.name).cmp(&(b.meta.kind != Kind::Dir, &b.name)));
+/// Renders the listing of `dir` (rows already sorted as `view` says); a
+/// parent link unless `dir` is the root.
+pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: View) -> Vec<u8> {
     let mut title = Vec::new();
     escape_html(&mut title, &dir.to_bytes());
     if !dir.is_root() {
         title.push(b'/');
     }
-    let mut html = Vec::with_capacity(1024 + rows.len() * 160);
+    let mut html = Vec::with_capacity(2048 + rows.len() * 160);
     html.extend_from_slice(b"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     html.extend_from_slice(
         b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Index of ",
@@ -54,14 +44,16 @@ pub(crate) fn render(dir: &VirtualPath, mut rows: Vec<Row>) -> Vec<u8> {
     html.extend_from_slice(b"</title>\n<style>");
     html.extend_from_slice(STYLE.as_bytes());
     html.extend_from_slice(b"</style>\n</head>\n<body>\n<h1>Index of ");
-    html.extend_from_slice(&title);
-    html.extend_from_slice(
-        b"</h1>\n<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr></thead>\n<tbody>\n",
-    );
+    breadcrumbs(&mut html, dir);
+    html.extend_from_slice(b"</h1>\n<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr>");
+    for (key, label) in [(SortKey::Name, "Name"), (SortKey::Size, "Size"), (SortKey::Date, "Modified (UTC)")] {
+        sort_header(&mut html, key, label, view);
+    }
+    html.extend_from_slice(b"</tr></thead>\n<tbody>\n");
     if !dir.is_root() {
         html.extend_from_slice(b"<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
-    for row in &rows {
+    for row in rows {
         let is_dir = row.meta.kind == Kind::Dir;
         html.extend_from_slice(b"<tr><td><a href=\"");
         push_encoded_segment(&mut html, row.name.as_bytes());
@@ -84,9 +76,53 @@ pub(crate) fn render(dir: &VirtualPath, mut rows: Vec<Row>) -> Vec<u8> {
     html
 }
 
+/// `/ a / b /`, each ancestor a relative link (`../../`, `../`), the
+/// current directory plain text.
+fn breadcrumbs(html: &mut Vec<u8>, dir: &VirtualPath) {
+    let names: Vec<&std::ffi::OsStr> = dir.names().collect();
+    let up = |html: &mut Vec<u8>, levels: usize| {
+        html.extend_from_slice(b"<a href=\"");
+        for _ in 0..levels {
+            html.extend_from_slice(b"../");
+        }
+        if levels == 0 {
+            html.extend_from_slice(b"./");
+        }
+        html.extend_from_slice(b"\">");
+    };
+    up(html, names.len());
+    html.extend_from_slice(b"/</a>");
+    for (i, name) in names.iter().enumerate() {
+        let levels = names.len() - 1 - i;
+        if levels == 0 {
+            escape_html(html, name.as_bytes());
+        } else {
+            up(html, levels);
+            escape_html(html, name.as_bytes());
+            html.extend_from_slice(b"</a>");
+        }
+        html.push(b'/');
+    }
+}
+
+/// A column header linking to the listing sorted by `key`: ascending by
+/// name and descending by size or date at first, the other way round when
+/// it is the current order. The current column shows an arrow.
+fn sort_header(html: &mut Vec<u8>, key: SortKey, label: &str, view: View) {
+    let current = view.sort == key;
+    let first_descending = key != SortKey::Name;
+    let descending = if current { !view.descending } else { first_descending };
+    let order = if descending { "desc" } else { "asc" };
+    let _ = write!(html, "<th><a href=\"?sort={}&amp;order={order}\">{label}", key.as_str());
+    if current {
+        html.extend_from_slice(if view.descending { " \u{2193}".as_bytes() } else { " \u{2191}".as_bytes() });
+    }
+    html.extend_from_slice(b"</a></th>");
+}
+
 /// Appends `raw` as HTML text: decoded as UTF-8 (invalid bytes become
 /// U+FFFD) with `& < > " '` escaped.
-pub(crate) fn escape_html(out: &mut Vec<u8>, raw: &[u8]) {
+fn escape_html(out: &mut Vec<u8>, raw: &[u8]) {
     for c in String::from_utf8_lossy(raw).chars() {
         match c {
             '&' => out.extend_from_slice(b"&amp;"),
@@ -135,68 +171,6 @@ fn civil_time(out: &mut Vec<u8>, secs: i64) {
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {:02}:{:02}", in_day / 3600, in_day % 3600 / 60);
 }
 
-/// What a listing shows: `dir` under `root`, as `who` may see it.
-pub(crate) struct Page<'a> {
-    pub root: &'a Arc<Root>,
-    pub access: &'a Arc<Access>,
-    pub who: Identity,
-    pub dir: &'a VirtualPath,
-}
-
-/// Queues the HTML listing of a directory without `index.html`. Reading
-/// and stat-ing every entry of a big directory takes a while, so it is a
-/// job (see [`crate::Job`]); a listing that fails there is answered with
-/// the error it maps to (never one that closes: the directory was found
-/// already).
-pub(crate) fn push(out: &mut Outbox, page: Page<'_>, head_only: bool, persist: Persist, date: &HttpDate) {
-    let (root, access, who, dir, date) =
-        (Arc::clone(page.root), Arc::clone(page.access), page.who, page.dir.clone(), *date);
-    out.push_job(move || {
-        let mut buf = Vec::new();
-        match render_page(&root, &dir, &access, &who) {
-            Ok(body) => {
-                respond::start(&mut buf, Status::OK, &date);
-                respond::header(&mut buf, b"Content-Type", b"text/html; charset=utf-8");
-                respond::content_length(&mut buf, body.len() as u64);
-                respond::finish(&mut buf, persist);
-                if !head_only {
-                    buf.extend_from_slice(&body);
-                }
-            }
-            Err(err) => {
-                let err = if err.closes() { HttpError::Internal } else { err };
-                respond::error(&mut buf, err, persist, head_only, &date);
-            }
-        }
-        buf
-    });
-}
-
-/// The HTML page listing `dir`: the entries `who` has any right to.
-pub(crate) fn render_page(
-    root: &Root,
-    dir: &VirtualPath,
-    access: &Access,
-    who: &Identity,
-) -> Result<Vec<u8>, HttpError> {
-    let entries = root.list(dir).map_err(fs_error)?;
-    let rows = entries
-        .into_iter()
-        .filter(|entry| access.rights(who, &dir.join_name(&entry.name)) != Rights::NONE)
-        .filter_map(|entry| {
-            let meta = match entry.meta.kind {
-                Kind::File | Kind::Dir => entry.meta,
-                // Shown as what they point to, if that is inside the
-                // root; links that escape or dangle are not shown.
-                Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
-                Kind::Other => return None,
-            };
-            matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })
-        })
-        .collect();
-    Ok(render(dir, rows))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +179,23 @@ mod tests {
         let mut out = Vec::new();
         f(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn breadcrumbs_link_every_ancestor() {
+        let root = VirtualPath::root();
+        let deeper = root.join_name(std::ffi::OsStr::new("sub")).join_name(std::ffi::OsStr::new("a&b"));
+        assert_eq!(text(|o| breadcrumbs(o, &root)), "<a href=\"./\">/</a>");
+        assert_eq!(text(|o| breadcrumbs(o, &deeper)), "<a href=\"../../\">/</a><a href=\"../\">sub</a>/a&amp;b/");
+    }
+
+    #[test]
+    fn sort_headers_toggle_the_current_column() {
+        let by_size = View { sort: SortKey::Size, descending: true, json: false };
+        let page = String::from_utf8(render(&VirtualPath::root(), &[], by_size)).unwrap();
+        assert!(page.contains("<a href=\"?sort=name&amp;order=asc\">Name</a>"), "{page}");
+        assert!(page.contains("<a href=\"?sort=size&amp;order=asc\">Size \u{2193}</a>"), "{page}");
+        assert!(page.contains("<a href=\"?sort=date&amp;order=desc\">Modified (UTC)</a>"), "{page}");
     }
 
     #[test]
