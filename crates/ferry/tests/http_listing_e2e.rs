@@ -53,5 +53,17 @@ fn json_sorting_and_breadcrumbs_under_every_model() {
         assert!(html.contains("<a href=\"../../\">/</a><a href=\"../\">sub</a>/deeper/"), "{m}: breadcrumbs: {html}");
         assert!(html.contains("<a href=\"?sort=size&amp;order=asc\">Size \u{2193}</a>"), "{m}: {html}");
         assert!(html.contains("prefers-color-scheme:dark"), "{m}: dark mode");
+
+        // A search of the tree from the top: matches anywhere below, linked
+        // by their path, as JSON too.
+        let found = curl(&[&server.url("/?q=TXT&json")]);
+        let mut names = json_names(&found);
+        names.sort();
+        assert_eq!(names, ["sub/big.txt", "sub/mid.txt", "sub/small.txt"], "{m}");
+        let page = curl(&[&server.url("/?q=inner")]);
+        assert!(body(&page).contains("<a href=\"sub/deeper/inner/\">"), "{m}: {page}");
+        assert!(body(&page).contains("1 found"), "{m}");
+        let linked = curl(&[&server.url("/sub/deeper/inner/")]);
+        assert!(linked.starts_with("HTTP/1.1 200"), "{m}: the match's link answers");
     }
 }

@@ -28,7 +28,7 @@
 
 pub(crate) mod answer;
 mod tar;
-mod walk;
+pub(crate) mod walk;
 mod zip;
 
 use std::fs::File;
@@ -110,10 +110,11 @@ pub(crate) struct Archive {
     copy_threshold: u64,
 }
 
-/// The access rules of one identity, as the walk asks them.
-struct Rules<'a> {
-    access: &'a Access,
-    who: &'a Identity,
+/// The access rules of one identity, as the walk asks them (archives and
+/// listing searches).
+pub(crate) struct Rules<'a> {
+    pub access: &'a Access,
+    pub who: &'a Identity,
 }
 
 impl Allowed for Rules<'_> {

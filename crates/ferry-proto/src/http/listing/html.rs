@@ -24,12 +24,14 @@ td:nth-child(3){white-space:nowrap;font-variant-numeric:tabular-nums}\
 td:first-child{overflow-wrap:break-word;word-break:normal}\
 a{color:#0645ad;text-decoration:none}a:hover{text-decoration:underline}\
 footer{color:#888;font-size:.85em;margin-top:1em}\
+input[type=search]{width:100%;max-width:24em;padding:.4em;font-size:1em;box-sizing:border-box}\
 @media (max-width:600px){body{margin:1em auto;padding:0 .5em}td:nth-child(3),th:nth-child(3){display:none}th,td{padding:.4em .3em}}\
-@media (prefers-color-scheme:dark){body{color:#ddd;background:#121212}a{color:#8ab4f8}th,td{border-color:#333}th{border-color:#555}}";
+@media (prefers-color-scheme:dark){body{color:#ddd;background:#121212}a{color:#8ab4f8}th,td{border-color:#333}th{border-color:#555}input{background:#222;color:#ddd;border:1px solid #555}}";
 
-/// Renders the listing of `dir` (rows already sorted as `view` says); a
-/// parent link unless `dir` is the root.
-pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: View) -> Vec<u8> {
+/// Renders the listing of `dir`, or a search's matches in it (rows
+/// already sorted as `view` says; `complete` false when the search
+/// stopped at its bounds); a parent link unless `dir` is the root.
+pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: &View, complete: bool) -> Vec<u8> {
     let mut title = Vec::new();
     escape_html(&mut title, &dir.to_bytes());
     if !dir.is_root() {
@@ -45,18 +47,36 @@ pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: View) -> Vec<u8> {
     html.extend_from_slice(STYLE.as_bytes());
     html.extend_from_slice(b"</style>\n</head>\n<body>\n<h1>Index of ");
     breadcrumbs(&mut html, dir);
-    html.extend_from_slice(b"</h1>\n<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr>");
+    html.extend_from_slice(b"</h1>\n<form><input type=\"search\" name=\"q\" aria-label=\"Search this folder\" placeholder=\"Search this folder\" value=\"");
+    escape_html(&mut html, view.search.as_deref().unwrap_or_default().as_bytes());
+    html.extend_from_slice(b"\"></form>\n");
+    if let Some(term) = &view.search {
+        html.extend_from_slice(b"<p>Names containing &ldquo;");
+        escape_html(&mut html, term.as_bytes());
+        let _ = write!(html, "&rdquo;: {} found", rows.len());
+        if !complete {
+            html.extend_from_slice(b" (the search stopped early: narrow it)");
+        }
+        html.extend_from_slice(b". <a href=\"./\">Back to the listing</a></p>\n");
+    }
+    html.extend_from_slice(b"<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr>");
     for (key, label) in [(SortKey::Name, "Name"), (SortKey::Size, "Size"), (SortKey::Date, "Modified (UTC)")] {
         sort_header(&mut html, key, label, view);
     }
     html.extend_from_slice(b"</tr></thead>\n<tbody>\n");
-    if !dir.is_root() {
+    if !dir.is_root() && view.search.is_none() {
         html.extend_from_slice(b"<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
     for row in rows {
         let is_dir = row.meta.kind == Kind::Dir;
         html.extend_from_slice(b"<tr><td><a href=\"");
-        push_encoded_segment(&mut html, row.name.as_bytes());
+        // Search matches are paths below this folder: encode each segment.
+        for (i, segment) in row.name.as_bytes().split(|&b| b == b'/').enumerate() {
+            if i > 0 {
+                html.push(b'/');
+            }
+            push_encoded_segment(&mut html, segment);
+        }
         if is_dir {
             html.push(b'/');
         }
@@ -108,12 +128,18 @@ fn breadcrumbs(html: &mut Vec<u8>, dir: &VirtualPath) {
 /// A column header linking to the listing sorted by `key`: ascending by
 /// name and descending by size or date at first, the other way round when
 /// it is the current order. The current column shows an arrow.
-fn sort_header(html: &mut Vec<u8>, key: SortKey, label: &str, view: View) {
+fn sort_header(html: &mut Vec<u8>, key: SortKey, label: &str, view: &View) {
     let current = view.sort == key;
     let first_descending = key != SortKey::Name;
     let descending = if current { !view.descending } else { first_descending };
     let order = if descending { "desc" } else { "asc" };
-    let _ = write!(html, "<th><a href=\"?sort={}&amp;order={order}\">{label}", key.as_str());
+    let _ = write!(html, "<th><a href=\"?sort={}&amp;order={order}", key.as_str());
+    if let Some(term) = &view.search {
+        // Re-sorting a search keeps searching.
+        html.extend_from_slice(b"&amp;q=");
+        push_encoded_segment(html, term.as_bytes());
+    }
+    let _ = write!(html, "\">{label}");
     if current {
         html.extend_from_slice(if view.descending { " \u{2193}".as_bytes() } else { " \u{2191}".as_bytes() });
     }
@@ -191,8 +217,8 @@ mod tests {
 
     #[test]
     fn sort_headers_toggle_the_current_column() {
-        let by_size = View { sort: SortKey::Size, descending: true, json: false };
-        let page = String::from_utf8(render(&VirtualPath::root(), &[], by_size)).unwrap();
+        let by_size = View { sort: SortKey::Size, descending: true, ..View::default() };
+        let page = String::from_utf8(render(&VirtualPath::root(), &[], &by_size, true)).unwrap();
         assert!(page.contains("<a href=\"?sort=name&amp;order=asc\">Name</a>"), "{page}");
         assert!(page.contains("<a href=\"?sort=size&amp;order=asc\">Size \u{2193}</a>"), "{page}");
         assert!(page.contains("<a href=\"?sort=date&amp;order=desc\">Modified (UTC)</a>"), "{page}");

@@ -1,11 +1,13 @@
 //! Listings of a directory without an `index.html`: an HTML page for
 //! people ([`html`]) and the same entries as JSON for scripts ([`json`]),
 //! chosen by `?json` or `Accept: application/json`, sorted as the query
-//! asks (`?sort=name|size|date&order=asc|desc`; directories first).
+//! asks (`?sort=name|size|date&order=asc|desc`; directories first), or
+//! the matches of a search of the folder's tree (`?q=TERM`, [`search`]).
 //! Only entries the client has some right to are listed.
 
 mod html;
 mod json;
+mod search;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -43,13 +45,15 @@ impl SortKey {
     }
 }
 
-/// How a listing is shown: its order and its form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a listing is shown: its order and its form, or a search.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct View {
     pub sort: SortKey,
     pub descending: bool,
     /// JSON instead of HTML.
     pub json: bool,
+    /// Search the tree for names containing this (`?q=`), not list.
+    pub search: Option<String>,
 }
 
 impl View {
@@ -71,6 +75,7 @@ impl View {
                 (b"order", b"asc") => view.descending = false,
                 (b"order", b"desc") => view.descending = true,
                 (b"json", _) | (b"format", b"json") => view.json = true,
+                (b"q", term) => view.search = Some(query_text(term)).filter(|t| !t.trim().is_empty()),
                 _ => {}
             }
         }
@@ -83,7 +88,7 @@ impl View {
 
     /// Directories first, then files; each group by the key (names break
     /// ties), reversed when descending.
-    fn sort(self, rows: &mut [Row]) {
+    fn sort(&self, rows: &mut [Row]) {
         rows.sort_by(|a, b| {
             let by_key = match self.sort {
                 SortKey::Name => std::cmp::Ordering::Equal,
@@ -116,13 +121,17 @@ pub(crate) fn push(out: &mut Outbox, page: Page<'_>, head_only: bool, persist: P
         (Arc::clone(page.root), Arc::clone(page.access), page.who, page.dir.clone(), page.view, *date);
     out.push_job(move || {
         let mut buf = Vec::new();
-        match gather(&root, &dir, &access, &who) {
-            Ok(mut rows) => {
+        let found = match &view.search {
+            Some(term) => search::search(&root, &dir, &access, &who, term).map(|f| (f.rows, f.complete)),
+            None => gather(&root, &dir, &access, &who).map(|rows| (rows, true)),
+        };
+        match found {
+            Ok((mut rows, complete)) => {
                 view.sort(&mut rows);
                 let (body, content_type): (Vec<u8>, &[u8]) = if view.json {
                     (json::render(&rows), b"application/json")
                 } else {
-                    (html::render(&dir, &rows, view), b"text/html; charset=utf-8")
+                    (html::render(&dir, &rows, &view, complete), b"text/html; charset=utf-8")
                 };
                 respond::start(&mut buf, Status::OK, &date);
                 respond::header(&mut buf, b"Content-Type", content_type);
@@ -140,6 +149,14 @@ pub(crate) fn push(out: &mut Outbox, page: Page<'_>, head_only: bool, persist: P
         }
         buf
     });
+}
+
+/// A query value as text: `+` is a space, `%XX` a byte (bad escapes kept
+/// as they are), decoded as UTF-8 lossily.
+fn query_text(raw: &[u8]) -> String {
+    let plus: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let bytes = crate::http::target::percent_decode(&plus).map(|c| c.into_owned()).unwrap_or(plus);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The entries of `dir` that `who` has any right to, symlinks shown as
@@ -189,13 +206,16 @@ mod tests {
         assert!(View::of(None, Some(b"application/json")).json);
         assert!(!View::of(None, Some(b"text/html,application/xhtml+xml,application/json;q=0.9")).json);
         assert_eq!(View::of(Some(b"sort=bogus&order=up"), None), View::default());
+        assert_eq!(View::of(Some(b"q=caf%C3%A9+au+lait"), None).search.as_deref(), Some("café au lait"));
+        assert_eq!(View::of(Some(b"q=+"), None).search, None);
     }
 
     #[test]
     fn directories_come_first_then_the_key_decides() {
         assert_eq!(names(View::default()), ["sub", "a.iso", "b.txt", "c"]);
-        assert_eq!(names(View { sort: SortKey::Size, descending: true, json: false }), ["sub", "a.iso", "b.txt", "c"]);
+        let view = |sort, descending| View { sort, descending, ..View::default() };
+        assert_eq!(names(view(SortKey::Size, true)), ["sub", "a.iso", "b.txt", "c"]);
         assert_eq!(names(View { sort: SortKey::Size, ..View::default() }), ["sub", "c", "b.txt", "a.iso"]);
-        assert_eq!(names(View { sort: SortKey::Date, descending: true, json: false }), ["sub", "c", "b.txt", "a.iso"]);
+        assert_eq!(names(view(SortKey::Date, true)), ["sub", "c", "b.txt", "a.iso"]);
     }
 }
