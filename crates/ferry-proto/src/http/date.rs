@@ -55,6 +55,21 @@ pub(crate) fn parse(value: &[u8]) -> Option<i64> {
     Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
+/// Year, month (1-12) and day (1-31) of a count of days since 1970-01-01
+/// (Howard Hinnant's days-to-civil, valid for any day count we can meet):
+/// for listings' dates and zip's DOS dates, which need no clock library.
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// A `fmt::Write` into a fixed 29-byte buffer.
 struct Fixed {
     buf: HttpDate,

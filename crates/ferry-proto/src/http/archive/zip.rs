@@ -8,6 +8,8 @@
 //! A zip ends with its central directory, one record per entry: those are
 //! kept until the end, about 60 bytes plus the name per entry.
 
+use crate::http::date::civil_from_days;
+
 /// Marks a 32-bit field whose value is in the zip64 extra field.
 const FULL32: u32 = 0xFFFF_FFFF;
 /// Marks the 16-bit entry counts of the end record when zip64 holds them.
@@ -185,20 +187,6 @@ fn dos_time(mtime: i64) -> (u16, u16) {
     let time = ((in_day / 3600) << 11) | ((in_day % 3600 / 60) << 5) | (in_day % 60 / 2);
     let date = ((year - 1980) << 9) | (month << 5) | day;
     (time as u16, date as u16)
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 fn u16le(out: &mut Vec<u8>, v: u16) {

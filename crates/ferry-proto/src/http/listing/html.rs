@@ -11,6 +11,7 @@ use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
 use super::{Row, SortKey, View};
+use crate::http::date::civil_from_days;
 use crate::http::target::push_encoded_segment;
 use crate::root::{Kind, VirtualPath};
 
@@ -180,20 +181,10 @@ fn human_size(out: &mut Vec<u8>, size: u64) {
     let _ = write!(out, "{value:.1} {}", UNITS[unit]);
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM` in UTC (days-to-civil after Howard
-/// Hinnant's algorithm, valid for any i64 day count we can meet).
+/// Unix seconds as `YYYY-MM-DD HH:MM` in UTC.
 fn civil_time(out: &mut Vec<u8>, secs: i64) {
-    let days = secs.div_euclid(86_400);
     let in_day = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {:02}:{:02}", in_day / 3600, in_day % 3600 / 60);
 }
 
