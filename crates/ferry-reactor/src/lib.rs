@@ -79,6 +79,7 @@ mod signal_watch;
 mod stateful;
 pub mod sys;
 mod timer;
+mod unix_socket;
 mod waker;
 
 pub use acceptor::{AcceptCallback, Acceptor};
@@ -94,6 +95,7 @@ pub use idle_yield::IdleYield;
 pub use keepalive::{TcpKeepalive, set_tcp_keepalive};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
+pub use unix_socket::{inherit_unix_listeners, peer_of};
 pub use poller::{
     EpollPoller, FD_SETSIZE, Interest, ParsePollerKindError, PollEvent, PollPoller, Poller, PollerKind, Ready,
     SelectPoller, timeout_to_timespec,

@@ -6,7 +6,7 @@
 //! would print it twice in an error chain.
 
 use std::io;
-use std::net::SocketAddr;
+use ferry_reactor::ListenAddr;
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +15,7 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// The address asked for.
-        addr: SocketAddr,
+        addr: ListenAddr,
         /// What the kernel said.
         error: io::Error,
     },

@@ -33,6 +33,7 @@ mod in_flight;
 mod iterative;
 mod listen;
 mod models;
+pub mod net;
 mod prefork;
 pub mod reactor;
 mod report;
@@ -48,8 +49,10 @@ pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_c
 pub use error::ServerError;
 /// TCP keep-alive settings of a listener ([`ListenerConfig::tcp_keepalive`]).
 pub use ferry_reactor::TcpKeepalive;
+pub use ferry_reactor::ListenAddr;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
 pub use reactor::{ReactorConfig, ReactorServer};
+pub use net::{Peer, Stream};
 pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;

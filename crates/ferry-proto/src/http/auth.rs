@@ -2,7 +2,7 @@
 //! and whether the access rules let them: 401 with `WWW-Authenticate`
 //! where logging in could help, 403 where it could not.
 
-use std::net::IpAddr;
+use crate::access::PeerId;
 use std::time::SystemTime;
 
 use super::errors::HttpError;
@@ -14,7 +14,7 @@ use crate::vpath::VirtualPath;
 pub(crate) fn identify(
     access: &Access,
     authorization: Option<&[u8]>,
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
     now: SystemTime,
 ) -> Result<Identity, HttpError> {
     let Some(value) = authorization else {

@@ -1,7 +1,7 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
 use std::ffi::OsStr;
-use std::net::IpAddr;
+use crate::access::PeerId;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ pub struct HttpSession {
     /// `Connection: close` and ends the connection.
     draining: bool,
     /// The client's address, for throttling failed logins.
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +96,7 @@ impl HttpSession {
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
-    pub fn with_peer(self, peer: Option<IpAddr>) -> HttpSession {
+    pub fn with_peer(self, peer: Option<PeerId>) -> HttpSession {
         HttpSession { peer, ..self }
     }
 
