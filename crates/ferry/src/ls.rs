@@ -11,7 +11,7 @@ use crate::connect::ConnectArgs;
 /// Arguments of `ferry ls`.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
-    /// Server address, HOST[:PORT] (port 7070 if omitted).
+    /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME.
     addr: String,
     /// Remote directory to list (default: the served root).
     path: Option<OsString>,
