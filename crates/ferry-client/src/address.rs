@@ -5,7 +5,6 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -61,14 +60,35 @@ pub fn normalize_address(addr: &str) -> Result<String> {
 pub(crate) fn connect(addr: &str, timeout: Option<Duration>) -> Result<Stream> {
     let fail = |source| ClientError::Connect { addr: addr.to_string(), source };
     if let Some(path) = addr.strip_prefix("unix:") {
-        let connected = match path.strip_prefix('@') {
-            Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-                .and_then(|sa| UnixStream::connect_addr(&sa)),
-            None => UnixStream::connect(path),
-        };
-        return connected.map(Stream::Unix).map_err(fail);
+        return connect_unix(path, timeout).map(Stream::Unix).map_err(fail);
     }
     connect_tcp(addr, timeout).map(Stream::Tcp).map_err(fail)
+}
+
+/// [`connect`] to a Unix socket: `/path` or `@name`. A server's full
+/// accept queue makes `connect` wait for room, for at most `timeout`
+/// (the kernel bounds that wait by the socket's send timeout).
+fn connect_unix(path: &str, timeout: Option<Duration>) -> io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
+    let sa = match path.strip_prefix('@') {
+        Some(name) => SocketAddrUnix::new_abstract_name(name.as_bytes())?,
+        None => SocketAddrUnix::new(path)?,
+    };
+    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, timeout)?;
+    loop {
+        match rustix::net::connect(&fd, &sa) {
+            Ok(()) => return Ok(UnixStream::from(fd)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => {
+                let t = timeout.unwrap_or_default();
+                let why =
+                    format!("no connection within {} (connect timeout): the server's accept queue is full", secs(t));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// [`connect`] over TCP.

@@ -95,7 +95,6 @@ pub use idle_yield::IdleYield;
 pub use keepalive::{TcpKeepalive, set_tcp_keepalive};
 pub use listener::{ListenAddr, ListenOptions, Listener, ParseListenAddrError, PeerAddr, connect};
 pub use loop_pool::LoopThreadPool;
-pub use unix_socket::{inherit_unix_listeners, peer_of};
 pub use poller::{
     EpollPoller, FD_SETSIZE, Interest, ParsePollerKindError, PollEvent, PollPoller, Poller, PollerKind, Ready,
     SelectPoller, timeout_to_timespec,
@@ -104,4 +103,5 @@ pub use reserve_fd::{Accept, AcceptOutcome, ReserveFd};
 pub use server::{Assignment, ServerConfig, TcpServer};
 pub use stateful::StatefulCallbacks;
 pub use timer::TimerId;
+pub use unix_socket::{inherit_unix_listeners, peer_of};
 pub use waker::Waker;

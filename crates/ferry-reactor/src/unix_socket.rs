@@ -97,7 +97,8 @@ pub(crate) fn clear_stale(addr: &dyn Display, path: &Path, ty: SocketType) -> io
             Err(in_use(addr, "a live server is bound to this socket file (it accepts); refusing to replace it"))
         }
         Err(Errno::PROTOTYPE) => {
-            Err(in_use(addr, "a live socket of another type is bound to this socket file; refusing to replace it"))
+            let other = if ty == SocketType::STREAM { "datagram" } else { "stream" };
+            Err(in_use(addr, &format!("a live {other} socket is bound to this socket file; refusing to replace it")))
         }
         Err(Errno::CONNREFUSED) => {
             // Nobody is bound to it: left behind by a server that died.
@@ -140,8 +141,13 @@ impl SocketFile {
     /// failure the file is removed again).
     pub(crate) fn bound(path: &Path, mode: Option<u32>) -> io::Result<SocketFile> {
         let meta = std::fs::symlink_metadata(path)?;
-        let file =
-            SocketFile { path: path.to_owned(), owner: std::process::id(), dev: meta.dev(), ino: meta.ino(), keep: false };
+        let file = SocketFile {
+            path: path.to_owned(),
+            owner: std::process::id(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            keep: false,
+        };
         if let Some(mode) = mode {
             rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode))?;
         }

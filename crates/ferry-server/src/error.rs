@@ -5,8 +5,8 @@
 //! already in use`), so the cause is not also exposed as `source()`, which
 //! would print it twice in an error chain.
 
-use std::io;
 use ferry_reactor::ListenAddr;
+use std::io;
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

@@ -92,7 +92,12 @@ impl InFlight {
     /// blocked sends and receives serving them fail at once, so they end.
     /// Returns how many were cut.
     pub(crate) fn cut_all(&self) -> usize {
-        self.lock().conns.values().flatten().filter(|stream| stream.shutdown(rustix::net::Shutdown::Both).is_ok()).count()
+        self.lock()
+            .conns
+            .values()
+            .flatten()
+            .filter(|stream| stream.shutdown(rustix::net::Shutdown::Both).is_ok())
+            .count()
     }
 
     /// The "room" eventfd: readable after a connection ended. A model

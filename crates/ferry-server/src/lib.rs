@@ -47,12 +47,12 @@ pub mod uring;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
+pub use ferry_reactor::ListenAddr;
 /// TCP keep-alive settings of a listener ([`ListenerConfig::tcp_keepalive`]).
 pub use ferry_reactor::TcpKeepalive;
-pub use ferry_reactor::ListenAddr;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
-pub use reactor::{ReactorConfig, ReactorServer};
 pub use net::{Peer, Stream};
+pub use reactor::{ReactorConfig, ReactorServer};
 pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;

@@ -3,8 +3,8 @@
 
 use std::io;
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use ferry_proto::access::PeerId;
 use rustix::net::{AddressFamily, sockopt};

@@ -1,7 +1,6 @@
 //! What a listener serves. One server may run several listeners, each
 //! tagged with its service; a connection gets a fresh session of it.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -12,7 +12,6 @@ use ferry_proto::access::{Access, AccountsFile};
 use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
-use ferry_server::{ListenAddr, TcpKeepalive};
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::udp_echo::DatagramAddr;
@@ -20,6 +19,7 @@ use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, PumpConfig, ReactorConfig,
     ReactorServer, Report, Service, UdpEcho, UringConfig, UringServer,
 };
+use ferry_server::{ListenAddr, TcpKeepalive};
 
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]

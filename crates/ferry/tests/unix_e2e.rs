@@ -151,7 +151,8 @@ fn http_and_echo_over_unix_sockets_under_every_model() {
         let echo = dir.path().join(format!("{model}.echo"));
         let name = format!("ferry-test-{}-{model}", std::process::id());
         let (http_arg, echo_arg) = (format!("unix:{}", http.display()), format!("unix:{}", echo.display()));
-        let mut server = Served::start(model, &root, &["--http", &http_arg, "--echo", &echo_arg, "--unix-mode", "0600"]);
+        let mut server =
+            Served::start(model, &root, &["--http", &http_arg, "--echo", &echo_arg, "--unix-mode", "0600"]);
         assert_eq!((mode_of(&http), mode_of(&echo)), (0o600, 0o600), "{model}: --unix-mode");
         let out = dir.path().join(format!("{model}.page"));
         let mut curl = Command::new("curl");
@@ -205,4 +206,35 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
         server.stop(model);
         assert!(!sock.exists(), "{model}: removed at exit");
     }
+}
+
+/// A Unix server whose accept queue is full: the client gives up after
+/// `--connect-timeout` with a message saying so, instead of waiting for
+/// room for good (a Unix `connect` blocks until the queue has room).
+#[test]
+fn a_full_unix_accept_queue_fails_after_the_connect_timeout() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let dir = scratch();
+    let sock = dir.path().join("full.sock");
+    let unix = || rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::NONBLOCK, None);
+    let listener = unix().expect("socket");
+    let at = SocketAddrUnix::new(sock.as_path()).expect("path");
+    rustix::net::bind(&listener, &at).expect("bind");
+    rustix::net::listen(&listener, 0).expect("listen");
+    let mut held = Vec::new();
+    loop {
+        let client = unix().expect("socket");
+        match rustix::net::connect(&client, &at) {
+            Ok(()) => held.push(client),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => panic!("connect: {e}"),
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    let addr = format!("unix:{}", sock.display());
+    let started = Instant::now();
+    let out = ferry(&["ls", &addr, "--connect-timeout", "0.5"], None, b"");
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && error.contains("connect timeout"), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "gave up in time");
 }

@@ -1,8 +1,8 @@
 //! Answers the file session computes in jobs: a directory's listing (only
 //! the entries the client may see) and a login.
 
-use std::io::Write as _;
 use crate::access::PeerId;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::SystemTime;

@@ -1,7 +1,7 @@
 //! The server side of the file protocol as a sans-IO [`Session`].
 
-use std::io;
 use crate::access::PeerId;
+use std::io;
 use std::sync::{Arc, Mutex};
 
 use super::answer::{

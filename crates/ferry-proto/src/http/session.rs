@@ -1,7 +1,7 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
-use std::ffi::OsStr;
 use crate::access::PeerId;
+use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 

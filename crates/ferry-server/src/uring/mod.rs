@@ -110,13 +110,15 @@ impl UringServer {
             let first = Listener::bind(&lc.addr, &options).map_err(listen_err)?;
             let addr = first.local_addr().clone();
             for per_thread in sockets.iter_mut().skip(1) {
-                per_thread.push(match &addr {
-                    ListenAddr::Tcp(_) => Listener::bind(&addr, &options),
-                    // One socket, one descriptor per ring; the first
-                    // ring's (the binder's) removes the file at exit.
-                    _ => first.try_clone(),
-                }
-                .map_err(listen_err)?);
+                per_thread.push(
+                    match &addr {
+                        ListenAddr::Tcp(_) => Listener::bind(&addr, &options),
+                        // One socket, one descriptor per ring; the first
+                        // ring's (the binder's) removes the file at exit.
+                        _ => first.try_clone(),
+                    }
+                    .map_err(listen_err)?,
+                );
             }
             sockets[0].push(first);
             bound.push(BoundListener { service: lc.service.name(), addr });
