@@ -238,3 +238,26 @@ fn a_full_unix_accept_queue_fails_after_the_connect_timeout() {
     assert!(!out.status.success() && error.contains("connect timeout"), "{error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "gave up in time");
 }
+
+/// `--daemon`: the daemon (not the process that bound the socket and then
+/// detached) removes the socket file when SIGTERM stops it.
+#[test]
+fn a_daemon_removes_its_socket_file_at_exit() {
+    let dir = scratch();
+    let sock = dir.path().join("daemon.sock");
+    let pid_file = dir.path().join("daemon.pid");
+    let addr = format!("unix:{}", sock.display());
+    let mut serve = Command::new(ferry_bin());
+    serve.arg("serve").arg(dir.path()).args(["--http", "off", "--files", &addr, "--daemon", "--pid-file"]);
+    let started = run_fed(serve.arg(&pid_file), b"", PATIENCE);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    assert_eq!(ask(&mut UnixStream::connect(&sock).expect("connect"), "ping"), "OK pong");
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+    let pid = rustix::process::Pid::from_raw(pid).expect("pid");
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    let timeout = rustix::event::Timespec::try_from(PATIENCE).expect("timespec");
+    let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+    assert_eq!(rustix::event::poll(&mut fds, Some(&timeout)).expect("poll"), 1, "the daemon exited");
+    assert!(!sock.exists(), "the daemon removed its socket file");
+}
