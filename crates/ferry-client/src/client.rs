@@ -82,14 +82,7 @@ impl Client {
         let connect_timeout = options.connect_timeout.filter(|t| !t.is_zero());
         let stall_timeout = options.stall_timeout.filter(|t| !t.is_zero());
         let stream = connect(&addr, connect_timeout)?;
-        let setup = |stream: &std::net::TcpStream| -> std::io::Result<()> {
-            // Requests are written whole, so Nagle's algorithm would only
-            // delay the last segment of an upload.
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(stall_timeout)?;
-            stream.set_write_timeout(stall_timeout)
-        };
-        setup(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+        stream.configure(stall_timeout).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
         tracing::debug!(%addr, "connected");
         Ok(Client { conn: Connection::new(stream, addr, stall_timeout) })
     }

@@ -1,9 +1,11 @@
-//! One TCP connection to a server: sends request lines, reads reply lines
-//! through a small bounded buffer, and tracks whether the byte stream is
-//! still in step with the requests.
+//! One connection to a server (TCP or Unix-domain): sends request lines,
+//! reads reply lines through a small bounded buffer, and tracks whether the
+//! byte stream is still in step with the requests.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use ferry_proto::files::codec::{Reply, parse_reply};
@@ -14,9 +16,82 @@ use crate::{ClientError, Result};
 /// shorter; anything longer means the peer is not a ferry server.
 pub(crate) const MAX_REPLY_LINE: usize = 64 * 1024;
 
+/// The socket under a [`Connection`]: every byte to and from the server
+/// goes through this one type (`address::connect` makes it).
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix-domain stream connection (`unix:/path`, `unix:@name`).
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Stall timeouts on both directions, and for TCP no Nagle delay
+    /// (requests are written whole, so it would only delay the last
+    /// segment of an upload; a Unix socket has no such option).
+    pub(crate) fn configure(&self, stall_timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_nodelay(true)?;
+                s.set_read_timeout(stall_timeout)?;
+                s.set_write_timeout(stall_timeout)
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(stall_timeout)?;
+                s.set_write_timeout(stall_timeout)
+            }
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
 /// A connection and its input buffer.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     addr: String,
     stall_timeout: Option<Duration>,
     buf: Box<[u8]>,
@@ -29,7 +104,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, addr: String, stall_timeout: Option<Duration>) -> Connection {
+    pub(crate) fn new(stream: Stream, addr: String, stall_timeout: Option<Duration>) -> Connection {
         Connection {
             stream,
             addr,
@@ -45,7 +120,7 @@ impl Connection {
         &self.addr
     }
 
-    pub(crate) fn stream(&self) -> &TcpStream {
+    pub(crate) fn stream(&self) -> &Stream {
         &self.stream
     }
 
@@ -73,7 +148,7 @@ impl Connection {
         }
         self.pending = true;
         tracing::trace!(request = %String::from_utf8_lossy(line).trim_end(), "send");
-        self.stream.write_all(line).map_err(|e| self.net_error(e))
+        (&self.stream).write_all(line).map_err(|e| self.net_error(e))
     }
 
     /// The current answer has been read completely.
@@ -148,7 +223,7 @@ impl Connection {
             return Err(self.protocol_error(format!("reply line longer than {} KiB", MAX_REPLY_LINE / 1024)));
         }
         loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
+            match (&self.stream).read(&mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(n);
@@ -191,7 +266,7 @@ impl Connection {
     /// Half-closes the connection: the server sees end of input, and
     /// answers what it still owes.
     pub(crate) fn shutdown_write(&mut self) -> Result<()> {
-        self.stream.shutdown(std::net::Shutdown::Write).map_err(|e| self.net_error(e))
+        self.stream.shutdown(Shutdown::Write).map_err(|e| self.net_error(e))
     }
 
     /// Sets or clears the read timeout for a while (e.g. a short wait for

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 
@@ -13,6 +12,7 @@ use rustix::pipe::{SpliceFlags, splice};
 use sha2::{Digest, Sha256};
 
 use crate::checksum::hex;
+use crate::connection::Stream;
 use crate::{Client, Progress};
 
 /// The most bytes asked of one `splice` or `read` (a pipe's capacity caps
@@ -24,7 +24,7 @@ pub(crate) trait Sink {
     /// Writes bytes that were already read (they came with the head line).
     fn write_buffered(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Moves up to `max` bytes from `socket`; 0 means end of stream.
-    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError>;
+    fn pull_from(&mut self, socket: &Stream, max: usize) -> Result<usize, SinkError>;
 }
 
 /// Which side a sink's failure came from.
@@ -113,7 +113,7 @@ impl Sink for FileSink<'_> {
         Ok(())
     }
 
-    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &Stream, max: usize) -> Result<usize, SinkError> {
         self.pipe.socket_to_file(socket, self.file, &mut self.offset, max).map_err(zero_copy_error)
     }
 }
@@ -136,7 +136,7 @@ impl Sink for PipeSink<'_> {
         write_all_fd(self.out, bytes)
     }
 
-    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &Stream, max: usize) -> Result<usize, SinkError> {
         loop {
             match splice(socket.as_fd(), None, self.out, None, max, SpliceFlags::MOVE) {
                 Ok(n) => return Ok(n),
@@ -177,7 +177,7 @@ impl Sink for CopySink<'_> {
         write_all_fd(self.out, bytes)
     }
 
-    fn pull_from(&mut self, socket: &TcpStream, max: usize) -> Result<usize, SinkError> {
+    fn pull_from(&mut self, socket: &Stream, max: usize) -> Result<usize, SinkError> {
         let max = max.min(self.buf.len());
         let n = loop {
             match (&*socket).read(&mut self.buf[..max]) {

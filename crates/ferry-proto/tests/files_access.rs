@@ -106,7 +106,7 @@ fn failed_logins_from_one_address_are_slowed_down() {
     let t = Tree::new("throttle");
     let root = Arc::new(Root::open(&t.0).unwrap());
     let config = FilesConfig::new(root, true).unwrap().with_access(access());
-    let attacker = Some("192.0.2.7".parse().unwrap());
+    let attacker = Some("192.0.2.7".parse::<std::net::IpAddr>().unwrap().into());
     let mut s = FileSession::new(config.clone()).with_peer(attacker);
     for _ in 0..3 {
         assert_eq!(run(&mut s, "auth alice guess\n"), "ERR 401 wrong user name or password\n");
@@ -117,6 +117,6 @@ fn failed_logins_from_one_address_are_slowed_down() {
     let mut again = FileSession::new(config.clone()).with_peer(attacker);
     assert_eq!(run(&mut again, "auth alice \"alice pw\"\n"), barred);
     // Another address is not held back.
-    let mut other = FileSession::new(config).with_peer(Some("192.0.2.8".parse().unwrap()));
+    let mut other = FileSession::new(config).with_peer(Some("192.0.2.8".parse::<std::net::IpAddr>().unwrap().into()));
     assert_eq!(run(&mut other, "auth alice \"alice pw\"\n"), "OK user alice\n");
 }

@@ -79,7 +79,7 @@ fn basic_and_bearer_credentials_get_each_account_its_rights() {
 fn failed_logins_from_one_address_get_429() {
     let t = Tree::new("http-throttle");
     let (s, _) = session(&t);
-    let mut s = s.with_peer(Some("192.0.2.9".parse().unwrap()));
+    let mut s = s.with_peer(Some("192.0.2.9".parse::<std::net::IpAddr>().unwrap().into()));
     let wrong = basic("alice:wrong");
     for _ in 0..3 {
         assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", &wrong))).status, 401);

@@ -79,6 +79,7 @@ mod signal_watch;
 mod stateful;
 pub mod sys;
 mod timer;
+mod unix_socket;
 mod waker;
 
 pub use acceptor::{AcceptCallback, Acceptor};
@@ -102,4 +103,5 @@ pub use reserve_fd::{Accept, AcceptOutcome, ReserveFd};
 pub use server::{Assignment, ServerConfig, TcpServer};
 pub use stateful::StatefulCallbacks;
 pub use timer::TimerId;
+pub use unix_socket::{inherit_unix_listeners, peer_of};
 pub use waker::Waker;

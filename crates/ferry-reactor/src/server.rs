@@ -307,7 +307,7 @@ fn accept_handler(
         accepted.fetch_add(1, Ordering::Relaxed);
         if handles.is_empty() {
             let count = LiveCount::new(live.clone(), None);
-            let shown = peer.clone();
+            let shown = peer;
             if let Err(e) = adopt_counted(lp, fd, peer, callbacks[0].clone(), Some(count)) {
                 refused(&shown, &e);
             }
@@ -321,7 +321,7 @@ fn accept_handler(
         // If that loop has exited the task (the socket and the count with
         // it) is dropped.
         handles[i].run_in_loop(move |lp| {
-            let shown = peer.clone();
+            let shown = peer;
             if let Err(e) = adopt_counted(lp, fd, peer, callbacks, Some(count)) {
                 refused(&shown, &e);
             }

@@ -194,7 +194,7 @@ fn queued_bytes_are_read_without_further_events(kind: PollerKind) {
         buf.consume_all();
     });
     let mut lp = ferry_reactor::EventLoop::new(kind).unwrap();
-    ferry_reactor::adopt(&mut lp, ours.into(), ferry_reactor::PeerAddr::Unix, callbacks).unwrap();
+    ferry_reactor::adopt(&mut lp, ours.into(), ferry_reactor::PeerAddr::Unix { uid: 0, pid: 0 }, callbacks).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while got.lock().unwrap().len() < QUEUED && std::time::Instant::now() < deadline {
         lp.run_once(Some(Duration::from_millis(50))).unwrap();

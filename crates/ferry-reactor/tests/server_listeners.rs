@@ -34,7 +34,7 @@ fn numbering(service: &'static str, loop_index: usize) -> Callbacks {
 fn tcp(addr: &ListenAddr) -> SocketAddr {
     match addr {
         ListenAddr::Tcp(a) => *a,
-        ListenAddr::Unix(_) => panic!("a TCP listener"),
+        _ => panic!("a TCP listener"),
     }
 }
 

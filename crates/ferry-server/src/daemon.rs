@@ -198,6 +198,9 @@ pub fn detach(pid_file: Option<&Path>, log_file: Option<&Path>) -> Result<Option
         Ok(ForkResult::Child) => {}
         Err(e) => report_and_exit(ready_write, &e.to_string()),
     }
+    // The daemon, not the process that bound them, removes the Unix socket
+    // files of its listeners at exit.
+    ferry_reactor::inherit_unix_listeners();
     match become_daemon(pid_file, log_file) {
         Ok(pid_file) => {
             let _ = rustix::io::write(&ready_write, b"ok");

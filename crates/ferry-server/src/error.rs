@@ -5,8 +5,8 @@
 //! already in use`), so the cause is not also exposed as `source()`, which
 //! would print it twice in an error chain.
 
+use ferry_reactor::ListenAddr;
 use std::io;
-use std::net::SocketAddr;
 
 /// Why a server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +15,7 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// The address asked for.
-        addr: SocketAddr,
+        addr: ListenAddr,
         /// What the kernel said.
         error: io::Error,
     },

@@ -15,7 +15,6 @@
 //! after the drain timeout the stragglers are killed; all are reaped.
 
 use std::collections::HashSet;
-use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::children::{fork_process, reap_exited, run_child, shut_down};
 use crate::listen::{Accepted, Base, accept_one, poll_readable};
+use crate::net::Stream;
 use crate::{Report, ServerError, serve_connection};
 
 /// Accepts and forks until shutdown, then drains the children.
@@ -117,7 +117,7 @@ fn accept_loop(
 
 /// The child: forget the parent's descriptors, serve; returns the exit
 /// status.
-fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> i32 {
+fn serve_in_child(base: &mut Base, index: usize, stream: Stream) -> i32 {
     let service = std::sync::Arc::clone(&base.listeners[index].service);
     let pump = base.listeners[index].pump;
     base.forget_in_child();
@@ -126,7 +126,7 @@ fn serve_in_child(base: &mut Base, index: usize, stream: TcpStream) -> i32 {
     if let Err(e) = rustix::process::setpgid(None, None) {
         tracing::warn!("child {}: cannot move to its own process group: {e}", std::process::id());
     }
-    let mut session = service.new_session(stream.peer_addr().ok().map(|a| a.ip()));
+    let mut session = service.new_session(stream.peer().ok());
     serve_connection(stream, &mut *session, &pump, &base.shutdown);
     0
 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use ferry_reactor::Waker;
 
 use crate::drain::{Waited, wait_until_empty};
+use crate::net::Stream;
 
 /// The connections being served, shared (`Send + Sync`, behind an `Arc`)
 /// by whoever accepts, whoever serves and the drain.
@@ -34,7 +34,7 @@ struct State {
     /// A second handle on each connection's socket, by entry id, so it can
     /// be cut from another thread (`None` if it could not be duplicated:
     /// counted, not cuttable).
-    conns: HashMap<u64, Option<TcpStream>>,
+    conns: HashMap<u64, Option<Stream>>,
     next_id: u64,
     /// Set by [`InFlight::close`]: no further entries.
     closed: bool,
@@ -66,7 +66,7 @@ impl InFlight {
     /// Registers `stream` as being served. `None` once the drain began
     /// ([`InFlight::close`]): the caller drops the connection unserved, so
     /// nothing starts that the drain would not wait for.
-    pub(crate) fn enter(self: &Arc<Self>, stream: &TcpStream) -> Option<Entry> {
+    pub(crate) fn enter(self: &Arc<Self>, stream: &Stream) -> Option<Entry> {
         let second = stream.try_clone().ok();
         let mut state = self.lock();
         if state.closed {
@@ -92,7 +92,12 @@ impl InFlight {
     /// blocked sends and receives serving them fail at once, so they end.
     /// Returns how many were cut.
     pub(crate) fn cut_all(&self) -> usize {
-        self.lock().conns.values().flatten().filter(|stream| stream.shutdown(How::Both).is_ok()).count()
+        self.lock()
+            .conns
+            .values()
+            .flatten()
+            .filter(|stream| stream.shutdown(rustix::net::Shutdown::Both).is_ok())
+            .count()
     }
 
     /// The "room" eventfd: readable after a connection ended. A model
@@ -144,17 +149,17 @@ impl Drop for Entry {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::listen::poll_readable;
 
     /// A connected loopback pair: (the server's end, the client's end).
-    pub(crate) fn pair() -> (TcpStream, TcpStream) {
+    pub(crate) fn pair() -> (Stream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
-        (server, client)
+        (server.into(), client)
     }
 
     fn room_readable(in_flight: &InFlight) -> bool {

@@ -51,7 +51,7 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, Ser
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let mut session = listener.service.new_session_in(&cache, Some(conn.peer.ip()));
+            let mut session = listener.service.new_session_in(&cache, Some(conn.peer));
             serve_connection_since(conn.stream, &mut *session, &listener.pump, &base.shutdown, conn.at);
         }));
         if outcome.is_err() {

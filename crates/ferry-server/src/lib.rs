@@ -34,6 +34,7 @@ mod in_flight;
 mod iterative;
 mod listen;
 mod models;
+pub mod net;
 pub mod notify;
 mod prefork;
 pub mod reactor;
@@ -49,9 +50,11 @@ pub mod uring;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};
 pub use error::ServerError;
+pub use ferry_reactor::ListenAddr;
 /// TCP keep-alive settings of a listener ([`ListenerConfig::tcp_keepalive`]).
 pub use ferry_reactor::TcpKeepalive;
 pub use models::{BlockingConfig, BlockingModel, BlockingServer};
+pub use net::{Peer, Stream};
 pub use reactor::{ReactorConfig, ReactorServer};
 pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};

@@ -2,18 +2,18 @@
 //! signals into a readable descriptor, wait for readiness, and accept
 //! without spinning when the process runs out of descriptors.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use ferry_reactor::sys::signals::{SignalFd, ignore_sigpipe, ignore_sigxfsz};
-use ferry_reactor::{AcceptOutcome, ReserveFd};
+use ferry_reactor::{AcceptOutcome, ListenAddr, ReserveFd};
 use nix::sys::signal::Signal;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 
 use crate::drain::StopSignals;
+use crate::net::{Peer, Stream};
 use crate::report::BoundListener;
 use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
 
@@ -28,10 +28,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// first `accept_one`, i.e. before the process can have run out.
 static RESERVE: LazyLock<ReserveFd> = LazyLock::new(ReserveFd::new);
 
-/// A bound, non-blocking listening socket and what it serves.
+/// A bound, non-blocking listening socket (TCP or Unix) and what it
+/// serves.
 pub(crate) struct Listener {
-    pub(crate) socket: TcpListener,
-    pub(crate) addr: SocketAddr,
+    pub(crate) socket: ferry_reactor::Listener,
+    pub(crate) addr: ListenAddr,
     pub(crate) service: Arc<Service>,
     /// Timeouts of the connections accepted here.
     pub(crate) pump: PumpConfig,
@@ -41,14 +42,9 @@ pub(crate) struct Listener {
 pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>, ServerError> {
     let mut listeners = Vec::with_capacity(configs.len());
     for lc in configs {
-        let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
-        let socket = TcpListener::bind(lc.addr).map_err(listen_err)?;
-        socket.set_nonblocking(true).map_err(listen_err)?;
-        if let Some(keepalive) = &lc.tcp_keepalive {
-            // Accepted connections inherit it from the listener.
-            ferry_reactor::set_tcp_keepalive(&socket, keepalive).map_err(listen_err)?;
-        }
-        let addr = socket.local_addr().map_err(listen_err)?;
+        let socket = ferry_reactor::Listener::bind(&lc.addr, &lc.listen_options())
+            .map_err(|error| ServerError::Listen { addr: lc.addr.clone(), error })?;
+        let addr = socket.local_addr().clone();
         listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
     }
     Ok(listeners)
@@ -56,15 +52,15 @@ pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>
 
 /// The bound addresses, for the "listening on" lines.
 pub(crate) fn bound(listeners: &[Listener]) -> Vec<BoundListener> {
-    listeners.iter().map(|l| BoundListener { service: l.service.name(), addr: l.addr }).collect()
+    listeners.iter().map(|l| BoundListener { service: l.service.name(), addr: l.addr.clone() }).collect()
 }
 
 /// A connection just accepted. Its timeouts count from `at`, however long
 /// it then waits (for its first request, in a queue, for a worker).
 #[derive(Debug)]
 pub(crate) struct Accepted {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Stream,
+    pub(crate) peer: Peer,
     pub(crate) at: Instant,
 }
 
@@ -73,10 +69,10 @@ pub(crate) struct Accepted {
 /// was shed (accepted with the process's reserve descriptor and closed, so
 /// the client is not left hanging; call again), or accepting failed
 /// (logged; if even the reserve did not help, it first pauses briefly).
-/// The stream is blocking.
+/// The stream is non-blocking.
 pub(crate) fn accept_one(listener: &Listener) -> Option<Accepted> {
     match RESERVE.accept(&listener.socket) {
-        Ok(AcceptOutcome::Accepted((stream, peer))) => Some(Accepted { stream, peer, at: Instant::now() }),
+        Ok(AcceptOutcome::Accepted((fd, peer))) => Some(Accepted { stream: fd.into(), peer, at: Instant::now() }),
         Ok(AcceptOutcome::Shed | AcceptOutcome::WouldBlock) => None,
         Err(e) => {
             let errno = e.raw_os_error().map(Errno::from_raw_os_error);

@@ -2,7 +2,7 @@
 //! and one report after, so the CLI and the tests read every model the
 //! same way.
 
-use std::net::SocketAddr;
+use ferry_reactor::ListenAddr;
 
 use nix::sys::signal::Signal;
 
@@ -13,7 +13,7 @@ pub struct BoundListener {
     /// The service's name ("files", "echo").
     pub service: &'static str,
     /// The address the socket is bound to.
-    pub addr: SocketAddr,
+    pub addr: ListenAddr,
 }
 
 /// What happened during a server's `run`, for the last log line and for

@@ -1,7 +1,6 @@
 //! What a listener serves. One server may run several listeners, each
 //! tagged with its service; a connection gets a fresh session of it.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE};
 use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
-use ferry_reactor::TcpKeepalive;
+use crate::net::{Peer, login_key};
+use ferry_reactor::{ListenAddr, ListenOptions, TcpKeepalive};
 
 /// A service ferry can run on a listener. Cheap to clone (the file service
 /// shares its root).
@@ -37,15 +37,16 @@ impl Service {
 
     /// The protocol state of one new connection, with a cache of its own
     /// (for a thread that serves one connection in its life).
-    pub fn new_session(&self, peer: Option<IpAddr>) -> Box<dyn Session + Send> {
+    pub fn new_session(&self, peer: Option<Peer>) -> Box<dyn Session + Send> {
         self.new_session_in(&FileCache::new(), peer)
     }
 
     /// The protocol state of one new connection that shares `cache` with
     /// the other sessions of the same thread (an event loop, a worker).
-    /// `peer` is the client's address (failed logins from one address are
-    /// slowed down; `None` when unknown).
-    pub fn new_session_in(&self, cache: &FileCache, peer: Option<IpAddr>) -> Box<dyn Session + Send> {
+    /// `peer` is the client (failed logins from one IP address, or one
+    /// Unix user, are slowed down; `None` when unknown).
+    pub fn new_session_in(&self, cache: &FileCache, peer: Option<Peer>) -> Box<dyn Session + Send> {
+        let peer = peer.as_ref().map(login_key);
         match self {
             Service::Files(config) => Box::new(FileSession::new(config.clone()).with_peer(peer)),
             Service::Echo => Box::new(EchoSession),
@@ -130,21 +131,36 @@ fn http_head_ends(head: &[u8]) -> bool {
 /// One address to listen on and the service it offers.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
-    /// Where to listen; port 0 picks a free port.
-    pub addr: SocketAddr,
+    /// Where to listen: TCP (port 0 picks a free port), or a Unix-domain
+    /// socket (a path or an abstract name).
+    pub addr: ListenAddr,
     /// What connections accepted there are served with.
     pub service: Service,
     /// Timeouts of connections accepted there.
     pub pump: PumpConfig,
-    /// TCP keep-alive on the connections accepted there (`None`: off).
+    /// TCP keep-alive on the connections accepted there (`None`: off; not
+    /// applied to a Unix socket).
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// The mode of a Unix socket's file (`None`: what the umask leaves).
+    pub unix_mode: Option<u32>,
 }
 
 impl ListenerConfig {
     /// A listener with the service's default timeouts.
-    pub fn new(addr: SocketAddr, service: Service) -> ListenerConfig {
+    pub fn new(addr: ListenAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
-        ListenerConfig { addr, service, pump, tcp_keepalive: None }
+        ListenerConfig { addr, service, pump, tcp_keepalive: None, unix_mode: None }
+    }
+
+    /// How its socket is bound: TCP-only options only on TCP, the mode
+    /// only on a Unix socket file; a stale socket file is replaced.
+    pub(crate) fn listen_options(&self) -> ListenOptions {
+        let unix = self.addr.is_unix();
+        ListenOptions {
+            tcp_keepalive: self.tcp_keepalive.filter(|_| !unix),
+            unix_mode: self.unix_mode.filter(|_| unix),
+            ..ListenOptions::default()
+        }
     }
 }
 

@@ -61,7 +61,7 @@ fn spawn(listener: &Listener, conn: Accepted, entry: Entry, shutdown: &Shutdown)
     let spawned = std::thread::Builder::new().name(format!("ferry-conn-{}", entry.id())).spawn(move || {
         // Ends the entry however the thread ends.
         let _entry = entry;
-        let mut session = service.new_session(Some(conn.peer.ip()));
+        let mut session = service.new_session(Some(conn.peer));
         serve_connection_since(conn.stream, &mut *session, &pump, &shutdown, conn.at);
     });
     spawned.map_err(|e| tracing::warn!("cannot spawn a connection thread: {e}; dropping the connection")).ok()

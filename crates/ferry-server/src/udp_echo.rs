@@ -86,7 +86,7 @@ impl UdpEcho {
     /// to close what it inherited of the parent's. Call before the model
     /// starts anything.
     pub(crate) fn start_beside(
-        self,
+        mut self,
         forks: bool,
         shutdown: &Shutdown,
         forget: impl FnOnce(),
@@ -109,6 +109,7 @@ impl UdpEcho {
         match fork_process()? {
             ForkResult::Child => {
                 forget();
+                self.socket.take_over_file();
                 run_child(|| serve_in_child(self, shutdown, parent))
             }
             ForkResult::Parent { child } => {

@@ -28,7 +28,7 @@ Anything else (a block device, a socket, a dangling symlink) is refused. A .part
 only if it records the server's version of the file (extended attribute user.ferry.version)
 and the server still has that version; otherwise the download starts over, with a notice.")]
 pub struct GetArgs {
-    /// Server address, HOST[:PORT] (port 7070 if omitted).
+    /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME.
     addr: String,
     /// Remote file: an absolute path (`/dir/file`, `/` is the served root)
     /// or one relative to the root.

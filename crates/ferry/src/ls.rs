@@ -16,7 +16,7 @@ use crate::connect::ConnectArgs;
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct LsArgs {
-    /// Server address, HOST[:PORT] (port 7070 if omitted).
+    /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME.
     addr: String,
     /// Remote directory to list (default: the served root).
     path: Option<OsString>,

@@ -16,8 +16,9 @@ use crate::connect::{ConnectArgs, parse_secs};
 /// Arguments of `ferry ping`.
 #[derive(Debug, clap::Args)]
 pub struct PingArgs {
-    /// Server address, HOST[:PORT] (the file service, port 7070 if omitted;
-    /// with --udp, the udp-echo service's address).
+    /// Server address, HOST[:PORT] (the file service, port 7070 if omitted),
+    /// or unix:/PATH or unix:@NAME; with --udp, the udp-echo service's
+    /// address.
     addr: String,
     /// Stop after COUNT pings [default: until Ctrl-C].
     #[arg(short = 'c', long, value_name = "COUNT")]

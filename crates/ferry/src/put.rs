@@ -23,7 +23,7 @@ LOCAL `-` reads standard input: a redirected regular file is used as it is; anyt
 (a pipe, a terminal) is first copied to an unnamed temporary file in $TMPDIR, because the
 size must be announced before the first byte. REMOTE is then required.")]
 pub struct PutArgs {
-    /// Server address, HOST[:PORT] (port 7070 if omitted). The server must
+    /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME. The server must
     /// run with --allow-write.
     addr: String,
     /// The local file to upload, or `-` for standard input (spooled to a

@@ -2,7 +2,6 @@
 //! optionally echo) with one of ferry's concurrency models.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,6 @@ use ferry_proto::access::{Access, AccountsFile};
 use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
-use ferry_server::TcpKeepalive;
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::udp_echo::DatagramAddr;
@@ -22,6 +20,7 @@ use ferry_server::{
     BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, PumpConfig, ReactorConfig,
     ReactorServer, Report, Service, UdpEcho, UringConfig, UringServer,
 };
+use ferry_server::{ListenAddr, TcpKeepalive};
 
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +29,10 @@ pub struct ServeArgs {
     #[arg(value_name = "ROOT", default_value = ".")]
     root: PathBuf,
     /// Address of the file service (docs/PROTOCOL.md), or `off`. Port 0
-    /// picks a free port; the real address is printed at start.
+    /// picks a free port; the real address is printed at start. Every
+    /// service also listens on a Unix-domain socket: `unix:/path` (mode
+    /// --unix-mode; a stale socket file is replaced, a live one refused;
+    /// removed at exit) or a Linux abstract name `unix:@name`.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7070", value_parser = parse_service_addr)]
     files: ServiceAddr,
     /// Address of the HTTP/1.1 static-file service, or `off`.
@@ -81,9 +83,13 @@ pub struct ServeArgs {
     /// connection silent for SECS seconds, then every SECS/3 (at least 1 s),
     /// and resets it after 3 unanswered probes, so a peer that vanished
     /// without a word (power loss, cable pulled) is noticed within about
-    /// 2 x SECS even when the idle timeout is long [default: off].
+    /// 2 x SECS even when the idle timeout is long [default: off]. Not
+    /// applied to unix: listeners.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     tcp_keepalive: Option<u64>,
+    /// Permissions of the socket files of `unix:/path` listeners, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0660", value_parser = parse_mode)]
+    unix_mode: u32,
     /// Close an HTTP keep-alive connection idle between requests for SECS
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -146,13 +152,21 @@ pub struct ServeArgs {
 }
 
 /// A service's address, or `None` when it is turned off.
-type ServiceAddr = Option<SocketAddr>;
+type ServiceAddr = Option<ListenAddr>;
 
 fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|e| format!("{e} (expected IP:PORT or off)"))
+    text.parse().map(Some).map_err(|e| format!("{e} (or off)"))
+}
+
+/// A file mode in octal: `0660`, `600`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode (such as 0660)"))
 }
 
 /// The datagram echo service's address, or `None` when it is turned off
@@ -223,13 +237,25 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         Some(DatagramAddr::Unix(path)) => Some(path),
         _ => None,
     };
-    for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten().chain(udp_path) {
+    let unix_paths = [&mut args.files, &mut args.http, &mut args.echo].into_iter().filter_map(|addr| match addr {
+        Some(ListenAddr::Unix(path)) => Some(path),
+        _ => None,
+    });
+    for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten().chain(udp_path).chain(unix_paths) {
         *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;
     }
     if let Some(path) = &args.pid_file {
         PidFile::check(path)?;
     }
-    let addrs: Vec<SocketAddr> = [args.files, args.http].into_iter().flatten().collect();
+    // Unix sockets are local: only TCP addresses can expose writes.
+    let addrs: Vec<std::net::SocketAddr> = [&args.files, &args.http]
+        .into_iter()
+        .flatten()
+        .filter_map(|addr| match addr {
+            ListenAddr::Tcp(addr) => Some(*addr),
+            _ => None,
+        })
+        .collect();
     let exposure = Exposure {
         addrs: &addrs,
         writes: args.allow_write,
@@ -364,20 +390,21 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let tcp_keepalive = args.tcp_keepalive.map(|secs| TcpKeepalive::after(Duration::from_secs(secs)));
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
     let mut listeners = Vec::new();
-    if let Some(addr) = args.files {
+    let unix_mode = Some(args.unix_mode);
+    if let Some(addr) = args.files.clone() {
         let files = files_config(args, &root)?.with_access(Arc::clone(&access));
-        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive });
+        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive, unix_mode });
     }
-    if let Some(addr) = args.http {
+    if let Some(addr) = args.http.clone() {
         let pump = PumpConfig {
             idle_timeout: Duration::from_secs(args.keepalive_timeout),
             request_timeout: Duration::from_secs(args.header_timeout),
         };
         let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
-        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive });
+        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode });
     }
-    if let Some(addr) = args.echo {
-        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive });
+    if let Some(addr) = args.echo.clone() {
+        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive, unix_mode });
     }
     if listeners.is_empty() && args.udp_echo.is_none() {
         bail!("every service is off: give at least one of --files, --http, --echo, --udp-echo an address");

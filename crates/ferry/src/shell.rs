@@ -38,7 +38,7 @@ use crate::connect::ConnectArgs;
 /// Arguments of `ferry shell`.
 #[derive(Debug, clap::Args)]
 pub struct ShellArgs {
-    /// Server address, HOST[:PORT] (port 7070 if omitted).
+    /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME.
     addr: String,
     /// Also bounds each command's wait for its answer; the wait for your
     /// input has no limit.

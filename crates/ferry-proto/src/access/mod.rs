@@ -20,7 +20,6 @@ pub mod rights;
 pub mod throttle;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -29,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 pub use accounts::{AccountsFile, RuleEntry, TokenEntry, UserEntry};
 pub use rights::{Op, Rights, Rule, Subject};
+pub use throttle::PeerId;
 
 use crate::vpath::VirtualPath;
 
@@ -210,7 +210,7 @@ impl Access {
     /// each failure counted against it ([`throttle::Throttle`]).
     pub fn login_from(
         &self,
-        peer: Option<IpAddr>,
+        peer: Option<PeerId>,
         now: SystemTime,
         attempt: impl FnOnce(&Access) -> Result<Identity, LoginError>,
     ) -> Result<Identity, LoginError> {

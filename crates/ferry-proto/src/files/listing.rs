@@ -1,8 +1,8 @@
 //! Answers the file session computes in jobs: a directory's listing (only
 //! the entries the client may see) and a login.
 
+use crate::access::PeerId;
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -47,7 +47,7 @@ pub(super) fn render_listing(entries: &[Entry], dir: &VirtualPath, access: &Acce
 pub(super) fn log_in(
     access: &Access,
     credentials: &Credentials,
-    (peer, now): (Option<IpAddr>, SystemTime),
+    (peer, now): (Option<PeerId>, SystemTime),
     slot: &Mutex<Identity>,
     line: &mut Vec<u8>,
 ) {

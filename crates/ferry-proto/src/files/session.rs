@@ -1,7 +1,7 @@
 //! The server side of the file protocol as a sans-IO [`Session`].
 
+use crate::access::PeerId;
 use std::io;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::answer::{
@@ -31,7 +31,7 @@ pub struct FileSession {
     /// (never at once: a pass stops at a job until its answer is out).
     who: Arc<Mutex<Identity>>,
     /// The client's address, for throttling failed logins.
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
     cwd: VirtualPath,
     upload: Option<Upload>,
     /// Set once the session returned a closing [`Flow`]: from then on it
@@ -79,7 +79,7 @@ impl FileSession {
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
-    pub fn with_peer(self, peer: Option<IpAddr>) -> FileSession {
+    pub fn with_peer(self, peer: Option<PeerId>) -> FileSession {
         FileSession { peer, ..self }
     }
 

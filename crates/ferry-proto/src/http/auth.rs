@@ -7,8 +7,9 @@
 //! hands it to a worker; the request waits unanswered meanwhile and is
 //! answered with the job's outcome ([`Checked`]) once it is back.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::access::PeerId;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -35,7 +36,7 @@ pub(crate) type LoginSlot = Arc<Mutex<Option<Checked>>>;
 pub(crate) fn identify(
     access: &Access,
     authorization: Option<&[u8]>,
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
     now: SystemTime,
     checked: Option<Checked>,
 ) -> Result<Identity, HttpError> {
@@ -56,7 +57,7 @@ pub(crate) fn identify(
 pub(crate) fn slow_login(
     access: &Arc<Access>,
     authorization: Option<&[u8]>,
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
     now: SystemTime,
 ) -> Option<(LoginSlot, impl FnOnce() -> Vec<u8> + Send + 'static)> {
     let value = authorization?;
@@ -76,7 +77,7 @@ pub(crate) fn slow_login(
 }
 
 /// Checks the credentials now (slow for a password not remembered).
-fn check_now(access: &Access, value: &[u8], peer: Option<IpAddr>, now: SystemTime) -> Result<Identity, HttpError> {
+fn check_now(access: &Access, value: &[u8], peer: Option<PeerId>, now: SystemTime) -> Result<Identity, HttpError> {
     access.login_from(peer, now, |access| credentials(access, value, now)).map_err(|e| match e {
         LoginError::Barred(_) => HttpError::TooManyRequests,
         _ => HttpError::Unauthorized,

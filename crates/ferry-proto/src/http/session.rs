@@ -1,7 +1,7 @@
 //! One HTTP/1.x connection as a sans-IO [`Session`].
 
+use crate::access::PeerId;
 use std::ffi::OsStr;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::HttpConfig;
@@ -46,7 +46,7 @@ pub struct HttpSession {
     /// `Connection: close` and ends the connection.
     draining: bool,
     /// The client's address, for throttling failed logins.
-    peer: Option<IpAddr>,
+    peer: Option<PeerId>,
     /// A folder archive being sent, and whether the connection stays open
     /// after it. No other request is answered meanwhile.
     archive: Option<Streaming>,
@@ -101,7 +101,7 @@ impl HttpSession {
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
-    pub fn with_peer(self, peer: Option<IpAddr>) -> HttpSession {
+    pub fn with_peer(self, peer: Option<PeerId>) -> HttpSession {
         HttpSession { peer, ..self }
     }
 

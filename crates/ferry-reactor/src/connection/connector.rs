@@ -23,14 +23,15 @@ pub fn adopt(lp: &mut EventLoop, fd: OwnedFd, peer: PeerAddr, callbacks: Callbac
 /// `connect_failed` if it cannot be. Data sent meanwhile is queued.
 /// (Name resolution is not done here: give an IP address or `unix:` path.)
 pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Callbacks) -> io::Result<ConnHandle> {
-    use rustix::net::{AddressFamily, SocketAddrAny, SocketAddrUnix, SocketFlags, SocketType};
-    let (family, sa, peer) = match addr {
+    use rustix::net::{AddressFamily, SocketAddrAny, SocketFlags, SocketType};
+    let (family, sa) = match addr {
         ListenAddr::Tcp(a) => {
             let family = if a.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-            (family, SocketAddrAny::from(*a), PeerAddr::Tcp(*a))
+            (family, SocketAddrAny::from(*a))
         }
-        ListenAddr::Unix(p) => {
-            (AddressFamily::UNIX, SocketAddrAny::from(SocketAddrUnix::new(p.as_path())?), PeerAddr::Unix)
+        unix => {
+            let sa = crate::unix_socket::sockaddr(unix)?.ok_or_else(|| io::Error::other("not a unix: address"))?;
+            (AddressFamily::UNIX, SocketAddrAny::from(sa))
         }
     };
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
@@ -41,6 +42,13 @@ pub fn connect_nonblocking(lp: &mut EventLoop, addr: &ListenAddr, callbacks: Cal
             Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::AGAIN) => break true,
             Err(e) => return Err(e.into()),
         }
+    };
+    // A Unix peer is known by its credentials once connected; until then
+    // (a full backlog) by none.
+    let peer = match addr {
+        ListenAddr::Tcp(a) => PeerAddr::Tcp(*a),
+        _ if in_progress => PeerAddr::Unix { uid: u32::MAX, pid: 0 },
+        _ => crate::unix_socket::peer_of(&fd)?,
     };
     if !in_progress {
         if let PeerAddr::Tcp(_) = peer {

@@ -2,23 +2,18 @@
 //! (UDP over IPv4/IPv6, or Unix datagram), optionally connected to one
 //! peer, and the socket file of a Unix one.
 //!
-//! A Unix socket file outlives the process that bound it, so binding is
-//! careful with what it finds at the path: a socket file nobody is bound
-//! to any more (a server that died) is replaced; one a live socket is bound
-//! to is refused (`connect` succeeding is the proof someone answers); any
-//! other file is refused. The file is removed when the socket is dropped,
-//! unless it was replaced by someone else meanwhile.
+//! A Unix socket file is handled as every Unix socket's is (`unix_socket`):
+//! a stale one replaced, a live one or any other file refused, removed on
+//! drop by its owner while it is still ours.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
 
-use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
 
 use super::addr::{DatagramAddr, DatagramPeer};
+use crate::unix_socket::{SocketFile, clear_stale};
 
 /// Most datagrams one receive or send call handles (the stack arrays of the
 /// batch calls are this long).
@@ -87,15 +82,11 @@ impl DatagramSocket {
             }
             DatagramAddr::Unix(path) => {
                 let sun = SocketAddrUnix::new(path.as_path()).map_err(|e| in_context(addr, e.into()))?;
-                replace_stale(addr, path)?;
+                clear_stale(addr, path, SocketType::DGRAM)?;
                 let fd = net::socket_with(AddressFamily::UNIX, SocketType::DGRAM, flags, None)?;
                 net::bind(&fd, &sun).map_err(|e| in_context(addr, e.into()))?;
-                let file = SocketFile::bound(path)?;
-                if let Some(mode) = options.unix_mode {
-                    let mode = rustix::fs::Mode::from_raw_mode(mode);
-                    // On failure `file` drops here and removes the socket file.
-                    rustix::fs::chmod(path.as_path(), mode).map_err(|e| in_context(addr, e.into()))?;
-                }
+                // On failure the file is removed again.
+                let file = SocketFile::bound(path, options.unix_mode).map_err(|e| in_context(addr, e))?;
                 (fd, addr.clone(), Some(file))
             }
         };
@@ -136,6 +127,14 @@ impl DatagramSocket {
         &self.options
     }
 
+    /// Makes this process the one that removes the socket file when the
+    /// socket drops: for a child process the binder handed it to.
+    pub fn take_over_file(&mut self) {
+        if let Some(file) = &mut self.file {
+            file.take_over();
+        }
+    }
+
     /// Gives up the socket without removing its file: for a process that
     /// hands the socket to a child (which removes the file when it is
     /// done) and closes its own copy.
@@ -155,71 +154,5 @@ impl AsFd for DatagramSocket {
 
 /// `addr: error`, keeping the error's kind.
 fn in_context(addr: &DatagramAddr, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{addr}: {e}"))
-}
-
-/// Clears `path` for a new socket: nothing there is fine; a socket file no
-/// live socket is bound to is removed; anything else is refused.
-fn replace_stale(addr: &DatagramAddr, path: &Path) -> io::Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(in_context(addr, e)),
-    };
-    let in_use = |why: &str| io::Error::new(io::ErrorKind::AddrInUse, format!("{addr}: {why}"));
-    if !meta.file_type().is_socket() {
-        return Err(in_use("the path exists and is not a socket; not replacing it"));
-    }
-    let probe = net::socket_with(AddressFamily::UNIX, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
-    match net::connect(&probe, &SocketAddrUnix::new(path)?) {
-        Ok(()) => {
-            Err(in_use("a live server is bound to this socket file (it accepts datagrams); refusing to replace it"))
-        }
-        Err(Errno::PROTOTYPE) => {
-            Err(in_use("a live stream socket is bound to this socket file; refusing to replace it"))
-        }
-        Err(Errno::CONNREFUSED) => {
-            // Nobody is bound to it: left behind by a server that died.
-            tracing::info!("{addr}: replacing a stale socket file");
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(in_context(addr, e)),
-                _ => Ok(()),
-            }
-        }
-        Err(e) => Err(in_context(addr, e.into())),
-    }
-}
-
-/// The socket file a bound Unix socket created, removed on drop if it is
-/// still the same file (same device and inode).
-#[derive(Debug)]
-struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    keep: bool,
-}
-
-impl SocketFile {
-    fn bound(path: &Path) -> io::Result<SocketFile> {
-        let meta = std::fs::symlink_metadata(path)?;
-        Ok(SocketFile { path: path.to_owned(), dev: meta.dev(), ino: meta.ino(), keep: false })
-    }
-
-    /// Leaves the file in place when this drops.
-    fn keep(mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino);
-        if ours && let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!("cannot remove socket file {}: {e}", self.path.display());
-        }
-    }
+    crate::unix_socket::in_context(addr, e)
 }

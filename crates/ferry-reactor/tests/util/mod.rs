@@ -68,7 +68,7 @@ impl ServerThread {
     pub fn tcp_addr(&self) -> std::net::SocketAddr {
         match &self.addr {
             ListenAddr::Tcp(a) => *a,
-            ListenAddr::Unix(_) => panic!("not a TCP server"),
+            _ => panic!("not a TCP server"),
         }
     }
 

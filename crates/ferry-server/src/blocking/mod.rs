@@ -1,4 +1,4 @@
-//! Runs one [`Session`] over one blocking `TcpStream`: the connection
+//! Runs one [`Session`] over one [`Stream`] (TCP or Unix): the connection
 //! core (`ferry_proto::conn`) decides, the pump (`pump.rs`) performs.
 //!
 //! Model-agnostic: the thread pool calls it from a worker; an iterative,
@@ -8,7 +8,6 @@
 mod io;
 mod pump;
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use ferry_proto::conn::CloseReason;
@@ -18,6 +17,7 @@ pub use ferry_proto::conn::Timeouts as PumpConfig;
 use ferry_proto::{Now, Session};
 
 use crate::Shutdown;
+use crate::net::{Peer, Stream};
 
 /// Most unconsumed input bytes a connection holds (the core's cap).
 pub const MAX_INPUT_BUFFER: usize = ferry_proto::conn::MAX_INPUT;
@@ -26,7 +26,7 @@ pub const MAX_INPUT_BUFFER: usize = ferry_proto::conn::MAX_INPUT;
 #[derive(Debug)]
 pub struct ConnStats {
     /// The peer, if the socket could still tell.
-    pub peer: Option<SocketAddr>,
+    pub peer: Option<Peer>,
     /// Bytes received (requests and upload payloads).
     pub bytes_in: u64,
     /// Bytes sent (answers and file contents).
@@ -46,7 +46,7 @@ pub struct ConnStats {
 /// a file being sent) and an upload being received. A connection waiting
 /// for its next request closes at once.
 pub fn serve_connection<S: Session + ?Sized>(
-    stream: TcpStream,
+    stream: impl Into<Stream>,
     session: &mut S,
     config: &PumpConfig,
     shutdown: &Shutdown,
@@ -57,17 +57,18 @@ pub fn serve_connection<S: Session + ?Sized>(
 /// [`serve_connection`] for a connection accepted at `accepted` that then
 /// waited (in a queue, for a worker): its timeouts count from the accept.
 pub fn serve_connection_since<S: Session + ?Sized>(
-    stream: TcpStream,
+    stream: impl Into<Stream>,
     session: &mut S,
     config: &PumpConfig,
     shutdown: &Shutdown,
     accepted: Instant,
 ) -> ConnStats {
+    let stream: Stream = stream.into();
     let started = accepted;
-    let peer = stream.peer_addr().ok();
+    let peer = stream.peer().ok();
     let shown = peer.map_or_else(|| "unknown peer".to_string(), |p| p.to_string());
     tracing::debug!("{shown}: connection opened");
-    let (reason, bytes_in, bytes_out) = match pump::configure(&stream) {
+    let (reason, bytes_in, bytes_out) = match stream.configure() {
         Ok(()) => {
             let opened = Now { mono: accepted, wall: SystemTime::now() };
             let mut pump = pump::Pump::new(&stream, session, ConnConfig::new(*config), shutdown, opened);
@@ -95,7 +96,7 @@ pub fn serve_connection_since<S: Session + ?Sized>(
 /// unserved, so silent clients queued behind busy workers time out on
 /// their own clock instead of each taking a worker for a full timeout.
 /// A client that sent its request while it waited is still served.
-pub(crate) fn went_stale(stream: &TcpStream, accepted: Instant, config: &PumpConfig) -> bool {
+pub(crate) fn went_stale(stream: &Stream, accepted: Instant, config: &PumpConfig) -> bool {
     if accepted.elapsed() < config.idle_timeout {
         return false;
     }

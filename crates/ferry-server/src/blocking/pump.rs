@@ -3,7 +3,6 @@
 //! out or close is the core's; this file only moves bytes and waits.
 
 use std::io;
-use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use rustix::net::{RecvFlags, SendFlags, recv, send};
 
 use super::io::{Wait, Want, retry, wait};
 use crate::Shutdown;
+use crate::net::Stream;
 
 /// Largest count one `sendfile` call may move (the kernel's own limit).
 const MAX_SENDFILE: usize = 0x7fff_f000;
@@ -23,17 +23,11 @@ const MAX_SENDFILE: usize = 0x7fff_f000;
 /// 1 MiB pipe; a smaller one just moves less per call).
 const SPLICE_CHUNK: usize = 1 << 20;
 
-/// Sets the socket options the pump relies on: non-blocking mode (every
-/// wait is a `poll` bounded by the core's deadline), and no Nagle delay
-/// (answers are whole and coalesced already).
-pub(super) fn configure(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(true)?;
-    stream.set_nodelay(true)
-}
-
-/// One connection: its socket, its core and the thread's resources.
+/// One connection: its socket, its core and the thread's resources. The
+/// socket is non-blocking ([`Stream::configure`]): every wait is a `poll`
+/// bounded by the core's deadline.
 pub(super) struct Pump<'a, S: Session> {
-    stream: &'a TcpStream,
+    stream: &'a Stream,
     conn: Conn<S>,
     shutdown: &'a Shutdown,
     /// Set once the core heard of the shutdown (the eventfd stays readable).
@@ -46,7 +40,7 @@ pub(super) struct Pump<'a, S: Session> {
 
 impl<'a, S: Session> Pump<'a, S> {
     pub(super) fn new(
-        stream: &'a TcpStream,
+        stream: &'a Stream,
         session: S,
         config: ConnConfig,
         shutdown: &'a Shutdown,
@@ -145,7 +139,7 @@ impl<'a, S: Session> Pump<'a, S> {
                 Action::RunJob(job) => self.conn.handle_job_done(now, job()),
                 Action::Shutdown => {
                     // Already gone if the peer reset: the close says so.
-                    let _ = self.stream.shutdown(How::Write);
+                    let _ = self.stream.shutdown(rustix::net::Shutdown::Write);
                 }
                 Action::Close(reason) => return reason,
             }

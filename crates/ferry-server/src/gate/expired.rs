@@ -13,7 +13,6 @@
 //! session can only queue text and close.
 
 use std::io;
-use std::net::{Shutdown as How, TcpStream};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -53,7 +52,7 @@ impl Expired {
     /// `arrived`, then times it out now.
     pub(super) fn new(listener: &Listener, conn: Accepted, taken: &[u8], arrived: Instant) -> Expired {
         let config = Arc::new(ConnConfig::new(listener.pump));
-        let mut core = Conn::new(listener.service.new_session(Some(conn.peer.ip())), config, at(conn.at));
+        let mut core = Conn::new(listener.service.new_session(Some(conn.peer)), config, at(conn.at));
         let arrived = at(arrived);
         if !taken.is_empty() {
             core.handle_input(arrived, taken);
@@ -69,7 +68,7 @@ impl Expired {
     /// Performs the core's actions until it waits; `buf` takes what is
     /// read while lingering.
     pub(super) fn run(&mut self, buf: &mut [u8]) -> Next {
-        let stream: &TcpStream = &self.conn.stream;
+        let stream = &self.conn.stream;
         loop {
             let now = self.arrived.unwrap_or_else(Now::read);
             let Some(action) = self.core.poll_action(now) else {
@@ -100,7 +99,7 @@ impl Expired {
                 },
                 Action::Shutdown => {
                     // Already gone if the peer reset: the close says so.
-                    let _ = stream.shutdown(How::Write);
+                    let _ = stream.shutdown(rustix::net::Shutdown::Write);
                 }
                 Action::Close(reason) => {
                     tracing::info!(

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn files_listener(pump: PumpConfig) -> Vec<Listener> {
     let root = Root::open(&std::env::temp_dir()).expect("open a root");
     let service = Service::Files(FilesConfig::read_only(Arc::new(root)));
-    let config = ListenerConfig { addr: "127.0.0.1:0".parse().expect("addr"), service, pump, tcp_keepalive: None };
+    let config = ListenerConfig { pump, ..ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), service) };
     bind_listeners(&[config]).expect("bind")
 }
 
@@ -28,7 +28,7 @@ fn default_listener() -> Vec<Listener> {
 /// A client that sent `first` (if anything), and its connection as the
 /// server accepted it.
 fn connect(listeners: &[Listener], first: &[u8]) -> (TcpStream, Accepted) {
-    let mut client = TcpStream::connect(listeners[0].addr).expect("connect");
+    let mut client = TcpStream::connect(listeners[0].addr.as_tcp().expect("tcp")).expect("connect");
     client.write_all(first).expect("send");
     assert!(poll_readable(&[listeners[0].socket.as_fd()], Some(WAIT)).expect("poll")[0], "nothing to accept");
     let accepted = accept_one(&listeners[0]).expect("accept");
@@ -228,8 +228,8 @@ fn a_request_that_came_with_its_connection_does_not_overtake_one_that_came_first
     let (late, accepted) = connect(&listeners, b"ping\n");
     assert!(gate.admit(&listeners, 0, accepted).is_none(), "overtook a request that came before it");
     let peers = |ready: Vec<(usize, Accepted)>| ready.into_iter().map(|(_, conn)| conn.peer).collect::<Vec<_>>();
-    let early_addr = early.local_addr().expect("addr");
-    let late_addr = late.local_addr().expect("addr");
+    let early_addr = crate::Peer::Tcp(early.local_addr().expect("addr"));
+    let late_addr = crate::Peer::Tcp(late.local_addr().expect("addr"));
     assert_eq!(peers(gate.take_ready(&listeners, 1)), [early_addr], "the one that came first goes first");
     assert!(gate_readable(&gate, WAIT), "the held one does not report");
     assert_eq!(peers(gate.take_ready(&listeners, 1)), [late_addr]);

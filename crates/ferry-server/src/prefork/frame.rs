@@ -3,14 +3,14 @@
 //! unit a passed descriptor travels with).
 //!
 //! Parent to worker, [`TO_WORKER_LEN`] bytes:
-//! `b'C'`, listener index, address length, address text (the client's
-//! `IP:PORT`), zero padding, and at offset 64 the milliseconds the
+//! `b'C'`, listener index, peer length, peer text (the client's
+//! `IP:PORT`, or `unix uid=UID pid=PID`), zero padding, and at offset 64 the milliseconds the
 //! connection waited in the parent's queue (u32, little-endian) — with the
 //! connection's descriptor attached; or `b'X'` and padding: exit once idle.
 //!
 //! Worker to parent, one byte: `b'D'`, "done with the connection, free".
 
-use std::net::SocketAddr;
+use crate::net::Peer;
 
 /// Size of every parent-to-worker frame.
 pub(super) const TO_WORKER_LEN: usize = 68;
@@ -25,7 +25,7 @@ pub(super) const DONE: u8 = b'D';
 pub(super) enum ToWorker {
     /// Serve the attached connection, accepted on listener `listener`
     /// `queued_ms` milliseconds ago (its timeouts count from the accept).
-    Conn { listener: u8, peer: SocketAddr, queued_ms: u32 },
+    Conn { listener: u8, peer: Peer, queued_ms: u32 },
     /// Exit (after the connection in hand, if any).
     Exit,
 }
@@ -36,8 +36,8 @@ impl ToWorker {
         match self {
             ToWorker::Conn { listener, peer, queued_ms } => {
                 let text = peer.to_string();
-                // The longest IPv6 socket address with a scope id is well
-                // under 61 bytes.
+                // The longest IPv6 socket address with a scope id, and
+                // the longest Unix credentials, are well under 61 bytes.
                 let len = text.len().min(QUEUED_AT - 3);
                 frame[0] = b'C';
                 frame[1] = *listener;
@@ -79,6 +79,7 @@ mod tests {
                 peer: "[fe80::1:2:3:4%4294967295]:65535".parse().unwrap(),
                 queued_ms: u32::MAX,
             },
+            ToWorker::Conn { listener: 1, peer: Peer::Unix { uid: u32::MAX, pid: i32::MAX }, queued_ms: 7 },
         ] {
             assert_eq!(ToWorker::decode(&msg.encode()), Some(msg));
         }

@@ -32,7 +32,6 @@ mod restart;
 mod worker;
 
 use std::collections::{HashSet, VecDeque};
-use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -51,6 +50,7 @@ use crate::blocking::went_stale;
 use crate::children::{fork_process, run_child, shut_down};
 use crate::gate::{Gate, WAITING_LIMIT};
 use crate::listen::{Accepted, Base, accept_one};
+use crate::net::{Peer, Stream};
 use crate::{Report, ServerError};
 
 const SHUTDOWN: u64 = 0;
@@ -68,7 +68,7 @@ struct Worker {
     socket: Option<UnixStream>,
     token: u64,
     /// Serving a connection: the client's address, for the log if it dies.
-    busy: Option<SocketAddr>,
+    busy: Option<Peer>,
     started: Instant,
     /// The reload count it was forked at; older ones are replaced.
     reloads: u64,
@@ -76,8 +76,8 @@ struct Worker {
 
 /// An accepted connection waiting for a free worker.
 struct Pending {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
     listener: u8,
     /// Its timeouts count from here, not from when a worker takes it.
     accepted: Instant,

@@ -3,7 +3,6 @@
 //! reports "done", and waits again, until the parent says exit or goes
 //! away.
 
-use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use ferry_reactor::sys::fd_passing::{Received, recv_fd, send_fd};
 use rustix::process::{Pid, Signal as PSignal, getppid, set_parent_process_death_signal, setpgid};
 
 use super::frame::{DONE, TO_WORKER_LEN, ToWorker};
+use crate::net::Stream;
 use crate::{PumpConfig, Service, Shutdown, serve_connection_since};
 
 /// What a worker serves: each listener's service and timeouts, by index.
@@ -57,7 +57,7 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
                 tracing::info!("worker {me}: serving {} client {peer}", service.name());
                 let queued = Duration::from_millis(u64::from(queued_ms));
                 let accepted = Instant::now().checked_sub(queued).unwrap_or_else(Instant::now);
-                serve(fd, service.new_session_in(&cache, Some(peer.ip())), pump, shutdown, accepted);
+                serve(fd, service.new_session_in(&cache, Some(peer)), pump, shutdown, accepted);
                 if let Err(e) = send_fd(&socket, None, &[DONE]) {
                     tracing::error!("worker {me}: cannot report back to the parent: {e}");
                     return 1;
@@ -72,6 +72,6 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
 }
 
 fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, pump: &PumpConfig, shutdown: &Shutdown, accepted: Instant) {
-    let stream = TcpStream::from(fd);
+    let stream = Stream::from(fd);
     serve_connection_since(stream, &mut *session, pump, shutdown, accepted);
 }

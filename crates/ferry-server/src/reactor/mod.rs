@@ -29,7 +29,6 @@ mod shared;
 pub(crate) mod shutdown_watch;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +40,7 @@ pub use ferry_reactor::Assignment;
 /// The readiness backend of the loops (epoll or poll).
 pub use ferry_reactor::PollerKind;
 use ferry_reactor::sys::signals::SignalFd;
-use ferry_reactor::{EventLoop, ListenAddr, ListenOptions, ServerConfig, TcpServer, Token};
+use ferry_reactor::{EventLoop, ServerConfig, TcpServer, Token};
 use nix::sys::signal::Signal;
 
 use self::jobs::JobPool;
@@ -129,14 +128,9 @@ impl ReactorServer {
                 server: Arc::clone(&shared),
             });
             let callbacks_for = |i: usize| session_conn::callbacks(Arc::clone(&listener), Arc::clone(&loops[i]));
-            let options = ListenOptions { tcp_keepalive: lc.tcp_keepalive, ..ListenOptions::default() };
             let addr = server
-                .listen_with(&ListenAddr::Tcp(lc.addr), &options, callbacks_for)
-                .map_err(|error| ServerError::Listen { addr: lc.addr, error })?;
-            let addr: SocketAddr = match addr {
-                ListenAddr::Tcp(addr) => addr,
-                ListenAddr::Unix(_) => lc.addr,
-            };
+                .listen_with(&lc.addr, &lc.listen_options(), callbacks_for)
+                .map_err(|error| ServerError::Listen { addr: lc.addr.clone(), error })?;
             bound.push(BoundListener { service: lc.service.name(), addr });
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;

@@ -101,11 +101,7 @@ impl Drop for Core {
 fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared, lp_state: &LoopState) -> Core {
     let now = clock(c);
     shared.server.live.fetch_add(1, Ordering::SeqCst);
-    let peer = match c.peer_addr() {
-        ferry_reactor::PeerAddr::Tcp(addr) => Some(addr.ip()),
-        ferry_reactor::PeerAddr::Unix => None,
-    };
-    let session = shared.service.new_session_in(&lp_state.file_cache, peer);
+    let session = shared.service.new_session_in(&lp_state.file_cache, Some(*c.peer_addr()));
     let mut core = Core {
         conn: Conn::new(session, Arc::clone(&shared.conn_config), now),
         server: Arc::clone(&shared.server),

@@ -33,7 +33,7 @@ impl Running {
             ..ReactorConfig::new(listeners)
         };
         let server = ReactorServer::bind(config).expect("bind");
-        let addrs = server.listeners().iter().map(|l| l.addr).collect();
+        let addrs = server.listeners().iter().map(|l| l.addr.as_tcp().expect("tcp")).collect();
         let shutdown = server.shutdown_handle();
         let thread = Some(std::thread::spawn(move || server.run()));
         Running { addrs, shutdown, thread }
@@ -83,6 +83,7 @@ fn echo(addr: &str, idle: Duration) -> ListenerConfig {
         service: Service::Echo,
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
+        unix_mode: None,
     }
 }
 

@@ -33,7 +33,7 @@ fn a_request_that_came_first_is_taken_first() {
     let service = Service::Files(FilesConfig::read_only(Arc::new(root)));
     let config = ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), service);
     let listeners = bind_listeners(&[config]).expect("bind");
-    let addr = listeners[0].addr;
+    let addr = listeners[0].addr.as_tcp().expect("tcp");
     let listening = |within| poll_readable(&[listeners[0].socket.as_fd()], Some(within)).expect("poll")[0];
     let mut gate = Gate::new(&listeners, 8).expect("gate");
     // The gate's epoll instance, to see it report while the loop has it.
@@ -72,7 +72,7 @@ fn a_request_that_came_first_is_taken_first() {
     });
     let cap = Cap { room: &room, left: &left };
     let stopped = accept_until_stop(&listeners, &shutdown, None, Some(cap), Some(&mut gate), |_, conn| {
-        taken.borrow_mut().push(conn.peer);
+        taken.borrow_mut().push(conn.peer.to_string().parse().expect("a TCP peer"));
         if taken.borrow().len() == 2 {
             shutdown.signal();
         }

@@ -1,7 +1,6 @@
 //! The worker threads: each takes accepted connections from the queue and
 //! serves them one at a time until the queue is closed.
 
-use std::net::{SocketAddr, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -11,6 +10,7 @@ use ferry_proto::http::FileCache;
 
 use crate::blocking::{PumpConfig, serve_connection_since, went_stale};
 use crate::in_flight::{Entry, InFlight};
+use crate::net::{Peer, Stream};
 use crate::task_queue::TaskQueue;
 use crate::{Service, Shutdown};
 
@@ -18,8 +18,8 @@ use crate::{Service, Shutdown};
 /// flight from the moment it is accepted: its entry leaves the list when
 /// it is served, or when the queue is dropped unserved at shutdown.
 pub(super) struct Conn {
-    pub(super) stream: TcpStream,
-    pub(super) peer: SocketAddr,
+    pub(super) stream: Stream,
+    pub(super) peer: Peer,
     pub(super) service: Arc<Service>,
     pub(super) pump: PumpConfig,
     pub(super) entry: Entry,
@@ -61,7 +61,7 @@ fn serve_one(id: usize, shared: &Shared, conn: Conn, cache: &FileCache) {
         return;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut session = service.new_session_in(cache, Some(peer.ip()));
+        let mut session = service.new_session_in(cache, Some(peer));
         serve_connection_since(stream, &mut *session, &pump, &shared.shutdown, accepted);
     }));
     if outcome.is_err() {

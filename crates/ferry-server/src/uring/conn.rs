@@ -19,7 +19,6 @@
 //!   cannot grow its input without bound.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use super::bufs::{BufRing, GROUP};
 use super::output::Output;
 use super::ring::{Op, Ring, Token, cqe_error};
 use super::shared::{Mailbox, Msg, Shared};
+use crate::net::Peer;
 use crate::reactor::jobs::Task;
 
 /// The state of a connection's multishot receive.
@@ -48,7 +48,7 @@ enum Recv {
 pub(super) struct Live {
     socket: OwnedFd,
     /// For the log line (`None`: the socket could not tell).
-    peer: Option<SocketAddr>,
+    peer: Option<Peer>,
     opened: Instant,
     core: Conn<Box<dyn Session + Send>>,
     out: Output,
@@ -72,7 +72,7 @@ pub(super) struct Ctx<'a> {
 impl Live {
     pub(super) fn new(
         socket: OwnedFd,
-        peer: Option<SocketAddr>,
+        peer: Option<Peer>,
         core: Conn<Box<dyn Session + Send>>,
         opened: Instant,
     ) -> Live {

@@ -3,8 +3,10 @@
 //! other model.
 //!
 //! - One ring per thread (`io_threads`), each with its own listening
-//!   socket per listener (`SO_REUSEPORT`: the kernel spreads connections
-//!   over the threads) and a multishot accept on it.
+//!   socket per TCP listener (`SO_REUSEPORT`: the kernel spreads
+//!   connections over the threads) and a multishot accept on it. A Unix
+//!   socket cannot be bound twice: every ring accepts from a descriptor
+//!   of the one socket (docs/URING.md says why).
 //! - Per connection: a multishot receive into the thread's provided-buffer
 //!   pool (`bufs`: no receive buffer per connection), sends with adjacent
 //!   answers coalesced, file ranges spliced file -> pipe -> socket by two
@@ -31,7 +33,6 @@ mod shared;
 mod slab;
 mod worker;
 
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use ferry_proto::conn::ConnConfig;
 use ferry_reactor::sys::signals::SignalFd;
-use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+use ferry_reactor::{ListenAddr, ListenOptions, Listener};
 
 use self::shared::{Mailbox, Msg, Shared};
 use self::worker::{RingListener, Worker};
@@ -82,7 +83,7 @@ const REFUSED: &str = "set up io_uring, which --model uring needs (the kernel re
 /// fork); [`run`](Self::run) serves until shutdown.
 pub struct UringServer {
     /// Per ring thread, one socket per listener.
-    sockets: Vec<Vec<TcpListener>>,
+    sockets: Vec<Vec<Listener>>,
     bound: Vec<BoundListener>,
     config: UringConfig,
     shutdown: Shutdown,
@@ -94,22 +95,32 @@ pub struct UringServer {
 impl UringServer {
     /// Checks that the kernel grants an io_uring, ignores SIGPIPE, blocks
     /// SIGINT/SIGTERM into a signalfd (if `handle_signals`) and binds every
-    /// listener once per ring thread (`SO_REUSEPORT`).
+    /// TCP listener once per ring thread (`SO_REUSEPORT`), every Unix one
+    /// once (the rings share it).
     pub fn bind(config: UringConfig) -> Result<UringServer, ServerError> {
         probe().map_err(ServerError::setup(REFUSED))?;
         let signals = crate::listen::server_signals(config.handle_signals, false)?;
         worker::open_reserve();
         let threads = config.io_threads.max(1);
-        let mut sockets: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut sockets: Vec<Vec<Listener>> = (0..threads).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
-            let listen_err = |error| ServerError::Listen { addr: lc.addr, error };
-            let first = reuseport_listener(lc.addr, lc.tcp_keepalive.as_ref()).map_err(listen_err)?;
-            let addr = first.local_addr().map_err(listen_err)?;
-            sockets[0].push(first);
+            let listen_err = |error| ServerError::Listen { addr: lc.addr.clone(), error };
+            let options = ListenOptions { reuse_port: true, ..lc.listen_options() };
+            let first = Listener::bind(&lc.addr, &options).map_err(listen_err)?;
+            let addr = first.local_addr().clone();
             for per_thread in sockets.iter_mut().skip(1) {
-                per_thread.push(reuseport_listener(addr, lc.tcp_keepalive.as_ref()).map_err(listen_err)?);
+                per_thread.push(
+                    match &addr {
+                        ListenAddr::Tcp(_) => Listener::bind(&addr, &options),
+                        // One socket, one descriptor per ring; the first
+                        // ring's (the binder's) removes the file at exit.
+                        _ => first.try_clone(),
+                    }
+                    .map_err(listen_err)?,
+                );
             }
+            sockets[0].push(first);
             bound.push(BoundListener { service: lc.service.name(), addr });
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;
@@ -156,7 +167,7 @@ impl UringServer {
 
 /// [`UringServer::run`] without the datagram echo beside it.
 fn run_rings(
-    sockets: Vec<Vec<TcpListener>>,
+    sockets: Vec<Vec<Listener>>,
     config: UringConfig,
     shutdown: &Shutdown,
     signals: Option<SignalFd>,
@@ -249,26 +260,6 @@ fn stop_threads(gos: &[mpsc::Sender<bool>], threads: Vec<JoinHandle<()>>, error:
 /// fails when io_uring is unavailable.
 fn probe() -> std::io::Result<()> {
     ring::new_ring().map(drop)
-}
-
-/// A non-blocking listening socket on `addr` that other sockets of this
-/// process may bind too (`SO_REUSEPORT`).
-fn reuseport_listener(
-    addr: SocketAddr,
-    keepalive: Option<&ferry_reactor::TcpKeepalive>,
-) -> std::io::Result<TcpListener> {
-    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-    let socket =
-        rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)?;
-    sockopt::set_socket_reuseaddr(&socket, true)?;
-    sockopt::set_socket_reuseport(&socket, true)?;
-    if let Some(keepalive) = keepalive {
-        // Accepted connections inherit it from the listener.
-        ferry_reactor::set_tcp_keepalive(&socket, keepalive)?;
-    }
-    rustix::net::bind(&socket, &addr)?;
-    rustix::net::listen(&socket, 1024)?;
-    Ok(TcpListener::from(socket))
 }
 
 #[cfg(test)]

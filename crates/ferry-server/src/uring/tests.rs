@@ -28,7 +28,7 @@ impl Running {
         let config =
             UringConfig { drain_timeout: drain, io_threads, handle_signals: false, ..UringConfig::new(listeners) };
         let server = UringServer::bind(config).expect("bind");
-        let addrs = server.listeners().iter().map(|l| l.addr).collect();
+        let addrs = server.listeners().iter().map(|l| l.addr.as_tcp().expect("tcp")).collect();
         let shutdown = server.shutdown_handle();
         let thread = Some(std::thread::spawn(move || server.run()));
         Running { addrs, shutdown, thread }
@@ -67,6 +67,7 @@ fn echo(idle: Duration) -> ListenerConfig {
         service: Service::Echo,
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
+        unix_mode: None,
     }
 }
 

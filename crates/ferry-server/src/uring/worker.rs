@@ -4,7 +4,6 @@
 //! timeout that sweeps deadlines. It submits and reaps until told to quit
 //! and every operation it started has completed.
 
-use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -36,7 +35,7 @@ pub(super) fn open_reserve() {
 /// One listener as a ring thread holds it.
 pub(super) struct RingListener {
     /// Closed at the drain.
-    pub(super) socket: Option<TcpListener>,
+    pub(super) socket: Option<ferry_reactor::Listener>,
     pub(super) service: Arc<Service>,
     pub(super) config: Arc<ConnConfig>,
     /// A multishot accept is in flight.
@@ -44,7 +43,7 @@ pub(super) struct RingListener {
 }
 
 impl RingListener {
-    pub(super) fn new(socket: TcpListener, service: Arc<Service>, config: Arc<ConnConfig>) -> RingListener {
+    pub(super) fn new(socket: ferry_reactor::Listener, service: Arc<Service>, config: Arc<ConnConfig>) -> RingListener {
         RingListener { socket: Some(socket), service, config, armed: false }
     }
 }
@@ -254,7 +253,7 @@ impl Worker {
         loop {
             match RESERVE.accept(socket) {
                 Ok(AcceptOutcome::Accepted((stream, _))) => {
-                    self.serve(index, OwnedFd::from(stream));
+                    self.serve(index, stream);
                     return false;
                 }
                 Ok(AcceptOutcome::Shed) => {}
@@ -274,7 +273,7 @@ impl Worker {
             return;
         }
         listener.armed = true;
-        let entry = opcode::AcceptMulti::new(types::Fd(socket.as_raw_fd())).flags(libc_cloexec()).build();
+        let entry = opcode::AcceptMulti::new(types::Fd(socket.as_fd().as_raw_fd())).flags(libc_cloexec()).build();
         // SAFETY: names no memory; the listener stays open until the drain
         // cancels the accept (the kernel holds its own reference after).
         unsafe { self.ring.push(entry, Token::ring(Op::Accept, index as u32)) };
@@ -284,14 +283,13 @@ impl Worker {
     fn serve(&mut self, index: usize, socket: OwnedFd) {
         let now = self.now;
         let opened = now.mono;
-        let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
-        let peer = match rustix::net::getpeername(&socket) {
-            Ok(Some(addr)) => std::net::SocketAddr::try_from(addr).ok(),
-            _ => None,
-        };
-        tracing::debug!("{peer:?}: connection opened");
+        let peer = ferry_reactor::peer_of(&socket).ok();
+        if let Some(crate::Peer::Tcp(_)) = peer {
+            let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
+        }
+        tracing::debug!("{}: connection opened", peer.map_or_else(|| "unknown peer".to_string(), |p| p.to_string()));
         let listener = &self.listeners[index];
-        let session = listener.service.new_session_in(&self.file_cache, peer.map(|p| p.ip()));
+        let session = listener.service.new_session_in(&self.file_cache, peer);
         let mut core = Conn::new(session, Arc::clone(&listener.config), now);
         if self.draining {
             // Accepted just before the listener closed: nothing in flight.

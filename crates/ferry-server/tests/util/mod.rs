@@ -70,7 +70,13 @@ impl TestServer {
         thread::spawn(move || {
             let _ = tx.send(run());
         });
-        TestServer { files: bound[0].addr, echo: bound[1].addr, root, shutdown, done }
+        TestServer {
+            files: bound[0].addr.as_tcp().expect("tcp"),
+            echo: bound[1].addr.as_tcp().expect("tcp"),
+            root,
+            shutdown,
+            done,
+        }
     }
 
     /// What `run` returned, once it has (bounded wait), also an error.
