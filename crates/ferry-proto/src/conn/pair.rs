@@ -58,12 +58,17 @@ impl<S: Session> Pair<S> {
     /// A connection opened just now with `timeouts`, an unlimited window,
     /// whole reads.
     pub fn new(session: S, timeouts: Timeouts) -> Pair<S> {
+        Pair::with_config(session, ConnConfig::new(timeouts))
+    }
+
+    /// [`Pair::new`] with a whole connection configuration (TLS).
+    pub fn with_config(session: S, config: ConnConfig) -> Pair<S> {
         // The wall clock starts at a fixed moment, so `Date` headers are
         // the same in every run: 2026-12-01T00:00:00Z.
         let now =
             Now { mono: std::time::Instant::now(), wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200) };
         Pair {
-            conn: Conn::new(session, Arc::new(ConnConfig::new(timeouts)), now),
+            conn: Conn::new(session, Arc::new(config), now),
             now,
             to_server: Vec::new(),
             client_closed: false,
