@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::Session;
+use ferry_proto::conn::ConnConfig;
 use ferry_proto::echo::EchoSession;
 use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE};
 use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
+use crate::tls::ServerTls;
 use ferry_reactor::TcpKeepalive;
 
 /// A service ferry can run on a listener. Cheap to clone (the file service
@@ -138,13 +140,27 @@ pub struct ListenerConfig {
     pub pump: PumpConfig,
     /// TCP keep-alive on the connections accepted there (`None`: off).
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// Speak TLS there with this identity (`None`: plain text).
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 impl ListenerConfig {
     /// A listener with the service's default timeouts.
     pub fn new(addr: SocketAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
-        ListenerConfig { addr, service, pump, tcp_keepalive: None }
+        ListenerConfig { addr, service, pump, tcp_keepalive: None, tls: None }
+    }
+
+    /// How the connections accepted here are run: the one place where a
+    /// listener's settings (timeouts, TLS) become its connections' core
+    /// settings, for every driver. `splice`: the driver can splice upload
+    /// payload into files (the core ignores it under TLS).
+    pub fn conn_config(&self, splice: bool) -> ConnConfig {
+        ConnConfig {
+            timeouts: self.pump,
+            splice,
+            tls: self.tls.as_ref().map(|tls| tls.for_service(&self.service)),
+        }
     }
 }
 

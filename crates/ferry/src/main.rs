@@ -14,6 +14,7 @@ mod ping;
 mod progress;
 mod put;
 mod serve;
+mod serve_tls;
 mod shell;
 mod stdin;
 mod units;

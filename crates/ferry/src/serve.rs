@@ -137,6 +137,8 @@ pub struct ServeArgs {
     /// With --daemon: append the log to PATH instead of discarding it.
     #[arg(long, value_name = "PATH", requires = "daemon")]
     log_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: crate::serve_tls::TlsArgs,
 }
 
 /// A service's address, or `None` when it is turned off.
@@ -351,7 +353,7 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let mut listeners = Vec::new();
     if let Some(addr) = args.files {
         let files = files_config(args, &root)?.with_access(Arc::clone(&access));
-        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive });
+        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive, tls: None });
     }
     if let Some(addr) = args.http {
         let pump = PumpConfig {
@@ -359,14 +361,15 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             request_timeout: Duration::from_secs(args.header_timeout),
         };
         let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
-        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive });
+        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, tls: None });
     }
     if let Some(addr) = args.echo {
-        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive });
+        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive, tls: None });
     }
     if listeners.is_empty() && args.udp_echo.is_none() {
         bail!("every service is off: give at least one of --files, --http, --echo, --udp-echo an address");
     }
+    crate::serve_tls::apply(&args.tls, &mut listeners)?;
     Ok(listeners)
 }
 
@@ -421,6 +424,9 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
     let mut stdout = std::io::stdout().lock();
     for (service, addr) in listeners {
         writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
+    }
+    if let Some(line) = crate::serve_tls::fingerprint_line() {
+        writeln!(stdout, "{line}").context("cannot write to stdout")?;
     }
     stdout.flush().context("cannot write to stdout")
 }

@@ -83,6 +83,7 @@ fn echo(addr: &str, idle: Duration) -> ListenerConfig {
         service: Service::Echo,
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
+        tls: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn echo(idle: Duration) -> ListenerConfig {
         service: Service::Echo,
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
+        tls: None,
     }
 }
 
