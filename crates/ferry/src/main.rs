@@ -6,6 +6,7 @@
 
 mod accounts;
 mod connect;
+mod connect_tls;
 mod credentials;
 mod get;
 mod logging;
