@@ -101,9 +101,18 @@ impl Client {
             let host = addr.rsplit_once(':').map_or(addr.as_str(), |(host, _)| host);
             TlsLayer::handshake(&mut stream, host, &options.trust)
         };
-        let layer = if tls { Some(handshake(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?) } else { None };
+        let layer = if tls {
+            Some(handshake(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?)
+        } else {
+            None
+        };
         let conn = Connection::new(stream, addr, stall_timeout);
-        Ok(Client { conn: match layer { Some(layer) => conn.with_tls(layer), None => conn } })
+        Ok(Client {
+            conn: match layer {
+                Some(layer) => conn.with_tls(layer),
+                None => conn,
+            },
+        })
     }
 
     /// The server's address as connected to (`host:port`).

@@ -138,7 +138,8 @@ fn client_config(trust: &Trust) -> io::Result<Arc<ClientConfig>> {
             .with_no_client_auth(),
         Trust::CaFile(path) => {
             let mut roots = RootCertStore::empty();
-            let bad = |e: &dyn fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", path.display()));
+            let bad =
+                |e: &dyn fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", path.display()));
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
                 roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
             }

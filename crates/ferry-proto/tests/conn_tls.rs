@@ -59,11 +59,7 @@ fn setup(name: &str) -> Setup {
         .with_no_client_auth();
     client.alpn_protocols = vec![b"http/1.1".to_vec()];
     let answer: Arc<[u8]> = Arc::from(&b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\nplain HTTP to HTTPS"[..]);
-    Setup {
-        dir,
-        tls: TlsConfig { server: Arc::new(server), plaintext_answer: Some(answer) },
-        client: Arc::new(client),
-    }
+    Setup { dir, tls: TlsConfig { server: Arc::new(server), plaintext_answer: Some(answer) }, client: Arc::new(client) }
 }
 
 fn big() -> Vec<u8> {

@@ -156,11 +156,7 @@ impl ListenerConfig {
     /// settings, for every driver. `splice`: the driver can splice upload
     /// payload into files (the core ignores it under TLS).
     pub fn conn_config(&self, splice: bool) -> ConnConfig {
-        ConnConfig {
-            timeouts: self.pump,
-            splice,
-            tls: self.tls.as_ref().map(|tls| tls.for_service(&self.service)),
-        }
+        ConnConfig { timeouts: self.pump, splice, tls: self.tls.as_ref().map(|tls| tls.for_service(&self.service)) }
     }
 }
 

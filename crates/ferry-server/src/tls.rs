@@ -146,8 +146,10 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
     fn read_err(path: &Path) -> impl Fn(rustls::pki_types::pem::Error) -> TlsError + '_ {
         move |e| TlsError::Read { path: path.to_path_buf(), reason: e.to_string() }
     }
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(cert).map_err(read_err(cert))?.collect::<Result<_, _>>().map_err(read_err(cert))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(read_err(cert))?
+        .collect::<Result<_, _>>()
+        .map_err(read_err(cert))?;
     if chain.is_empty() {
         return Err(TlsError::Read { path: cert.to_path_buf(), reason: "no CERTIFICATE in it".into() });
     }

@@ -138,7 +138,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH", requires = "daemon")]
     log_file: Option<PathBuf>,
     #[command(flatten)]
-    tls: crate::serve_tls::TlsArgs,
+    tls: Box<crate::serve_tls::TlsArgs>,
 }
 
 /// A service's address, or `None` when it is turned off.

@@ -22,7 +22,11 @@ fn stderr(out: &Output) -> String {
 
 /// What `openssl x509 -fingerprint -sha256` says of `cert`.
 fn openssl_fingerprint(cert: &Path) -> String {
-    let out = run_fed(Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert), b"", PATIENCE);
+    let out = run_fed(
+        Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert),
+        b"",
+        PATIENCE,
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.trim().rsplit_once('=').map(|(_, fp)| fp.to_string()).unwrap_or_else(|| panic!("openssl: {text}"))
 }
@@ -96,7 +100,8 @@ fn big_transfers_over_tls_are_exact_and_resume_in_every_model() {
         std::fs::remove_file(work.join("down.bin")).expect("rm");
 
         let (relay, cutter) = cutting_relay(server.addr, false, 8_000_000);
-        let out = ferry(&["put", &format!("tls://{relay}"), "up.bin", "/up.bin", "--fingerprint", &fp], Some(&work), b"");
+        let out =
+            ferry(&["put", &format!("tls://{relay}"), "up.bin", "/up.bin", "--fingerprint", &fp], Some(&work), b"");
         cutter.join().expect("relay");
         assert!(!out.status.success(), "{model}: the cut upload fails");
         let out = ferry(&["put", &tls, "up.bin", "/up.bin", "--fingerprint", &fp], Some(&work), b"");

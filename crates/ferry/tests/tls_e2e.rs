@@ -62,15 +62,16 @@ fn https_serves_curl_wget_and_openssl_in_every_model() {
         );
         assert!(got.contains("hello.txt") && got.ends_with("[200 0]\n"), "{model}: listing: {got}");
 
-        let out = run(Command::new("wget").args(["-q", "-O", "-", "--timeout=20"]).arg(format!(
-            "--ca-certificate={}",
-            cert.display()
-        ))
-        .arg(format!("{base}/hello.txt")));
+        let out = run(Command::new("wget")
+            .args(["-q", "-O", "-", "--timeout=20"])
+            .arg(format!("--ca-certificate={}", cert.display()))
+            .arg(format!("{base}/hello.txt")));
         assert_eq!(text(&out), "Hello, TLS!\n", "{model}: wget");
 
         let port = format!("127.0.0.1:{}", server.addr.port());
-        let out = run(Command::new("openssl").args(["s_client", "-connect", &port, "-alpn", "http/1.1", "-CAfile"]).arg(&cert));
+        let out = run(Command::new("openssl")
+            .args(["s_client", "-connect", &port, "-alpn", "http/1.1", "-CAfile"])
+            .arg(&cert));
         let got = text(&out);
         assert!(got.contains("TLSv1.3"), "{model}: s_client: {got}");
         assert!(got.contains("ALPN protocol: http/1.1"), "{model}: s_client: {got}");

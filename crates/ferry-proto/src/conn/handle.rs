@@ -216,10 +216,8 @@ impl<S: Session> Conn<S> {
             return None;
         }
         let timeouts = self.config.timeouts;
-        let busy = !self.out.is_empty()
-            || self.written == Written::Buffered
-            || self.out.has_sink()
-            || self.tls_queued() > 0;
+        let busy =
+            !self.out.is_empty() || self.written == Written::Buffered || self.out.has_sink() || self.tls_queued() > 0;
         match self.request_started {
             Some(started) if !busy => started.checked_add(timeouts.request_timeout),
             _ => self.last_progress.checked_add(timeouts.idle_timeout),

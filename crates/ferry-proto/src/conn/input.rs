@@ -42,7 +42,11 @@ impl Input {
 
     /// Appends up to `max` bytes that `read` puts in the buffer it is given
     /// (returning how many), with no intermediate copy.
-    pub(super) fn fill(&mut self, max: usize, read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>) -> std::io::Result<usize> {
+    pub(super) fn fill(
+        &mut self,
+        max: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
         if self.start > 0 && self.buf.len() + max > self.buf.capacity() {
             self.buf.drain(..self.start);
             self.start = 0;

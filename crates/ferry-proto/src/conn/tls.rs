@@ -124,17 +124,15 @@ impl Tls {
             let Some(&first) = self.cipher_in.data().first() else { return Decrypted::Data };
             // 0x16: a TLS handshake record. A letter: an HTTP method or a
             // file-protocol command sent in plain text.
-            if first != 0x16 && first.is_ascii_alphabetic() {
-                if let Some(answer) = self.plaintext_answer.clone() {
-                    self.state = State::Failed;
-                    self.cipher_out = answer.to_vec();
-                    self.sent = 0;
-                    self.cipher_in.clear();
-                    return Decrypted::Failed(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "plain text sent to a TLS port",
-                    ));
-                }
+            if first != 0x16
+                && first.is_ascii_alphabetic()
+                && let Some(answer) = self.plaintext_answer.clone()
+            {
+                self.state = State::Failed;
+                self.cipher_out = answer.to_vec();
+                self.sent = 0;
+                self.cipher_in.clear();
+                return Decrypted::Failed(io::Error::new(io::ErrorKind::InvalidData, "plain text sent to a TLS port"));
             }
             self.state = State::Running;
         }

@@ -17,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(10);
 fn files_listener(pump: PumpConfig) -> Vec<Listener> {
     let root = Root::open(&std::env::temp_dir()).expect("open a root");
     let service = Service::Files(FilesConfig::read_only(Arc::new(root)));
-    let config = ListenerConfig { addr: "127.0.0.1:0".parse().expect("addr"), service, pump, tcp_keepalive: None, tls: None };
+    let config =
+        ListenerConfig { addr: "127.0.0.1:0".parse().expect("addr"), service, pump, tcp_keepalive: None, tls: None };
     bind_listeners(&[config]).expect("bind")
 }
 

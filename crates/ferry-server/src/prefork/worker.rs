@@ -72,7 +72,13 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
     }
 }
 
-fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, conn: &Arc<ConnConfig>, shutdown: &Shutdown, accepted: Instant) {
+fn serve(
+    fd: OwnedFd,
+    mut session: Box<dyn Session + Send>,
+    conn: &Arc<ConnConfig>,
+    shutdown: &Shutdown,
+    accepted: Instant,
+) {
     let stream = TcpStream::from(fd);
     serve_connection_since(stream, &mut *session, conn, shutdown, accepted);
 }
