@@ -17,6 +17,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 const IDLE: Duration = Duration::from_secs(60);
 const REQUEST: Duration = Duration::from_secs(10);
 const BIG: usize = 3 * 1024 * 1024 + 123;
+/// The TLS connection's own buffers at their largest: unread ciphertext
+/// and unconsumed plaintext (64 KiB each), the file buffer (64 KiB) and one
+/// encrypted chunk (64 KiB and record overhead), with allocator slack.
+const BUFFERS: usize = 4 * 64 * 1024 + 64 * 1024;
 
 struct Setup {
     dir: PathBuf,
@@ -122,7 +126,7 @@ fn a_file_is_encrypted_from_a_bounded_buffer_and_never_sendfiled() {
     let s = setup("get");
     // A small receive window: the server must hold at most one encrypted
     // chunk, not the file.
-    let mut pair = pair(&s).window(32 * 1024).max_queued(TLS_CHUNK + 4096);
+    let mut pair = pair(&s).window(32 * 1024).max_queued(TLS_CHUNK + 4096).max_buffers(BUFFERS);
     let mut client = Client::new(&s);
     client.exchange(&mut pair);
     assert!(!client.tls.is_handshaking(), "handshake completes");
@@ -139,6 +143,7 @@ fn a_file_is_encrypted_from_a_bounded_buffer_and_never_sendfiled() {
     assert!(client.plain[end..] == big()[..], "the body arrives whole and in order");
     assert!(!pair.events().iter().any(|e| matches!(e, PairEvent::SendFile(_))), "no sendfile under TLS");
     assert!(pair.closed().is_none(), "keep-alive");
+    assert_eq!(pair.conn().buffer_bytes(), 0, "an idle keep-alive TLS connection holds no buffers");
     // The client's close_notify ends the connection in order.
     client.tls.send_close_notify();
     client.exchange(&mut pair);

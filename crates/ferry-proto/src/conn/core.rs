@@ -275,6 +275,10 @@ impl<S: Session> Conn<S> {
                 ));
                 continue;
             }
+            if let Some(tls) = self.tls.as_deref_mut() {
+                // Waiting for the next request: hold no output buffers.
+                tls.release_buffers();
+            }
             return Next::Wait;
         }
     }

@@ -263,6 +263,13 @@ impl<S: Session> Conn<S> {
         self.tls.as_deref().map_or(0, |tls| tls.queued())
     }
 
+    /// Heap bytes held by the connection's own buffers: input, and under
+    /// TLS the ciphertext and file buffers (for tests of the memory
+    /// bound; the session's and rustls's own are not counted).
+    pub fn buffer_bytes(&self) -> usize {
+        self.input.capacity() + self.tls.as_deref().map_or(0, |tls| tls.buffer_bytes())
+    }
+
     /// True if this connection speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -17,6 +17,11 @@ impl Input {
         &self.buf[self.start..]
     }
 
+    /// Heap bytes held.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.buf.len() - self.start
     }

@@ -52,6 +52,8 @@ pub struct Pair<S> {
     events: Vec<PairEvent>,
     /// Most plain bytes the session may have queued at any point.
     max_queued: usize,
+    /// Most heap bytes the connection's own buffers may hold at any point.
+    max_buffers: usize,
 }
 
 impl<S: Session> Pair<S> {
@@ -82,6 +84,7 @@ impl<S: Session> Pair<S> {
             closed: None,
             events: Vec::new(),
             max_queued: 1 << 20,
+            max_buffers: usize::MAX,
         }
     }
 
@@ -108,6 +111,13 @@ impl<S: Session> Pair<S> {
     /// Fails the test if the session ever queues more than `n` plain bytes.
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
+        self
+    }
+
+    /// Fails the test if the connection's own buffers
+    /// ([`Conn::buffer_bytes`]) ever hold more than `n` bytes.
+    pub fn max_buffers(mut self, n: usize) -> Self {
+        self.max_buffers = n;
         self
     }
 
@@ -206,6 +216,12 @@ impl<S: Session> Pair<S> {
                 "the session queued {} bytes (at most {} promised)",
                 self.conn.queued_bytes(),
                 self.max_queued
+            );
+            assert!(
+                self.conn.buffer_bytes() <= self.max_buffers,
+                "the connection's buffers hold {} bytes (at most {} promised)",
+                self.conn.buffer_bytes(),
+                self.max_buffers
             );
             let room = self.window.saturating_sub(self.unread);
             let Some(action) = self.conn.poll_action(now) else {

@@ -6,10 +6,11 @@
 //! `splice` (the kernel cannot encrypt here: no kTLS).
 //!
 //! Memory per connection stays bounded: ciphertext not yet taken by rustls
-//! ([`MAX_INPUT`]), rustls's own buffers (one record in, at most
-//! [`CHUNK`] of plaintext queued out), the ciphertext being sent (one
-//! [`CHUNK`] encrypted, a little over 64 KiB) and one reused buffer a file
-//! range is read into, [`CHUNK`] at a time.
+//! ([`MAX_INPUT`]), rustls's own buffers (16 KiB of received plaintext, one
+//! record in, at most [`CHUNK`] of plaintext being encrypted), the
+//! ciphertext being sent (one [`CHUNK`] encrypted, a little over 64 KiB)
+//! and one reused buffer a file range is read into, [`CHUNK`] at a time.
+//! A connection waiting for its next request releases its own buffers.
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -229,6 +230,21 @@ impl Tls {
         };
         out.advance(taken as u64);
         Ok(taken > 0)
+    }
+
+    /// Drops the output buffers if nothing is in them (a connection
+    /// waiting for its next request keeps no file or ciphertext buffer).
+    pub(super) fn release_buffers(&mut self) {
+        if self.sent == self.cipher_out.len() {
+            self.cipher_out = Vec::new();
+            self.sent = 0;
+        }
+        self.file_buf = Vec::new();
+    }
+
+    /// Heap bytes held by this layer's own buffers (rustls's not counted).
+    pub(super) fn buffer_bytes(&self) -> usize {
+        self.cipher_in.capacity() + self.cipher_out.capacity() + self.file_buf.capacity()
     }
 
     /// Queues our `close_notify` once (an orderly end); false if it was
