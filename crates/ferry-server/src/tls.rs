@@ -133,7 +133,7 @@ impl ServerTls {
 }
 
 /// nginx's answer to plain HTTP on an HTTPS port, in its words.
-const PLAIN_HTTP: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n\
+const PLAIN_HTTP: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 47\r\n\
 Connection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port.\n";
 
 /// The SHA-256 of a certificate's DER, colon-separated upper-case hex.

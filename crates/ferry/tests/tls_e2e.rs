@@ -162,3 +162,31 @@ fn self_signed_certificate_is_made_once_printed_and_reused() {
     let second = self_signed_start(dir.path());
     assert_eq!(first, second, "reused on the next start");
 }
+
+#[test]
+fn headless_chromium_renders_an_https_listing_in_every_model() {
+    let dir = tree();
+    for (i, &model) in MODELS.iter().enumerate() {
+        let mut server = start_tls(model, Svc::Http, dir.path(), &[]);
+        let profile = dir.path().join(format!("profile-{i}"));
+        let out = run(Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--ignore-certificate-errors",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("https://127.0.0.1:{}/", server.addr.port())));
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{model}: chromium: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(dom.contains("<a href=\"hello.txt\">"), "{model}: the listing over HTTPS:\n{dom}");
+        server.stop();
+    }
+}
