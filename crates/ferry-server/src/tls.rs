@@ -165,6 +165,99 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
 mod tests {
     use super::*;
 
+    /// Writes a fresh self-signed pair to `dir`; returns its fingerprint.
+    fn make_pair(dir: &Path) -> String {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).expect("write");
+        std::fs::write(dir.join("key.pem"), made.key_pair.serialize_pem()).expect("write");
+        fingerprint(made.cert.der())
+    }
+
+    /// The certificate a new handshake with `tls` gets.
+    fn served_fingerprint(tls: &ServerTls) -> String {
+        let service = Service::Echo;
+        let server = tls.for_service(&service).server;
+        let mut server = rustls::ServerConnection::new(server).expect("server");
+        let verifier = Arc::new(AnyCert(Arc::new(rustls::crypto::ring::default_provider())));
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut client = rustls::ClientConnection::new(Arc::new(client), name).expect("client");
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).expect("client out");
+            }
+            server.read_tls(&mut &bytes[..]).expect("server in");
+            server.process_new_packets().expect("server");
+            let mut bytes = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).expect("server out");
+            }
+            client.read_tls(&mut &bytes[..]).expect("client in");
+            client.process_new_packets().expect("client");
+        }
+        let certs = client.peer_certificates().expect("the server sent its certificate");
+        fingerprint(&certs[0])
+    }
+
+    /// Accepts any certificate (the test compares fingerprints itself).
+    #[derive(Debug)]
+    struct AnyCert(Arc<CryptoProvider>);
+
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    #[test]
+    fn reload_serves_the_new_certificate_to_later_handshakes_and_keeps_the_old_on_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = make_pair(dir.path());
+        let tls = ServerTls::from_pem_files(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).expect("load");
+        assert_eq!(tls.fingerprint(), first);
+        assert_eq!(served_fingerprint(&tls), first);
+        let second = make_pair(dir.path());
+        assert_ne!(first, second);
+        tls.reload().expect("reload");
+        assert_eq!(tls.fingerprint(), second);
+        assert_eq!(served_fingerprint(&tls), second, "a new handshake gets the new certificate");
+        std::fs::write(dir.path().join("key.pem"), "not a key").expect("write");
+        assert!(tls.reload().is_err(), "a broken key is refused");
+        assert_eq!(served_fingerprint(&tls), second, "and the served certificate stays");
+    }
+
     #[test]
     fn plain_http_answer_has_the_right_length() {
         let text = std::str::from_utf8(PLAIN_HTTP).unwrap();
