@@ -173,3 +173,17 @@ fn a_stalled_handshake_is_cut_by_the_request_timeout() {
     pair.advance(Duration::from_secs(3));
     assert!(pair.closed().is_some(), "closed at the request timeout");
 }
+
+#[test]
+fn a_buffering_driver_holds_one_encrypted_chunk_not_the_file() {
+    let s = setup("buffered");
+    // An event loop takes every Send into its own buffer and reports it
+    // queued; the core must wait for the flush before encrypting more.
+    let mut pair = pair(&s).buffering_driver(TLS_CHUNK + 4096).max_buffers(BUFFERS);
+    let mut client = Client::new(&s);
+    client.exchange(&mut pair);
+    client.tls.writer().write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client.exchange(&mut pair);
+    let end = client.plain.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(client.plain[end..] == big()[..], "the body arrives whole and in order");
+}

@@ -193,7 +193,10 @@ impl<S: Session> Conn<S> {
             }
             match self.out.front() {
                 Some(Chunk::Bytes(_) | Chunk::File(_)) if self.tls.is_some() => {
-                    if !self.tls_encrypt() {
+                    // One encrypted chunk at a time: while the driver holds
+                    // the last one in its own buffer, encrypting more would
+                    // move the whole file into that buffer.
+                    if self.written == Written::Buffered || !self.tls_encrypt() {
                         return Next::Wait;
                     }
                     continue;

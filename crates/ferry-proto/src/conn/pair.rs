@@ -54,6 +54,12 @@ pub struct Pair<S> {
     max_queued: usize,
     /// Most heap bytes the connection's own buffers may hold at any point.
     max_buffers: usize,
+    /// The driver buffers what the window does not take (as an event loop
+    /// does: `handle_queued`, then `handle_flushed` when the client read it
+    /// all); the most it may hold.
+    driver_buffer: Option<usize>,
+    /// Bytes in that buffer now.
+    buffered: usize,
 }
 
 impl<S: Session> Pair<S> {
@@ -85,6 +91,8 @@ impl<S: Session> Pair<S> {
             events: Vec::new(),
             max_queued: 1 << 20,
             max_buffers: usize::MAX,
+            driver_buffer: None,
+            buffered: 0,
         }
     }
 
@@ -121,6 +129,15 @@ impl<S: Session> Pair<S> {
         self
     }
 
+    /// Sends go through a driver-side output buffer (as in the event
+    /// loops): everything is taken at once and reported queued, flushed
+    /// when the client reads; fails the test if that buffer ever holds
+    /// more than `max` bytes.
+    pub fn buffering_driver(mut self, max: usize) -> Self {
+        self.driver_buffer = Some(max);
+        self
+    }
+
     /// The client sends `bytes`; the server runs until it waits.
     pub fn send(&mut self, bytes: &[u8]) -> &mut Self {
         assert!(!self.client_closed, "the client already closed");
@@ -138,6 +155,10 @@ impl<S: Session> Pair<S> {
     pub fn client_read(&mut self) -> &mut Self {
         self.unread = 0;
         self.conn.handle_write_progress(self.now);
+        if self.buffered > 0 {
+            self.buffered = 0;
+            self.conn.handle_flushed(self.now);
+        }
         self.drive()
     }
 
@@ -231,6 +252,16 @@ impl<S: Session> Pair<S> {
                 continue;
             };
             match action {
+                Action::Send(bytes) if self.driver_buffer.is_some() => {
+                    let n = bytes.len();
+                    self.received.extend_from_slice(bytes);
+                    self.buffered += n;
+                    self.unread += n;
+                    let max = self.driver_buffer.unwrap_or(usize::MAX);
+                    assert!(self.buffered <= max, "the driver buffers {} bytes (at most {max})", self.buffered);
+                    self.events.push(PairEvent::Send(n));
+                    self.conn.handle_queued(now, n as u64);
+                }
                 Action::Send(bytes) => {
                     let n = bytes.len().min(room);
                     if n == 0 {
