@@ -88,3 +88,36 @@ fn failed_logins_from_one_address_get_429() {
     assert_eq!(one(&run(&mut s, &get_with("/sub/file.txt", &basic("alice:alice pw")))).status, 429, "barred");
     assert_eq!(one(&run(&mut s, &get("/hello.txt"))).status, 200, "anonymous reading goes on");
 }
+
+/// A password not checked before costs the slow hash: the session leaves
+/// the request unread and hands the check to a job (an event loop runs it
+/// on a worker, so its other connections go on), then answers once it is
+/// back; a remembered password is answered at once.
+#[test]
+fn a_password_not_yet_checked_is_checked_in_a_job_not_in_on_input() {
+    use ferry_proto::{Now, Outbox, Session};
+    let t = Tree::new("http-login-job");
+    let (mut s, _) = session(&t);
+    let request = format!("GET /sub/file.txt HTTP/1.1\r\nHost: t\r\n{}\r\n\r\n", basic("alice:alice pw"));
+    let mut out = Outbox::new();
+    let progress = s.on_input(request.as_bytes(), &mut out, Now::read());
+    assert_eq!(progress.consumed, 0, "the request waits for the check");
+    assert_eq!(out.queued_bytes(), 0, "nothing is answered yet");
+    let job = out.take_job().expect("the password check is a job");
+    out.finish_job(job());
+    assert!(out.is_empty(), "the job's own answer is empty");
+    let progress = s.on_input(request.as_bytes(), &mut out, Now::read());
+    assert_eq!(progress.consumed, request.len());
+    let mut answer = String::new();
+    while let Some(ferry_proto::Chunk::Bytes(bytes)) = out.front() {
+        answer.push_str(&String::from_utf8_lossy(bytes));
+        let n = bytes.len() as u64;
+        out.advance(n);
+    }
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("abc"), "{answer}");
+
+    // Remembered now: answered in the same pass, no job.
+    let progress = s.on_input(request.as_bytes(), &mut out, Now::read());
+    assert_eq!(progress.consumed, request.len());
+    assert!(!out.has_job() && out.queued_bytes() > 0);
+}

@@ -33,8 +33,8 @@ const LOOK_EVERY: Duration = Duration::from_millis(20);
 /// stand-in in tests. Readable (`AsFd`) when something is pending.
 pub(crate) trait StopSignals: AsFd {
     /// Reads every pending signal; returns the first SIGINT/SIGTERM among
-    /// them (others, such as SIGCHLD, are consumed: they only woke the
-    /// poll).
+    /// them (a SIGHUP reloads, see [`crate::reload`]; others, such as
+    /// SIGCHLD, are consumed: they only woke the poll).
     fn read_stop(&mut self) -> io::Result<Option<Signal>>;
 }
 
@@ -44,6 +44,8 @@ impl StopSignals for SignalFd {
         while let Some(signal) = self.read()? {
             if matches!(signal, Signal::SIGINT | Signal::SIGTERM) {
                 stop = stop.or(Some(signal));
+            } else {
+                crate::reload::handle(signal);
             }
         }
         Ok(stop)

@@ -20,6 +20,7 @@
 //! - [`Report`]: what every model's `run` returns.
 //! - [`udp_echo`]: the datagram echo service, served next to the TCP
 //!   services under every model.
+//! - [`notify`]: readiness and state for systemd (`sd_notify`).
 
 mod accept;
 pub mod blocking;
@@ -33,8 +34,10 @@ mod in_flight;
 mod iterative;
 mod listen;
 mod models;
+pub mod notify;
 mod prefork;
 pub mod reactor;
+pub mod reload;
 mod report;
 mod service;
 mod shutdown;

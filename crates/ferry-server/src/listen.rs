@@ -134,7 +134,8 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
 /// The signal set-up every model does before it spawns anything: SIGPIPE
 /// ignored (a vanished peer is an `EPIPE`, not death), SIGXFSZ ignored (an
 /// upload past `RLIMIT_FSIZE` is an `EFBIG`, not death), and SIGINT/SIGTERM
-/// (if `handle_signals`) plus SIGCHLD (if `reap_children`) blocked in this
+/// and SIGHUP (if `handle_signals`; SIGHUP reloads, see [`crate::reload`])
+/// plus SIGCHLD (if `reap_children`) blocked in this
 /// thread, and so in every thread it spawns later, and delivered through
 /// the returned signalfd instead.
 pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Result<Option<SignalFd>, ServerError> {
@@ -142,7 +143,7 @@ pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Resul
     ignore_sigxfsz().map_err(ServerError::setup("ignore SIGXFSZ"))?;
     let mut wanted = Vec::new();
     if handle_signals {
-        wanted.extend([Signal::SIGINT, Signal::SIGTERM]);
+        wanted.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]);
     }
     if reap_children {
         wanted.push(Signal::SIGCHLD);
@@ -193,7 +194,7 @@ impl Base {
 
     /// In a forked child: closes the listeners and the signalfd and
     /// unblocks the signals again, so the child gets default behaviour
-    /// (SIGTERM ends it) and holds no descriptor the parent relies on.
+    /// (SIGTERM ends it; SIGHUP stays blocked, see [`crate::reload`]) and holds no descriptor the parent relies on.
     pub(crate) fn forget_in_child(&mut self) {
         self.listeners.clear();
         if let Some(signals) = self.signals.take()
@@ -201,6 +202,7 @@ impl Base {
         {
             tracing::warn!("child {}: cannot unblock signals: {e}", std::process::id());
         }
+        crate::reload::block_in_child();
     }
 }
 
@@ -255,6 +257,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
         }
         Err(e) => {
             tracing::error!("accept loop failed: {e}; shutting down");
+            crate::notify::stopping();
             None
         }
     }
@@ -263,6 +266,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
 /// Logs why a model stops, the same way for every model (the reactor
 /// models call it directly).
 pub(crate) fn log_stop(signal: Option<Signal>) {
+    crate::notify::stopping();
     match signal {
         Some(signal) => tracing::info!("received {signal}; shutting down"),
         None => tracing::info!("shutdown requested; shutting down"),

@@ -1,12 +1,16 @@
 //! How the client logs in: `--user NAME` with the password asked on the
-//! terminal (without echo), or a token from `FERRY_TOKEN`. A password is
+//! terminal (without echo), a netrc file (`--netrc-file FILE`, or
+//! `~/.netrc` with `--netrc`), or a token from `FERRY_TOKEN`. A password is
 //! never taken from the command line silently: `--user NAME:PASSWORD`
 //! works, as in curl, but warns that `ps` shows it to everyone.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use ferry_client::Client;
+
+use crate::netrc::{self, Netrc};
 use rustix::termios::{LocalModes, OptionalActions};
 
 /// Where the password comes from when there is no terminal to ask on.
@@ -22,22 +26,46 @@ pub struct LoginArgs {
     /// can set FERRY_TOKEN to a token from `ferry token` instead.
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+    /// Take the user name and password from ~/.netrc (`machine HOST login
+    /// USER password PASS`, or `default`), as curl does; with --user NAME,
+    /// only NAME's password is taken from it.
+    #[arg(long)]
+    netrc: bool,
+    /// Like --netrc, from FILE.
+    #[arg(long, value_name = "FILE")]
+    netrc_file: Option<PathBuf>,
 }
 
 impl LoginArgs {
     /// Logs `client` in if credentials were given; says as whom.
     pub fn log_in(&self, client: &mut Client, addr: &str) -> anyhow::Result<Option<String>> {
+        let netrc = self.netrc_entry(addr)?;
+        let from_netrc =
+            |user: &str| netrc.as_ref().filter(|e| e.login.as_deref() == Some(user)).and_then(|e| e.password.clone());
         if let Some(spec) = &self.user {
             let (user, password) = match spec.split_once(':') {
                 Some((user, password)) => {
                     eprintln!(
-                        "ferry: warning: a password on the command line is visible to every user (ps); leave it out to be asked for it, or use FERRY_TOKEN"
+                        "ferry: warning: a password on the command line is visible to every user (ps); leave it out to be asked for it, or use --netrc-file or FERRY_TOKEN"
                     );
                     (user.to_string(), password.to_string())
                 }
-                None => (spec.clone(), ask_password(spec, addr)?),
+                None => match from_netrc(spec) {
+                    Some(password) => (spec.clone(), password),
+                    None => (spec.clone(), ask_password(spec, addr)?),
+                },
             };
             let name = client.login(&user, &password).with_context(|| format!("cannot log in to {addr} as {user}"))?;
+            return Ok(Some(name));
+        }
+        if let Some(user) = netrc.as_ref().and_then(|e| e.login.clone()) {
+            let password = match from_netrc(&user) {
+                Some(password) => password,
+                None => ask_password(&user, addr)?,
+            };
+            let name = client
+                .login(&user, &password)
+                .with_context(|| format!("cannot log in to {addr} as {user} (from the netrc file)"))?;
             return Ok(Some(name));
         }
         if let Ok(token) = std::env::var(TOKEN_ENV) {
@@ -47,6 +75,28 @@ impl LoginArgs {
             return Ok(Some(name));
         }
         Ok(None)
+    }
+}
+
+impl LoginArgs {
+    /// The netrc entry for `addr`'s host, when a netrc file was asked for:
+    /// `--netrc-file` must exist, `~/.netrc` (`--netrc`) may be missing.
+    fn netrc_entry(&self, addr: &str) -> anyhow::Result<Option<netrc::Entry>> {
+        let path = match (&self.netrc_file, self.netrc) {
+            (Some(path), _) => path.clone(),
+            (None, true) => {
+                let home = std::env::var_os("HOME").context("--netrc: HOME is not set")?;
+                let path = PathBuf::from(home).join(".netrc");
+                if !path.exists() {
+                    return Ok(None);
+                }
+                path
+            }
+            (None, false) => return Ok(None),
+        };
+        let file = Netrc::load(&path)?;
+        let user = self.user.as_deref().filter(|u| !u.contains(':'));
+        Ok(file.find(netrc::host_of(addr), user).cloned())
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::exposure::{self, Exposure};
 use crate::units;
 use anyhow::{Context as _, bail};
 use ferry_proto::access::{Access, AccountsFile};
@@ -99,9 +100,14 @@ pub struct ServeArgs {
     /// Accounts, tokens and rules (TOML; see README "Accounts and
     /// rights"): anonymous clients then get only what a rule grants them,
     /// and accounts log in (file protocol: auth; HTTP: Basic or Bearer).
-    /// Make one with `ferry passwd FILE USER`.
+    /// Make one with `ferry passwd FILE USER`. SIGHUP re-reads it (an
+    /// invalid file keeps the accounts in use, and the log says why).
     #[arg(long, value_name = "FILE")]
     auth: Option<PathBuf>,
+    /// Serve writes (--allow-write) on an address other machines can reach
+    /// with no accounts file and no TLS, which is refused without it.
+    #[arg(long)]
+    insecure: bool,
     /// Allow clients to change the served directory (put, mkdir, rm).
     /// Uploads in progress are kept in ROOT/.ferry-partials, which no
     /// client can see or reach.
@@ -225,6 +231,15 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.pid_file {
         PidFile::check(path)?;
     }
+    let addrs: Vec<SocketAddr> = [args.files, args.http].into_iter().flatten().collect();
+    let exposure = Exposure {
+        addrs: &addrs,
+        writes: args.allow_write,
+        accounts: args.auth.is_some(),
+        tls: crate::serve_tls::protects_writes(&args.tls),
+        insecure: args.insecure,
+    };
+    exposure::check(exposure).map_err(anyhow::Error::msg)?;
     let listeners = listeners(&args)?;
     let udp_echo = args.udp_echo.as_deref().map(UdpEcho::bind).transpose()?;
     let workers = || args.workers.map_or_else(default_workers, |n| n as usize);
@@ -384,7 +399,13 @@ fn access(args: &ServeArgs) -> anyhow::Result<Arc<Access>> {
     let (users, tokens, rules) = (file.users.len(), file.tokens.len(), file.rules.len());
     let access = Access::with_accounts(file, args.allow_write)?;
     tracing::info!("accounts from {}: {users} user(s), {tokens} token(s), {rules} rule(s)", path.display());
-    Ok(Arc::new(access))
+    let access = Arc::new(access);
+    let (reloaded, path) = (Arc::clone(&access), path.clone());
+    ferry_server::reload::on_reload(move || match reloaded.reload(&path) {
+        Ok(n) => tracing::info!("reloaded accounts from {} ({} users, {} tokens)", path.display(), n.users, n.tokens),
+        Err(e) => tracing::error!("{e}; keeping the accounts in use"),
+    });
+    Ok(access)
 }
 
 /// The file service's settings; with --allow-write, opens the partials
@@ -428,5 +449,7 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
     if let Some(line) = crate::serve_tls::fingerprint_line() {
         writeln!(stdout, "{line}").context("cannot write to stdout")?;
     }
-    stdout.flush().context("cannot write to stdout")
+    stdout.flush().context("cannot write to stdout")?;
+    ferry_server::notify::ready();
+    Ok(())
 }

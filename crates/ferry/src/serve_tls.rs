@@ -37,8 +37,7 @@ pub struct TlsArgs {
     tls_plain: Vec<String>,
 }
 
-/// The server's TLS identity, once set up: for the fingerprint line and
-/// [`reload`].
+/// The server's TLS identity, once set up: for the fingerprint line.
 static TLS: OnceLock<Arc<ServerTls>> = OnceLock::new();
 
 /// The `ferry: TLS certificate SHA-256 ...` line, if TLS is on.
@@ -46,15 +45,11 @@ pub fn fingerprint_line() -> Option<String> {
     TLS.get().map(|tls| format!("ferry: TLS certificate SHA-256 {}", tls.fingerprint()))
 }
 
-/// Reads the certificate and key files again (for the server's reload
-/// signal); later handshakes get the new certificate, open connections
-/// keep theirs. Nothing to do without TLS.
-#[allow(dead_code)] // The reload signal's handler is the lead's to hook in.
-pub fn reload() -> anyhow::Result<()> {
-    if let Some(tls) = TLS.get() {
-        tls.reload()?;
-    }
-    Ok(())
+/// True if these options put the services that can write (files, HTTP)
+/// on TLS, for the secure-defaults rule ([`crate::exposure`]).
+pub fn protects_writes(args: &TlsArgs) -> bool {
+    let on = args.tls_cert.is_some() || args.tls_self_signed;
+    on && !args.tls_plain.iter().any(|s| s == "files" || s == "http")
 }
 
 /// Puts the listeners on TLS as the options say.
@@ -79,6 +74,14 @@ pub fn apply(args: &TlsArgs, listeners: &mut [ListenerConfig]) -> anyhow::Result
             listener.tls = Some(Arc::clone(&tls));
         }
     }
+    // SIGHUP re-reads the certificate and key: later handshakes get the
+    // new ones, open connections keep theirs; broken files change nothing.
+    let reloaded = Arc::clone(&tls);
+    ferry_server::reload::on_reload(move || {
+        if let Err(e) = reloaded.reload() {
+            tracing::error!("{e}; keeping the TLS certificate in use");
+        }
+    });
     let _ = TLS.set(tls);
     Ok(())
 }

@@ -78,6 +78,28 @@ fn ls_lists_a_directory() {
 }
 
 #[test]
+fn ls_for_scripts_filters_sorts_and_speaks_json() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    std::fs::write(root.join(".dot"), b"").unwrap();
+    std::fs::write(root.join("big.bin"), vec![0u8; 3 * 1024 * 1024 / 2]).unwrap();
+    let server = Server::start(&root, &[]);
+    let addr = server.addr_arg();
+    // Not a terminal: one name per line, hidden ones only with -a.
+    assert_eq!(ferry_ok(&["ls", &addr], None), "big.bin\nhello.txt\nsub\n");
+    assert_eq!(ferry_ok(&["ls", &addr, "-a"], None), ".dot\nbig.bin\nhello.txt\nsub\n");
+    // Largest first, reversed.
+    let by_size = ferry_ok(&["ls", &addr, "-S", "-r"], None);
+    assert_eq!(by_size.lines().last(), Some("big.bin"), "{by_size}");
+    // -lh: human sizes, directories marked.
+    let long = ferry_ok(&["ls", &addr, "-lh"], None);
+    assert!(long.lines().any(|l| l.starts_with("f  1.5M  ") && l.ends_with("  big.bin")), "{long}");
+    assert!(long.lines().any(|l| l.starts_with("d  ") && l.ends_with("  sub/")), "{long}");
+    let json = ferry_ok(&["ls", &addr, "--json", "/sub"], None);
+    assert!(json.starts_with('[') && json.contains(r#""name":"file.txt""#) && json.contains(r#""size":3"#), "{json}");
+}
+
+#[test]
 fn shell_over_a_pipe_browses_and_transfers() {
     let dir = scratch();
     let root = sample_tree(dir.path());
@@ -86,7 +108,8 @@ fn shell_over_a_pipe_browses_and_transfers() {
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("local.txt"), b"from the shell").unwrap();
     let script = b"pwd\ncd sub\npwd\nls\nget file.txt\nput local.txt\ncd /nope\nping\n";
-    let out = ferry(&["shell", &server.addr_arg()], Some(&work), script);
+    let out = ferry(&["shell", "--keep-going", &server.addr_arg()], Some(&work), script);
+    assert!(!out.status.success(), "a command failed, so the batch fails");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/sub"), "{text}");
     assert!(text.contains("file.txt") && text.contains("deeper"), "{text}");
@@ -95,6 +118,55 @@ fn shell_over_a_pipe_browses_and_transfers() {
     let all = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("404"), "errors are shown: {all}");
     assert!(all.contains("pong"), "{all}");
+}
+
+/// A batch (`sftp -b`): the exit status says whether every command
+/// worked; it stops at the first failure unless `--keep-going`.
+#[test]
+fn a_batch_shell_stops_at_a_failure_and_fails_unless_told_to_keep_going() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let addr = server.addr_arg();
+    let out = ferry(&["shell", &addr], None, b"pwd\nping\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let script = b"ping\ncd /nope\nstat hello.txt\nbogus\nping\n";
+    let out = ferry(&["shell", &addr], None, script);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(stderr.contains("404") && stderr.contains("stopped at line 2"), "{stderr}");
+    assert!(
+        !stdout.contains("hello.txt") && stdout.matches("pong").count() == 1,
+        "nothing after the failure: {stdout}"
+    );
+
+    let out = ferry(&["shell", "--keep-going", &addr], None, script);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(stdout.contains("hello.txt") && stdout.matches("pong").count() == 2, "the rest ran: {stdout}");
+    assert!(stderr.contains("2 commands failed"), "an unknown command is a failure too: {stderr}");
+}
+
+/// sftp's local verbs: `lcd`, `lpwd`, `lls`, `!command` (whose failure
+/// fails the batch, and which cannot eat the batch's input).
+#[test]
+fn shell_local_verbs_work_on_this_machine() {
+    let dir = scratch();
+    let root = sample_tree(dir.path());
+    let server = Server::start(&root, &[]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("here/inner")).unwrap();
+    std::fs::write(work.join("here/a.txt"), b"").unwrap();
+    let script = b"lcd here\nlpwd\nlls\n!cat; echo made > made.txt\nget /hello.txt\n!false\nping\n";
+    let out = ferry(&["shell", "--keep-going", &server.addr_arg()], Some(&work), script);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("{}\n", work.join("here").display())), "lpwd: {stdout}");
+    assert!(stdout.contains("a.txt\ninner/\n"), "lls: {stdout}");
+    assert_eq!(std::fs::read(work.join("here/made.txt")).unwrap(), b"made\n", "! ran in the new local directory");
+    assert!(work.join("here/hello.txt").exists(), "get saved into the local directory lcd chose");
+    assert!(stdout.contains("pong"), "! did not eat the commands: {stdout}");
+    assert!(!out.status.success() && stderr.contains("!false"), "{stderr}");
 }
 
 #[test]

@@ -302,18 +302,24 @@ fn browser_renders_a_listing_with_tricky_names_and_its_links_work() {
             assert!(links.iter().any(|l| l == want), "{m}: no link to {want} in {links:?}");
         }
         let agent = agent();
-        let mut checked = 0;
+        let (mut checked, mut checked_archives) = (0, 0);
         for link in &links {
             let mut r = agent.get(format!("{}{link}", server.url("/"))).call().expect("follow link");
             assert_eq!(r.status(), 200, "{m}: link {link} answers {}", r.status());
             let body = r.body_mut().with_config().limit(10 << 20).read_to_vec().expect("link body");
-            if !link.ends_with('/') {
+            if let Some(format) = link.strip_prefix("?archive=") {
+                // The folder's archive links (their contents: http_archive_e2e).
+                let magic: &[u8] = if format == "zip" { b"PK\x03\x04" } else { b"root/" };
+                assert!(body.starts_with(magic), "{m}: {link} serves a {format} archive");
+                checked_archives += 1;
+            } else if !link.ends_with('/') {
                 let name = percent_decode(link);
                 assert_eq!(sha256(&body), sha256_file(&root.join(&name)), "{m}: link {link} serves {name}");
                 checked += 1;
             }
         }
         assert!(checked >= 3, "{m}: only {checked} file links checked");
+        assert_eq!(checked_archives, 2, "{m}: the tar and zip links");
     }
 }
 

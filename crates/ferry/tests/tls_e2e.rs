@@ -190,3 +190,48 @@ fn headless_chromium_renders_an_https_listing_in_every_model() {
         server.stop();
     }
 }
+
+/// Makes a fresh self-signed pair at `dir/cert.pem`, `dir/key.pem` with
+/// openssl; returns its fingerprint.
+fn openssl_pair(dir: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-subj", "/CN=localhost", "-days", "2", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem")));
+    assert!(out.status.success(), "openssl req: {}", text(&out));
+    openssl_fingerprint(&dir.join("cert.pem"))
+}
+
+/// The fingerprint of the certificate a server at `port` presents.
+fn served_fingerprint(port: u16) -> String {
+    let script = format!(
+        "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+    );
+    let out = run(Command::new("sh").args(["-c", &script]));
+    let got = text(&out);
+    got.trim().rsplit_once('=').map(|(_, fp)| fp.to_string()).unwrap_or_else(|| panic!("served: {got}"))
+}
+
+#[test]
+fn sighup_reloads_the_certificate_in_every_model() {
+    let dir = tree();
+    for &model in MODELS {
+        let first = openssl_pair(dir.path());
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let args = ["--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8")];
+        let mut server = util::serve::start_logged(model, Svc::Http, &dir.path().join("root"), &args);
+        assert_eq!(served_fingerprint(server.addr.port()), first, "{model}: the first certificate");
+        let second = openssl_pair(dir.path());
+        server.signal(rustix::process::Signal::HUP);
+        server.log_line(&format!("TLS certificate reloaded from {}: SHA-256 {second}", cert.display()));
+        assert_eq!(served_fingerprint(server.addr.port()), second, "{model}: a new handshake gets the new one");
+        // A broken key changes nothing.
+        std::fs::write(&key, "not a key").expect("write");
+        server.signal(rustix::process::Signal::HUP);
+        server.log_line("keeping the TLS certificate in use");
+        assert_eq!(served_fingerprint(server.addr.port()), second, "{model}: still the second");
+        server.stop();
+    }
+}

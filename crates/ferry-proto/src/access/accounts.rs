@@ -91,7 +91,7 @@ impl AccountsFile {
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(AccessError::Read(path.to_path_buf(), e)),
         };
-        toml::from_str(&text).map_err(|e| AccessError::Parse(path.to_path_buf(), e.to_string()))
+        toml::from_str(&text).map_err(|e| AccessError::Parse(path.to_path_buf(), one_line(&text, &e)))
     }
 
     /// Writes the file atomically (temporary + rename), readable by its
@@ -162,6 +162,18 @@ impl AccountsFile {
                 Ok(Rule { subject: Subject::parse(&r.who), prefix, rights: Rights::of(&r.allow) })
             })
             .collect()
+    }
+}
+
+/// A TOML error on one line (for the log): `line N: what`.
+fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let what = error.message().trim().replace('\n', "; ");
+    match error.span() {
+        Some(span) => {
+            let line = 1 + text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count();
+            format!("line {line}: {what}")
+        }
+        None => what,
     }
 }
 

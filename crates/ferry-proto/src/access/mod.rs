@@ -21,8 +21,8 @@ pub mod throttle;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -120,11 +120,29 @@ pub struct Denied {
 /// The server's access model, shared by every session.
 #[derive(Debug, Default)]
 pub struct Access {
-    accounts: Option<AccountsFile>,
-    rules: Vec<Rule>,
+    /// Swapped whole by [`Access::reload`]; a check holds one version.
+    loaded: RwLock<Arc<Loaded>>,
     allow_write: bool,
     remembered: Mutex<HashSet<[u8; 32]>>,
     throttle: throttle::Throttle,
+}
+
+/// One version of the accounts file, as checks use it.
+#[derive(Debug, Default)]
+struct Loaded {
+    accounts: Option<AccountsFile>,
+    rules: Vec<Rule>,
+}
+
+/// What a reload read: the counts for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Accounts in the new file.
+    pub users: usize,
+    /// Tokens in the new file.
+    pub tokens: usize,
+    /// Rules in the new file.
+    pub rules: usize,
 }
 
 impl Access {
@@ -136,22 +154,43 @@ impl Access {
     /// Accounts and rules from a file.
     pub fn with_accounts(file: AccountsFile, allow_write: bool) -> Result<Access, AccessError> {
         let rules = file.parsed_rules()?;
-        Ok(Access { accounts: Some(file), rules, allow_write, ..Access::default() })
+        let loaded = RwLock::new(Arc::new(Loaded { accounts: Some(file), rules }));
+        Ok(Access { loaded, allow_write, ..Access::default() })
+    }
+
+    /// Re-reads the accounts file at `path` (on SIGHUP) and, if it is
+    /// valid, uses it for every check from now on: connections keep their
+    /// identity, new logins see the new accounts, every request the new
+    /// rules. An invalid file changes nothing; the error names the file
+    /// (and, for TOML errors, the line).
+    pub fn reload(&self, path: &Path) -> Result<Reloaded, AccessError> {
+        let file = AccountsFile::load(path, false)?;
+        let rules = file.parsed_rules().map_err(|e| AccessError::Parse(path.to_path_buf(), e.to_string()))?;
+        let counts = Reloaded { users: file.users.len(), tokens: file.tokens.len(), rules: rules.len() };
+        let fresh = Arc::new(Loaded { accounts: Some(file), rules });
+        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(counts)
+    }
+
+    /// The version in use now.
+    fn loaded(&self) -> Arc<Loaded> {
+        Arc::clone(&self.loaded.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// True when there are accounts to log in to.
     pub fn has_accounts(&self) -> bool {
-        self.accounts.is_some()
+        self.loaded().accounts.is_some()
     }
 
     /// What `who` may do at `path`.
     pub fn rights(&self, who: &Identity, path: &VirtualPath) -> Rights {
         let master = if self.allow_write { Rights::ALL } else { Rights::READ_ONLY };
-        let base = match (&self.accounts, who) {
+        let loaded = self.loaded();
+        let base = match (&loaded.accounts, who) {
             (None, _) => Rights::ALL,
-            (Some(_), Identity::Anonymous) => rights::rights_at(&self.rules, None, path, Rights::NONE),
+            (Some(_), Identity::Anonymous) => rights::rights_at(&loaded.rules, None, path, Rights::NONE),
             (Some(_), Identity::User { name, limit }) => {
-                rights::rights_at(&self.rules, Some(name), path, Rights::ALL).intersect(*limit)
+                rights::rights_at(&loaded.rules, Some(name), path, Rights::ALL).intersect(*limit)
             }
         };
         base.intersect(master)
@@ -193,22 +232,11 @@ impl Access {
     /// Checks a password. Slow the first time for a given name and
     /// password (argon2id): call it off an event loop's thread.
     pub fn login(&self, user: &str, password: &str) -> Result<Identity, LoginError> {
-        let accounts = self.accounts.as_ref().ok_or(LoginError::NoAccounts)?;
+        let loaded = self.loaded();
+        let accounts = loaded.accounts.as_ref().ok_or(LoginError::NoAccounts)?;
         // An unknown name costs the same hash as a known one.
-        let hash = match accounts.users.get(user) {
-            Some(u) => u.password.as_str(),
-            None => accounts::dummy_hash(),
-        };
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(user)
-            .chain_update([0])
-            .chain_update(password)
-            .chain_update([0])
-            .chain_update(hash)
-            .finalize()
-            .into();
-        let known = self.remembered.lock().map(|set| set.contains(&key)).unwrap_or(false);
-        if !known {
+        let (hash, key) = remembered_key(accounts, user, password);
+        if !self.is_remembered(&key) {
             if !accounts::verify_password(hash, password) || !accounts.users.contains_key(user) {
                 return Err(LoginError::BadPassword);
             }
@@ -222,9 +250,23 @@ impl Access {
         Ok(Identity::User { name: user.to_string(), limit: Rights::ALL })
     }
 
+    /// True when [`Access::login`] would run the slow hash for this name
+    /// and password (not checked since it was last remembered), so a
+    /// session on an event loop runs it as a job.
+    pub fn login_is_slow(&self, user: &str, password: &str) -> bool {
+        let loaded = self.loaded();
+        let Some(accounts) = loaded.accounts.as_ref() else { return false };
+        !self.is_remembered(&remembered_key(accounts, user, password).1)
+    }
+
+    fn is_remembered(&self, key: &[u8; 32]) -> bool {
+        self.remembered.lock().map(|set| set.contains(key)).unwrap_or(false)
+    }
+
     /// Checks a token (`ferry_ID_SECRET`) at time `now`.
     pub fn login_token(&self, token: &str, now: SystemTime) -> Result<Identity, LoginError> {
-        let accounts = self.accounts.as_ref().ok_or(LoginError::NoAccounts)?;
+        let loaded = self.loaded();
+        let accounts = loaded.accounts.as_ref().ok_or(LoginError::NoAccounts)?;
         let (id, secret) = token.strip_prefix("ferry_").and_then(|t| t.split_once('_')).ok_or(LoginError::BadToken)?;
         let entry = accounts.tokens.get(id).ok_or(LoginError::BadToken)?;
         let digest = accounts::hex(&Sha256::digest(secret.as_bytes()));
@@ -242,4 +284,24 @@ impl Access {
         }
         Ok(Identity::User { name: entry.user.clone(), limit: Rights::of(&entry.rights) })
     }
+}
+
+/// The hash a login of `user` checks against (a dummy one for an unknown
+/// name, which costs the same) and the key it is remembered under once it
+/// passed: SHA-256 of name, password and hash, so a changed password or a
+/// reloaded file never matches an old key.
+fn remembered_key<'a>(accounts: &'a AccountsFile, user: &str, password: &str) -> (&'a str, [u8; 32]) {
+    let hash = match accounts.users.get(user) {
+        Some(u) => u.password.as_str(),
+        None => accounts::dummy_hash(),
+    };
+    let key = Sha256::new()
+        .chain_update(user)
+        .chain_update([0])
+        .chain_update(password)
+        .chain_update([0])
+        .chain_update(hash)
+        .finalize()
+        .into();
+    (hash, key)
 }

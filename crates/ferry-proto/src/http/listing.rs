@@ -56,7 +56,7 @@ pub(crate) fn render(dir: &VirtualPath, mut rows: Vec<Row>) -> Vec<u8> {
     html.extend_from_slice(b"</style>\n</head>\n<body>\n<h1>Index of ");
     html.extend_from_slice(&title);
     html.extend_from_slice(
-        b"</h1>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr></thead>\n<tbody>\n",
+        b"</h1>\n<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr></thead>\n<tbody>\n",
     );
     if !dir.is_root() {
         html.extend_from_slice(b"<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");

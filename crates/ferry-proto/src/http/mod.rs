@@ -138,11 +138,13 @@
 //! is the wall time the session is called with ([`Now`](crate::Now)),
 //! formatted at most once a second per session.
 
+mod archive;
 mod auth;
 mod body;
 mod conditional;
 mod date;
 mod errors;
+mod file_answer;
 mod file_cache;
 mod listing;
 mod parse;

@@ -50,6 +50,17 @@ pub(crate) fn content_length(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// `Content-Disposition: attachment` naming `filename`: a quoted ASCII
+/// form (other bytes, quotes and backslashes as `_`) for old clients and
+/// the exact name percent-encoded as UTF-8 (RFC 6266 / 8187) for the rest.
+pub(crate) fn content_disposition(buf: &mut Vec<u8>, filename: &[u8]) {
+    buf.extend_from_slice(b"Content-Disposition: attachment; filename=\"");
+    buf.extend(filename.iter().map(|&b| if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' { b } else { b'_' }));
+    buf.extend_from_slice(b"\"; filename*=UTF-8''");
+    push_encoded_segment(buf, filename);
+    buf.extend_from_slice(b"\r\n");
+}
+
 /// A `Content-Type` value, guessed from a file name's extension once and
 /// kept (by the open-file cache) for every answer about that file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,25 +2,24 @@
 
 use std::ffi::OsStr;
 use std::net::IpAddr;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::HttpConfig;
+use super::archive::answer::{self as archive, Ask, Step, Streaming};
 use super::auth;
 use super::body::{BodyError, Discard};
-use super::conditional;
 use super::date::{DateMemo, HttpDate};
-use super::errors::{HttpError, Status, fs_error};
-use super::file_cache::{Body, FileCache, FileInfo, Opened};
+use super::errors::{HttpError, fs_error};
+use super::file_answer;
+use super::file_cache::FileCache;
 use super::listing;
 use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
-use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use super::target;
+use crate::Outbox;
 use crate::access::Op;
 use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
-use crate::{FileRange, Outbox};
 
 /// Most requests answered in one `on_input` pass; the rest wait for the
 /// driver's next call after [`Session::on_drained`].
@@ -48,6 +47,11 @@ pub struct HttpSession {
     draining: bool,
     /// The client's address, for throttling failed logins.
     peer: Option<IpAddr>,
+    /// A folder archive being sent, and whether the connection stays open
+    /// after it. No other request is answered meanwhile.
+    archive: Option<Streaming>,
+    /// A password check running as a job for the request left unread.
+    login: Option<auth::LoginSlot>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,13 +95,33 @@ impl HttpSession {
     /// of the thread it runs on (see [`FileCache`]).
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
         let state = State::Head { seen: 0 };
-        HttpSession { config, cache, date: DateMemo::default(), state, draining: false, peer: None }
+        let date = DateMemo::default();
+        HttpSession { config, cache, date, state, draining: false, peer: None, archive: None, login: None }
     }
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
     pub fn with_peer(self, peer: Option<IpAddr>) -> HttpSession {
         HttpSession { peer, ..self }
+    }
+
+    /// A GET or HEAD whose password needs the slow hash: starts that check
+    /// as a job and says so; the caller leaves the request unread, and the
+    /// core offers it again once the job is back, which answers it with the
+    /// job's outcome. False when the request can be answered now.
+    fn defer_login(&mut self, req: &Request<'_>, now: Now, out: &mut Outbox) -> bool {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return false;
+        }
+        if self.login.as_ref().is_some_and(|slot| slot.lock().map(|done| done.is_some()).unwrap_or(true)) {
+            return false;
+        }
+        let Some((slot, job)) = auth::slow_login(&self.config.access, req.authorization, self.peer, now.wall) else {
+            return false;
+        };
+        self.login = Some(slot);
+        out.push_job(job);
+        true
     }
 
     /// Answers one request whose head was parsed. Returns what the
@@ -140,7 +164,8 @@ impl HttpSession {
                 }
             }
             Method::Get | Method::Head => {
-                if let Err(err) = self.serve(req, persist, date, now, out, budget) {
+                let checked = self.login.take().and_then(|slot| slot.lock().ok()?.take());
+                if let Err(err) = self.serve(req, checked, persist, date, now, out, budget) {
                     respond::error(out.text(), err, persist, head_only, date);
                     if err.closes() {
                         return Flow::CloseAfterFlush;
@@ -156,9 +181,11 @@ impl HttpSession {
 
     /// GET or HEAD of a path: a file, a redirect, an index page or a
     /// listing. Errors are answered by the caller.
+    #[allow(clippy::too_many_arguments)]
     fn serve(
-        &self,
+        &mut self,
         req: &Request<'_>,
+        checked: Option<auth::Checked>,
         persist: Persist,
         date: &HttpDate,
         now: Now,
@@ -169,7 +196,7 @@ impl HttpSession {
         let root = &self.config.root;
         let path = root.resolve(&VirtualPath::root(), &target.path).map_err(fs_error)?;
         let access = &self.config.access;
-        let who = auth::identify(access, req.authorization, self.peer, now.wall)?;
+        let who = auth::identify(access, req.authorization, self.peer, now.wall, checked)?;
         match self.cache.open(&self.config, &path, now.mono) {
             Ok(file) => {
                 if target.trailing_slash() {
@@ -177,7 +204,9 @@ impl HttpSession {
                     return Err(HttpError::NotFound);
                 }
                 auth::check(access, &who, Op::Read, &path)?;
-                self.send_file(req, file, &path, persist, date, out, budget);
+                if file_answer::send_file(&self.config, req, file, &path, persist, date, out) {
+                    budget.files -= 1;
+                }
                 Ok(())
             }
             Err(FsError::IsADirectory) if !target.trailing_slash() => {
@@ -186,11 +215,19 @@ impl HttpSession {
             }
             Err(FsError::IsADirectory) => {
                 auth::check(access, &who, Op::List, &path)?;
+                if let Some(format) = target.query.and_then(archive::format_in) {
+                    let (http11, head_only) = (req.version == Version::Http11, req.method == Method::Head);
+                    let ask = Ask { format, path: &path, who, http11, head_only, persist };
+                    self.archive = archive::start(&self.config, ask, date, out)?;
+                    return Ok(());
+                }
                 let index = path.join_name(OsStr::new("index.html"));
                 match self.cache.open(&self.config, &index, now.mono) {
                     Ok(file) => {
                         auth::check(access, &who, Op::Read, &index)?;
-                        self.send_file(req, file, &index, persist, date, out, budget);
+                        if file_answer::send_file(&self.config, req, file, &index, persist, date, out) {
+                            budget.files -= 1;
+                        }
                         Ok(())
                     }
                     Err(
@@ -210,115 +247,14 @@ impl HttpSession {
             Err(e) => Err(fs_error(e)),
         }
     }
-
-    /// A file (or one range of it), or 304 / 416. `path` is for logs.
-    #[allow(clippy::too_many_arguments)]
-    fn send_file(
-        &self,
-        req: &Request<'_>,
-        file: Opened,
-        path: &VirtualPath,
-        persist: Persist,
-        date: &HttpDate,
-        out: &mut Outbox,
-        budget: &mut Budget,
-    ) {
-        let FileInfo { meta, etag, last_modified, content_type } = file.info;
-        let buf = out.text();
-        if !conditional::if_match_holds(req, &etag) {
-            let head_only = req.method == Method::Head;
-            respond::error(buf, HttpError::PreconditionFailed, persist, head_only, date);
-            return;
-        }
-        if conditional::not_modified(req, &etag, meta.mtime) {
-            respond::start(buf, Status::NOT_MODIFIED, date);
-            respond::header(buf, b"ETag", etag.as_bytes());
-            respond::header(buf, b"Last-Modified", &last_modified);
-            respond::finish(buf, persist);
-            return;
-        }
-        let answer = match req.range {
-            // Range is defined for GET only (RFC 9110 section 14.2).
-            Some(value) if req.method == Method::Get && conditional::if_range_holds(req, &etag, meta.mtime) => {
-                range::evaluate(value, meta.size)
-            }
-            _ => RangeAnswer::Full,
-        };
-        let (status, offset, len) = match answer {
-            RangeAnswer::Full => (Status::OK, 0, meta.size),
-            RangeAnswer::Partial { start, len } => (Status::PARTIAL_CONTENT, start, len),
-            RangeAnswer::Unsatisfiable => {
-                let status = Status::RANGE_NOT_SATISFIABLE;
-                respond::start(buf, status, date);
-                respond::header(buf, b"Content-Type", b"text/plain; charset=utf-8");
-                buf.extend_from_slice(b"Content-Range: bytes */");
-                respond::push_u64(buf, meta.size);
-                buf.extend_from_slice(b"\r\n");
-                let body = b"416 Range Not Satisfiable\n";
-                respond::content_length(buf, body.len() as u64);
-                respond::finish(buf, persist);
-                buf.extend_from_slice(body);
-                return;
-            }
-        };
-        let response_start = buf.len();
-        respond::start(buf, status, date);
-        respond::content_type(buf, content_type);
-        respond::content_length(buf, len);
-        respond::header(buf, b"Last-Modified", &last_modified);
-        respond::header(buf, b"ETag", etag.as_bytes());
-        respond::header(buf, b"Accept-Ranges", b"bytes");
-        if status == Status::PARTIAL_CONTENT {
-            buf.extend_from_slice(b"Content-Range: bytes ");
-            respond::push_u64(buf, offset);
-            buf.push(b'-');
-            respond::push_u64(buf, offset + len - 1);
-            buf.push(b'/');
-            respond::push_u64(buf, meta.size);
-            buf.extend_from_slice(b"\r\n");
-        }
-        respond::finish(buf, persist);
-        if req.method == Method::Head {
-            return;
-        }
-        let file = match file.body {
-            Body::Cached(bytes) => {
-                // Cached bodies are whole small files: copy the range behind
-                // its head, like the `pread` below.
-                let range = offset as usize..(offset + len) as usize;
-                buf.extend_from_slice(&bytes[range]);
-                return;
-            }
-            Body::File(file) => file,
-        };
-        if len <= self.config.copy_threshold {
-            // Small body: copy it behind its head, so pipelined answers
-            // leave in one write (see the module docs). `O_NONBLOCK` does
-            // not matter to `pread` of a regular file.
-            let body_start = buf.len();
-            buf.resize(body_start + len as usize, 0);
-            if let Err(e) = file.read_exact_at(&mut buf[body_start..], offset) {
-                tracing::warn!("http: reading {path} failed: {e}");
-                buf.truncate(response_start);
-                respond::error(buf, HttpError::Internal, persist, false, date);
-            }
-        } else {
-            // The descriptor leaves the session: make it an ordinary
-            // blocking one (for a regular file, only a flag) before it does.
-            if let Err(e) = rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty()) {
-                tracing::warn!("http: clearing O_NONBLOCK on {path} failed: {e}");
-                buf.truncate(response_start);
-                respond::error(buf, HttpError::Internal, persist, false, date);
-                return;
-            }
-            out.push_file(FileRange { file: Arc::new(file), offset, len });
-            budget.files -= 1;
-        }
-    }
 }
 
 impl Session for HttpSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
+        if self.archive.is_some() {
+            // Pipelined requests wait for the archive's end.
+            return Progress { consumed: 0, flow: Flow::Continue };
+        }
         let date = self.date.at(now.wall);
         let files = if out.has_file_range() { 0 } else { MAX_FILES_PER_PASS };
         let mut budget = Budget { requests: MAX_REQUESTS_PER_PASS, files };
@@ -379,6 +315,10 @@ impl Session for HttpSession {
                             return Progress { consumed, flow: Flow::Continue };
                         }
                         Ok(Head::Complete(req, len)) => {
+                            if self.defer_login(&req, now, out) {
+                                self.state = State::Head { seen: 0 };
+                                return Progress { consumed, flow: Flow::Continue };
+                            }
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { seen: 0 };
@@ -386,6 +326,9 @@ impl Session for HttpSession {
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
+                            }
+                            if self.archive.is_some() {
+                                return Progress { consumed, flow: Flow::Continue };
                             }
                         }
                         Err(err) => {
@@ -395,6 +338,26 @@ impl Session for HttpSession {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
+        let Some(streaming) = self.archive.as_mut() else { return Flow::Continue };
+        match streaming.resume(out) {
+            Step::More => Flow::Continue,
+            Step::Done(persist) => {
+                self.archive = None;
+                if persist == Persist::Close {
+                    self.state = State::Closing;
+                    return Flow::CloseAfterFlush;
+                }
+                Flow::Continue
+            }
+            Step::Cut => {
+                self.archive = None;
+                self.state = State::Closing;
+                Flow::CloseNow
             }
         }
     }

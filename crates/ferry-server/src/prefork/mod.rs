@@ -22,6 +22,10 @@
 //! send each worker an exit message, let busy ones finish (they see the
 //! shutdown eventfd they inherited, so idle keep-alive connections close),
 //! kill what outstays the drain timeout, reap all.
+//!
+//! SIGHUP: the parent runs the reload hooks, then replaces its workers
+//! with ones forked from the reloaded state: idle ones at once, busy ones
+//! when they report done (`crate::reload`).
 
 mod frame;
 mod restart;
@@ -66,6 +70,8 @@ struct Worker {
     /// Serving a connection: the client's address, for the log if it dies.
     busy: Option<SocketAddr>,
     started: Instant,
+    /// The reload count it was forked at; older ones are replaced.
+    reloads: u64,
 }
 
 /// An accepted connection waiting for a free worker.
@@ -192,7 +198,11 @@ impl Pool {
                 match token {
                     SHUTDOWN => return Ok(None),
                     SIGNALS => {
+                        let reloads = crate::reload::count();
                         let stop = self.base.read_stop()?;
+                        if crate::reload::count() != reloads {
+                            self.renew_workers();
+                        }
                         if let Some(signal) = stop {
                             return Ok(Some(signal));
                         }
@@ -231,8 +241,14 @@ impl Pool {
                 epoll::add(&self.epoll, &parent_end, EventData::new_u64(token), EventFlags::IN)
                     .map_err(|e| ServerError::Setup { what: "watch a worker's socket", error: e.into() })?;
                 tracing::debug!("worker {child} started in slot {slot}");
-                self.slots[slot] =
-                    Some(Worker { pid: child, socket: Some(parent_end), token, busy: None, started: Instant::now() });
+                self.slots[slot] = Some(Worker {
+                    pid: child,
+                    socket: Some(parent_end),
+                    token,
+                    busy: None,
+                    started: Instant::now(),
+                    reloads: crate::reload::count(),
+                });
                 Ok(())
             }
         }
@@ -308,6 +324,9 @@ impl Pool {
             Ok(Received::Frame(None)) if report[0] == DONE => {
                 if let Some(worker) = self.slots[slot].as_mut() {
                     worker.busy = None;
+                    if worker.reloads != crate::reload::count() {
+                        self.retire(slot);
+                    }
                 }
                 self.feed_workers();
             }

@@ -1,9 +1,14 @@
-//! Replacing dead prefork workers: at once, or after a back-off for the
-//! ones that die young (see the module docs of `prefork`).
+//! Replacing prefork workers: dead ones at once, or after a back-off for
+//! the ones that die young (see the module docs of `prefork`); and all of
+//! them after a reload, so they serve from the reloaded state.
 
 use std::time::{Duration, Instant};
 
+use ferry_reactor::sys::fd_passing::send_fd;
+use rustix::event::epoll;
+
 use super::Pool;
+use super::frame::ToWorker;
 use crate::children::reap_exited;
 
 /// A worker that dies sooner than this after starting is replaced with a
@@ -46,6 +51,36 @@ impl Pool {
             );
         }
         self.feed_workers();
+    }
+
+    /// After the parent reloaded (SIGHUP): replaces every idle worker with
+    /// one forked from the reloaded state; busy ones are replaced when
+    /// they report done (see `crate::reload`).
+    pub(super) fn renew_workers(&mut self) {
+        let idle: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].as_ref().is_some_and(|w| w.socket.is_some() && w.busy.is_none()))
+            .collect();
+        for slot in idle {
+            self.retire(slot);
+        }
+        self.feed_workers();
+    }
+
+    /// Tells the idle worker of `slot` to exit and forks its replacement
+    /// at once. The old one leaves by itself and is reaped like any exited
+    /// child (its pid is no longer in a slot, so it is not replaced again).
+    pub(super) fn retire(&mut self, slot: usize) {
+        let Some(old) = self.slots[slot].take() else { return };
+        if let Some(socket) = &old.socket {
+            let _ = epoll::delete(&self.epoll, socket);
+            if let Err(e) = send_fd(socket, None, &ToWorker::Exit.encode()) {
+                tracing::debug!("cannot tell worker {} to exit: {e}", old.pid);
+            }
+        }
+        tracing::debug!("worker {} retired after a reload", old.pid);
+        // Dropping `old` closes our end: the worker reads Exit, or EOF.
+        drop(old);
+        self.replace(slot);
     }
 
     fn replace(&mut self, slot: usize) {

@@ -185,8 +185,12 @@ impl ReactorServer {
         }));
         if let Some(signals) = self.signals.take() {
             let stop = Rc::clone(&stop);
-            lp.watch_signals(signals, move |lp, signal| begin_shutdown(lp, &stop, Some(signal)))
-                .map_err(ServerError::setup("watch SIGINT and SIGTERM"))?;
+            lp.watch_signals(signals, move |lp, signal| {
+                if !crate::reload::handle(signal) {
+                    begin_shutdown(lp, &stop, Some(signal));
+                }
+            })
+            .map_err(ServerError::setup("watch SIGINT, SIGTERM and SIGHUP"))?;
         }
         let watch = ShutdownWatch::new(self.shutdown.clone(), {
             let stop = Rc::clone(&stop);

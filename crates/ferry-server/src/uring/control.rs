@@ -1,6 +1,6 @@
-//! The control ring on the calling thread: it hears SIGINT/SIGTERM (a
-//! read of the signalfd on the ring) and [`Shutdown::signal`] (a poll of
-//! its eventfd), tells every ring thread to drain, and ends the drain when
+//! The control ring on the calling thread: it hears SIGINT/SIGTERM and
+//! SIGHUP (a read of the signalfd on the ring; SIGHUP runs the reload
+//! hooks, `crate::reload`) and [`Shutdown::signal`] (a poll of its eventfd), tells every ring thread to drain, and ends the drain when
 //! no connection is left (a read of the idle eventfd), when the drain
 //! timeout passes (a timeout operation) or when a second stop signal
 //! comes; the caller then tells the threads to quit, cutting what is left.
@@ -80,7 +80,11 @@ pub(super) fn run(
                     }
                     match Signal::try_from(signo) {
                         Ok(signal @ (Signal::SIGINT | Signal::SIGTERM)) => Some(Some(signal)),
-                        _ => None,
+                        Ok(signal) => {
+                            crate::reload::handle(signal);
+                            None
+                        }
+                        Err(_) => None,
                     }
                 }
                 Op::Signal => {

@@ -5,10 +5,11 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use ferry_client::{ClientError, GetOptions, PutOptions, Reply};
-use ferry_proto::files::escape::split_words;
+use ferry_client::{ClientError, GetOptions, Kind, PutOptions, Reply};
+use ferry_proto::files::escape::{split_words, unescape_text};
 
 use super::Shell;
+use super::complete::Name;
 use crate::ls::format_entries;
 
 /// What the shell loop does after a line.
@@ -16,6 +17,9 @@ use crate::ls::format_entries;
 pub enum Next {
     /// Read the next line.
     Continue,
+    /// The command failed (said so already); read the next line, unless
+    /// a batch stops at the first failure.
+    Failed,
     /// The user said `quit`; the server closes the connection.
     Quit,
 }
@@ -33,6 +37,10 @@ write odd bytes as \\xHH):
   get REMOTE [LOCAL]   download (resumes LOCAL.part of the same version; LOCAL - : stdout)
   put LOCAL [REMOTE]   upload (resumes a partial upload of the same bytes)
   ping                 check that the server answers
+  lcd [DIR]            change the local directory (default: $HOME)
+  lpwd                 print the local directory
+  lls [DIR]            list a local directory
+  !COMMAND             run COMMAND with sh -c (a bare !: $SHELL)
   help                 this text
   quit                 leave (end of input does too)
 ";
@@ -41,18 +49,34 @@ impl Shell {
     /// Runs one input line. Errors that leave the connection usable are
     /// printed; those that end it are returned.
     pub(super) fn execute(&mut self, line: &str) -> anyhow::Result<Next> {
+        if let Some(command) = line.trim_start().strip_prefix('!') {
+            return super::local::shell_out(command, self.interrupts.is_some());
+        }
         let words = match split_words(line) {
             Ok(words) => words,
             Err(e) => {
                 eprintln!("ferry: {e}");
-                return Ok(Next::Continue);
+                return Ok(Next::Failed);
             }
         };
         let Some((command, args)) = words.split_first() else {
             return Ok(Next::Continue);
         };
         let command = String::from_utf8_lossy(command).to_ascii_lowercase();
-        match self.dispatch(&command, args, line) {
+        let result = match self.interrupts.clone() {
+            Some(interrupts) => {
+                let armed = interrupts.arm(self.socket());
+                let result = self.dispatch(&command, args, line);
+                if interrupts.fired() {
+                    drop(armed);
+                    self.reconnect_after_interrupt(&command)?;
+                    return Ok(Next::Failed);
+                }
+                result
+            }
+            None => self.dispatch(&command, args, line),
+        };
+        match result {
             Ok(next) => Ok(next),
             Err(e) if ends_connection(&e) => Err(e),
             Err(e) => {
@@ -60,12 +84,53 @@ impl Shell {
                     Some(ClientError::Server { code, message, .. }) => eprintln!("ERR {code} {message}"),
                     _ => eprintln!("ferry: {e:#}"),
                 }
-                Ok(Next::Continue)
+                Ok(Next::Failed)
+            }
+        }
+    }
+
+    /// Ctrl-C shut the connection down under a command (the protocol
+    /// cannot stop a transfer half way): say what is kept, connect again
+    /// and go back to the same directory.
+    fn reconnect_after_interrupt(&mut self, command: &str) -> anyhow::Result<()> {
+        match command {
+            "get" => eprintln!(
+                "ferry: get interrupted; what arrived is kept in the .part file, and the same get resumes from there"
+            ),
+            "put" => {
+                eprintln!("ferry: put interrupted; the server keeps what arrived, and the same put resumes from there")
+            }
+            _ => eprintln!("ferry: {command} interrupted"),
+        }
+        self.client = self.connect.connect(&self.addr)?;
+        if self.cwd != "/" {
+            let cwd = unescape_text(&self.cwd).map_err(|e| anyhow::anyhow!("cannot return to {}: {e}", self.cwd))?;
+            self.cwd = self.client.cd(&cwd)?;
+        }
+        self.heard = std::time::Instant::now();
+        eprintln!("ferry: reconnected to {}", self.client.address());
+        Ok(())
+    }
+
+    /// The names in a remote directory, for completion: none if it cannot
+    /// be listed; an error only if the connection is gone.
+    pub(super) fn list(&mut self, dir: Option<&[u8]>) -> anyhow::Result<Vec<Name>> {
+        match self.client.ls(dir) {
+            Ok(entries) => {
+                self.heard = std::time::Instant::now();
+                Ok(entries.into_iter().map(|e| Name { dir: e.kind == Kind::Dir, name: e.name }).collect())
+            }
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                if ends_connection(&e) { Err(e) } else { Ok(Vec::new()) }
             }
         }
     }
 
     fn dispatch(&mut self, command: &str, args: &[Vec<u8>], line: &str) -> anyhow::Result<Next> {
+        if let Some(done) = super::local::run(command, args) {
+            return done;
+        }
         match command {
             "help" | "?" => print!("{HELP}"),
             "quit" | "exit" => {
@@ -104,7 +169,10 @@ impl Shell {
                 match answer.reply {
                     Reply::Ok(text) if !text.is_empty() && answer.payload.is_none() => println!("{text}"),
                     Reply::Ok(_) => {}
-                    Reply::Err { code, message } => eprintln!("ERR {code} {message}"),
+                    Reply::Err { code, message } => {
+                        eprintln!("ERR {code} {message}");
+                        return Ok(Next::Failed);
+                    }
                 }
                 if let Some(payload) = answer.payload {
                     print!("{}", String::from_utf8_lossy(&payload));

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod serve;
+pub mod tty;
 
 /// Upper bound for anything a test waits on.
 pub const PATIENCE: Duration = Duration::from_secs(30);

@@ -106,6 +106,8 @@ pub struct Opts {
     /// mount namespace of the server's own (`unshare -m`, needs root): a
     /// small disk that fills up, gone when the server exits.
     pub tmpfs: Option<&'static str>,
+    /// Extra environment variables for the server process.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn start(model: &str, svc: Svc, root: &Path, extra: &[&str]) -> Running {
@@ -133,6 +135,7 @@ pub fn spawn_server(model: &str, svc: Svc, root: &Path, extra: &[&str], opts: Op
     };
     cmd.arg("serve").arg(root).args(["--model", model, "--files", files, "--http", http]);
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped());
+    cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     if opts.own_group {
         cmd.process_group(0);
     }
