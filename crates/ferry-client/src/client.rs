@@ -11,7 +11,8 @@ use ferry_proto::files::codec::{
 use ferry_proto::files::escape::split_words;
 
 use crate::address::{connect, normalize_address};
-use crate::connection::Connection;
+use crate::connection::{Connection, Stream};
+use crate::tls::{TlsLayer, Trust, strip_tls_scheme};
 use crate::{ClientError, Result};
 
 /// The largest listing or help text accepted in one answer.
@@ -29,6 +30,9 @@ pub struct ClientOptions {
     /// first answer, a reply line, a payload in either direction. Past it
     /// the call fails with [`ClientError::Timeout`]; `None` waits forever.
     pub stall_timeout: Option<Duration>,
+    /// What a `tls://` address's server must prove (unused for plain
+    /// addresses).
+    pub trust: Trust,
 }
 
 impl ClientOptions {
@@ -44,6 +48,7 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Some(ClientOptions::CONNECT_TIMEOUT),
             stall_timeout: Some(ClientOptions::STALL_TIMEOUT),
+            trust: Trust::System,
         }
     }
 }
@@ -77,6 +82,7 @@ impl Client {
 
     /// Connects to `addr` with the given timeouts.
     pub fn connect_with(addr: &str, options: &ClientOptions) -> Result<Client> {
+        let (tls, addr) = strip_tls_scheme(addr);
         let addr = normalize_address(addr)?;
         // A zero timeout means none (the socket calls refuse zero).
         let connect_timeout = options.connect_timeout.filter(|t| !t.is_zero());
@@ -84,7 +90,22 @@ impl Client {
         let stream = connect(&addr, connect_timeout)?;
         stream.configure(stall_timeout).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
         tracing::debug!(%addr, "connected");
-        Ok(Client { conn: Connection::new(stream, addr, stall_timeout) })
+        let handshake = |mut stream: &Stream| {
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(host, _)| host);
+            TlsLayer::handshake(&mut stream, host, &options.trust)
+        };
+        let layer = if tls {
+            Some(handshake(&stream).map_err(|source| ClientError::Connect { addr: addr.clone(), source })?)
+        } else {
+            None
+        };
+        let conn = Connection::new(stream, addr, stall_timeout);
+        Ok(Client {
+            conn: match layer {
+                Some(layer) => conn.with_tls(layer),
+                None => conn,
+            },
+        })
     }
 
     /// The server's address as connected to (`host:port`).

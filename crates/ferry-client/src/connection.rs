@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ferry_proto::files::codec::{Reply, parse_reply};
 
+use crate::tls::TlsLayer;
 use crate::{ClientError, Result};
 
 /// The longest reply line accepted, `\n` included. Real replies are far
@@ -101,6 +102,10 @@ pub(crate) struct Connection {
     /// A request was sent and its answer is not fully consumed yet. If a
     /// call fails in that state, the stream is out of step for good.
     pending: bool,
+    /// TLS between the socket and the protocol, for `tls://` addresses:
+    /// every byte then goes through [`Connection::read_raw`] and
+    /// [`Connection::write_raw`] (no sendfile or splice).
+    tls: Option<TlsLayer>,
 }
 
 impl Connection {
@@ -113,6 +118,32 @@ impl Connection {
             start: 0,
             end: 0,
             pending: false,
+            tls: None,
+        }
+    }
+
+    /// Speaks TLS from now on (after the handshake).
+    pub(crate) fn with_tls(mut self, tls: TlsLayer) -> Connection {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// True if bytes must go through the TLS layer (no zero-copy calls on
+    /// the socket).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// One read of the byte stream (decrypted under TLS); 0 at its end.
+    pub(crate) fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_stream(&mut self.tls, &self.stream, buf)
+    }
+
+    /// Writes all of `bytes` to the byte stream (encrypted under TLS).
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.tls {
+            Some(tls) => tls.write_all(&mut &self.stream, bytes),
+            None => (&self.stream).write_all(bytes),
         }
     }
 
@@ -148,7 +179,7 @@ impl Connection {
         }
         self.pending = true;
         tracing::trace!(request = %String::from_utf8_lossy(line).trim_end(), "send");
-        (&self.stream).write_all(line).map_err(|e| self.net_error(e))
+        self.write_raw(line).map_err(|e| self.net_error(e))
     }
 
     /// The current answer has been read completely.
@@ -223,7 +254,7 @@ impl Connection {
             return Err(self.protocol_error(format!("reply line longer than {} KiB", MAX_REPLY_LINE / 1024)));
         }
         loop {
-            match (&self.stream).read(&mut self.buf[self.end..]) {
+            match read_stream(&mut self.tls, &self.stream, &mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(n);
@@ -255,7 +286,9 @@ impl Connection {
         payload.extend_from_slice(self.take_buffered(len as u64));
         let missing = len - payload.len();
         if missing > 0 {
-            (&self.stream).take(missing as u64).read_to_end(&mut payload).map_err(|e| self.net_error(e))?;
+            let reader = StreamReader { tls: &mut self.tls, stream: &self.stream };
+            let read = reader.take(missing as u64).read_to_end(&mut payload);
+            read.map_err(|e| self.net_error(e))?;
             if payload.len() < len {
                 return Err(ClientError::Closed { addr: self.addr.clone() });
             }
@@ -266,6 +299,9 @@ impl Connection {
     /// Half-closes the connection: the server sees end of input, and
     /// answers what it still owes.
     pub(crate) fn shutdown_write(&mut self) -> Result<()> {
+        if let Some(tls) = &mut self.tls {
+            tls.close(&mut &self.stream).map_err(|e| self.net_error(e))?;
+        }
         self.stream.shutdown(Shutdown::Write).map_err(|e| self.net_error(e))
     }
 
@@ -279,5 +315,25 @@ impl Connection {
 
     pub(crate) fn stall_timeout(&self) -> Option<Duration> {
         self.stall_timeout
+    }
+}
+
+/// One read of `stream`, through `tls` if there is one.
+fn read_stream(tls: &mut Option<TlsLayer>, stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    match tls {
+        Some(tls) => tls.read(&mut &*stream, buf),
+        None => (&*stream).read(buf),
+    }
+}
+
+/// The byte stream as a `Read` (for `take`).
+struct StreamReader<'a> {
+    tls: &'a mut Option<TlsLayer>,
+    stream: &'a Stream,
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_stream(self.tls, self.stream, buf)
     }
 }

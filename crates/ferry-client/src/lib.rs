@@ -26,6 +26,7 @@ mod progress;
 mod put;
 mod receive;
 mod stream;
+pub mod tls;
 
 pub use address::{DEFAULT_PORT, normalize_address};
 pub use checksum::sha256_file;

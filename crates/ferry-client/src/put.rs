@@ -20,6 +20,9 @@ use crate::{Client, ClientError, Progress, Result};
 /// The most bytes handed to one `sendfile` call.
 const SENDFILE_CHUNK: usize = 4 << 20;
 
+/// The buffer a TLS upload is read into (no sendfile through TLS).
+const COPY_CHUNK: usize = 256 * 1024;
+
 /// How an older server (one that takes no digest) words its refusal of
 /// `put PATH SIZE SHA256`.
 const OLD_PUT_USAGE: &str = "usage: put PATH SIZE";
@@ -150,6 +153,9 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<()> {
         let mut offset = have;
+        if self.conn.is_tls() {
+            return self.send_payload_copied(file, local, remote_text, have, size, progress);
+        }
         while offset < size {
             let chunk = usize::try_from(size - offset).unwrap_or(usize::MAX).min(SENDFILE_CHUNK);
             match sendfile(self.conn.stream(), file, &mut offset, chunk) {
@@ -160,6 +166,39 @@ impl Client {
                 Ok(n) => progress.advance(n as u64),
                 Err(e) => return Err(self.explain_failed_upload(local, remote_text, offset - have, e)),
             }
+        }
+        Ok(())
+    }
+
+    /// [`Client::send_payload`] under TLS: read, encrypted, sent, through
+    /// one bounded buffer.
+    fn send_payload_copied(
+        &mut self,
+        file: &File,
+        local: &Path,
+        remote_text: &str,
+        have: u64,
+        size: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let mut buf = vec![0; COPY_CHUNK];
+        let mut offset = have;
+        while offset < size {
+            let want = usize::try_from(size - offset).unwrap_or(usize::MAX).min(COPY_CHUNK);
+            let n = match std::os::unix::fs::FileExt::read_at(file, &mut buf[..want], offset) {
+                Ok(0) => {
+                    let shrank = io::Error::other(format!("file shrank to {offset} bytes during the upload"));
+                    return Err(local_error("read", local, shrank));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(local_error("read", local, e)),
+            };
+            if let Err(e) = self.conn.write_raw(&buf[..n]) {
+                return Err(self.explain_failed_upload(local, remote_text, offset - have, e));
+            }
+            offset += n as u64;
+            progress.advance(n as u64);
         }
         Ok(())
     }

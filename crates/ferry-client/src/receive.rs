@@ -65,6 +65,9 @@ impl Client {
             remaining -= n;
             progress.advance(n);
         }
+        if self.conn.is_tls() {
+            return self.receive_copied(len, remaining, sink, progress);
+        }
         while remaining > 0 {
             let chunk = usize::try_from(remaining).unwrap_or(usize::MAX).min(CHUNK);
             match sink.pull_from(self.conn.stream(), chunk) {
@@ -77,6 +80,33 @@ impl Client {
                 Err(SinkError::Net(e)) => return Err(Failure::Net(e)),
                 Err(SinkError::Either(source)) => return Err(Failure::Either { done: len - remaining, source }),
             }
+        }
+        Ok(())
+    }
+}
+
+impl Client {
+    /// The rest of [`Client::receive`] under TLS: decrypted into one
+    /// bounded buffer, then written (no splice through TLS).
+    fn receive_copied(
+        &mut self,
+        len: u64,
+        mut remaining: u64,
+        sink: &mut dyn Sink,
+        progress: &mut dyn Progress,
+    ) -> Result<(), Failure> {
+        let mut buf = vec![0; CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX)).max(1)];
+        while remaining > 0 {
+            let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+            let n = match self.conn.read_raw(&mut buf[..want]) {
+                Ok(0) => return Err(Failure::Short { got: len - remaining }),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Failure::Net(e)),
+            };
+            sink.write_buffered(&buf[..n]).map_err(Failure::Local)?;
+            remaining -= n as u64;
+            progress.advance(n as u64);
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ const SHORT: Duration = Duration::from_millis(700);
 const MARGIN: Duration = Duration::from_secs(4);
 
 fn short_options() -> ClientOptions {
-    ClientOptions { connect_timeout: Some(SHORT), stall_timeout: Some(SHORT) }
+    ClientOptions { connect_timeout: Some(SHORT), stall_timeout: Some(SHORT), ..ClientOptions::default() }
 }
 
 /// A listener that accepts and then says nothing: the first answer never

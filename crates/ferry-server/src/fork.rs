@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -24,7 +25,7 @@ use nix::unistd::{ForkResult, Pid};
 use crate::children::{fork_process, reap_exited, run_child, shut_down};
 use crate::listen::{Accepted, Base, accept_one, poll_readable};
 use crate::net::Stream;
-use crate::{Report, ServerError, serve_connection};
+use crate::{Report, ServerError, serve_connection_since};
 
 /// Accepts and forks until shutdown, then drains the children.
 pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> Result<Report, ServerError> {
@@ -119,7 +120,7 @@ fn accept_loop(
 /// status.
 fn serve_in_child(base: &mut Base, index: usize, stream: Stream) -> i32 {
     let service = std::sync::Arc::clone(&base.listeners[index].service);
-    let pump = base.listeners[index].pump;
+    let conn = Arc::clone(&base.listeners[index].conn);
     base.forget_in_child();
     // Its own process group, like prefork's workers: a Ctrl-C on the
     // terminal reaches the parent only, which lets this connection finish.
@@ -127,6 +128,6 @@ fn serve_in_child(base: &mut Base, index: usize, stream: Stream) -> i32 {
         tracing::warn!("child {}: cannot move to its own process group: {e}", std::process::id());
     }
     let mut session = service.new_session(stream.peer().ok());
-    serve_connection(stream, &mut *session, &pump, &base.shutdown);
+    serve_connection_since(stream, &mut *session, &conn, &base.shutdown, std::time::Instant::now());
     0
 }

@@ -52,7 +52,7 @@ pub(crate) fn run(mut base: Base, drain_timeout: Duration) -> Result<Report, Ser
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut session = listener.service.new_session_in(&cache, Some(conn.peer));
-            serve_connection_since(conn.stream, &mut *session, &listener.pump, &base.shutdown, conn.at);
+            serve_connection_since(conn.stream, &mut *session, &listener.conn, &base.shutdown, conn.at);
         }));
         if outcome.is_err() {
             // A bug in a session must not take the server down.

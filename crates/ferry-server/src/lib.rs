@@ -45,6 +45,7 @@ mod shutdown;
 pub mod task_queue;
 mod thread;
 pub mod threadpool;
+pub mod tls;
 pub mod udp_echo;
 pub mod uring;
 
@@ -60,5 +61,6 @@ pub use report::{BoundListener, Report};
 pub use service::{ListenerConfig, Service};
 pub use shutdown::Shutdown;
 pub use threadpool::{ThreadPoolConfig, ThreadPoolServer};
+pub use tls::{ServerTls, TlsError};
 pub use udp_echo::UdpEcho;
 pub use uring::{UringConfig, UringServer};

@@ -15,7 +15,9 @@ use rustix::io::Errno;
 use crate::drain::StopSignals;
 use crate::net::{Peer, Stream};
 use crate::report::BoundListener;
+use crate::service::FirstRequest;
 use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
+use ferry_proto::conn::ConnConfig;
 
 /// How long accepting pauses when the process is out of descriptors even
 /// with the reserve, or out of memory; otherwise the still-readable
@@ -36,6 +38,30 @@ pub(crate) struct Listener {
     pub(crate) service: Arc<Service>,
     /// Timeouts of the connections accepted here.
     pub(crate) pump: PumpConfig,
+    /// How its connections are run (timeouts, TLS), from
+    /// [`ListenerConfig::conn_config`], with splice: the blocking pump and
+    /// the gate run them.
+    pub(crate) conn: Arc<ConnConfig>,
+}
+
+impl Listener {
+    /// How many bytes the gate peeks at to judge a first request: under
+    /// TLS one (a ClientHello cannot be judged without decrypting, so the
+    /// connection goes on at its first byte and the core's request timeout
+    /// covers the handshake); otherwise the service's limit.
+    pub(crate) fn first_request_limit(&self) -> usize {
+        if self.conn.tls.is_some() { 1 } else { self.service.first_request_limit() }
+    }
+
+    /// How far the first request has arrived in `peeked` (see
+    /// [`Listener::first_request_limit`] for TLS).
+    pub(crate) fn first_request(&self, peeked: &[u8]) -> FirstRequest {
+        match self.conn.tls {
+            Some(_) if peeked.is_empty() => FirstRequest::NotBegun,
+            Some(_) => FirstRequest::Complete,
+            None => self.service.first_request(peeked),
+        }
+    }
 }
 
 /// Binds every configured listener, non-blocking, in order.
@@ -45,7 +71,8 @@ pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>
         let socket = ferry_reactor::Listener::bind(&lc.addr, &lc.listen_options())
             .map_err(|error| ServerError::Listen { addr: lc.addr.clone(), error })?;
         let addr = socket.local_addr().clone();
-        listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump });
+        let conn = Arc::new(lc.conn_config(true));
+        listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump, conn });
     }
     Ok(listeners)
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::Session;
+use ferry_proto::conn::ConnConfig;
 use ferry_proto::echo::EchoSession;
 use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE};
 use ferry_proto::http::{FileCache, HttpConfig, HttpSession};
 
 use crate::PumpConfig;
 use crate::net::{Peer, login_key};
+use crate::tls::ServerTls;
 use ferry_reactor::{ListenAddr, ListenOptions, TcpKeepalive};
 
 /// A service ferry can run on a listener. Cheap to clone (the file service
@@ -143,13 +145,15 @@ pub struct ListenerConfig {
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// The mode of a Unix socket's file (`None`: what the umask leaves).
     pub unix_mode: Option<u32>,
+    /// Speak TLS there with this identity (`None`: plain text).
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 impl ListenerConfig {
     /// A listener with the service's default timeouts.
     pub fn new(addr: ListenAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
-        ListenerConfig { addr, service, pump, tcp_keepalive: None, unix_mode: None }
+        ListenerConfig { addr, service, pump, tcp_keepalive: None, unix_mode: None, tls: None }
     }
 
     /// How its socket is bound: TCP-only options only on TCP, the mode
@@ -161,6 +165,14 @@ impl ListenerConfig {
             unix_mode: self.unix_mode.filter(|_| unix),
             ..ListenOptions::default()
         }
+    }
+
+    /// How the connections accepted here are run: the one place where a
+    /// listener's settings (timeouts, TLS) become its connections' core
+    /// settings, for every driver. `splice`: the driver can splice upload
+    /// payload into files (the core ignores it under TLS).
+    pub fn conn_config(&self, splice: bool) -> ConnConfig {
+        ConnConfig { timeouts: self.pump, splice, tls: self.tls.as_ref().map(|tls| tls.for_service(&self.service)) }
     }
 }
 

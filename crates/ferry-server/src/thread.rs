@@ -56,13 +56,13 @@ fn join_finished(handles: &mut Vec<JoinHandle<()>>) {
 /// entry) is dropped.
 fn spawn(listener: &Listener, conn: Accepted, entry: Entry, shutdown: &Shutdown) -> Option<JoinHandle<()>> {
     let service = Arc::clone(&listener.service);
-    let pump = listener.pump;
+    let conn_config = Arc::clone(&listener.conn);
     let shutdown = shutdown.clone();
     let spawned = std::thread::Builder::new().name(format!("ferry-conn-{}", entry.id())).spawn(move || {
         // Ends the entry however the thread ends.
         let _entry = entry;
         let mut session = service.new_session(Some(conn.peer));
-        serve_connection_since(conn.stream, &mut *session, &pump, &shutdown, conn.at);
+        serve_connection_since(conn.stream, &mut *session, &conn_config, &shutdown, conn.at);
     });
     spawned.map_err(|e| tracing::warn!("cannot spawn a connection thread: {e}; dropping the connection")).ok()
 }

@@ -23,6 +23,8 @@ pub struct ConnectArgs {
     stall_timeout: Duration,
     #[command(flatten)]
     login: LoginArgs,
+    #[command(flatten)]
+    tls: crate::connect_tls::TlsClientArgs,
 }
 
 impl ConnectArgs {
@@ -31,6 +33,7 @@ impl ConnectArgs {
         let options = ClientOptions {
             connect_timeout: Some(self.connect_timeout).filter(|t| !t.is_zero()),
             stall_timeout: Some(self.stall_timeout).filter(|t| !t.is_zero()),
+            trust: self.tls.trust(),
         };
         let mut client = Client::connect_with(addr, &options)?;
         if let Some(name) = self.login.log_in(&mut client, addr)? {

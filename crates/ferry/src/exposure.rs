@@ -15,7 +15,7 @@ pub struct Exposure<'a> {
     pub writes: bool,
     /// An accounts file (`--auth`).
     pub accounts: bool,
-    /// TLS on those services (not yet there: callers pass `false`).
+    /// TLS on those services (`--tls-*`, neither kept plain).
     pub tls: bool,
     /// `--insecure`: the operator accepts the risk.
     pub insecure: bool,
@@ -34,8 +34,8 @@ pub fn check(how: Exposure<'_>) -> Result<(), String> {
     Err(format!(
         "refusing to serve writes (--allow-write) on {exposed}, which other machines can reach, with no accounts \
          file and no TLS: anyone who can reach it could change or delete the served files. Serve on a loopback \
-         address (127.0.0.1), add accounts with --auth FILE (make it with `ferry passwd FILE USER`), or pass \
-         --insecure to serve it anyway"
+         address (127.0.0.1), add accounts with --auth FILE (make it with `ferry passwd FILE USER`), serve over TLS \
+         (--tls-cert FILE --tls-key FILE, or --tls-self-signed), or pass --insecure to serve it anyway"
     ))
 }
 

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod connect;
+mod connect_tls;
 mod credentials;
 mod exposure;
 mod get;
@@ -16,6 +17,7 @@ mod ping;
 mod progress;
 mod put;
 mod serve;
+mod serve_tls;
 mod shell;
 mod stdin;
 mod units;

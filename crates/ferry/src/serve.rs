@@ -149,6 +149,8 @@ pub struct ServeArgs {
     /// With --daemon: append the log to PATH instead of discarding it.
     #[arg(long, value_name = "PATH", requires = "daemon")]
     log_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: Box<crate::serve_tls::TlsArgs>,
 }
 
 /// A service's address, or `None` when it is turned off.
@@ -260,7 +262,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         addrs: &addrs,
         writes: args.allow_write,
         accounts: args.auth.is_some(),
-        tls: false,
+        tls: crate::serve_tls::protects_writes(&args.tls),
         insecure: args.insecure,
     };
     exposure::check(exposure).map_err(anyhow::Error::msg)?;
@@ -393,7 +395,14 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let unix_mode = Some(args.unix_mode);
     if let Some(addr) = args.files.clone() {
         let files = files_config(args, &root)?.with_access(Arc::clone(&access));
-        listeners.push(ListenerConfig { addr, service: Service::Files(files), pump: idle, tcp_keepalive, unix_mode });
+        listeners.push(ListenerConfig {
+            addr,
+            service: Service::Files(files),
+            pump: idle,
+            tcp_keepalive,
+            unix_mode,
+            tls: None,
+        });
     }
     if let Some(addr) = args.http.clone() {
         let pump = PumpConfig {
@@ -401,14 +410,22 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             request_timeout: Duration::from_secs(args.header_timeout),
         };
         let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
-        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode });
+        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode, tls: None });
     }
     if let Some(addr) = args.echo.clone() {
-        listeners.push(ListenerConfig { addr, service: Service::Echo, pump: idle, tcp_keepalive, unix_mode });
+        listeners.push(ListenerConfig {
+            addr,
+            service: Service::Echo,
+            pump: idle,
+            tcp_keepalive,
+            unix_mode,
+            tls: None,
+        });
     }
     if listeners.is_empty() && args.udp_echo.is_none() {
         bail!("every service is off: give at least one of --files, --http, --echo, --udp-echo an address");
     }
+    crate::serve_tls::apply(&args.tls, &mut listeners)?;
     Ok(listeners)
 }
 
@@ -469,6 +486,9 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
     let mut stdout = std::io::stdout().lock();
     for (service, addr) in listeners {
         writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
+    }
+    if let Some(line) = crate::serve_tls::fingerprint_line() {
+        writeln!(stdout, "{line}").context("cannot write to stdout")?;
     }
     stdout.flush().context("cannot write to stdout")?;
     ferry_server::notify::ready();

@@ -19,7 +19,11 @@ use sha2::{Digest, Sha256};
 
 /// Timeouts that turn a hang into a failure quickly.
 pub fn options() -> ClientOptions {
-    ClientOptions { connect_timeout: Some(Duration::from_secs(5)), stall_timeout: Some(Duration::from_secs(10)) }
+    ClientOptions {
+        connect_timeout: Some(Duration::from_secs(5)),
+        stall_timeout: Some(Duration::from_secs(10)),
+        ..ClientOptions::default()
+    }
 }
 
 /// A `ferry serve`-equivalent server running in this process.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::input::Input;
+use super::tls::{Decrypted, Tls};
 use super::{Action, CloseReason, ConnConfig, LINGER};
 use crate::{Chunk, Flow, Now, Outbox, Session};
 
@@ -100,18 +101,25 @@ pub struct Conn<S> {
     /// When the request under way began to arrive.
     pub(super) request_started: Option<Instant>,
     pub(super) stats: ConnStats,
+    /// The TLS layer between the driver and the session, if any.
+    pub(super) tls: Option<Box<Tls>>,
 }
 
 impl<S: Session> Conn<S> {
     /// A connection opened at `now`, with the settings of its listener
     /// (shared by its connections).
     pub fn new(session: S, config: Arc<ConnConfig>, now: Now) -> Conn<S> {
+        let (tls, phase) = match config.tls.as_ref().map(Tls::new) {
+            None => (None, Phase::Open),
+            Some(Ok(tls)) => (Some(Box::new(tls)), Phase::Open),
+            Some(Err(e)) => (None, Phase::Closing(CloseReason::Error(io::Error::other(format!("TLS: {e}"))))),
+        };
         Conn {
             session,
             config,
             out: Outbox::new(),
             input: Input::default(),
-            phase: Phase::Open,
+            phase,
             offer: false,
             written: Written::Nothing,
             job_running: false,
@@ -120,6 +128,7 @@ impl<S: Session> Conn<S> {
             last_progress: now.mono,
             request_started: None,
             stats: ConnStats::default(),
+            tls,
         }
     }
 
@@ -129,6 +138,7 @@ impl<S: Session> Conn<S> {
     pub fn poll_action(&mut self, now: Now) -> Option<Action<'_>> {
         match self.step(now) {
             Next::Wait => None,
+            Next::Out if self.tls.is_some() => self.tls.as_deref().map(|tls| Action::Send(tls.output())),
             Next::Out => match self.out.front()? {
                 Chunk::Bytes(bytes) => Some(Action::Send(bytes)),
                 Chunk::File(slice) => Some(Action::SendFile(slice)),
@@ -175,10 +185,22 @@ impl<S: Session> Conn<S> {
                 Phase::Closing(_) => return Next::Close,
                 Phase::Open | Phase::Flushing { .. } => {}
             }
+            if self.tls.is_some() && self.tls_step() {
+                return Next::Out;
+            }
             if self.job_running {
                 return Next::Wait;
             }
             match self.out.front() {
+                Some(Chunk::Bytes(_) | Chunk::File(_)) if self.tls.is_some() => {
+                    // One encrypted chunk at a time: while the driver holds
+                    // the last one in its own buffer, encrypting more would
+                    // move the whole file into that buffer.
+                    if self.written == Written::Buffered || !self.tls_encrypt() {
+                        return Next::Wait;
+                    }
+                    continue;
+                }
                 Some(Chunk::Bytes(_) | Chunk::File(_)) => return Next::Out,
                 Some(Chunk::Job) => return Next::Job,
                 Some(Chunk::Waiting) => {
@@ -191,6 +213,10 @@ impl<S: Session> Conn<S> {
                 return Next::Wait;
             }
             if matches!(self.phase, Phase::Flushing { .. }) {
+                if self.tls.as_deref_mut().is_some_and(Tls::notify_close) {
+                    // Our close_notify goes out before the FIN.
+                    continue;
+                }
                 return Next::Shutdown;
             }
             if self.written == Written::Sent {
@@ -214,7 +240,7 @@ impl<S: Session> Conn<S> {
                         format!("peer closed with {missing} upload bytes missing"),
                     );
                     self.upload_done(now, Err(e));
-                } else if self.config.splice {
+                } else if self.config.splice && self.tls.is_none() {
                     return Next::Splice;
                 } else {
                     return Next::Wait;
@@ -252,6 +278,10 @@ impl<S: Session> Conn<S> {
                 ));
                 continue;
             }
+            if let Some(tls) = self.tls.as_deref_mut() {
+                // Waiting for the next request: hold no output buffers.
+                tls.release_buffers();
+            }
             return Next::Wait;
         }
     }
@@ -259,7 +289,8 @@ impl<S: Session> Conn<S> {
     /// Applies a session's [`Flow`]; `reason` is why the connection ends
     /// if it asks to close.
     pub(super) fn obey(&mut self, now: Now, flow: Flow, reason: CloseReason) {
-        let in_request = self.session.in_request();
+        // A TLS handshake under way is part of the first request.
+        let in_request = self.session.in_request() || self.tls.as_ref().is_some_and(|t| t.is_handshaking());
         if !in_request {
             self.request_started = None;
         } else if self.request_started.is_none() {
@@ -306,5 +337,48 @@ impl<S: Session> Conn<S> {
         self.offer = true;
         let flow = self.session.on_upload_done(result, &mut self.out, now);
         self.obey(now, flow, CloseReason::SessionClosed);
+    }
+}
+
+impl<S: Session> Conn<S> {
+    /// Runs received ciphertext through the TLS layer; true when ciphertext
+    /// is ready to send.
+    fn tls_step(&mut self) -> bool {
+        let Some(tls) = self.tls.as_deref_mut() else { return false };
+        if matches!(self.phase, Phase::Open) {
+            let before = self.input.len();
+            match tls.decrypt(&mut self.input) {
+                Decrypted::Data => {}
+                Decrypted::PeerClosed => {
+                    if self.peer == Peer::Sending {
+                        self.peer = Peer::Closed;
+                    }
+                }
+                Decrypted::Failed(e) => {
+                    tracing::debug!("{e}");
+                    // Only the alert (or the plain-text answer) goes out.
+                    self.out.clear();
+                    self.input.clear();
+                    self.phase = Phase::Flushing { reason: CloseReason::Error(e), unread: true };
+                }
+            }
+            if self.input.len() > before {
+                self.offer = true;
+            }
+        }
+        self.tls.as_deref_mut().is_some_and(Tls::has_output)
+    }
+
+    /// Encrypts the next piece of the session's output; false if nothing
+    /// could be taken now (the handshake holds it back).
+    fn tls_encrypt(&mut self) -> bool {
+        let Some(tls) = self.tls.as_deref_mut() else { return false };
+        match tls.encrypt(&mut self.out) {
+            Ok(taken) => taken,
+            Err(e) => {
+                self.fail(e);
+                true
+            }
+        }
     }
 }

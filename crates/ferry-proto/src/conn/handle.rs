@@ -34,7 +34,16 @@ impl<S: Session> Conn<S> {
         self.last_progress = now.mono;
         match &mut self.phase {
             Phase::Open => {
-                store(&mut self.input);
+                match self.tls.as_deref_mut() {
+                    Some(tls) => {
+                        if tls.is_handshaking() && self.request_started.is_none() {
+                            // The handshake is timed like a request head.
+                            self.request_started = Some(now.mono);
+                        }
+                        store(tls.cipher_in());
+                    }
+                    None => store(&mut self.input),
+                }
                 self.offer = true;
             }
             Phase::Flushing { unread, .. } => *unread = true,
@@ -72,7 +81,10 @@ impl<S: Session> Conn<S> {
     /// The kernel took `n` bytes of the front [`Action::Send`] or
     /// [`Action::SendFile`].
     pub fn handle_sent(&mut self, now: Now, n: u64) {
-        self.out.advance(n);
+        match self.tls.as_deref_mut() {
+            Some(tls) => tls.advance(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => self.out.advance(n),
+        }
         self.stats.bytes_out += n;
         if self.written == Written::Nothing {
             self.written = Written::Sent;
@@ -168,7 +180,7 @@ impl<S: Session> Conn<S> {
             self.end_linger();
             return;
         }
-        if !self.out.is_empty() || self.written == Written::Buffered {
+        if !self.out.is_empty() || self.written == Written::Buffered || self.tls_queued() > 0 {
             // Not one byte taken in a whole timeout: holding the
             // descriptor and file range forever would let such peers
             // exhaust the server's descriptors.
@@ -204,7 +216,8 @@ impl<S: Session> Conn<S> {
             return None;
         }
         let timeouts = self.config.timeouts;
-        let busy = !self.out.is_empty() || self.written == Written::Buffered || self.out.has_sink();
+        let busy =
+            !self.out.is_empty() || self.written == Written::Buffered || self.out.has_sink() || self.tls_queued() > 0;
         match self.request_started {
             Some(started) if !busy => started.checked_add(timeouts.request_timeout),
             _ => self.last_progress.checked_add(timeouts.idle_timeout),
@@ -221,7 +234,10 @@ impl<S: Session> Conn<S> {
     /// Most bytes the driver should read now.
     pub fn read_limit(&self) -> usize {
         match self.phase {
-            Phase::Open => self.input.room(),
+            Phase::Open => match self.tls.as_deref() {
+                Some(tls) => tls.room(),
+                None => self.input.room(),
+            },
             Phase::Flushing { .. } | Phase::Lingering { .. } => MAX_INPUT,
             Phase::Closing(_) | Phase::Closed => 0,
         }
@@ -239,7 +255,24 @@ impl<S: Session> Conn<S> {
 
     /// Unsent bytes of queued plain-byte output (file ranges not counted).
     pub fn queued_bytes(&self) -> usize {
-        self.out.queued_bytes()
+        self.out.queued_bytes() + self.tls_queued()
+    }
+
+    /// Ciphertext encrypted and not yet sent.
+    fn tls_queued(&self) -> usize {
+        self.tls.as_deref().map_or(0, |tls| tls.queued())
+    }
+
+    /// Heap bytes held by the connection's own buffers: input, and under
+    /// TLS the ciphertext and file buffers (for tests of the memory
+    /// bound; the session's and rustls's own are not counted).
+    pub fn buffer_bytes(&self) -> usize {
+        self.input.capacity() + self.tls.as_deref().map_or(0, |tls| tls.buffer_bytes())
+    }
+
+    /// True if this connection speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// What the connection moved so far.

@@ -17,6 +17,11 @@ impl Input {
         &self.buf[self.start..]
     }
 
+    /// Heap bytes held.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.buf.len() - self.start
     }
@@ -38,6 +43,25 @@ impl Input {
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends up to `max` bytes that `read` puts in the buffer it is given
+    /// (returning how many), with no intermediate copy.
+    pub(super) fn fill(
+        &mut self,
+        max: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        if self.start > 0 && self.buf.len() + max > self.buf.capacity() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + max, 0);
+        let result = read(&mut self.buf[old..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n.min(max));
+        result
     }
 
     /// Takes over `buf[start..]` as the input when none is buffered (no

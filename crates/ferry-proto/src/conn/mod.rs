@@ -34,6 +34,7 @@ mod core;
 mod handle;
 mod input;
 mod pair;
+mod tls;
 
 use std::fmt;
 use std::fs::File;
@@ -42,6 +43,7 @@ use std::time::Duration;
 
 pub use self::core::{Conn, ConnStats};
 pub use self::pair::{Pair, PairEvent};
+pub use self::tls::{CHUNK as TLS_CHUNK, TlsConfig};
 use crate::{FileSlice, Job};
 
 /// Most unconsumed input bytes a connection holds, and the largest single
@@ -87,20 +89,24 @@ impl Default for Timeouts {
 }
 
 /// How a driver wants its connections run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConnConfig {
     /// The connection's timeouts.
     pub timeouts: Timeouts,
     /// The driver can move upload payload from the socket straight into
     /// the file ([`Action::Splice`]); without it, payload arrives as input
-    /// and leaves as [`Action::WriteFile`].
+    /// and leaves as [`Action::WriteFile`]. Ignored under TLS.
     pub splice: bool,
+    /// Speak TLS on these connections ([`TlsConfig`]): the core decrypts
+    /// input and encrypts output, so the driver only ever sees
+    /// [`Action::Send`] of ciphertext (never `SendFile` or `Splice`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl ConnConfig {
     /// A driver without splice (event loops, tests).
     pub fn new(timeouts: Timeouts) -> ConnConfig {
-        ConnConfig { timeouts, splice: false }
+        ConnConfig { timeouts, splice: false, tls: None }
     }
 }
 

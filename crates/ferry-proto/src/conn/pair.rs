@@ -52,18 +52,31 @@ pub struct Pair<S> {
     events: Vec<PairEvent>,
     /// Most plain bytes the session may have queued at any point.
     max_queued: usize,
+    /// Most heap bytes the connection's own buffers may hold at any point.
+    max_buffers: usize,
+    /// The driver buffers what the window does not take (as an event loop
+    /// does: `handle_queued`, then `handle_flushed` when the client read it
+    /// all); the most it may hold.
+    driver_buffer: Option<usize>,
+    /// Bytes in that buffer now.
+    buffered: usize,
 }
 
 impl<S: Session> Pair<S> {
     /// A connection opened just now with `timeouts`, an unlimited window,
     /// whole reads.
     pub fn new(session: S, timeouts: Timeouts) -> Pair<S> {
+        Pair::with_config(session, ConnConfig::new(timeouts))
+    }
+
+    /// [`Pair::new`] with a whole connection configuration (TLS).
+    pub fn with_config(session: S, config: ConnConfig) -> Pair<S> {
         // The wall clock starts at a fixed moment, so `Date` headers are
         // the same in every run: 2026-12-01T00:00:00Z.
         let now =
             Now { mono: std::time::Instant::now(), wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200) };
         Pair {
-            conn: Conn::new(session, Arc::new(ConnConfig::new(timeouts)), now),
+            conn: Conn::new(session, Arc::new(config), now),
             now,
             to_server: Vec::new(),
             client_closed: false,
@@ -77,6 +90,9 @@ impl<S: Session> Pair<S> {
             closed: None,
             events: Vec::new(),
             max_queued: 1 << 20,
+            max_buffers: usize::MAX,
+            driver_buffer: None,
+            buffered: 0,
         }
     }
 
@@ -106,6 +122,22 @@ impl<S: Session> Pair<S> {
         self
     }
 
+    /// Fails the test if the connection's own buffers
+    /// ([`Conn::buffer_bytes`]) ever hold more than `n` bytes.
+    pub fn max_buffers(mut self, n: usize) -> Self {
+        self.max_buffers = n;
+        self
+    }
+
+    /// Sends go through a driver-side output buffer (as in the event
+    /// loops): everything is taken at once and reported queued, flushed
+    /// when the client reads; fails the test if that buffer ever holds
+    /// more than `max` bytes.
+    pub fn buffering_driver(mut self, max: usize) -> Self {
+        self.driver_buffer = Some(max);
+        self
+    }
+
     /// The client sends `bytes`; the server runs until it waits.
     pub fn send(&mut self, bytes: &[u8]) -> &mut Self {
         assert!(!self.client_closed, "the client already closed");
@@ -123,6 +155,10 @@ impl<S: Session> Pair<S> {
     pub fn client_read(&mut self) -> &mut Self {
         self.unread = 0;
         self.conn.handle_write_progress(self.now);
+        if self.buffered > 0 {
+            self.buffered = 0;
+            self.conn.handle_flushed(self.now);
+        }
         self.drive()
     }
 
@@ -202,6 +238,12 @@ impl<S: Session> Pair<S> {
                 self.conn.queued_bytes(),
                 self.max_queued
             );
+            assert!(
+                self.conn.buffer_bytes() <= self.max_buffers,
+                "the connection's buffers hold {} bytes (at most {} promised)",
+                self.conn.buffer_bytes(),
+                self.max_buffers
+            );
             let room = self.window.saturating_sub(self.unread);
             let Some(action) = self.conn.poll_action(now) else {
                 if !self.feed() {
@@ -210,6 +252,16 @@ impl<S: Session> Pair<S> {
                 continue;
             };
             match action {
+                Action::Send(bytes) if self.driver_buffer.is_some() => {
+                    let n = bytes.len();
+                    self.received.extend_from_slice(bytes);
+                    self.buffered += n;
+                    self.unread += n;
+                    let max = self.driver_buffer.unwrap_or(usize::MAX);
+                    assert!(self.buffered <= max, "the driver buffers {} bytes (at most {max})", self.buffered);
+                    self.events.push(PairEvent::Send(n));
+                    self.conn.handle_queued(now, n as u64);
+                }
                 Action::Send(bytes) => {
                     let n = bytes.len().min(room);
                     if n == 0 {

@@ -8,6 +8,7 @@
 mod io;
 mod pump;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use ferry_proto::conn::CloseReason;
@@ -51,15 +52,18 @@ pub fn serve_connection<S: Session + ?Sized>(
     config: &PumpConfig,
     shutdown: &Shutdown,
 ) -> ConnStats {
-    serve_connection_since(stream, session, config, shutdown, Instant::now())
+    let config = Arc::new(ConnConfig { splice: true, ..ConnConfig::new(*config) });
+    serve_connection_since(stream, session, &config, shutdown, Instant::now())
 }
 
 /// [`serve_connection`] for a connection accepted at `accepted` that then
 /// waited (in a queue, for a worker): its timeouts count from the accept.
+/// `config` is its listener's ([`crate::ListenerConfig::conn_config`]):
+/// TLS, if any, is chosen there.
 pub fn serve_connection_since<S: Session + ?Sized>(
     stream: impl Into<Stream>,
     session: &mut S,
-    config: &PumpConfig,
+    config: &Arc<ConnConfig>,
     shutdown: &Shutdown,
     accepted: Instant,
 ) -> ConnStats {
@@ -71,7 +75,7 @@ pub fn serve_connection_since<S: Session + ?Sized>(
     let (reason, bytes_in, bytes_out) = match stream.configure() {
         Ok(()) => {
             let opened = Now { mono: accepted, wall: SystemTime::now() };
-            let mut pump = pump::Pump::new(&stream, session, ConnConfig::new(*config), shutdown, opened);
+            let mut pump = pump::Pump::new(&stream, session, Arc::clone(config), shutdown, opened);
             // Whatever the pump or the session logs names the peer.
             let reason = tracing::debug_span!("conn", peer = %shown).in_scope(|| pump.run());
             let stats = pump.stats();

@@ -42,13 +42,13 @@ impl<'a, S: Session> Pump<'a, S> {
     pub(super) fn new(
         stream: &'a Stream,
         session: S,
-        config: ConnConfig,
+        config: Arc<ConnConfig>,
         shutdown: &'a Shutdown,
         opened: Now,
     ) -> Pump<'a, S> {
         Pump {
             stream,
-            conn: Conn::new(session, Arc::new(ConnConfig { splice: true, ..config }), opened),
+            conn: Conn::new(session, config, opened),
             shutdown,
             shutdown_told: false,
             pipe: None,

@@ -16,7 +16,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use ferry_proto::conn::{Action, Conn, ConnConfig, LINGER};
+use ferry_proto::conn::{Action, Conn, LINGER};
 use ferry_proto::{Now, Session};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags, recv, send};
@@ -51,7 +51,7 @@ impl Expired {
     /// `conn` (the partial request, if any), as if they had arrived at
     /// `arrived`, then times it out now.
     pub(super) fn new(listener: &Listener, conn: Accepted, taken: &[u8], arrived: Instant) -> Expired {
-        let config = Arc::new(ConnConfig::new(listener.pump));
+        let config = Arc::clone(&listener.conn);
         let mut core = Conn::new(listener.service.new_session(Some(conn.peer)), config, at(conn.at));
         let arrived = at(arrived);
         if !taken.is_empty() {

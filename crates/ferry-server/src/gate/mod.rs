@@ -107,7 +107,7 @@ impl Gate {
         let epoll = epoll::create(CreateFlags::CLOEXEC)?;
         let timer = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC)?;
         epoll::add(&epoll, &timer, EventData::new_u64(TIMER), EventFlags::IN)?;
-        let peek = listeners.iter().map(|l| l.service.first_request_limit()).max().unwrap_or(1);
+        let peek = listeners.iter().map(|l| l.first_request_limit()).max().unwrap_or(1);
         Ok(Gate {
             epoll,
             timer,

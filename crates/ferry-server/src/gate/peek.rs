@@ -22,7 +22,7 @@ pub(super) enum Look {
 /// the service's rule; `closed` when epoll said the peer closed or failed.
 /// Returns the verdict and how many bytes were peeked at.
 pub(super) fn look(buf: &mut [u8], listener: &Listener, conn: &Accepted, closed: bool) -> (Look, usize) {
-    let limit = listener.service.first_request_limit().min(buf.len());
+    let limit = listener.first_request_limit().min(buf.len());
     let n = loop {
         match recv(&conn.stream, &mut buf[..limit], RecvFlags::PEEK | RecvFlags::DONTWAIT) {
             Ok((n, _)) => break n,
@@ -41,7 +41,7 @@ fn judge(listener: &Listener, peeked: &[u8], full: bool, closed: bool) -> Look {
     if peeked.is_empty() {
         return Look::Drop("closed by the client before it sent a request");
     }
-    match listener.service.first_request(peeked) {
+    match listener.first_request(peeked) {
         FirstRequest::Complete => Look::Ready,
         // Oversize: the session refuses it. Closed: the session answers
         // what it got, as it would in any model.

@@ -222,7 +222,8 @@ impl Pool {
         match fork_process()? {
             ForkResult::Child => {
                 drop(parent_end);
-                let services: Services = self.base.listeners.iter().map(|l| (Arc::clone(&l.service), l.pump)).collect();
+                let services: Services =
+                    self.base.listeners.iter().map(|l| (Arc::clone(&l.service), Arc::clone(&l.conn))).collect();
                 let shutdown = self.base.shutdown.clone();
                 // Close the parent's descriptors: listeners, signalfd, the
                 // other workers' sockets, queued connections. (The copy of

@@ -15,10 +15,11 @@ use rustix::process::{Pid, Signal as PSignal, getppid, set_parent_process_death_
 
 use super::frame::{DONE, TO_WORKER_LEN, ToWorker};
 use crate::net::Stream;
-use crate::{PumpConfig, Service, Shutdown, serve_connection_since};
+use crate::{Service, Shutdown, serve_connection_since};
+use ferry_proto::conn::ConnConfig;
 
 /// What a worker serves: each listener's service and timeouts, by index.
-pub(super) type Services = Vec<(Arc<Service>, PumpConfig)>;
+pub(super) type Services = Vec<(Arc<Service>, Arc<ConnConfig>)>;
 
 /// The worker's whole life; returns the exit status.
 pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, parent: Pid) -> i32 {
@@ -71,7 +72,13 @@ pub(super) fn run(socket: UnixStream, services: &Services, shutdown: &Shutdown, 
     }
 }
 
-fn serve(fd: OwnedFd, mut session: Box<dyn Session + Send>, pump: &PumpConfig, shutdown: &Shutdown, accepted: Instant) {
+fn serve(
+    fd: OwnedFd,
+    mut session: Box<dyn Session + Send>,
+    conn: &Arc<ConnConfig>,
+    shutdown: &Shutdown,
+    accepted: Instant,
+) {
     let stream = Stream::from(fd);
-    serve_connection_since(stream, &mut *session, pump, shutdown, accepted);
+    serve_connection_since(stream, &mut *session, conn, shutdown, accepted);
 }

@@ -33,7 +33,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_proto::conn::ConnConfig;
 pub use ferry_proto::conn::MAX_INPUT;
 /// How connections are spread over the sub-loops.
 pub use ferry_reactor::Assignment;
@@ -124,7 +123,7 @@ impl ReactorServer {
         for lc in &config.listeners {
             let listener = Arc::new(ListenerShared {
                 service: Arc::new(lc.service.clone()),
-                conn_config: Arc::new(ConnConfig::new(lc.pump)),
+                conn_config: Arc::new(lc.conn_config(false)),
                 server: Arc::clone(&shared),
             });
             let callbacks_for = |i: usize| session_conn::callbacks(Arc::clone(&listener), Arc::clone(&loops[i]));

@@ -84,6 +84,7 @@ fn echo(addr: &str, idle: Duration) -> ListenerConfig {
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
         unix_mode: None,
+        tls: None,
     }
 }
 

@@ -174,7 +174,15 @@ pub(crate) fn run(
 fn push(shared: &Shared, listener: &Listener, conn: Accepted) -> bool {
     let Accepted { stream, peer, at: accepted } = conn;
     let Some(entry) = shared.in_flight.enter(&stream) else { return false };
-    let conn = Conn { stream, peer, service: Arc::clone(&listener.service), pump: listener.pump, entry, accepted };
+    let conn = Conn {
+        stream,
+        peer,
+        service: Arc::clone(&listener.service),
+        pump: listener.pump,
+        conn: Arc::clone(&listener.conn),
+        entry,
+        accepted,
+    };
     match shared.queue.try_push(conn) {
         Ok(()) => true,
         // Only the accept loop pushes, and it checked for room.

@@ -22,6 +22,8 @@ pub(super) struct Conn {
     pub(super) peer: Peer,
     pub(super) service: Arc<Service>,
     pub(super) pump: PumpConfig,
+    /// Its listener's connection settings (TLS).
+    pub(super) conn: Arc<ferry_proto::conn::ConnConfig>,
     pub(super) entry: Entry,
     /// When it was accepted: its timeouts count from here, not from when a
     /// worker takes it.
@@ -55,14 +57,14 @@ pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHand
 }
 
 fn serve_one(id: usize, shared: &Shared, conn: Conn, cache: &FileCache) {
-    let Conn { stream, peer, service, pump, entry, accepted } = conn;
+    let Conn { stream, peer, service, pump, conn, entry, accepted } = conn;
     if went_stale(&stream, accepted, &pump) {
         tracing::info!("{peer}: waited in the queue past its idle timeout without a word; closed unserved");
         return;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut session = service.new_session_in(cache, Some(peer));
-        serve_connection_since(stream, &mut *session, &pump, &shared.shutdown, accepted);
+        serve_connection_since(stream, &mut *session, &conn, &shared.shutdown, accepted);
     }));
     if outcome.is_err() {
         // A bug in a session must not shrink the pool; the socket was

@@ -38,7 +38,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ferry_proto::conn::ConnConfig;
 use ferry_reactor::sys::signals::SignalFd;
 use ferry_reactor::{ListenAddr, ListenOptions, Listener};
 
@@ -186,7 +185,7 @@ fn run_rings(
                 .into_iter()
                 .zip(&config.listeners)
                 .map(|(socket, lc)| {
-                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(ConnConfig::new(lc.pump)))
+                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(lc.conn_config(false)))
                 })
                 .collect();
             let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());

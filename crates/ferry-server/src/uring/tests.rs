@@ -68,6 +68,7 @@ fn echo(idle: Duration) -> ListenerConfig {
         pump: PumpConfig::with_idle(idle),
         tcp_keepalive: None,
         unix_mode: None,
+        tls: None,
     }
 }
 

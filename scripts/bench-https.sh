@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# HTTPS benchmark: ferry serve --tls-* (multi-reactor by default) side by
+# side with Debian's nginx, same certificate (ECDSA P-256, made by ferry's
+# --tls-self-signed), TLS 1.3 with TLS_AES_128_GCM_SHA256 on both (the
+# clients offer only that suite), over loopback, alternating runs.
+#
+#   scripts/bench-https.sh                 # 3 runs of each cell
+#   RUNS=5 FERRY_ARGS="--model uring" scripts/bench-https.sh
+#
+# Cells:
+#   cpu    server CPU time per request (utime+stime of every process of the
+#          server from /proc/PID/stat), 13-byte file, keep-alive, wrk with
+#          64 connections for DURATION (5 s); the handshakes are amortised
+#   huge   one curl download of a 256 MiB file: MB/s and server CPU seconds
+#
+# Needs nginx, wrk, curl, python3. Files live in /dev/shm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-5s}
+WORKERS=${WORKERS:-$(nproc)}
+FERRY_ARGS=${FERRY_ARGS:-}
+for tool in nginx wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "bench-https: $tool is missing" >&2; exit 1; }
+done
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+cargo build --release -q -p ferry --bin ferry
+ferry=$PWD/target/release/ferry
+work=$(mktemp -d /dev/shm/ferry-bench-https.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+chmod 755 "$work"
+mkdir -p "$work/root" "$work/nginx" "$work/state"
+printf 'Hello, world!' >"$work/root/hello.txt"
+head -c 256M /dev/urandom >"$work/root/256m.bin"
+# Clients (wrk and curl link OpenSSL) offer only TLS 1.3 AES-128-GCM.
+cat >"$work/openssl.cnf" <<'CNF'
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1.3
+Ciphersuites = TLS_AES_128_GCM_SHA256
+CNF
+export OPENSSL_CONF=$work/openssl.cnf
+
+"$ferry" serve "$work/root" --files off --http 127.0.0.1:0 --io-threads "$WORKERS" $FERRY_ARGS \
+    --tls-self-signed --state-dir "$work/state" -q >"$work/ferry.out" 2>"$work/ferry.err" &
+ferry_pid=$!
+pids+=("$ferry_pid")
+for _ in $(seq 100); do grep -q "listening on" "$work/ferry.out" 2>/dev/null && break; sleep 0.05; done
+ferry_addr=$(sed -n 's/^ferry: http listening on //p' "$work/ferry.out")
+[ -n "$ferry_addr" ] || { echo "ferry did not start: $(cat "$work/ferry.err")" >&2; exit 1; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+worker_rlimit_nofile 20000;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 20000; use epoll; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 100000000;
+    default_type application/octet-stream;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port ssl reuseport backlog=4096;
+        ssl_certificate $work/state/tls-cert.pem;
+        ssl_certificate_key $work/state/tls-key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+        root $work/root;
+        autoindex on;
+    }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -e "$work/nginx/error.log" 2>"$work/nginx/stderr" &
+nginx_pid=$!
+pids+=("$nginx_pid")
+for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$port/hello.txt" && break; sleep 0.05; done
+nginx_addr=127.0.0.1:$port
+for addr in "$ferry_addr" "$nginx_addr"; do
+    echo "https://$addr: $(echo | openssl s_client -connect "$addr" 2>/dev/null | grep -m1 -E '^New,')"
+done
+
+tree() { echo "$1"; pgrep -P "$1" || true; }
+cpu_ticks() {
+    local t=0 pid
+    for pid in $(tree "$1"); do
+        [ -r "/proc/$pid/stat" ] || continue
+        t=$((t + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+declare -A results
+record() { results[$1]+="$2 "; echo "  $1 = $2"; }
+cpu_run() { # name pid addr
+    local before after out req
+    before=$(cpu_ticks "$2")
+    out=$(wrk -t1 -c64 -d"$DURATION" "https://$3/hello.txt")
+    after=$(cpu_ticks "$2")
+    req=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
+    record "$1.cpu64.us_per_req" "$(awk -v t=$((after - before)) -v r="$req" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')"
+    record "$1.cpu64.req_per_s" "$(awk -v r="$req" -v d="${DURATION%s}" 'BEGIN {printf "%.0f", r / d}')"
+}
+huge_run() { # name pid addr
+    local before after speed
+    before=$(cpu_ticks "$2")
+    speed=$(curl -sk --max-time 120 -o /dev/null -w '%{speed_download}' "https://$3/256m.bin")
+    after=$(cpu_ticks "$2")
+    record "$1.huge.MB_per_s" "$(awk -v s="$speed" 'BEGIN {printf "%.0f", s / 1e6}')"
+    record "$1.huge.cpu_s" "$(awk -v t=$((after - before)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')"
+}
+wrk -t1 -c64 -d1s "https://$ferry_addr/hello.txt" >/dev/null
+wrk -t1 -c64 -d1s "https://$nginx_addr/hello.txt" >/dev/null
+for run in $(seq "$RUNS"); do
+    echo "run $run/$RUNS"
+    for server in ferry nginx; do
+        pid_var=${server}_pid addr_var=${server}_addr
+        cpu_run $server "${!pid_var}" "${!addr_var}"
+        huge_run $server "${!pid_var}" "${!addr_var}"
+    done
+done
+echo "medians of $RUNS runs (ferry / nginx = ratio):"
+for cell in cpu64.us_per_req cpu64.req_per_s huge.MB_per_s huge.cpu_s; do
+    f=$(tr ' ' '\n' <<<"${results[ferry.$cell]}" | grep . | median)
+    n=$(tr ' ' '\n' <<<"${results[nginx.$cell]}" | grep . | median)
+    printf '  %-18s ferry %10s  nginx %10s  ratio %s\n' "$cell" "$f" "$n" "$(awk -v a="$f" -v b="$n" 'BEGIN {printf "%.2f", a / b}')"
+done
