@@ -98,7 +98,6 @@ impl UringServer {
     pub fn bind(config: UringConfig) -> Result<UringServer, ServerError> {
         probe().map_err(ServerError::setup(REFUSED))?;
         let signals = crate::listen::server_signals(config.handle_signals, false)?;
-        worker::open_reserve();
         let threads = config.io_threads.max(1);
         let mut sockets: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(config.listeners.len());

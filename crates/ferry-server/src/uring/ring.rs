@@ -44,14 +44,34 @@ pub(super) enum Op {
     Idle = 11,
     /// The control ring's drain deadline.
     DrainTimeout = 12,
+    /// Out of descriptors: a listener's accept into the ring's own file
+    /// table (`index`: the listener), linked to [`Op::ShedClose`].
+    Shed = 13,
+    /// The close of what [`Op::Shed`] accepted.
+    ShedClose = 14,
 }
 
 impl Op {
     fn from_u8(v: u8) -> Option<Op> {
         use Op::*;
-        [Recv, Send, FileIn, FileOut, Cancel, Accept, Mailbox, Sweep, Signal, ShutdownFlag, Idle, DrainTimeout]
-            .into_iter()
-            .find(|op| *op as u8 == v)
+        [
+            Recv,
+            Send,
+            FileIn,
+            FileOut,
+            Cancel,
+            Accept,
+            Mailbox,
+            Sweep,
+            Signal,
+            ShutdownFlag,
+            Idle,
+            DrainTimeout,
+            Shed,
+            ShedClose,
+        ]
+        .into_iter()
+        .find(|op| *op as u8 == v)
     }
 }
 
