@@ -29,6 +29,7 @@ mod output;
 mod ring;
 mod shared;
 mod slab;
+mod upload;
 mod worker;
 
 use std::net::{SocketAddr, TcpListener};
@@ -174,7 +175,8 @@ fn run_rings(
                 .into_iter()
                 .zip(&config.listeners)
                 .map(|(socket, lc)| {
-                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(ConnConfig::new(lc.pump)))
+                    let config = ConnConfig { splice: true, ..ConnConfig::new(lc.pump) };
+                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(config))
                 })
                 .collect();
             let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());

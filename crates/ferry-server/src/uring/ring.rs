@@ -49,6 +49,10 @@ pub(super) enum Op {
     Shed = 13,
     /// The close of what [`Op::Shed`] accepted.
     ShedClose = 14,
+    /// Upload payload spliced from the socket into the connection's pipe.
+    UpIn = 15,
+    /// The pipe spliced into the upload's file.
+    UpOut = 16,
 }
 
 impl Op {
@@ -69,6 +73,8 @@ impl Op {
             DrainTimeout,
             Shed,
             ShedClose,
+            UpIn,
+            UpOut,
         ]
         .into_iter()
         .find(|op| *op as u8 == v)

@@ -140,7 +140,7 @@ impl Worker {
 
     fn complete(&mut self, token: Token, result: i32, flags: u32) {
         match token.op {
-            Op::Recv | Op::Send | Op::FileIn | Op::FileOut => self.on_conn(token, result, flags),
+            Op::Recv | Op::Send | Op::FileIn | Op::FileOut | Op::UpIn | Op::UpOut => self.on_conn(token, result, flags),
             Op::Accept => self.on_accept(token.index as usize, result, flags),
             Op::Shed => self.on_shed(token.index as usize, result),
             Op::ShedClose => self.on_shed_closed(token.index as usize),
@@ -188,6 +188,7 @@ impl Worker {
         };
         match token.op {
             Op::Recv => live.on_recv(&mut ctx, token, bufs, result, flags),
+            Op::UpIn | Op::UpOut => live.on_upload(&mut ctx, token, result),
             _ => live.on_output(&mut ctx, token, result),
         }
         self.reap_if_finished(token);
