@@ -136,8 +136,8 @@ impl Live {
     }
 
     /// A completion of a send or splice.
-    pub(super) fn on_output(&mut self, ctx: &mut Ctx<'_>, me: Token, result: i32, flags: u32) {
-        let moved = self.out.complete(me.op, result, flags);
+    pub(super) fn on_output(&mut self, ctx: &mut Ctx<'_>, me: Token, result: i32) {
+        let moved = self.out.complete(me.op, result);
         if self.closing {
             return;
         }

@@ -58,39 +58,9 @@ pub(super) struct Moved {
     pub(super) error: Option<io::Error>,
 }
 
-/// PROTOTYPE: how file ranges go out (FERRY_URING_FILE=splice|zc|copy).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum FileMode {
-    Splice,
-    Zc,
-    Copy,
-}
-
-static FILE_MODE: std::sync::LazyLock<FileMode> =
-    std::sync::LazyLock::new(|| match std::env::var("FERRY_URING_FILE").as_deref() {
-        Ok("zc") => FileMode::Zc,
-        Ok("copy") => FileMode::Copy,
-        _ => FileMode::Splice,
-    });
-
-/// PROTOTYPE: bytes read per chunk into the connection's buffer.
-const ZCHUNK: usize = 256 * 1024;
-
-/// PROTOTYPE: the read buffer of the zc/copy modes.
-#[derive(Default)]
-struct ZBuf {
-    buf: Vec<u8>,
-    /// Read, not yet sent: buf[at..at + pending].
-    at: usize,
-    pending: usize,
-    /// A zero-copy send's notification is still due.
-    notif_due: bool,
-}
-
 /// One connection's queued output.
 #[derive(Default)]
 pub(super) struct Output {
-    zbuf: ZBuf,
     items: VecDeque<Item>,
     /// Operations in flight for the front item.
     busy: u8,
@@ -143,35 +113,6 @@ impl Output {
                 let send = opcode::Send::new(sock, rest.as_ptr(), len).flags(libc_nosignal()).build();
                 [Some((Op::Send, send)), None]
             }
-            Some(Item::File { file, offset, unread }) if *FILE_MODE != FileMode::Splice => {
-                let z = &mut self.zbuf;
-                let send = |z: &mut ZBuf| {
-                    let ptr = z.buf[z.at..].as_ptr();
-                    let len = z.pending as u32;
-                    if *FILE_MODE == FileMode::Zc {
-                        opcode::SendZc::new(sock, ptr, len).flags(libc_nosignal()).build()
-                    } else {
-                        opcode::Send::new(sock, ptr, len).flags(libc_nosignal()).build()
-                    }
-                };
-                if z.pending > 0 {
-                    [Some((Op::FileOut, send(z))), None]
-                } else {
-                    let chunk = usize::try_from(*unread).unwrap_or(usize::MAX).min(ZCHUNK);
-                    if z.buf.len() < chunk {
-                        z.buf = vec![0; chunk];
-                    }
-                    let read = opcode::Read::new(types::Fd(file.as_raw_fd()), z.buf.as_mut_ptr(), chunk as u32)
-                        .offset(*offset)
-                        .build()
-                        .flags(squeue::Flags::IO_LINK);
-                    z.at = 0;
-                    z.pending = chunk;
-                    let s = send(z);
-                    z.pending = 0;
-                    [Some((Op::FileIn, read)), Some((Op::FileOut, s))]
-                }
-            }
             Some(Item::File { file, offset, unread }) => {
                 let pipe = match &mut self.pipe {
                     Some(pipe) => pipe,
@@ -204,46 +145,10 @@ impl Output {
     }
 
     /// A completion of one of this output's operations.
-    pub(super) fn complete(&mut self, op: Op, result: i32, flags: u32) -> Moved {
+    pub(super) fn complete(&mut self, op: Op, result: i32) -> Moved {
+        self.busy = self.busy.saturating_sub(1);
         let mut moved = Moved::default();
         let canceled = -rustix::io::Errno::CANCELED.raw_os_error();
-        if *FILE_MODE != FileMode::Splice && matches!(op, Op::FileIn | Op::FileOut) {
-            if io_uring::cqueue::notif(flags) {
-                self.zbuf.notif_due = false;
-                self.busy = self.busy.saturating_sub(1);
-            } else {
-                if io_uring::cqueue::more(flags) {
-                    self.zbuf.notif_due = true;
-                } else {
-                    self.busy = self.busy.saturating_sub(1);
-                }
-                match (op, self.items.front_mut()) {
-                    (Op::FileIn, Some(Item::File { offset, unread, .. })) if result > 0 => {
-                        let n = result as u64;
-                        *offset += n;
-                        *unread = unread.saturating_sub(n);
-                        self.zbuf.at = 0;
-                        self.zbuf.pending = result as usize;
-                    }
-                    (Op::FileOut, Some(Item::File { unread, .. })) if result > 0 => {
-                        moved.sent = result as u64;
-                        self.zbuf.at += result as usize;
-                        self.zbuf.pending = self.zbuf.pending.saturating_sub(result as usize);
-                        if self.zbuf.pending == 0 && *unread == 0 {
-                            self.items.pop_front();
-                        }
-                    }
-                    (Op::FileOut, _) if result == canceled => {}
-                    (_, _) if result < 0 => moved.error = Some(cqe_error(result)),
-                    (_, _) => moved.error = Some(io::Error::new(io::ErrorKind::WriteZero, "no bytes")),
-                }
-            }
-            if self.is_empty() {
-                self.items = VecDeque::new();
-            }
-            return moved;
-        }
-        self.busy = self.busy.saturating_sub(1);
         match (op, self.items.front_mut()) {
             (Op::Send, Some(Item::Bytes { buf, sent })) if result > 0 => {
                 *sent += result as usize;
@@ -327,13 +232,13 @@ mod tests {
         assert_eq!(out.items.len(), 2, "the buffer in flight is not touched");
         out.push_bytes(b"fourth");
         assert_eq!(out.items.len(), 2, "but what follows it coalesces");
-        let moved = out.complete(Op::Send, 46, 0);
+        let moved = out.complete(Op::Send, 46);
         assert_eq!((moved.sent, out.items.len()), (46, 1));
         assert_eq!(out.next_ops(&socket).expect("ops").iter().flatten().count(), 1);
-        let moved = out.complete(Op::Send, -rustix::io::Errno::PIPE.raw_os_error(), 0);
+        let moved = out.complete(Op::Send, -rustix::io::Errno::PIPE.raw_os_error());
         assert!(moved.error.is_some());
         assert_eq!(out.next_ops(&socket).expect("ops").iter().flatten().count(), 1);
-        let moved = out.complete(Op::Send, 11, 0);
+        let moved = out.complete(Op::Send, 11);
         assert_eq!(moved.sent, 11, "third and fourth left in one send");
         assert!(out.is_empty());
         assert_eq!(out.items.capacity(), 0, "an emptied queue gives its memory back");

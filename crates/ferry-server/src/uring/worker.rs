@@ -189,7 +189,7 @@ impl Worker {
         match token.op {
             Op::Recv => live.on_recv(&mut ctx, token, bufs, result, flags),
             Op::UpIn | Op::UpOut => live.on_upload(&mut ctx, token, result),
-            _ => live.on_output(&mut ctx, token, result, flags),
+            _ => live.on_output(&mut ctx, token, result),
         }
         self.reap_if_finished(token);
     }
