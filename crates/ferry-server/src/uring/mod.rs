@@ -182,7 +182,7 @@ fn run_rings(
             let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());
             let (go_tx, go_rx) = mpsc::channel::<bool>();
             let spawned = std::thread::Builder::new().name(format!("ferry-ring-{i}")).spawn(move || {
-                let worker = match Worker::new(listeners, mailbox2, shared, sweep_every, i) {
+                let worker = match Worker::new(listeners, mailbox2, shared, sweep_every) {
                     Ok(worker) => worker,
                     Err(e) => return drop(started.send(Err(e))),
                 };

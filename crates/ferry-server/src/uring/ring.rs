@@ -53,11 +53,6 @@ pub(super) enum Op {
     UpIn = 15,
     /// The pipe spliced into the upload's file.
     UpOut = 16,
-    /// PROTOTYPE: a connection handed over by ring 0 (`index`: the
-    /// listener, the result: the descriptor).
-    Handoff = 17,
-    /// PROTOTYPE: ring 0's message to another ring completed.
-    HandoffSent = 18,
 }
 
 impl Op {
@@ -80,8 +75,6 @@ impl Op {
             ShedClose,
             UpIn,
             UpOut,
-            Handoff,
-            HandoffSent,
         ]
         .into_iter()
         .find(|op| *op as u8 == v)

@@ -26,14 +26,7 @@ pub(super) struct Shared {
     pub(super) idle: Waker,
     /// Where sessions' blocking jobs run.
     pub(super) jobs: JobPool,
-    /// PROTOTYPE: every ring's descriptor, by thread index (msgring mode).
-    pub(super) ring_fds: Mutex<Vec<i32>>,
 }
-
-/// PROTOTYPE: ring 0 accepts for every ring and hands connections over
-/// with IORING_OP_MSG_RING (FERRY_URING_ACCEPT=msgring).
-pub(super) static MSGRING: std::sync::LazyLock<bool> =
-    std::sync::LazyLock::new(|| std::env::var("FERRY_URING_ACCEPT").as_deref() == Ok("msgring"));
 
 impl Shared {
     pub(super) fn new() -> io::Result<Shared> {
@@ -44,7 +37,6 @@ impl Shared {
             draining: AtomicBool::new(false),
             idle: Waker::new()?,
             jobs: JobPool::new(),
-            ring_fds: Mutex::new(Vec::new()),
         })
     }
 

@@ -63,9 +63,6 @@ pub(super) struct Worker {
     quitting: bool,
     /// The time of the batch of completions being handled.
     now: Now,
-    /// PROTOTYPE: this ring's thread index, and the next ring to hand to.
-    me: usize,
-    next_ring: usize,
 }
 
 impl Worker {
@@ -76,16 +73,8 @@ impl Worker {
         mailbox: Arc<Mailbox>,
         shared: Arc<Shared>,
         sweep_every: Duration,
-        me: usize,
     ) -> std::io::Result<Worker> {
         let ring = super::ring::new_ring()?;
-        {
-            let mut fds = shared.ring_fds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if fds.len() <= me {
-                fds.resize(me + 1, -1);
-            }
-            fds[me] = ring.as_raw_fd();
-        }
         let bufs = BufRing::new(&ring)?;
         // Takes no process descriptor: made now or when out of them alike.
         ring.submitter().register_files_sparse(listeners.len().max(1) as u32)?;
@@ -104,18 +93,11 @@ impl Worker {
             draining: false,
             quitting: false,
             now: Now::read(),
-            me,
-            next_ring: 0,
         })
     }
 
     /// Serves until told to quit; returns once every operation completed.
     pub(super) fn run(mut self) -> std::io::Result<()> {
-        if *super::shared::MSGRING && self.me != 0 {
-            for listener in &mut self.listeners {
-                listener.socket = None;
-            }
-        }
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
@@ -185,23 +167,6 @@ impl Worker {
                     self.arm_sweep();
                 }
             }
-            Op::Handoff => {
-                // Not an operation of this ring: it owes no completion.
-                self.ring.in_flight += 1;
-                if result >= 0 {
-                    // SAFETY: ring 0 accepted this descriptor and gave it up.
-                    let socket = unsafe { OwnedFd::from_raw_fd(result) };
-                    if !self.quitting {
-                        self.serve(token.index as usize, socket);
-                    }
-                }
-            }
-            Op::HandoffSent => {
-                if result < 0 {
-                    // The message did not go: the descriptor is still ours.
-                    tracing::warn!("handoff failed: {}", super::ring::cqe_error(result));
-                }
-            }
             Op::Cancel | Op::Signal | Op::ShutdownFlag | Op::Idle | Op::DrainTimeout => {}
         }
     }
@@ -258,11 +223,7 @@ impl Worker {
             // SAFETY: a successful accept's result is a new descriptor
             // that nothing else owns.
             let socket = unsafe { OwnedFd::from_raw_fd(result) };
-            if *super::shared::MSGRING {
-                self.hand_out(index, socket);
-            } else {
-                self.serve(index, socket);
-            }
+            self.serve(index, socket);
         } else if result != -rustix::io::Errno::CANCELED.raw_os_error() && !self.accept_failed(index, result) {
             // Resumed by the shed or the next sweep, not at once: the
             // failure would repeat and spin the thread.
@@ -330,23 +291,6 @@ impl Worker {
             live.drive(&mut ctx, token, now);
         }
         self.reap_if_finished(token);
-    }
-
-    /// PROTOTYPE: round-robin over the rings; another ring's connection
-    /// goes by IORING_OP_MSG_RING (its descriptor number as the result).
-    fn hand_out(&mut self, index: usize, socket: OwnedFd) {
-        let fds = self.shared.ring_fds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let target = self.next_ring % fds.len().max(1);
-        self.next_ring = self.next_ring.wrapping_add(1);
-        if target == self.me || fds[target] < 0 {
-            return self.serve(index, socket);
-        }
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(socket);
-        let data = Token::ring(Op::Handoff, index as u32).encode();
-        let entry = opcode::MsgRingData::new(types::Fd(fds[target]), fd, data, None).build();
-        // SAFETY: names no memory; the target ring outlives the threads'
-        // run (all are joined before any ring is dropped).
-        unsafe { self.ring.push(entry, Token::ring(Op::HandoffSent, 0)) };
     }
 
     fn arm_mailbox(&mut self) {
