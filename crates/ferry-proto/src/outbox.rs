@@ -92,8 +92,9 @@ impl Sink {
         Sink { file, offset, remaining: len }
     }
 
-    /// The file the payload goes into.
-    pub fn file(&self) -> &File {
+    /// The file the payload goes into (shared: a driver whose kernel
+    /// operations outlive the call keeps a clone until they complete).
+    pub fn file(&self) -> &Arc<File> {
         &self.file
     }
 

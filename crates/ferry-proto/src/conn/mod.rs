@@ -39,6 +39,7 @@ mod tls;
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::core::{Conn, ConnStats};
@@ -138,8 +139,9 @@ pub enum Action<'a> {
     /// [`Conn::handle_spliced`] (0 = end of stream) or
     /// [`Conn::handle_upload_error`]. Only with [`ConnConfig::splice`].
     Splice {
-        /// The upload's file.
-        file: &'a File,
+        /// The upload's file (shared: a driver whose splice outlives the
+        /// call keeps a clone until it completes).
+        file: &'a Arc<File>,
         /// Where the next payload byte goes.
         offset: u64,
         /// Payload bytes still expected.

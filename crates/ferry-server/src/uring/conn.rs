@@ -8,8 +8,10 @@
 //!   `handle_queued`: the session sees no more input until it is out, a
 //!   high-water mark of zero), sent by one operation chain at a time;
 //!   its completions -> `handle_write_progress`, empty -> `handle_flushed`;
-//! - `WriteFile` -> `pwrite` on the ring thread (at most one receive's
-//!   worth: microseconds on a local disk); `RunJob` -> the job pool, whose
+//! - `WriteFile` (payload that came with the request) -> `pwrite` on the
+//!   ring thread; `Splice` (the rest of an upload) -> socket -> pipe ->
+//!   file splices ([`Upload`]), with the multishot receive off meanwhile;
+//!   its completions -> `handle_spliced`; `RunJob` -> the job pool, whose
 //!   worker posts the answer to this thread's mailbox; `Shutdown` ->
 //!   half-close; `Close` -> cancel the connection's operations, and once
 //!   the last one completed, close the socket and free the slot (no
@@ -18,7 +20,6 @@
 //!   core does not want input, so a peer that sends without reading
 //!   cannot grow its input without bound.
 
-use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use super::bufs::{BufRing, GROUP};
 use super::output::Output;
 use super::ring::{Op, Ring, Token, cqe_error};
 use super::shared::{Mailbox, Msg, Shared};
+use super::upload::Upload;
 use crate::net::Peer;
 use crate::reactor::jobs::Task;
 
@@ -52,6 +54,10 @@ pub(super) struct Live {
     opened: Instant,
     core: Conn<Box<dyn Session + Send>>,
     out: Output,
+    up: Upload,
+    /// The core asked to splice an upload at the last drive: receiving
+    /// stays off (the socket's bytes go to the file).
+    splicing: bool,
     recv: Recv,
     /// The peer's end of stream arrived: no receive is armed again.
     eof: bool,
@@ -76,12 +82,23 @@ impl Live {
         core: Conn<Box<dyn Session + Send>>,
         opened: Instant,
     ) -> Live {
-        Live { socket, peer, opened, core, out: Output::default(), recv: Recv::Idle, eof: false, closing: false }
+        Live {
+            socket,
+            peer,
+            opened,
+            core,
+            out: Output::default(),
+            up: Upload::default(),
+            splicing: false,
+            recv: Recv::Idle,
+            eof: false,
+            closing: false,
+        }
     }
 
     /// True once closing and no operation is in flight: the slot may go.
     pub(super) fn finished(&self) -> bool {
-        self.closing && self.recv == Recv::Idle && !self.out.busy()
+        self.closing && self.recv == Recv::Idle && !self.out.busy() && !self.up.busy()
     }
 
     /// A completion of the multishot receive.
@@ -134,6 +151,26 @@ impl Live {
         self.drive(ctx, me, now);
     }
 
+    /// A completion of an upload splice.
+    pub(super) fn on_upload(&mut self, ctx: &mut Ctx<'_>, me: Token, result: i32) {
+        let moved = self.up.complete(me.op, result);
+        if self.closing {
+            return;
+        }
+        let now = ctx.now;
+        if moved.into_file > 0 {
+            self.core.handle_spliced(now, moved.into_file);
+        }
+        if moved.eof {
+            self.eof = true;
+            self.core.handle_spliced(now, 0);
+        }
+        if let Some(e) = moved.error {
+            self.core.handle_upload_error(now, e);
+        }
+        self.drive(ctx, me, now);
+    }
+
     /// A job's answer came back.
     pub(super) fn on_job_done(&mut self, ctx: &mut Ctx<'_>, me: Token, answer: Vec<u8>) {
         if self.closing {
@@ -173,6 +210,7 @@ impl Live {
     /// Performs the core's actions until it waits, then starts the output
     /// and sets receiving on or off.
     pub(super) fn drive(&mut self, ctx: &mut Ctx<'_>, me: Token, now: Now) {
+        self.splicing = false;
         loop {
             if self.out.is_empty() {
                 self.core.handle_flushed(now);
@@ -195,9 +233,25 @@ impl Live {
                         Err(e) => self.core.handle_upload_error(now, e),
                     }
                 }
-                Action::Splice { .. } => {
-                    let e = io::Error::new(io::ErrorKind::Unsupported, "the uring driver writes uploads itself");
-                    self.core.handle_upload_error(now, e);
+                Action::Splice { file, offset, max } => {
+                    self.splicing = true;
+                    // One splice at a time, and only once the receive ended
+                    // (`steer_recv` cancels it): its bytes come first.
+                    if self.up.busy() || self.recv != Recv::Idle {
+                        break;
+                    }
+                    match self.up.next_ops(&self.socket, file, offset, max) {
+                        Ok(ops) => {
+                            for (op, entry) in ops.into_iter().flatten() {
+                                // SAFETY: the pipe and the file are held by
+                                // `self.up` until the last completion; the
+                                // socket lives as long as the slot.
+                                unsafe { ctx.ring.push(entry, Token { op, ..me }) };
+                            }
+                            break;
+                        }
+                        Err(e) => self.core.handle_upload_error(now, e),
+                    }
                 }
                 Action::RunJob(job) => {
                     let mailbox = Arc::clone(ctx.mailbox);
@@ -243,7 +297,7 @@ impl Live {
     /// Arms the multishot receive when the core wants input and cancels
     /// it when it does not.
     fn steer_recv(&mut self, ctx: &mut Ctx<'_>, me: Token) {
-        let wants = self.core.wants_read() && !self.eof;
+        let wants = self.core.wants_read() && !self.eof && !self.splicing;
         match self.recv {
             Recv::Idle if wants => {
                 let entry = opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), GROUP).build();
@@ -265,7 +319,7 @@ impl Live {
     /// they all completed ([`Live::finished`]).
     fn begin_close(&mut self, ctx: &mut Ctx<'_>, me: Token) {
         self.closing = true;
-        if self.recv == Recv::Armed || self.out.busy() {
+        if self.recv == Recv::Armed || self.out.busy() || self.up.busy() {
             // Makes a pending receive end and a send or splice blocked on a
             // full socket fail at once; the cancellations catch the rest.
             let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Both);
@@ -276,6 +330,11 @@ impl Live {
         }
         if self.out.busy() {
             for op in [Op::Send, Op::FileIn, Op::FileOut] {
+                ctx.ring.cancel(Token { op, ..me }.encode());
+            }
+        }
+        if self.up.busy() {
+            for op in [Op::UpIn, Op::UpOut] {
                 ctx.ring.cancel(Token { op, ..me }.encode());
             }
         }

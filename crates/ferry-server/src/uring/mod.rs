@@ -31,6 +31,7 @@ mod output;
 mod ring;
 mod shared;
 mod slab;
+mod upload;
 mod worker;
 
 use std::sync::Arc;
@@ -99,7 +100,6 @@ impl UringServer {
     pub fn bind(config: UringConfig) -> Result<UringServer, ServerError> {
         probe().map_err(ServerError::setup(REFUSED))?;
         let signals = crate::listen::server_signals(config.handle_signals, false)?;
-        worker::open_reserve();
         let threads = config.io_threads.max(1);
         let mut sockets: Vec<Vec<Listener>> = (0..threads).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(config.listeners.len());
@@ -185,7 +185,7 @@ fn run_rings(
                 .into_iter()
                 .zip(&config.listeners)
                 .map(|(socket, lc)| {
-                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(lc.conn_config(false)))
+                    RingListener::new(socket, Arc::new(lc.service.clone()), Arc::new(lc.conn_config(true)))
                 })
                 .collect();
             let (shared, mailbox2, started) = (Arc::clone(&shared), Arc::clone(&mailbox), started_tx.clone());

@@ -39,13 +39,14 @@ enum Item {
     },
 }
 
-/// The pipe file ranges pass through, and what sits in it.
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    capacity: usize,
-    /// Bytes spliced in from the file, not yet out to the socket.
-    fill: usize,
+/// A pipe that splices pass through (file ranges out, uploads in), and
+/// what sits in it.
+pub(super) struct Pipe {
+    pub(super) read: OwnedFd,
+    pub(super) write: OwnedFd,
+    pub(super) capacity: usize,
+    /// Bytes spliced in, not yet out.
+    pub(super) fill: usize,
 }
 
 /// What one completion changed.
@@ -197,7 +198,8 @@ impl Output {
 }
 
 impl Pipe {
-    fn new() -> io::Result<Pipe> {
+    /// A pipe as large as the system allows up to [`PIPE_SIZE`].
+    pub(super) fn new() -> io::Result<Pipe> {
         let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
         let capacity = match rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE) {
             Ok(n) => n,

@@ -44,14 +44,40 @@ pub(super) enum Op {
     Idle = 11,
     /// The control ring's drain deadline.
     DrainTimeout = 12,
+    /// Out of descriptors: a listener's accept into the ring's own file
+    /// table (`index`: the listener), linked to [`Op::ShedClose`].
+    Shed = 13,
+    /// The close of what [`Op::Shed`] accepted.
+    ShedClose = 14,
+    /// Upload payload spliced from the socket into the connection's pipe.
+    UpIn = 15,
+    /// The pipe spliced into the upload's file.
+    UpOut = 16,
 }
 
 impl Op {
     fn from_u8(v: u8) -> Option<Op> {
         use Op::*;
-        [Recv, Send, FileIn, FileOut, Cancel, Accept, Mailbox, Sweep, Signal, ShutdownFlag, Idle, DrainTimeout]
-            .into_iter()
-            .find(|op| *op as u8 == v)
+        [
+            Recv,
+            Send,
+            FileIn,
+            FileOut,
+            Cancel,
+            Accept,
+            Mailbox,
+            Sweep,
+            Signal,
+            ShutdownFlag,
+            Idle,
+            DrainTimeout,
+            Shed,
+            ShedClose,
+            UpIn,
+            UpOut,
+        ]
+        .into_iter()
+        .find(|op| *op as u8 == v)
     }
 }
 

@@ -18,6 +18,8 @@ pub(super) struct Shared {
     live: AtomicUsize,
     /// Connections accepted.
     pub(super) accepted: AtomicU64,
+    /// Connections accepted and closed at once for lack of descriptors.
+    shed: AtomicU64,
     /// The drain began: the last connection to close wakes `idle`.
     draining: AtomicBool,
     /// Readable once no connection is left during the drain.
@@ -31,6 +33,7 @@ impl Shared {
         Ok(Shared {
             live: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             idle: Waker::new()?,
             jobs: JobPool::new(),
@@ -48,6 +51,11 @@ impl Shared {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.draining.load(Ordering::SeqCst) {
             self.wake_idle();
         }
+    }
+
+    /// A connection was shed for lack of descriptors; returns the total.
+    pub(super) fn shed(&self) -> u64 {
+        self.shed.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Connections open now.

@@ -3,15 +3,17 @@
 //! its provided-buffer pool, a mailbox read on the ring and a multishot
 //! timeout that sweeps deadlines. It submits and reaps until told to quit
 //! and every operation it started has completed.
+//!
+//! Out of descriptors, a listener sheds what its socket queues (`shed`).
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::Now;
 use ferry_proto::conn::{Conn, ConnConfig};
 use ferry_proto::http::FileCache;
-use ferry_reactor::{AcceptOutcome, IdleYield, ReserveFd};
+use ferry_reactor::IdleYield;
 use io_uring::{cqueue, opcode, types};
 
 use super::bufs::BufRing;
@@ -21,16 +23,9 @@ use super::shared::{Mailbox, Msg, Shared};
 use super::slab::Slab;
 use crate::Service;
 
-/// The descriptor ring threads shed connections with when descriptors run
-/// out (the limit is per process, one reserve serves all). Opened by
-/// [`open_reserve`] at start, while descriptors are still available: opened
-/// lazily at the first EMFILE, it would find none.
-static RESERVE: LazyLock<ReserveFd> = LazyLock::new(ReserveFd::new);
+mod shed;
 
-/// Opens the reserve descriptor now (see [`RESERVE`]).
-pub(super) fn open_reserve() {
-    LazyLock::force(&RESERVE);
-}
+use self::shed::Accepting;
 
 /// One listener as a ring thread holds it.
 pub(super) struct RingListener {
@@ -38,13 +33,12 @@ pub(super) struct RingListener {
     pub(super) socket: Option<ferry_reactor::Listener>,
     pub(super) service: Arc<Service>,
     pub(super) config: Arc<ConnConfig>,
-    /// A multishot accept is in flight.
-    armed: bool,
+    accepting: Accepting,
 }
 
 impl RingListener {
     pub(super) fn new(socket: ferry_reactor::Listener, service: Arc<Service>, config: Arc<ConnConfig>) -> RingListener {
-        RingListener { socket: Some(socket), service, config, armed: false }
+        RingListener { socket: Some(socket), service, config, accepting: Accepting::Idle }
     }
 }
 
@@ -71,8 +65,8 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// A ring thread's state; fails if the ring or its buffer pool cannot
-    /// be set up.
+    /// A ring thread's state; fails if the ring, its buffer pool or its
+    /// file table (a slot per listener to shed into) cannot be set up.
     pub(super) fn new(
         listeners: Vec<RingListener>,
         mailbox: Arc<Mailbox>,
@@ -81,6 +75,8 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         let ring = super::ring::new_ring()?;
         let bufs = BufRing::new(&ring)?;
+        // Takes no process descriptor: made now or when out of them alike.
+        ring.submitter().register_files_sparse(listeners.len().max(1) as u32)?;
         let sweep_every = Box::new(types::Timespec::new().sec(sweep_every.as_secs()).nsec(sweep_every.subsec_nanos()));
         Ok(Worker {
             ring: Ring::new(ring),
@@ -143,8 +139,10 @@ impl Worker {
 
     fn complete(&mut self, token: Token, result: i32, flags: u32) {
         match token.op {
-            Op::Recv | Op::Send | Op::FileIn | Op::FileOut => self.on_conn(token, result, flags),
+            Op::Recv | Op::Send | Op::FileIn | Op::FileOut | Op::UpIn | Op::UpOut => self.on_conn(token, result, flags),
             Op::Accept => self.on_accept(token.index as usize, result, flags),
+            Op::Shed => self.on_shed(token.index as usize, result),
+            Op::ShedClose => self.on_shed_closed(token.index as usize),
             Op::Mailbox => {
                 if !self.quitting {
                     self.arm_mailbox();
@@ -189,19 +187,22 @@ impl Worker {
         };
         match token.op {
             Op::Recv => live.on_recv(&mut ctx, token, bufs, result, flags),
+            Op::UpIn | Op::UpOut => live.on_upload(&mut ctx, token, result),
             _ => live.on_output(&mut ctx, token, result),
         }
         self.reap_if_finished(token);
     }
 
     /// Frees the slot of a finished connection (closing its socket); a
-    /// descriptor is free again, so accepting resumes if it had stopped.
+    /// descriptor is free again, so accepting resumes if it had stopped
+    /// (a shed waiting for the next connection is cancelled first).
     fn reap_if_finished(&mut self, token: Token) {
         if self.conns.get_mut(token).is_some_and(|live| live.finished()) {
             drop(self.conns.remove(token));
             self.shared.closed();
             if !self.draining {
                 for i in 0..self.listeners.len() {
+                    self.stop_shedding(i);
                     self.arm_accept(i);
                 }
             }
@@ -211,7 +212,7 @@ impl Worker {
     fn on_accept(&mut self, index: usize, result: i32, flags: u32) {
         let Some(listener) = self.listeners.get_mut(index) else { return };
         if !cqueue::more(flags) {
-            listener.armed = false;
+            listener.accepting = Accepting::Idle;
         } else if self.draining {
             // The cancellation missed the accept (it was re-arming): the
             // listener stays open until it takes.
@@ -223,8 +224,8 @@ impl Worker {
             let socket = unsafe { OwnedFd::from_raw_fd(result) };
             self.serve(index, socket);
         } else if result != -rustix::io::Errno::CANCELED.raw_os_error() && !self.accept_failed(index, result) {
-            // Resumed by the next sweep, not at once: the failure would
-            // repeat and spin the thread.
+            // Resumed by the shed or the next sweep, not at once: the
+            // failure would repeat and spin the thread.
             return;
         }
         if !self.draining {
@@ -232,47 +233,33 @@ impl Worker {
         }
     }
 
-    /// Accepting failed: out of descriptors, shed what waits with the
-    /// reserve descriptor (`ReserveFd`, as every model does); anything else
-    /// is logged. Returns whether to accept again at once; otherwise the
-    /// next sweep or the next connection to close resumes accepting. (An
-    /// io_uring accept takes its descriptor before it looks for a
-    /// connection, so out of descriptors it fails at once even with none
-    /// pending: re-armed at once, it would spin.)
+    /// Accepting failed: out of descriptors, shed what waits ([`Self::shed`]);
+    /// anything else is logged. Returns whether to accept again at once;
+    /// otherwise the shed, the next sweep or the next connection to close
+    /// resumes accepting. (An io_uring accept takes its descriptor before
+    /// it looks for a connection, so out of descriptors it fails at once
+    /// even with none pending: re-armed at once, it would spin.)
     fn accept_failed(&mut self, index: usize, result: i32) -> bool {
         use rustix::io::Errno;
         let errno = Errno::from_raw_os_error(-result);
-        let Some(socket) = self.listeners[index].socket.as_ref() else { return false };
         if matches!(errno, Errno::CONNABORTED | Errno::INTR) {
             return true;
         }
-        if !matches!(errno, Errno::MFILE | Errno::NFILE) {
+        if matches!(errno, Errno::MFILE | Errno::NFILE) {
+            self.shed(index);
+        } else {
             tracing::warn!("cannot accept: {}", super::ring::cqe_error(result));
-            return false;
         }
-        loop {
-            match RESERVE.accept(socket) {
-                Ok(AcceptOutcome::Accepted((stream, _))) => {
-                    self.serve(index, stream);
-                    return false;
-                }
-                Ok(AcceptOutcome::Shed) => {}
-                Ok(AcceptOutcome::WouldBlock) => return false,
-                Err(e) => {
-                    tracing::warn!("cannot accept: {e}");
-                    return false;
-                }
-            }
-        }
+        false
     }
 
     fn arm_accept(&mut self, index: usize) {
         let Some(listener) = self.listeners.get_mut(index) else { return };
         let Some(socket) = listener.socket.as_ref() else { return };
-        if listener.armed {
+        if listener.accepting != Accepting::Idle {
             return;
         }
-        listener.armed = true;
+        listener.accepting = Accepting::Armed;
         let entry = opcode::AcceptMulti::new(types::Fd(socket.as_fd().as_raw_fd())).flags(libc_cloexec()).build();
         // SAFETY: names no memory; the listener stays open until the drain
         // cancels the accept (the kernel holds its own reference after).
@@ -360,8 +347,10 @@ impl Worker {
 
     fn close_listeners(&mut self) {
         for (i, listener) in self.listeners.iter_mut().enumerate() {
-            if listener.armed {
-                self.ring.cancel(Token::ring(Op::Accept, i as u32).encode());
+            match listener.accepting {
+                Accepting::Armed => self.ring.cancel(Token::ring(Op::Accept, i as u32).encode()),
+                Accepting::Shedding { .. } => self.ring.cancel(Token::ring(Op::Shed, i as u32).encode()),
+                Accepting::Idle => {}
             }
             // The accept in flight holds its own reference until cancelled.
             listener.socket = None;
