@@ -1,10 +1,11 @@
 //! `ferry serve`: serve a directory over the file protocol and HTTP (and
 //! optionally echo) with one of ferry's concurrency models.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod run;
 
 use crate::exposure::{self, Exposure};
 use crate::units;
@@ -14,13 +15,9 @@ use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 use ferry_server::daemon::{self, PidFile};
-use ferry_server::reactor::{Assignment, PollerKind};
 use ferry_server::udp_echo::DatagramAddr;
-use ferry_server::{
-    BlockingConfig, BlockingModel, BlockingServer, BoundListener, ListenerConfig, PumpConfig, ReactorConfig,
-    ReactorServer, Report, Service, UdpEcho, UringConfig, UringServer,
-};
 use ferry_server::{ListenAddr, TcpKeepalive};
+use ferry_server::{ListenerConfig, PumpConfig, Service, UdpEcho};
 
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
@@ -268,121 +265,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     exposure::check(exposure).map_err(anyhow::Error::msg)?;
     let listeners = listeners(&args)?;
     let udp_echo = args.udp_echo.as_deref().map(UdpEcho::bind).transpose()?;
-    let workers = || args.workers.map_or_else(default_workers, |n| n as usize);
-    let blocking = match args.model {
-        Model::Iterative => Some(BlockingModel::Iterative),
-        Model::Fork => Some(BlockingModel::Fork { max_conns: args.max_conns as usize }),
-        Model::Thread => Some(BlockingModel::Thread { max_conns: args.max_conns as usize }),
-        Model::Prefork => Some(BlockingModel::Prefork { workers: workers(), queue_capacity: args.queue as usize }),
-        Model::Threadpool => {
-            Some(BlockingModel::ThreadPool { workers: workers(), queue_capacity: args.queue as usize })
-        }
-        Model::Reactor | Model::MultiReactor | Model::Uring => None,
-    };
-    match blocking {
-        Some(model) => run_blocking(&args, listeners, udp_echo, model)?,
-        None if args.model == Model::Uring => run_uring(&args, listeners, udp_echo)?,
-        None => run_reactor(&args, listeners, udp_echo)?,
-    }
-    Ok(())
-}
-
-/// Runs the reactor (`io_threads` 0) or multi-reactor model.
-fn run_reactor(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Option<UdpEcho>) -> anyhow::Result<()> {
-    let mut config = ReactorConfig::new(listeners);
-    config.io_threads = match (args.model, args.io_threads) {
-        (Model::Reactor, _) => 0,
-        (_, Some(n)) => n as usize,
-        (_, None) => config.io_threads,
-    };
-    config.poller = match args.poller {
-        Poller::Epoll => PollerKind::Epoll,
-        Poller::Poll => PollerKind::Poll,
-        Poller::Select => PollerKind::Select,
-    };
-    config.assign = match args.assign {
-        Assign::RoundRobin => Assignment::RoundRobin,
-        Assign::LeastLoaded => Assignment::LeastLoaded,
-    };
-    config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    let mut server = ReactorServer::bind(config)?;
-    announce_bound(&server.listeners(), udp_echo.as_ref())?;
-    if let Some(echo) = udp_echo {
-        server = server.with_udp_echo(echo);
-    }
-    let _pid_file = detach_if_asked(args)?;
-    let report = server.run()?;
-    tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
-    Ok(())
-}
-
-/// Runs the io_uring proactor.
-fn run_uring(args: &ServeArgs, listeners: Vec<ListenerConfig>, udp_echo: Option<UdpEcho>) -> anyhow::Result<()> {
-    let mut config = UringConfig::new(listeners);
-    if let Some(n) = args.io_threads {
-        config.io_threads = (n as usize).max(1);
-    }
-    config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    let mut server = UringServer::bind(config)?;
-    announce_bound(&server.listeners(), udp_echo.as_ref())?;
-    if let Some(echo) = udp_echo {
-        server = server.with_udp_echo(echo);
-    }
-    let _pid_file = detach_if_asked(args)?;
-    let report = server.run()?;
-    tracing::info!("stopped: {} connection(s) accepted, {} cut before they finished", report.accepted, report.cut);
-    Ok(())
-}
-
-/// Runs one of the classic blocking models (iterative, fork, thread,
-/// prefork).
-fn run_blocking(
-    args: &ServeArgs,
-    listeners: Vec<ListenerConfig>,
-    udp_echo: Option<UdpEcho>,
-    model: BlockingModel,
-) -> anyhow::Result<()> {
-    let config = BlockingConfig {
-        listeners,
-        model,
-        drain_timeout: Duration::from_secs(args.drain_timeout),
-        handle_signals: true,
-    };
-    let mut server = BlockingServer::bind(config)?;
-    announce_bound(&server.listeners(), udp_echo.as_ref())?;
-    if let Some(echo) = udp_echo {
-        server = server.with_udp_echo(echo);
-    }
-    let _pid_file = detach_if_asked(args)?;
-    log_stopped(&server.run()?);
-    Ok(())
-}
-
-/// The last log line of the blocking models.
-fn log_stopped(report: &Report) {
-    tracing::info!(
-        "stopped: {} connection(s) served, {} closed unserved, {} cut before they finished",
-        report.served(),
-        report.dropped_unserved,
-        report.cut
-    );
-}
-
-/// Workers of prefork and the thread pool when --workers is not given: 2
-/// per CPU.
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
-}
-
-/// After the listeners are bound and announced, before any thread starts:
-/// detaches (--daemon) and writes the pid file (--pid-file), which is
-/// removed when the returned guard drops.
-fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
-    if args.daemon {
-        Ok(daemon::detach(args.pid_file.as_deref(), args.log_file.as_deref())?)
-    } else {
-        Ok(args.pid_file.as_deref().map(PidFile::create).transpose()?)
-    }
+    run::run_model(&args, listeners, udp_echo)
 }
 
 /// The services to run, each with its address and timeouts.
@@ -472,25 +355,4 @@ fn open_root(path: &Path) -> anyhow::Result<Arc<Root>> {
     }
     // Root's own errors name the path already.
     Ok(Arc::new(Root::open(path)?))
-}
-
-/// The listening lines of a bound server and its datagram echo, if any.
-fn announce_bound(listeners: &[BoundListener], udp_echo: Option<&UdpEcho>) -> anyhow::Result<()> {
-    let udp_line = udp_echo.map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(listeners.iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))
-}
-
-/// Prints one `ferry: SERVICE listening on ADDR` line per listener on
-/// stdout, flushed: scripts and tests wait for these lines.
-fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    for (service, addr) in listeners {
-        writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
-    }
-    if let Some(line) = crate::serve_tls::fingerprint_line() {
-        writeln!(stdout, "{line}").context("cannot write to stdout")?;
-    }
-    stdout.flush().context("cannot write to stdout")?;
-    ferry_server::notify::ready();
-    Ok(())
 }
