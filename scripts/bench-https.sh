@@ -16,7 +16,8 @@
 #          new TLS connections: HS_CONC (8) `openssl s_time -new` loops
 #          in parallel for DURATION, each connection a full handshake (no
 #          resumption), one GET of the 13-byte file over HTTP/1.0, closed
-#          by the server: handshakes/s and server CPU per handshake
+#          by the server: handshakes/s, server CPU per handshake and
+#          handshakes per second of server CPU (per server core)
 #   memory RSS growth (sum over the server's processes) of a fresh server
 #          holding IDLE_CONNS (2000) idle TLS connections, each having
 #          completed a handshake and one keep-alive request, per connection
@@ -172,6 +173,8 @@ handshake_run() { # name pid addr
     [ "$n" -gt 0 ] || { echo "no handshakes counted on $1: $(cat "$work"/s_time.*)" >&2; exit 1; }
     record "$1.handshake.per_s" "$(awk -v n="$n" -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" 'BEGIN {printf "%.0f", n / d}')"
     record "$1.handshake.us_cpu" "$(awk -v t=$((after - before)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
+    # handshakes per second of server CPU: per server core at full load
+    record "$1.handshake.per_core_s" "$(awk -v t=$((after - before)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.0f", n / (t / hz)}')"
 }
 rss_kib() {
     local t=0 pid
@@ -210,7 +213,7 @@ for run in $(seq "$RUNS"); do
     done
 done
 echo "medians of $RUNS runs (ferry / nginx = ratio):"
-for cell in cpu64.us_per_req cpu64.req_per_s huge.MB_per_s huge.cpu_s handshake.per_s handshake.us_cpu memory.KiB_per_conn; do
+for cell in cpu64.us_per_req cpu64.req_per_s huge.MB_per_s huge.cpu_s handshake.per_s handshake.us_cpu handshake.per_core_s memory.KiB_per_conn; do
     [ -n "${results[ferry.$cell]:-}" ] || continue
     f=$(tr ' ' '\n' <<<"${results[ferry.$cell]}" | grep . | median)
     n=$(tr ' ' '\n' <<<"${results[nginx.$cell]}" | grep . | median)
