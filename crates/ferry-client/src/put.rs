@@ -142,7 +142,8 @@ impl Client {
         Ok(have)
     }
 
-    /// Sends bytes `have..size` of `file` with `sendfile`.
+    /// Sends bytes `have..size` of `file`: with `sendfile`, or under TLS
+    /// read and encrypted through one bounded buffer.
     fn send_payload(
         &mut self,
         file: &File,
@@ -152,13 +153,25 @@ impl Client {
         size: u64,
         progress: &mut dyn Progress,
     ) -> Result<()> {
+        let mut buf = if self.conn.is_tls() { vec![0; COPY_CHUNK] } else { Vec::new() };
         let mut offset = have;
-        if self.conn.is_tls() {
-            return self.send_payload_copied(file, local, remote_text, have, size, progress);
-        }
         while offset < size {
-            let chunk = usize::try_from(size - offset).unwrap_or(usize::MAX).min(SENDFILE_CHUNK);
-            match sendfile(self.conn.stream(), file, &mut offset, chunk) {
+            let left = usize::try_from(size - offset).unwrap_or(usize::MAX);
+            let sent = if buf.is_empty() {
+                sendfile(self.conn.stream(), file, &mut offset, left.min(SENDFILE_CHUNK))
+            } else {
+                let want = left.min(buf.len());
+                match std::os::unix::fs::FileExt::read_at(file, &mut buf[..want], offset) {
+                    Ok(0) => Ok(0),
+                    Ok(n) => self.conn.write_raw(&buf[..n]).map(|()| {
+                        offset += n as u64;
+                        n
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(local_error("read", local, e)),
+                }
+            };
+            match sent {
                 Ok(0) => {
                     let shrank = io::Error::other(format!("file shrank to {offset} bytes during the upload"));
                     return Err(local_error("read", local, shrank));
@@ -166,39 +179,6 @@ impl Client {
                 Ok(n) => progress.advance(n as u64),
                 Err(e) => return Err(self.explain_failed_upload(local, remote_text, offset - have, e)),
             }
-        }
-        Ok(())
-    }
-
-    /// [`Client::send_payload`] under TLS: read, encrypted, sent, through
-    /// one bounded buffer.
-    fn send_payload_copied(
-        &mut self,
-        file: &File,
-        local: &Path,
-        remote_text: &str,
-        have: u64,
-        size: u64,
-        progress: &mut dyn Progress,
-    ) -> Result<()> {
-        let mut buf = vec![0; COPY_CHUNK];
-        let mut offset = have;
-        while offset < size {
-            let want = usize::try_from(size - offset).unwrap_or(usize::MAX).min(COPY_CHUNK);
-            let n = match std::os::unix::fs::FileExt::read_at(file, &mut buf[..want], offset) {
-                Ok(0) => {
-                    let shrank = io::Error::other(format!("file shrank to {offset} bytes during the upload"));
-                    return Err(local_error("read", local, shrank));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(local_error("read", local, e)),
-            };
-            if let Err(e) = self.conn.write_raw(&buf[..n]) {
-                return Err(self.explain_failed_upload(local, remote_text, offset - have, e));
-            }
-            offset += n as u64;
-            progress.advance(n as u64);
         }
         Ok(())
     }
