@@ -6,7 +6,8 @@
 //! in the abstract namespace), each state change is one datagram of
 //! `KEY=VALUE` lines: `READY=1` once every listener is bound and
 //! announced, `STOPPING=1` when a drain begins, `RELOADING=1` (with
-//! `MONOTONIC_USEC`) then `READY=1` around a reload. Without the variable
+//! `MONOTONIC_USEC`) then `READY=1` around a SIGHUP reload (systemd's
+//! `Type=notify-reload`). Without the variable
 //! nothing is sent; a socket that cannot be reached is logged once per
 //! message and never stops the server.
 

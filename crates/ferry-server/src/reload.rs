@@ -40,9 +40,11 @@ pub fn on_reload(hook: impl Fn() + Send + Sync + 'static) {
     HOOKS.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(hook));
 }
 
-/// Runs every hook now, as a SIGHUP does.
+/// Runs every hook now, as a SIGHUP does, telling a service manager
+/// (`RELOADING=1`, then `READY=1`; see [`crate::notify`]).
 pub fn reload() {
     RELOADS.fetch_add(1, Ordering::SeqCst);
+    crate::notify::reloading();
     let hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
     if hooks.is_empty() {
         tracing::info!("received SIGHUP: nothing to reload");
@@ -50,6 +52,7 @@ pub fn reload() {
     for hook in hooks.iter() {
         hook();
     }
+    crate::notify::ready();
 }
 
 /// How many reloads have run in this process.

@@ -1,7 +1,8 @@
 //! systemd readiness (`Type=notify`) under every model: with
 //! `NOTIFY_SOCKET` set, the server sends `READY=1` (with its pid) once its
 //! listeners are bound and `STOPPING=1` when SIGTERM starts the drain, as
-//! datagrams to that socket.
+//! datagrams to that socket; a SIGHUP reload is framed by `RELOADING=1`
+//! and `READY=1` (systemd's `Type=notify-reload`).
 
 mod util;
 
@@ -18,7 +19,7 @@ fn next_state(socket: &UnixDatagram) -> String {
 }
 
 #[test]
-fn ready_after_binding_and_stopping_at_sigterm_under_every_model() {
+fn ready_after_binding_reloading_at_sighup_and_stopping_at_sigterm_under_every_model() {
     let dir = scratch();
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
@@ -34,6 +35,10 @@ fn ready_after_binding_and_stopping_at_sigterm_under_every_model() {
         assert!(ready.contains(&format!("MAINPID={}\n", server.pid())), "{model}: {ready}");
         // Ready means serving.
         assert_eq!(download(Svc::Http, server.addr, "a.txt"), util::sha256(b"a"), "{model}");
+        server.signal(rustix::process::Signal::HUP);
+        let reloading = next_state(&socket);
+        assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{model}: {reloading}");
+        assert!(next_state(&socket).starts_with("READY=1"), "{model}: ready again after the reload");
         server.stop();
         let stopping = next_state(&socket);
         assert!(stopping.starts_with("STOPPING=1"), "{model}: {stopping}");
