@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod addr;
 mod run;
+
+use self::addr::{ServiceAddr, make_public, parse_service_addr};
 
 use crate::exposure::{self, Exposure};
 use crate::units;
@@ -25,8 +28,9 @@ pub struct ServeArgs {
     /// Directory to serve; clients cannot reach anything outside it.
     #[arg(value_name = "ROOT", default_value = ".")]
     root: PathBuf,
-    /// Address of the file service (docs/PROTOCOL.md), or `off`. Port 0
-    /// picks a free port; the real address is printed at start. Every
+    /// Address of the file service (docs/PROTOCOL.md): `IP:PORT`,
+    /// `HOST:PORT`, a bare `PORT` (on 127.0.0.1), or `off`. Port 0 picks a
+    /// free port; the real address is printed at start. Every
     /// service also listens on a Unix-domain socket: `unix:/path` (mode
     /// --unix-mode; a stale socket file is replaced, a live one refused;
     /// removed at exit) or a Linux abstract name `unix:@name`.
@@ -111,6 +115,11 @@ pub struct ServeArgs {
     /// with no accounts file and no TLS, which is refused without it.
     #[arg(long)]
     insecure: bool,
+    /// Listen on every interface: each service on 127.0.0.1 (the defaults,
+    /// a bare port) moves to 0.0.0.0, same port. Writes there need
+    /// accounts or TLS (or --insecure).
+    #[arg(long)]
+    public: bool,
     /// Allow clients to change the served directory (put, mkdir, rm).
     /// Uploads in progress are kept in ROOT/.ferry-partials, which no
     /// client can see or reach.
@@ -148,16 +157,6 @@ pub struct ServeArgs {
     log_file: Option<PathBuf>,
     #[command(flatten)]
     tls: Box<crate::serve_tls::TlsArgs>,
-}
-
-/// A service's address, or `None` when it is turned off.
-type ServiceAddr = Option<ListenAddr>;
-
-fn parse_service_addr(text: &str) -> Result<ServiceAddr, String> {
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|e| format!("{e} (or off)"))
 }
 
 /// A file mode in octal: `0660`, `600`.
@@ -230,6 +229,11 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         // SAFETY: nothing has opened a descriptor yet: the CLI was only
         // parsed and logging set up (it writes to stderr).
         unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
+    }
+    if args.public {
+        for addr in [&mut args.files, &mut args.http, &mut args.echo] {
+            make_public(addr);
+        }
     }
     // The daemon changes to /, so its files are named absolutely.
     let udp_path = match args.udp_echo.as_deref_mut() {
