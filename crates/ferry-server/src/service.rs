@@ -147,22 +147,29 @@ pub struct ListenerConfig {
     pub unix_mode: Option<u32>,
     /// Speak TLS there with this identity (`None`: plain text).
     pub tls: Option<Arc<ServerTls>>,
+    /// `SO_REUSEPORT` on a TCP listener: independent ferry processes may
+    /// listen on the same port, the kernel spreading new connections among
+    /// them (`ferry serve --reuseport`). The uring model sets it anyway,
+    /// for its own rings.
+    pub reuse_port: bool,
 }
 
 impl ListenerConfig {
     /// A listener with the service's default timeouts.
     pub fn new(addr: ListenAddr, service: Service) -> ListenerConfig {
         let pump = service.default_timeouts();
-        ListenerConfig { addr, service, pump, tcp_keepalive: None, unix_mode: None, tls: None }
+        ListenerConfig { addr, service, pump, tcp_keepalive: None, unix_mode: None, tls: None, reuse_port: false }
     }
 
-    /// How its socket is bound: TCP-only options only on TCP, the mode
-    /// only on a Unix socket file; a stale socket file is replaced.
+    /// How its socket is bound: TCP-only options (keep-alive,
+    /// `SO_REUSEPORT`) only on TCP, the mode only on a Unix socket file; a
+    /// stale socket file is replaced.
     pub(crate) fn listen_options(&self) -> ListenOptions {
         let unix = self.addr.is_unix();
         ListenOptions {
             tcp_keepalive: self.tcp_keepalive.filter(|_| !unix),
             unix_mode: self.unix_mode.filter(|_| unix),
+            reuse_port: self.reuse_port && !unix,
             ..ListenOptions::default()
         }
     }

@@ -115,6 +115,13 @@ pub struct ServeArgs {
     /// with no accounts file and no TLS, which is refused without it.
     #[arg(long)]
     insecure: bool,
+    /// Let several independent `ferry serve --reuseport` processes listen on
+    /// the same TCP ports (`SO_REUSEPORT`), the kernel spreading new
+    /// connections among them: the alternative to prefork, and a way to
+    /// replace a process (start the new one, then SIGTERM the old one,
+    /// which drains while the new one accepts).
+    #[arg(long)]
+    reuseport: bool,
     /// Listen on every interface: each service on 127.0.0.1 (the defaults,
     /// a bare port) moves to 0.0.0.0, same port. Writes there need
     /// accounts or TLS (or --insecure).
@@ -289,6 +296,7 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             tcp_keepalive,
             unix_mode,
             tls: None,
+            reuse_port: args.reuseport,
         });
     }
     if let Some(addr) = args.http.clone() {
@@ -297,7 +305,8 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             request_timeout: Duration::from_secs(args.header_timeout),
         };
         let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
-        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode, tls: None });
+        let reuse_port = args.reuseport;
+        listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode, tls: None, reuse_port });
     }
     if let Some(addr) = args.echo.clone() {
         listeners.push(ListenerConfig {
@@ -307,6 +316,7 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             tcp_keepalive,
             unix_mode,
             tls: None,
+            reuse_port: args.reuseport,
         });
     }
     if listeners.is_empty() && args.udp_echo.is_none() {

@@ -85,6 +85,7 @@ fn echo(addr: &str, idle: Duration) -> ListenerConfig {
         tcp_keepalive: None,
         unix_mode: None,
         tls: None,
+        reuse_port: false,
     }
 }
 

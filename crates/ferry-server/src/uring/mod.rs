@@ -105,6 +105,16 @@ impl UringServer {
         let mut bound = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
             let listen_err = |error| ServerError::Listen { addr: lc.addr.clone(), error };
+            if let ListenAddr::Tcp(addr) = &lc.addr
+                && addr.port() != 0
+                && !lc.reuse_port
+            {
+                // The rings share the port with SO_REUSEPORT, which would
+                // let this process join another server's port unnoticed:
+                // a plain bind first says whether the port is taken, as
+                // every other model's bind does (`--reuseport` allows it).
+                drop(Listener::bind(&lc.addr, &lc.listen_options()).map_err(listen_err)?);
+            }
             let options = ListenOptions { reuse_port: true, ..lc.listen_options() };
             let first = Listener::bind(&lc.addr, &options).map_err(listen_err)?;
             let addr = first.local_addr().clone();

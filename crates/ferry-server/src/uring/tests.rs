@@ -69,6 +69,7 @@ fn echo(idle: Duration) -> ListenerConfig {
         tcp_keepalive: None,
         unix_mode: None,
         tls: None,
+        reuse_port: false,
     }
 }
 
