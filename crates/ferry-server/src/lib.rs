@@ -43,6 +43,8 @@ mod report;
 mod service;
 mod shutdown;
 pub mod task_queue;
+#[cfg(test)]
+mod test_server;
 mod thread;
 pub mod threadpool;
 pub mod tls;

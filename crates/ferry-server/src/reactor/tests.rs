@@ -3,67 +3,30 @@
 //! once, in-flight finished, cut at the drain timeout).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 
 use super::{PollerKind, ReactorConfig, ReactorServer};
-use crate::Report;
-use crate::{ListenerConfig, PumpConfig, ServerError, Service, Shutdown};
 
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::{ListenerConfig, Service};
 
-struct Running {
-    addrs: Vec<SocketAddr>,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<Report, ServerError>>>,
-}
+use crate::test_server::{PATIENCE, Running, echo, is_closed};
 
-impl Running {
-    fn start(listeners: Vec<ListenerConfig>, io_threads: usize, poller: PollerKind, drain: Duration) -> Running {
-        let config = ReactorConfig {
-            drain_timeout: drain,
-            io_threads,
-            poller,
-            handle_signals: false,
-            ..ReactorConfig::new(listeners)
-        };
-        let server = ReactorServer::bind(config).expect("bind");
-        let addrs = server.listeners().iter().map(|l| l.addr.as_tcp().expect("tcp")).collect();
-        let shutdown = server.shutdown_handle();
-        let thread = Some(std::thread::spawn(move || server.run()));
-        Running { addrs, shutdown, thread }
-    }
-
-    fn connect(&self, i: usize) -> TcpStream {
-        let s = TcpStream::connect_timeout(&self.addrs[i], PATIENCE).expect("connect");
-        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        s
-    }
-
-    /// Signals shutdown and waits (bounded) for `run` to return.
-    fn stop(&mut self) -> Report {
-        self.shutdown.signal();
-        let thread = self.thread.take().expect("running");
-        let deadline = Instant::now() + PATIENCE;
-        while !thread.is_finished() {
-            assert!(Instant::now() < deadline, "server did not stop within {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        thread.join().expect("server thread").expect("run")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.shutdown.signal();
-        }
-    }
+/// Starts a reactor server on its own thread.
+fn start(listeners: Vec<ListenerConfig>, io_threads: usize, poller: PollerKind, drain: Duration) -> Running {
+    let config = ReactorConfig {
+        drain_timeout: drain,
+        io_threads,
+        poller,
+        handle_signals: false,
+        ..ReactorConfig::new(listeners)
+    };
+    let server = ReactorServer::bind(config).expect("bind");
+    Running::spawn(&server.listeners(), server.shutdown_handle(), move || server.run())
 }
 
 fn configurations() -> [(usize, PollerKind); 6] {
@@ -77,28 +40,10 @@ fn configurations() -> [(usize, PollerKind); 6] {
     ]
 }
 
-fn echo(addr: &str, idle: Duration) -> ListenerConfig {
-    ListenerConfig {
-        addr: addr.parse().expect("addr"),
-        service: Service::Echo,
-        pump: PumpConfig::with_idle(idle),
-        tcp_keepalive: None,
-        unix_mode: None,
-        tls: None,
-        reuse_port: false,
-    }
-}
-
-fn is_closed(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 16];
-    matches!(s.read(&mut b), Ok(0))
-        || matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
-}
-
 #[test]
 fn echo_on_every_model_and_poller_then_idle_clients_close_at_shutdown() {
     for (threads, poller) in configurations() {
-        let mut server = Running::start(vec![echo("127.0.0.1:0", PATIENCE)], threads, poller, PATIENCE);
+        let mut server = start(vec![echo("127.0.0.1:0", PATIENCE)], threads, poller, PATIENCE);
         let mut clients: Vec<TcpStream> = (0..8).map(|_| server.connect(0)).collect();
         for (i, c) in clients.iter_mut().enumerate() {
             let msg = format!("hello {i}\n");
@@ -118,8 +63,7 @@ fn echo_on_every_model_and_poller_then_idle_clients_close_at_shutdown() {
 #[test]
 fn idle_timeout_closes_a_silent_connection_but_not_a_busy_one() {
     for (threads, poller) in configurations() {
-        let mut server =
-            Running::start(vec![echo("127.0.0.1:0", Duration::from_millis(400))], threads, poller, PATIENCE);
+        let mut server = start(vec![echo("127.0.0.1:0", Duration::from_millis(400))], threads, poller, PATIENCE);
         let mut silent = server.connect(0);
         let mut busy = server.connect(0);
         let started = Instant::now();
@@ -152,7 +96,7 @@ fn shutdown_finishes_an_in_flight_download_or_cuts_it_at_the_drain_timeout() {
         )
     };
     for (drain, finishes) in [(PATIENCE, true), (Duration::from_millis(300), false)] {
-        let mut server = Running::start(vec![http()], 2, PollerKind::Epoll, drain);
+        let mut server = start(vec![http()], 2, PollerKind::Epoll, drain);
         let mut dl = server.connect(0);
         dl.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").expect("request");
         let mut reader = BufReader::new(dl.try_clone().expect("clone"));

@@ -4,85 +4,29 @@
 //! cut at the drain timeout), and jobs answered through the mailbox.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_proto::http::HttpConfig;
 use ferry_proto::root::Root;
 
 use super::{UringConfig, UringServer};
-use crate::{ListenerConfig, PumpConfig, Report, ServerError, Service, Shutdown};
+use crate::{ListenerConfig, Service};
 
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::test_server::{PATIENCE, Running, echo, is_closed};
 
-struct Running {
-    addrs: Vec<SocketAddr>,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<Report, ServerError>>>,
-}
-
-impl Running {
-    fn start(listeners: Vec<ListenerConfig>, io_threads: usize, drain: Duration) -> Running {
-        let config =
-            UringConfig { drain_timeout: drain, io_threads, handle_signals: false, ..UringConfig::new(listeners) };
-        let server = UringServer::bind(config).expect("bind");
-        let addrs = server.listeners().iter().map(|l| l.addr.as_tcp().expect("tcp")).collect();
-        let shutdown = server.shutdown_handle();
-        let thread = Some(std::thread::spawn(move || server.run()));
-        Running { addrs, shutdown, thread }
-    }
-
-    fn connect(&self, i: usize) -> TcpStream {
-        let s = TcpStream::connect_timeout(&self.addrs[i], PATIENCE).expect("connect");
-        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        s
-    }
-
-    /// Signals shutdown and waits (bounded) for `run` to return.
-    fn stop(&mut self) -> Report {
-        self.shutdown.signal();
-        let thread = self.thread.take().expect("running");
-        let deadline = Instant::now() + PATIENCE;
-        while !thread.is_finished() {
-            assert!(Instant::now() < deadline, "server did not stop within {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        thread.join().expect("server thread").expect("run")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.shutdown.signal();
-        }
-    }
-}
-
-fn echo(idle: Duration) -> ListenerConfig {
-    ListenerConfig {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        service: Service::Echo,
-        pump: PumpConfig::with_idle(idle),
-        tcp_keepalive: None,
-        unix_mode: None,
-        tls: None,
-        reuse_port: false,
-    }
-}
-
-fn is_closed(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 16];
-    matches!(s.read(&mut b), Ok(0))
-        || matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+/// Starts a uring server on its own thread.
+fn start(listeners: Vec<ListenerConfig>, io_threads: usize, drain: Duration) -> Running {
+    let config = UringConfig { drain_timeout: drain, io_threads, handle_signals: false, ..UringConfig::new(listeners) };
+    let server = UringServer::bind(config).expect("bind");
+    Running::spawn(&server.listeners(), server.shutdown_handle(), move || server.run())
 }
 
 #[test]
 fn echo_on_one_and_several_rings_then_idle_clients_close_at_shutdown() {
     for threads in [1, 3] {
-        let mut server = Running::start(vec![echo(PATIENCE)], threads, PATIENCE);
+        let mut server = start(vec![echo("127.0.0.1:0", PATIENCE)], threads, PATIENCE);
         let mut clients: Vec<TcpStream> = (0..12).map(|_| server.connect(0)).collect();
         for (i, c) in clients.iter_mut().enumerate() {
             // Bigger than one provided buffer, so one message spans several.
@@ -102,7 +46,7 @@ fn echo_on_one_and_several_rings_then_idle_clients_close_at_shutdown() {
 
 #[test]
 fn idle_timeout_closes_a_silent_connection_but_not_a_busy_one() {
-    let mut server = Running::start(vec![echo(Duration::from_millis(400))], 2, PATIENCE);
+    let mut server = start(vec![echo("127.0.0.1:0", Duration::from_millis(400))], 2, PATIENCE);
     let mut silent = server.connect(0);
     let mut busy = server.connect(0);
     let started = Instant::now();
@@ -121,7 +65,7 @@ fn idle_timeout_closes_a_silent_connection_but_not_a_busy_one() {
 
 #[test]
 fn a_peer_that_sends_without_reading_is_held_back_not_buffered() {
-    let mut server = Running::start(vec![echo(PATIENCE)], 1, PATIENCE);
+    let mut server = start(vec![echo("127.0.0.1:0", PATIENCE)], 1, PATIENCE);
     let mut flood = server.connect(0);
     flood.set_write_timeout(Some(Duration::from_millis(500))).expect("timeout");
     // The echo cannot go out (never read), so the server must stop
@@ -161,7 +105,7 @@ fn shutdown_finishes_an_in_flight_download_or_cuts_it_at_the_drain_timeout() {
     std::fs::write(dir.path().join("big.bin"), &big).expect("write");
     let root = Arc::new(Root::open(dir.path()).expect("root"));
     for (drain, finishes) in [(PATIENCE, true), (Duration::from_millis(300), false)] {
-        let mut server = Running::start(vec![http(&root)], 2, drain);
+        let mut server = start(vec![http(&root)], 2, drain);
         let mut dl = server.connect(0);
         dl.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").expect("request");
         let mut reader = BufReader::new(dl.try_clone().expect("clone"));
@@ -188,7 +132,7 @@ fn a_listing_runs_as_a_job_and_its_answer_comes_back_through_the_mailbox() {
         std::fs::write(dir.path().join(format!("f{i}.txt")), b"x").expect("write");
     }
     let root = Arc::new(Root::open(dir.path()).expect("root"));
-    let mut server = Running::start(vec![http(&root)], 2, PATIENCE);
+    let mut server = start(vec![http(&root)], 2, PATIENCE);
     let mut c = server.connect(0);
     // Two pipelined requests: the listing (a job) and a file after it.
     c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /f7.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
@@ -205,7 +149,7 @@ fn a_listing_runs_as_a_job_and_its_answer_comes_back_through_the_mailbox() {
 fn more_senders_at_once_than_pool_buffers_are_all_answered() {
     // 300 connections send before any is read: more receives complete
     // than the pool has buffers, so some end with ENOBUFS and are re-armed.
-    let mut server = Running::start(vec![echo(PATIENCE)], 1, PATIENCE);
+    let mut server = start(vec![echo("127.0.0.1:0", PATIENCE)], 1, PATIENCE);
     let mut clients: Vec<TcpStream> = (0..300).map(|_| server.connect(0)).collect();
     let msg = vec![b'q'; 20 * 1024];
     for c in &mut clients {
