@@ -7,20 +7,21 @@ use super::date;
 use super::parse::{Request, trim};
 use crate::root::Meta;
 
-/// A strong entity tag, `"INODE-SIZE-MTIME"` in hex, formatted on the
-/// stack. It changes whenever the file is replaced (new inode), resized or
-/// touched.
+/// An entity tag formatted on the stack: a file's is strong,
+/// `"INODE-SIZE-MTIME"` in hex, and changes whenever the file is replaced
+/// (new inode), resized or touched; an on-the-fly compressed
+/// representation's is weak with the coding appended ([`Etag::encoded`]).
 #[derive(Clone, Copy)]
 pub(crate) struct Etag {
-    buf: [u8; 56],
+    buf: [u8; 64],
     len: usize,
 }
 
 impl Etag {
     /// The tag of a file with this metadata.
     pub fn of(meta: &Meta) -> Etag {
-        let mut tag = Etag { buf: [0; 56], len: 0 };
-        // Cannot fail: 2 quotes, 2 dashes and 3 x 16 hex digits fit in 56.
+        let mut tag = Etag { buf: [0; 64], len: 0 };
+        // Cannot fail: 2 quotes, 2 dashes and 3 x 16 hex digits fit in 64.
         let _ = write!(tag, "\"{:x}-{:x}-{:x}\"", meta.ino, meta.size, meta.mtime as u64);
         tag
     }
@@ -28,6 +29,23 @@ impl Etag {
     /// The tag as sent, quotes included.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The weak tag of this (strong) tag's representation in another
+    /// content coding: `W/"INODE-SIZE-MTIME-CODING"`. Weak because another
+    /// library version or level makes equivalent, not identical, bytes.
+    pub fn encoded(&self, coding: &str) -> Etag {
+        let inner = &self.as_bytes()[1..self.len - 1];
+        let mut tag = Etag { buf: [0; 64], len: 0 };
+        // Cannot fail: a file's tag is at most 52 bytes, plus `W/`, a dash
+        // and a coding of at most 4.
+        let _ = write!(tag, "W/\"{}-{coding}\"", String::from_utf8_lossy(inner));
+        tag
+    }
+
+    /// True for a weak tag, which strong comparison never matches.
+    pub fn is_weak(&self) -> bool {
+        self.as_bytes().starts_with(b"W/")
     }
 }
 
@@ -61,7 +79,7 @@ pub(crate) fn if_match_holds(req: &Request<'_>, etag: &Etag) -> bool {
     let Some(list) = req.if_match.map(trim) else {
         return true;
     };
-    list == b"*" || list.split(|&b| b == b',').map(trim).any(|t| t == etag.as_bytes())
+    list == b"*" || (!etag.is_weak() && list.split(|&b| b == b',').map(trim).any(|t| t == etag.as_bytes()))
 }
 
 /// True when a `Range` should be honoured given the request's `If-Range`
@@ -72,7 +90,7 @@ pub(crate) fn if_range_holds(req: &Request<'_>, etag: &Etag, mtime: i64) -> bool
         return true;
     };
     if value.starts_with(b"\"") {
-        return value == etag.as_bytes();
+        return !etag.is_weak() && value == etag.as_bytes();
     }
     if value.starts_with(b"W/") {
         return false;
@@ -80,9 +98,10 @@ pub(crate) fn if_range_holds(req: &Request<'_>, etag: &Etag, mtime: i64) -> bool
     date::parse(value) == Some(mtime)
 }
 
-/// Weak comparison: tags equal once any `W/` prefix is dropped.
+/// Weak comparison: tags equal once any `W/` prefix is dropped (from
+/// either side).
 fn weak_eq(theirs: &[u8], ours: &[u8]) -> bool {
-    theirs.strip_prefix(b"W/").unwrap_or(theirs) == ours
+    theirs.strip_prefix(b"W/").unwrap_or(theirs) == ours.strip_prefix(b"W/").unwrap_or(ours)
 }
 
 #[cfg(test)]
@@ -103,5 +122,20 @@ mod tests {
         assert!(weak_eq(b"W/\"a\"", b"\"a\""));
         assert!(weak_eq(b"\"a\"", b"\"a\""));
         assert!(!weak_eq(b"\"b\"", b"\"a\""));
+        assert!(weak_eq(b"W/\"a\"", b"W/\"a\""));
+        assert!(weak_eq(b"\"a\"", b"W/\"a\""));
+    }
+
+    #[test]
+    fn encoded_tags_are_weak_and_distinct() {
+        let meta = Meta { kind: Kind::File, size: 13, mtime: 0x5f00_0000, mtime_nsec: 0, ino: 0xabc };
+        let tag = Etag::of(&meta);
+        assert!(!tag.is_weak());
+        assert_eq!(tag.encoded("gzip").as_bytes(), b"W/\"abc-d-5f000000-gzip\"");
+        assert_ne!(tag.encoded("br").as_bytes(), tag.encoded("zstd").as_bytes());
+        let meta = Meta { kind: Kind::File, size: u64::MAX, mtime: -1, mtime_nsec: 0, ino: u64::MAX };
+        let longest = Etag::of(&meta).encoded("zstd");
+        assert_eq!(longest.as_bytes().len(), 2 + 52 + 5, "fits, nothing cut");
+        assert!(longest.as_bytes().ends_with(b"-zstd\""));
     }
 }

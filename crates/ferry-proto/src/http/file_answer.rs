@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::HttpConfig;
 use super::conditional;
 use super::date::HttpDate;
+use super::encoding::Coding;
 use super::errors::{HttpError, Status};
 use super::file_cache::{Body, FileInfo, Opened};
 use super::parse::{Method, Request};
@@ -15,6 +16,34 @@ use super::range::{self, RangeAnswer};
 use super::respond::{self, Persist};
 use crate::root::VirtualPath;
 use crate::{FileRange, Outbox};
+
+/// Header lines an answer about a file carries besides its own (see
+/// [`super::encoding`] and [`super::cache_control`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extra<'a> {
+    /// `Vary: Accept-Encoding`: the answer depends on it.
+    pub vary: bool,
+    /// The `Cache-Control` value for the file's type.
+    pub cache_control: Option<&'a [u8]>,
+    /// The file is a precompressed sibling in this coding: say so, and
+    /// ignore `Range` (ranges are served from the identity only).
+    pub coding: Option<Coding>,
+}
+
+impl Extra<'_> {
+    /// The lines, behind the others of a head.
+    pub(crate) fn push(&self, buf: &mut Vec<u8>) {
+        if let Some(coding) = self.coding {
+            respond::header(buf, b"Content-Encoding", coding.token().as_bytes());
+        }
+        if self.vary {
+            respond::header(buf, b"Vary", b"Accept-Encoding");
+        }
+        if let Some(value) = self.cache_control {
+            respond::header(buf, b"Cache-Control", value);
+        }
+    }
+}
 
 /// A file (or one range of it), or 304 / 416. `path` is for logs. True
 /// when a file range was queued (it counts against the pass's budget).
@@ -27,6 +56,7 @@ pub(super) fn send_file(
     persist: Persist,
     date: &HttpDate,
     out: &mut Outbox,
+    extra: &Extra<'_>,
 ) -> bool {
     let FileInfo { meta, etag, last_modified, content_type } = file.info;
     let buf = out.text();
@@ -39,12 +69,17 @@ pub(super) fn send_file(
         respond::start(buf, Status::NOT_MODIFIED, date);
         respond::header(buf, b"ETag", etag.as_bytes());
         respond::header(buf, b"Last-Modified", &last_modified);
+        extra.push(buf);
         respond::finish(buf, persist);
         return false;
     }
     let answer = match req.range {
         // Range is defined for GET only (RFC 9110 section 14.2).
-        Some(value) if req.method == Method::Get && conditional::if_range_holds(req, &etag, meta.mtime) => {
+        Some(value)
+            if req.method == Method::Get
+                && extra.coding.is_none()
+                && conditional::if_range_holds(req, &etag, meta.mtime) =>
+        {
             range::evaluate(value, meta.size)
         }
         _ => RangeAnswer::Full,
@@ -72,7 +107,10 @@ pub(super) fn send_file(
     respond::content_length(buf, len);
     respond::header(buf, b"Last-Modified", &last_modified);
     respond::header(buf, b"ETag", etag.as_bytes());
-    respond::header(buf, b"Accept-Ranges", b"bytes");
+    if extra.coding.is_none() {
+        respond::header(buf, b"Accept-Ranges", b"bytes");
+    }
+    extra.push(buf);
     if status == Status::PARTIAL_CONTENT {
         buf.extend_from_slice(b"Content-Range: bytes ");
         respond::push_u64(buf, offset);

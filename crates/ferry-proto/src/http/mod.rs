@@ -9,6 +9,11 @@
 //!   `Content-Length`, `Content-Type` (by extension; text types with
 //!   `; charset=utf-8`), `Last-Modified`, `ETag` (`"inode-size-mtime"` in
 //!   hex), `Date`, `Server: ferry` and `Accept-Ranges: bytes`.
+//! - Content codings: `gzip`, `br` and `zstd` by `Accept-Encoding` for
+//!   compressible types, compressed off the event loop or served from
+//!   precompressed siblings (`x.js.br`); never for `Range` requests; each
+//!   representation with its own `ETag` and `Vary: Accept-Encoding` (see
+//!   [`encoding`]). `Cache-Control` by media type ([`cache_control`]).
 //! - Conditional requests: `If-Match` (strong comparison, `*`) that does
 //!   not hold answers 412, before anything else is looked at;
 //!   `If-None-Match` (weak comparison, `*`) and `If-Modified-Since` answer
@@ -141,8 +146,10 @@
 mod archive;
 mod auth;
 mod body;
+pub mod cache_control;
 mod conditional;
 mod date;
+pub mod encoding;
 mod errors;
 mod file_answer;
 mod file_cache;
@@ -157,6 +164,8 @@ use crate::access::Access;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cache_control::CacheControl;
+pub use encoding::{Coding, Encoding, Level};
 pub use errors::{HttpError, Status};
 pub use file_cache::{FileCache, FileCacheStats};
 pub use session::HttpSession;
@@ -199,6 +208,10 @@ pub struct HttpConfig {
     pub file_cache_bytes: usize,
     /// Who may read and list what (accounts, rules); everyone by default.
     pub access: Arc<Access>,
+    /// Content codings (`Accept-Encoding`) and their caches; on by default.
+    pub encoding: Arc<Encoding>,
+    /// `Cache-Control` by media type; `*=no-cache` by default.
+    pub cache_control: CacheControl,
 }
 
 impl HttpConfig {
@@ -214,6 +227,8 @@ impl HttpConfig {
             file_cache_entries: 1024,
             file_cache_bytes: 16 * 1024 * 1024,
             access: Arc::new(Access::open(false)),
+            encoding: Arc::new(Encoding::default()),
+            cache_control: CacheControl::default(),
         }
     }
 

@@ -64,6 +64,8 @@ pub(crate) struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// `Accept` (a listing may be JSON).
     pub accept: Option<&'a [u8]>,
+    /// `Accept-Encoding` (the first one: content codings, see `encoding`).
+    pub accept_encoding: Option<&'a [u8]>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -148,6 +150,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         if_range: None,
         authorization: None,
         accept: None,
+        accept_encoding: None,
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -192,6 +195,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.authorization.get_or_insert(value);
         } else if is("accept") {
             request.accept.get_or_insert(value);
+        } else if is("accept-encoding") {
+            request.accept_encoding.get_or_insert(value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

@@ -83,6 +83,11 @@ impl ContentType {
             || matches!(mime, "application/javascript" | "application/json" | "application/xml" | "image/svg+xml");
         ContentType { mime, utf8 }
     }
+
+    /// The media type, without parameters.
+    pub fn mime(&self) -> &'static str {
+        self.mime
+    }
 }
 
 /// The `Content-Type` header line.

@@ -9,8 +9,9 @@ use super::archive::answer::{self as archive, Ask, Step, Streaming};
 use super::auth;
 use super::body::{BodyError, Discard};
 use super::date::{DateMemo, HttpDate};
+use super::encoding::answer::{self as representation, Sent};
+use super::encoding::stream::Stream;
 use super::errors::{HttpError, fs_error};
-use super::file_answer;
 use super::file_cache::FileCache;
 use super::listing;
 use super::parse::{BodyFraming, Head, Method, Request, Version, parse_head};
@@ -52,6 +53,9 @@ pub struct HttpSession {
     archive: Option<Streaming>,
     /// A password check running as a job for the request left unread.
     login: Option<auth::LoginSlot>,
+    /// A large file being compressed as it is sent. No other request is
+    /// answered meanwhile.
+    compressing: Option<Stream>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +100,17 @@ impl HttpSession {
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
         let state = State::Head { seen: 0 };
         let date = DateMemo::default();
-        HttpSession { config, cache, date, state, draining: false, peer: None, archive: None, login: None }
+        HttpSession {
+            config,
+            cache,
+            date,
+            state,
+            draining: false,
+            peer: None,
+            archive: None,
+            login: None,
+            compressing: None,
+        }
     }
 
     /// The same session for a client at `peer` (failed logins from one
@@ -176,7 +190,10 @@ impl HttpSession {
                 }
             }
         }
-        if persist == Persist::Close { Flow::CloseAfterFlush } else { Flow::Continue }
+        // A streamed answer (archive, compressed file) closes when it ends
+        // (see `after_step`): closing after this flush would cut it short.
+        let streaming = self.archive.is_some() || self.compressing.is_some();
+        if persist == Persist::Close && !streaming { Flow::CloseAfterFlush } else { Flow::Continue }
     }
 
     /// GET or HEAD of a path: a file, a redirect, an index page or a
@@ -204,9 +221,7 @@ impl HttpSession {
                     return Err(HttpError::NotFound);
                 }
                 auth::check(access, &who, Op::Read, &path)?;
-                if file_answer::send_file(&self.config, req, file, &path, persist, date, out) {
-                    budget.files -= 1;
-                }
+                self.send_file(req, file, &path, persist, date, now, out, budget);
                 Ok(())
             }
             Err(FsError::IsADirectory) if !target.trailing_slash() => {
@@ -225,9 +240,7 @@ impl HttpSession {
                 match self.cache.open(&self.config, &index, now.mono) {
                     Ok(file) => {
                         auth::check(access, &who, Op::Read, &index)?;
-                        if file_answer::send_file(&self.config, req, file, &index, persist, date, out) {
-                            budget.files -= 1;
-                        }
+                        self.send_file(req, file, &index, persist, date, now, out, budget);
                         Ok(())
                     }
                     Err(
@@ -250,10 +263,58 @@ impl HttpSession {
     }
 }
 
+impl HttpSession {
+    /// A regular file, in the representation the client takes (see
+    /// [`super::encoding`]).
+    #[allow(clippy::too_many_arguments)]
+    fn send_file(
+        &mut self,
+        req: &Request<'_>,
+        file: super::file_cache::Opened,
+        path: &VirtualPath,
+        persist: Persist,
+        date: &HttpDate,
+        now: Now,
+        out: &mut Outbox,
+        budget: &mut Budget,
+    ) {
+        let ask =
+            representation::Ask { config: &self.config, cache: &self.cache, req, path, persist, date, now: now.mono };
+        let Sent { file_range, stream } = representation::send(&ask, file, out);
+        if file_range {
+            budget.files -= 1;
+        }
+        self.compressing = stream;
+    }
+
+    /// Where a streamed answer (archive, compressed file) stands after
+    /// more of it was queued: what the connection does next.
+    fn after_step(&mut self, step: Step) -> Flow {
+        match step {
+            Step::More => Flow::Continue,
+            Step::Done(persist) => {
+                self.archive = None;
+                self.compressing = None;
+                if persist == Persist::Close {
+                    self.state = State::Closing;
+                    return Flow::CloseAfterFlush;
+                }
+                Flow::Continue
+            }
+            Step::Cut => {
+                self.archive = None;
+                self.compressing = None;
+                self.state = State::Closing;
+                Flow::CloseNow
+            }
+        }
+    }
+}
+
 impl Session for HttpSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
-        if self.archive.is_some() {
-            // Pipelined requests wait for the archive's end.
+        if self.archive.is_some() || self.compressing.is_some() {
+            // Pipelined requests wait for the archive's (or stream's) end.
             return Progress { consumed: 0, flow: Flow::Continue };
         }
         let date = self.date.at(now.wall);
@@ -328,7 +389,7 @@ impl Session for HttpSession {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
                             }
-                            if self.archive.is_some() {
+                            if self.archive.is_some() || self.compressing.is_some() {
                                 return Progress { consumed, flow: Flow::Continue };
                             }
                         }
@@ -344,23 +405,13 @@ impl Session for HttpSession {
     }
 
     fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
-        let Some(streaming) = self.archive.as_mut() else { return Flow::Continue };
-        match streaming.resume(out) {
-            Step::More => Flow::Continue,
-            Step::Done(persist) => {
-                self.archive = None;
-                if persist == Persist::Close {
-                    self.state = State::Closing;
-                    return Flow::CloseAfterFlush;
-                }
-                Flow::Continue
-            }
-            Step::Cut => {
-                self.archive = None;
-                self.state = State::Closing;
-                Flow::CloseNow
-            }
+        if let Some(stream) = self.compressing.as_mut() {
+            let step = stream.resume(out);
+            return self.after_step(step);
         }
+        let Some(streaming) = self.archive.as_mut() else { return Flow::Continue };
+        let step = streaming.resume(out);
+        self.after_step(step)
     }
 
     fn in_request(&self) -> bool {
