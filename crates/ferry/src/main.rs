@@ -17,6 +17,7 @@ mod ping;
 mod progress;
 mod put;
 mod serve;
+mod serve_http;
 mod serve_tls;
 mod shell;
 mod stdin;

@@ -164,6 +164,8 @@ pub struct ServeArgs {
     log_file: Option<PathBuf>,
     #[command(flatten)]
     tls: Box<crate::serve_tls::TlsArgs>,
+    #[command(flatten)]
+    http_opts: Box<crate::serve_http::HttpArgs>,
 }
 
 /// A file mode in octal: `0660`, `600`.
@@ -304,7 +306,8 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             idle_timeout: Duration::from_secs(args.keepalive_timeout),
             request_timeout: Duration::from_secs(args.header_timeout),
         };
-        let http = Service::Http(Arc::new(HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access))));
+        let config = HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access));
+        let http = Service::Http(Arc::new(crate::serve_http::apply(&args.http_opts, config)?));
         let reuse_port = args.reuseport;
         listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode, tls: None, reuse_port });
     }
@@ -323,6 +326,8 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
         bail!("every service is off: give at least one of --files, --http, --echo, --udp-echo an address");
     }
     crate::serve_tls::apply(&args.tls, &mut listeners)?;
+    let https = listeners.iter().any(|l| matches!(l.service, Service::Http(_)) && l.tls.is_some());
+    crate::serve_http::want_qr(&args.http_opts, if https { "https" } else { "http" });
     Ok(listeners)
 }
 

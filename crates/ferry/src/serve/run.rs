@@ -155,6 +155,9 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
     let mut stdout = std::io::stdout().lock();
     for (service, addr) in listeners {
         writeln!(stdout, "ferry: {service} listening on {addr}").context("cannot write to stdout")?;
+        if let Some(qr) = (service == "http").then(|| crate::serve_http::qr_block(&addr)).flatten() {
+            write!(stdout, "{qr}").context("cannot write to stdout")?;
+        }
     }
     if let Some(line) = crate::serve_tls::fingerprint_line() {
         writeln!(stdout, "{line}").context("cannot write to stdout")?;

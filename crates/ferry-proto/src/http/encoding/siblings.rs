@@ -37,9 +37,11 @@ fn sibling(path: &VirtualPath, coding: Coding) -> Option<VirtualPath> {
     Some(parent.join_name(&name))
 }
 
-/// Whether `sibling` may stand for the file: not older than it.
+/// Whether `sibling` may stand for the file: not older than it, to the
+/// second (compressors that keep the original's time, such as `brotli -k`,
+/// may keep only its seconds).
 fn current(sibling: &Meta, file: &Meta) -> bool {
-    (sibling.mtime, sibling.mtime_nsec) >= (file.mtime, file.mtime_nsec)
+    sibling.mtime >= file.mtime
 }
 
 /// The best sibling of `path` (whose metadata is `file`) that `accepted`
