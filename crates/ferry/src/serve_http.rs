@@ -20,7 +20,7 @@ pub struct HttpArgs {
     /// Serve x.js.zst, x.js.br or x.js.gz in place of x.js when a client
     /// takes that coding and the sibling is not older than x.js (as
     /// nginx's gzip_static): on, off.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     precompressed: bool,
     /// Cache-Control by media type (repeatable): TYPE=VALUE, where TYPE is
     /// text/html, a family as image/*, or *; the most specific wins, and

@@ -104,12 +104,12 @@ fn compressed(ask: &Ask<'_>, file: Opened, rep: Compressed<'_>, slot: Option<str
     let FileInfo { meta, etag, last_modified, content_type } = file.info;
     let etag = etag.encoded(rep.coding.token());
     let head_only = req.method == Method::Head;
-    let buf = out.text();
     if !conditional::if_match_holds(req, &etag) {
-        respond::error(buf, HttpError::PreconditionFailed, persist, head_only, date);
+        respond::error(out.text(), HttpError::PreconditionFailed, persist, head_only, date);
         return Sent::default();
     }
     if conditional::not_modified(req, &etag, meta.mtime) {
+        let buf = out.text();
         respond::start(buf, Status::NOT_MODIFIED, date);
         respond::header(buf, b"ETag", etag.as_bytes());
         respond::header(buf, b"Last-Modified", &last_modified);
@@ -125,6 +125,7 @@ fn compressed(ask: &Ask<'_>, file: Opened, rep: Compressed<'_>, slot: Option<str
     Extra { coding: Some(rep.coding), ..rep.extra }.push(&mut head);
     if let Some(slot) = slot {
         // Large: chunks, as they are made.
+        let buf = out.text();
         buf.extend_from_slice(&head);
         respond::header(buf, b"Transfer-Encoding", b"chunked");
         respond::finish(buf, persist);
@@ -149,6 +150,9 @@ fn compressed(ask: &Ask<'_>, file: Opened, rep: Compressed<'_>, slot: Option<str
     let encoding = Arc::clone(&config.encoding);
     let kept = encoding.results.lock().unwrap_or_else(PoisonError::into_inner).get(&key);
     if let Some(body) = kept {
+        // Not `out.text()` before here: an empty text item ahead of the
+        // job below would be sent as a zero-length write.
+        let buf = out.text();
         finish_head(buf, head, body.len(), persist);
         if !head_only {
             buf.extend_from_slice(&body);
