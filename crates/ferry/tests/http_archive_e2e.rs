@@ -270,9 +270,11 @@ fn curl_to(url: &str, to: &Path, patience: std::time::Duration) {
 }
 
 #[test]
-fn unzip_tests_and_extracts_exactly_the_tree_under_every_model() {
+fn unzip_and_7z_test_and_extract_exactly_the_tree_under_every_model() {
     require_tool("curl", "curl");
     require_tool("unzip", "unzip");
+    let seven = seven_zip();
+    require_tool(seven, "7zip");
     let dir = scratch();
     let root = archive_tree(dir.path());
     // unzip turns names without the UTF-8 flag into its own charset; the
@@ -300,7 +302,31 @@ fn unzip_tests_and_extracts_exactly_the_tree_under_every_model() {
         // extended timestamp.
         let mtime = |p: &Path| std::os::unix::fs::MetadataExt::mtime(&std::fs::metadata(p).unwrap());
         assert_eq!(mtime(&into.join("root/big.bin")), mtime(&root.join("big.bin")), "{m}");
+
+        // 7-Zip, a second, independent zip reader: tests every CRC and
+        // extracts the same tree.
+        let test = run_bounded(Command::new(seven).arg("t").arg(&zip), PATIENCE);
+        assert!(test.status.success(), "{m}: {seven} t: {}", String::from_utf8_lossy(&test.stdout));
+        let into = dir.path().join(format!("7z-{}", m.replace('/', "-")));
+        let out = run_bounded(
+            Command::new(seven).arg("x").arg("-y").arg(format!("-o{}", into.display())).arg(&zip),
+            PATIENCE,
+        );
+        assert!(out.status.success(), "{m}: {seven} x: {}", String::from_utf8_lossy(&out.stdout));
+        let got: Vec<_> = inventory(&into.join("root"))
+            .into_iter()
+            .filter(|(rel, _)| !rel.to_string_lossy().starts_with("bad"))
+            .collect();
+        assert_eq!(got, want, "{m}: the tree 7-Zip extracts is the served one");
     }
+}
+
+/// Debian's 7zip package installs `7zz`; p7zip and others `7z`.
+fn seven_zip() -> &'static str {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    };
+    if on_path("7zz") { "7zz" } else { "7z" }
 }
 
 /// zip64 where a plain zip's fields overflow: a file past 4 GiB (sparse)
