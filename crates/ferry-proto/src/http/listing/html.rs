@@ -22,7 +22,7 @@ th,td{padding:.3em .6em;text-align:left;border-bottom:1px solid #eee}\
 th{border-bottom:2px solid #ccc}\
 td:nth-child(2),th:nth-child(2){text-align:right;white-space:nowrap}\
 td:nth-child(3){white-space:nowrap;font-variant-numeric:tabular-nums}\
-td:first-child{overflow-wrap:break-word;word-break:normal}\
+td:first-child{overflow-wrap:anywhere;word-break:normal}\
 a{color:#0645ad;text-decoration:none}a:hover{text-decoration:underline}\
 footer{color:#888;font-size:.85em;margin-top:1em}\
 input[type=search]{width:100%;max-width:24em;padding:.4em;font-size:1em;box-sizing:border-box}\
