@@ -13,10 +13,14 @@ use ferry_proto::http::{CacheControl, Encoding, HttpConfig, Level};
 pub struct HttpArgs {
     /// Compress answers on the fly for clients that accept gzip, br or
     /// zstd (text, JSON, JavaScript, CSS, SVG, XML, wasm from 1 KiB; never
-    /// ranges): off, fast (least CPU), on (gzip 6 / brotli 4 / zstd 3),
+    /// ranges): off, fast (least CPU), on (gzip 6 / brotli 5 / zstd 3),
     /// best (smallest, several times the CPU).
     #[arg(long, value_name = "off|fast|on|best", default_value = "on", value_parser = parse_compress)]
     compress: Compress,
+    /// Memory for compressed answers kept so a hot file is compressed
+    /// once (per server; files up to 1 MiB): 16M, 0 for none.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::units::parse_size)]
+    compress_cache: u64,
     /// Serve x.js.zst, x.js.br or x.js.gz in place of x.js when a client
     /// takes that coding and the sibling is not older than x.js (as
     /// nginx's gzip_static): on, off.
@@ -64,7 +68,9 @@ static QR: OnceLock<&'static str> = OnceLock::new();
 /// `config` with the HTTP options applied.
 pub fn apply(args: &HttpArgs, config: HttpConfig) -> anyhow::Result<HttpConfig> {
     let cache_control = CacheControl::parse(&args.cache_control).context("--cache-control")?;
-    let encoding = Arc::new(Encoding::new(args.compress.0, args.precompressed));
+    let mut encoding = Encoding::new(args.compress.0, args.precompressed);
+    encoding.cache_bytes = usize::try_from(args.compress_cache).unwrap_or(usize::MAX);
+    let encoding = Arc::new(encoding);
     Ok(HttpConfig { encoding, cache_control, ..config })
 }
 
