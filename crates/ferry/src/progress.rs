@@ -293,6 +293,71 @@ mod tests {
         assert!(bar.per_sec() < honest * 4.0, "{} B/s for {honest} B/s moved", bar.per_sec());
     }
 
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<Vec<String>>>, u16);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.1
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().extend(s.split('\n').filter(|l| !l.is_empty()).map(str::to_owned));
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// At every width down to 40 columns the bar fits on its line (the
+    /// label is cut, not the numbers), and no ETA is shown before a rate
+    /// is known; once one is, it is.
+    #[test]
+    fn the_bar_fits_narrow_terminals_and_hides_an_unknown_eta() {
+        for width in [40u16, 59, 60, 99, 100, 160] {
+            let screen = Screen(Default::default(), width);
+            let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+            let label = "/a/rather/long/remote/path/to/some file with spaces.iso";
+            let bar = ProgressBar::with_draw_target(Some(10 << 30), target).with_style(bar_style(width));
+            bar.set_message(label);
+            bar.set_position(5 << 30);
+            bar.tick();
+            let lines = screen.0.lock().unwrap().clone();
+            let last = lines.last().cloned().unwrap_or_default();
+            for line in &lines {
+                assert!(line.chars().count() <= usize::from(width), "{width} columns: {line:?}");
+            }
+            assert!(last.contains("50%") || last.contains("GiB/10.00 GiB"), "{width}: {last:?}");
+            assert!(!last.contains("ETA"), "no rate yet, no ETA: {last:?}");
+            for _ in 0..12 {
+                std::thread::sleep(Duration::from_millis(50)); // time must pass for a rate
+                bar.inc(1 << 20);
+            }
+            bar.tick();
+            let last = screen.0.lock().unwrap().last().cloned().unwrap_or_default();
+            assert!(last.contains("ETA") && last.chars().count() <= usize::from(width), "{width}: {last:?}");
+        }
+    }
+
     #[test]
     fn human_sizes() {
         assert_eq!(human(0), "0 B");

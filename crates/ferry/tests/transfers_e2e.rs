@@ -302,3 +302,50 @@ fn limit_rate_and_max_time_pace_transfers() {
     assert!(stderr(&out).contains("resuming /r.bin"), "{}", stderr(&out));
     assert_eq!(sha256_file(&work.join("slow.bin")), sum);
 }
+
+/// The bars in a real 40-column terminal (tmux): a file bar and the total
+/// bar, each on one line with its label, percentage and rate: nothing
+/// wraps.
+#[test]
+fn the_bars_fit_a_40_column_terminal() {
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(root.join("t")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    random_file(&root.join("t/a rather long name for a narrow terminal.bin"), 1_500_000, 9);
+    std::fs::write(root.join("t/small.txt"), b"small").unwrap();
+    let server = start("reactor", Svc::Files, &root, &[]);
+    let socket = format!("ferry-transfers-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").args(["-L", &socket, "-f", "/dev/null"]).args(args).output().expect("tmux")
+    };
+    let command = format!("'{}' get {} -r /t --limit-rate 300k; sleep 600", ferry_bin(), server.addr);
+    let work_dir = work.to_str().unwrap();
+    let started =
+        tmux(&["new-session", "-d", "-x", "40", "-y", "10", "-c", work_dir, "env", "TERM=xterm", "sh", "-c", &command]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let _kill = Kill(&tmux);
+    let deadline = Instant::now() + PATIENCE;
+    let screen = loop {
+        let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+        if screen.lines().any(|l| l.contains(" files ") && l.contains('%')) && screen.contains("/t/a rather") {
+            break screen;
+        }
+        assert!(Instant::now() < deadline, "no bars on the screen:\n{screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let file_bar = screen.lines().find(|l| l.starts_with("/t/a rather")).expect("the file's bar");
+    assert!(file_bar.contains('%') && file_bar.trim_end().ends_with(|c: char| c == 's'), "one line: {screen}");
+    let total_bar = screen.lines().find(|l| l.contains(" files ")).expect("the total bar");
+    assert!(total_bar.contains('%') && total_bar.contains("/s"), "one line: {screen}");
+    for line in screen.lines() {
+        assert!(line.chars().count() <= 40, "{line:?}");
+    }
+}
