@@ -144,8 +144,11 @@ impl Client {
         let base = local.unwrap_or(Path::new(""));
         for (remote, entry) in found {
             let name = remote_basename(&remote).map(OsStr::to_os_string);
+            let is_dir = entry.as_ref().is_some_and(|e| e.kind == Kind::Dir);
             let target = match (&name, into_dir || local.is_none() || several) {
                 (Some(name), true) => base.join(name),
+                // `get -r /` into a directory: the root's contents go there.
+                (None, true) if is_dir && recursive && !several => base.to_path_buf(),
                 (None, true) => {
                     let error = ClientError::Usage(format!("{} names no file to save", escape_text(&remote)));
                     plan.problems.push(Problem { source: escape_text(&remote), error });
