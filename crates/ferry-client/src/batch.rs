@@ -114,32 +114,61 @@ pub trait BatchProgress: Sync {
 pub type Connect<'a> = dyn Fn() -> Result<Client> + Sync + 'a;
 
 /// Runs `plan`: `first` creates the directories and is the first worker;
-/// more workers (`options.parallel`) connect with `connect`.
+/// more workers (`options.parallel`) connect with `connect` and say `quit`
+/// when done. `first` stays the caller's (the shell's connection): if it
+/// breaks, it is replaced by a new one from `connect`; if that fails too,
+/// it is left out of step ([`Client::in_step`]). It stays open until the
+/// end, so a server that serves one connection at a time (`iterative`)
+/// serves no other worker meanwhile: use `parallel` 1 there, or
+/// [`run_plan_closing`].
 pub fn run_plan(
+    plan: Plan,
+    first: &mut Client,
+    connect: &Connect<'_>,
+    options: &BatchOptions,
+    progress: &dyn BatchProgress,
+) -> Report {
+    let earlier_pace = std::mem::replace(&mut first.pace, options.pace.clone());
+    let report = execute(plan, Holder::Borrowed { client: &mut *first, usable: true }, connect, options, progress);
+    first.pace = earlier_pace;
+    report
+}
+
+/// [`run_plan`] for a caller done with `first` (`ferry get`/`put`): it says
+/// `quit` as soon as its worker finds no file left, so the server can
+/// turn to the other workers' connections.
+pub fn run_plan_closing(
+    plan: Plan,
+    mut first: Client,
+    connect: &Connect<'_>,
+    options: &BatchOptions,
+    progress: &dyn BatchProgress,
+) -> Report {
+    first.set_pace(options.pace.clone());
+    execute(plan, Holder::Owned(Some(Box::new(first))), connect, options, progress)
+}
+
+/// Creates the directories on `first`'s connection, then moves the files
+/// with `first` as the first worker.
+fn execute(
     mut plan: Plan,
-    first: Client,
+    mut first: Holder<'_>,
     connect: &Connect<'_>,
     options: &BatchOptions,
     progress: &dyn BatchProgress,
 ) -> Report {
     let started = Instant::now();
-    let mut first = Some(first);
-    if let Some(c) = &mut first {
-        c.set_pace(options.pace.clone());
-    }
     for dir in &plan.dirs {
-        let made = match plan.direction {
-            Direction::Get => {
+        let made = match (plan.direction, first.get()) {
+            (Direction::Get, _) => {
                 create_local_dir(&dir.local).map_err(|e| crate::part::local_error("create", &dir.local, e))
             }
-            Direction::Put => match &mut first {
-                Some(client) => client.ensure_remote_dir(&dir.remote),
-                None => break,
-            },
+            (Direction::Put, Some(client)) => client.ensure_remote_dir(&dir.remote),
+            (Direction::Put, None) => Err(ClientError::Abandoned { detail: "the connection broke".into() }),
         };
         if let Err(error) = made {
-            if is_fatal(&error) {
-                first = None;
+            if is_fatal(&error) || first.get().is_some_and(|c| !c.in_step()) {
+                first.lose();
             }
             let source = match plan.direction {
                 Direction::Get => dir.local.display().to_string(),
@@ -155,11 +184,11 @@ pub fn run_plan(
         Shared { files: &plan.files, slots: &slots, next: &next, direction: plan.direction, options, progress };
     let workers = options.parallel.clamp(1, plan.files.len().max(1));
     std::thread::scope(|scope| {
-        for w in 0..workers {
-            let mine = if w == 0 { first.take() } else { None };
-            let shared = &shared;
-            scope.spawn(move || shared.work(mine, connect));
+        let shared = &shared;
+        for _ in 1..workers {
+            scope.spawn(move || shared.work(Holder::Owned(None), connect));
         }
+        shared.work(first, connect);
     });
     let files = plan
         .files
@@ -177,6 +206,45 @@ pub fn run_plan(
     Report { direction: plan.direction, files, problems: plan.problems, elapsed: started.elapsed() }
 }
 
+/// A worker's connection: the caller's (replaced in place if it breaks)
+/// or one of its own.
+enum Holder<'a> {
+    Borrowed { client: &'a mut Client, usable: bool },
+    Owned(Option<Box<Client>>),
+}
+
+impl Holder<'_> {
+    /// The connection, if there is a usable one.
+    fn get(&mut self) -> Option<&mut Client> {
+        match self {
+            Holder::Borrowed { client, usable: true } => Some(client),
+            Holder::Borrowed { .. } => None,
+            Holder::Owned(client) => client.as_deref_mut(),
+        }
+    }
+
+    /// Takes `new` as the connection.
+    fn set(&mut self, new: Client) {
+        match self {
+            Holder::Borrowed { client, usable } => {
+                let pace = client.pace.take();
+                **client = new;
+                client.pace = pace;
+                *usable = true;
+            }
+            Holder::Owned(client) => *client = Some(Box::new(new)),
+        }
+    }
+
+    /// The connection broke.
+    fn lose(&mut self) {
+        match self {
+            Holder::Borrowed { usable, .. } => *usable = false,
+            Holder::Owned(client) => *client = None,
+        }
+    }
+}
+
 /// What the workers share.
 struct Shared<'a> {
     files: &'a [Item],
@@ -189,40 +257,42 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     /// One worker: takes the next file until none is left. Without a
-    /// connection (the first worker's broke, or another's) it makes one;
-    /// if that fails it reports the file it held and stops.
-    fn work(&self, mut client: Option<Client>, connect: &Connect<'_>) {
+    /// usable connection it makes one; if that fails it reports the file
+    /// it held and stops.
+    fn work(&self, mut holder: Holder<'_>, connect: &Connect<'_>) {
         loop {
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             let Some(item) = self.files.get(i) else { break };
             let started = Instant::now();
-            let outcome = match (&mut client, self.expired()) {
-                (_, true) => Outcome::Failed(ClientError::Abandoned { detail: "the time allowed ran out".into() }),
-                (Some(c), false) => self.one(c, item),
-                (None, false) => match connect() {
+            if self.expired() {
+                let outcome = Outcome::Failed(ClientError::Abandoned { detail: "the time allowed ran out".into() });
+                self.record(i, FileReport { item: item.clone(), outcome, elapsed: started.elapsed() });
+                continue;
+            }
+            if holder.get().is_none() {
+                match connect() {
                     Ok(mut c) => {
                         c.set_pace(self.options.pace.clone());
-                        let outcome = self.one(&mut c, item);
-                        client = Some(c);
-                        outcome
+                        holder.set(c);
                     }
                     Err(e) => {
-                        self.record(
-                            i,
-                            FileReport { item: item.clone(), outcome: Outcome::Failed(e), elapsed: started.elapsed() },
-                        );
+                        let report =
+                            FileReport { item: item.clone(), outcome: Outcome::Failed(e), elapsed: started.elapsed() };
+                        self.record(i, report);
                         break;
                     }
-                },
-            };
-            if let (Outcome::Failed(e), Some(c)) = (&outcome, &client)
-                && (is_fatal(e) || !c.in_step())
+                }
+            }
+            let Some(client) = holder.get() else { break };
+            let outcome = self.one(client, item);
+            if let Outcome::Failed(e) = &outcome
+                && (is_fatal(e) || !client.in_step())
             {
-                client = None;
+                holder.lose();
             }
             self.record(i, FileReport { item: item.clone(), outcome, elapsed: started.elapsed() });
         }
-        if let Some(mut c) = client {
+        if let Holder::Owned(Some(mut c)) = holder {
             // Courtesy only.
             let _ = c.quit();
         }

@@ -43,7 +43,7 @@ pub mod tls;
 pub use address::{DEFAULT_PORT, normalize_address};
 pub use batch::{
     BatchOptions, BatchProgress, Connect, FileReport, Outcome, Report, destination_of, display_local, run_plan,
-    source_of,
+    run_plan_closing, source_of,
 };
 pub use checksum::sha256_file;
 pub use client::{Answer, Client, ClientOptions};

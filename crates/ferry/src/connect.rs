@@ -25,12 +25,16 @@ pub struct ConnectArgs {
     login: LoginArgs,
     #[command(flatten)]
     tls: crate::connect_tls::TlsClientArgs,
+    /// The credentials once found, so every connection of a command
+    /// (`--parallel`) logs in without asking again.
+    #[arg(skip)]
+    found: std::sync::OnceLock<Option<Login>>,
 }
 
 impl ConnectArgs {
     /// Connects to `addr` with these timeouts, and logs in if asked.
     pub fn connect(&self, addr: &str) -> anyhow::Result<Client> {
-        let login = self.login.resolve(addr)?;
+        let login = self.login(addr)?;
         self.open(addr, login.as_ref())
     }
 
@@ -50,9 +54,14 @@ impl ConnectArgs {
         Ok(client)
     }
 
-    /// The credentials for `addr`, found once.
+    /// The credentials for `addr`: found (a password asked for) the
+    /// first time, remembered after.
     pub fn login(&self, addr: &str) -> anyhow::Result<Option<Login>> {
-        self.login.resolve(addr)
+        if let Some(found) = self.found.get() {
+            return Ok(found.clone());
+        }
+        let login = self.login.resolve(addr)?;
+        Ok(self.found.get_or_init(|| login).clone())
     }
 }
 

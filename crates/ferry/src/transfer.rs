@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_client::{
-    BatchOptions, Client, ClientError, Direction, Outcome, Pace, Plan, Report, Skip, destination_of, run_plan,
+    BatchOptions, Client, ClientError, Direction, Outcome, Pace, Plan, Report, Skip, destination_of, run_plan_closing,
     source_of,
 };
 
@@ -130,7 +130,7 @@ impl TransferArgs {
                 .open(addr, login.as_ref())
                 .map_err(|e| ClientError::Abandoned { detail: format!("cannot connect again: {e:#}") })
         };
-        let report = run_plan(plan, client, &another, options, &view);
+        let report = run_plan_closing(plan, client, &another, options, &view);
         view.finish();
         for problem in &report.problems {
             let verb = if report.direction == Direction::Get { "get" } else { "put" };

@@ -342,7 +342,7 @@ fn the_bars_fit_a_40_column_terminal() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let file_bar = screen.lines().find(|l| l.starts_with("/t/a rather")).expect("the file's bar");
-    assert!(file_bar.contains('%') && file_bar.trim_end().ends_with(|c: char| c == 's'), "one line: {screen}");
+    assert!(file_bar.contains('%') && file_bar.trim_end().ends_with('s'), "one line: {screen}");
     let total_bar = screen.lines().find(|l| l.contains(" files ")).expect("the total bar");
     assert!(total_bar.contains('%') && total_bar.contains("/s"), "one line: {screen}");
     for line in screen.lines() {
