@@ -349,3 +349,19 @@ fn the_bars_fit_a_40_column_terminal() {
         assert!(line.chars().count() <= 40, "{line:?}");
     }
 }
+
+/// `--max-time` also bounds waits the transfer loop cannot see: a server
+/// that accepts and never answers (the stall timeout is a minute).
+#[test]
+fn max_time_bounds_a_server_that_never_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let dir = scratch();
+    let started = Instant::now();
+    let out = ferry(&["get", &addr, "/x.bin", "--max-time", "1"], Some(dir.path()), b"");
+    let took = started.elapsed();
+    assert!(!out.status.success() && stderr(&out).contains("max-time"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    drop(holder.join());
+}
