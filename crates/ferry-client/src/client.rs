@@ -71,6 +71,8 @@ pub struct Answer {
 /// early end of stream) leaves it [`ClientError::Broken`].
 pub struct Client {
     pub(crate) conn: Connection,
+    /// Rate limit and deadline of the command this connection serves.
+    pub(crate) pace: Option<std::sync::Arc<crate::Pace>>,
 }
 
 impl Client {
@@ -105,7 +107,14 @@ impl Client {
                 Some(layer) => conn.with_tls(layer),
                 None => conn,
             },
+            pace: None,
         })
+    }
+
+    /// Whether the connection is in step with its requests (no answer
+    /// left half-read by a failure), so it can carry another request.
+    pub fn in_step(&self) -> bool {
+        !self.conn.pending
     }
 
     /// The server's address as connected to (`host:port`).

@@ -101,7 +101,7 @@ pub(crate) struct Connection {
     end: usize,
     /// A request was sent and its answer is not fully consumed yet. If a
     /// call fails in that state, the stream is out of step for good.
-    pending: bool,
+    pub(crate) pending: bool,
     /// TLS between the socket and the protocol, for `tls://` addresses:
     /// every byte then goes through [`Connection::read_raw`] and
     /// [`Connection::write_raw`] (no sendfile or splice).

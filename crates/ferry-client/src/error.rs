@@ -162,6 +162,20 @@ pub enum ClientError {
         /// The server's `sum`.
         remote_sum: String,
     },
+    /// The time allowed for the command (`--max-time`) ran out in the
+    /// middle of a transfer; `detail` says what was kept.
+    #[error("the time allowed ran out (max time): {detail}")]
+    Deadline {
+        /// What stopped and what was kept.
+        detail: String,
+    },
+    /// A file of a batch was never tried (its connection was lost and
+    /// could not be made again, or the time ran out before it).
+    #[error("not transferred: {detail}")]
+    Abandoned {
+        /// Why.
+        detail: String,
+    },
     /// The call itself is invalid (a request too long for the protocol, a
     /// path with no file name, ...); nothing was sent.
     #[error("{0}")]

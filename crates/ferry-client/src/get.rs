@@ -7,9 +7,11 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use ferry_proto::files::codec::{GetHead, parse_get_head};
 use ferry_proto::files::escape::escape_text;
+use rustix::fs::{CWD, RenameFlags};
 
 use crate::checksum::sha256_of;
 use crate::destination::{Destination, destination, ensure_replaceable};
@@ -29,6 +31,12 @@ pub struct GetOptions {
     pub restart: bool,
     /// After downloading, compare the local SHA-256 with the server's `sum`.
     pub verify: bool,
+    /// Give the finished file this modification time (Unix seconds): the
+    /// remote file's, as `ls`/`stat` showed it.
+    pub mtime: Option<i64>,
+    /// Never replace an existing file: the final rename fails instead
+    /// (`RENAME_NOREPLACE`), and the download stays in its `.part`.
+    pub no_clobber: bool,
 }
 
 /// What a finished download did.
@@ -91,13 +99,21 @@ impl Client {
             true => Some(self.verify_file(remote, &remote_text, &part.file, &part_path, progress)?),
             false => None,
         };
+        if let Some(mtime) = options.mtime {
+            set_mtime(&part.file, mtime).map_err(|e| local_error("set the modification time of", &part_path, e))?;
+        }
         // The finished file carries no trace of the download.
         if let Err(e) = part.forget_version() {
             tracing::debug!(error = %e, "version record left on the finished file");
         }
         drop(part);
         ensure_replaceable(&target, &part_path)?;
-        fs::rename(&part_path, &target).map_err(|e| local_error("rename into place", &part_path, e))?;
+        if options.no_clobber {
+            rustix::fs::renameat_with(CWD, &part_path, CWD, &target, RenameFlags::NOREPLACE)
+                .map_err(|e| local_error("rename into place (no clobber)", &target, e.into()))?;
+        } else {
+            fs::rename(&part_path, &target).map_err(|e| local_error("rename into place", &part_path, e))?;
+        }
         sync_dir(parent_dir(&target));
         tracing::debug!(remote = %remote_text, local = %target.display(), size = head.size, "download complete");
         Ok(GetOutcome { local: target, size: head.size, resumed_from: head.offset, sha256, version: head.version })
@@ -203,6 +219,15 @@ impl Client {
             Failure::Local(source) => ClientError::Local { action: "write", path: local, source },
             Failure::Net(source) => self.conn.net_error(source),
             Failure::Either { done, source } => ClientError::Transfer { addr, remote, local, done, source },
+            Failure::Expired { got } if resumable => ClientError::Deadline {
+                detail: format!(
+                    "download of {remote} stopped after {got} bytes; {} kept for resuming",
+                    local.display()
+                ),
+            },
+            Failure::Expired { got } => ClientError::Deadline {
+                detail: format!("download of {remote} to {} stopped after {got} bytes", local.display()),
+            },
         }
     }
 
@@ -243,6 +268,15 @@ impl Client {
         }
         Ok(local_sum)
     }
+}
+
+/// Sets a file's modification time to `secs` after the epoch.
+fn set_mtime(file: &File, secs: i64) -> io::Result<()> {
+    let at = match u64::try_from(secs) {
+        Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
+        Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
+    };
+    file.set_modified(at)
 }
 
 /// Makes a rename in `dir` durable. Best effort: the data itself is

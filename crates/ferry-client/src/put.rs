@@ -157,6 +157,13 @@ impl Client {
         let mut offset = have;
         while offset < size {
             let left = usize::try_from(size - offset).unwrap_or(usize::MAX);
+            let Ok(left) = self.grant(left.min(SENDFILE_CHUNK)) else {
+                let detail = format!(
+                    "upload of {} stopped after {offset} bytes; the server keeps them for resuming",
+                    local.display()
+                );
+                return Err(ClientError::Deadline { detail });
+            };
             let sent = if buf.is_empty() {
                 sendfile(self.conn.stream(), file, &mut offset, left.min(SENDFILE_CHUNK))
             } else {
@@ -176,7 +183,10 @@ impl Client {
                     let shrank = io::Error::other(format!("file shrank to {offset} bytes during the upload"));
                     return Err(local_error("read", local, shrank));
                 }
-                Ok(n) => progress.advance(n as u64),
+                Ok(n) => {
+                    self.refund(left - n);
+                    progress.advance(n as u64)
+                }
                 Err(e) => return Err(self.explain_failed_upload(local, remote_text, offset - have, e)),
             }
         }

@@ -47,6 +47,8 @@ pub(crate) enum Failure {
     Net(io::Error),
     /// A zero-copy call failed after `done` bytes.
     Either { done: u64, source: io::Error },
+    /// The time allowed ran out after `got` bytes.
+    Expired { got: u64 },
 }
 
 impl Client {
@@ -70,9 +72,11 @@ impl Client {
         }
         while remaining > 0 {
             let chunk = usize::try_from(remaining).unwrap_or(usize::MAX).min(CHUNK);
+            let chunk = self.grant(chunk).map_err(|_| Failure::Expired { got: len - remaining })?;
             match sink.pull_from(self.conn.stream(), chunk) {
                 Ok(0) => return Err(Failure::Short { got: len - remaining }),
                 Ok(n) => {
+                    self.refund(chunk - n);
                     remaining -= n as u64;
                     progress.advance(n as u64);
                 }
@@ -98,9 +102,13 @@ impl Client {
         let mut buf = vec![0; CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX)).max(1)];
         while remaining > 0 {
             let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+            let want = self.grant(want).map_err(|_| Failure::Expired { got: len - remaining })?;
             let n = match self.conn.read_raw(&mut buf[..want]) {
                 Ok(0) => return Err(Failure::Short { got: len - remaining }),
-                Ok(n) => n,
+                Ok(n) => {
+                    self.refund(want - n);
+                    n
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Failure::Net(e)),
             };

@@ -32,7 +32,9 @@ fn put_then_get_round_trip_keeps_sha256() {
 
     let back = local.path().join("back.bin");
     let mut progress = Recorder::default();
-    let got = client.get(b"/big.bin", &back, GetOptions { restart: false, verify: true }, &mut progress).unwrap();
+    let got = client
+        .get(b"/big.bin", &back, GetOptions { restart: false, verify: true, ..GetOptions::default() }, &mut progress)
+        .unwrap();
     assert_eq!((got.local.as_path(), got.size, got.resumed_from), (back.as_path(), original.len() as u64, 0));
     assert_eq!(progress.advanced, original.len() as u64);
     assert_eq!(sha256(&fs::read(&back).unwrap()), sha256(&original));
@@ -75,7 +77,9 @@ fn a_part_the_server_cannot_vouch_for_is_downloaded_again() {
 
     // --restart ignores a part, even a wrong one.
     write_part(&part, &vec![0xAA; 1000], Some("v1"));
-    let got = client.get(b"data.bin", &target, GetOptions { restart: true, verify: true }, &mut NoProgress).unwrap();
+    let got = client
+        .get(b"data.bin", &target, GetOptions { restart: true, verify: true, ..GetOptions::default() }, &mut NoProgress)
+        .unwrap();
     assert_eq!(got.resumed_from, 0);
     assert_eq!(fs::read(&target).unwrap(), original);
     client.ping().unwrap();
@@ -130,7 +134,9 @@ fn verify_detects_a_part_that_is_not_the_files_prefix() {
     let part = local.path().join("v.bin.part");
     write_part(&part, b"XXXX", Some("v1"));
     let mut client = Client::connect_with(&addr, &options()).unwrap();
-    let err = client.get(b"v.bin", &target, GetOptions { restart: false, verify: true }, &mut NoProgress).unwrap_err();
+    let err = client
+        .get(b"v.bin", &target, GetOptions { restart: false, verify: true, ..GetOptions::default() }, &mut NoProgress)
+        .unwrap_err();
     let ClientError::VerifyMismatch { local_sum, remote_sum, .. } = &err else { panic!("expected a mismatch: {err}") };
     assert_eq!(
         (local_sum.as_str(), remote_sum.as_str()),
@@ -187,7 +193,7 @@ fn get_to_a_stream_writes_the_bytes_in_order() {
 
     let local = tempfile::tempdir().unwrap();
     let file = fs::File::create(local.path().join("plain")).unwrap();
-    let verify = GetOptions { restart: false, verify: true };
+    let verify = GetOptions { restart: false, verify: true, ..GetOptions::default() };
     let got =
         client.get_to(b"s.bin", std::os::fd::AsFd::as_fd(&file), "plain".as_ref(), verify, &mut NoProgress).unwrap();
     assert_eq!(got.sha256.as_deref(), Some(sha256(&original).as_str()));

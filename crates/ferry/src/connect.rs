@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferry_client::{Client, ClientOptions};
 
-use crate::credentials::LoginArgs;
+use crate::credentials::{Login, LoginArgs};
 
 /// `--connect-timeout` and `--stall-timeout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,21 +25,43 @@ pub struct ConnectArgs {
     login: LoginArgs,
     #[command(flatten)]
     tls: crate::connect_tls::TlsClientArgs,
+    /// The credentials once found, so every connection of a command
+    /// (`--parallel`) logs in without asking again.
+    #[arg(skip)]
+    found: std::sync::OnceLock<Option<Login>>,
 }
 
 impl ConnectArgs {
     /// Connects to `addr` with these timeouts, and logs in if asked.
     pub fn connect(&self, addr: &str) -> anyhow::Result<Client> {
+        let login = self.login(addr)?;
+        self.open(addr, login.as_ref())
+    }
+
+    /// Connects to `addr` and logs in with credentials already found:
+    /// every connection of a `--parallel` transfer.
+    pub fn open(&self, addr: &str, login: Option<&Login>) -> anyhow::Result<Client> {
         let options = ClientOptions {
             connect_timeout: Some(self.connect_timeout).filter(|t| !t.is_zero()),
             stall_timeout: Some(self.stall_timeout).filter(|t| !t.is_zero()),
             trust: self.tls.trust(),
         };
         let mut client = Client::connect_with(addr, &options)?;
-        if let Some(name) = self.login.log_in(&mut client, addr)? {
+        if let Some(login) = login {
+            let name = login.apply(&mut client, addr)?;
             tracing::debug!(user = %name, "logged in");
         }
         Ok(client)
+    }
+
+    /// The credentials for `addr`: found (a password asked for) the
+    /// first time, remembered after.
+    pub fn login(&self, addr: &str) -> anyhow::Result<Option<Login>> {
+        if let Some(found) = self.found.get() {
+            return Ok(found.clone());
+        }
+        let login = self.login.resolve(addr)?;
+        Ok(self.found.get_or_init(|| login).clone())
     }
 }
 

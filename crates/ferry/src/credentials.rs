@@ -36,9 +36,45 @@ pub struct LoginArgs {
     netrc_file: Option<PathBuf>,
 }
 
+/// Credentials found once (a password is asked for at most once), to log
+/// in every connection of a command (`--parallel`).
+#[derive(Clone)]
+pub enum Login {
+    /// `auth USER PASSWORD`; `netrc` says where they came from.
+    Password { user: String, password: String, netrc: bool },
+    /// `auth token TOKEN` (FERRY_TOKEN).
+    Token(String),
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Login::Password { user, .. } => write!(f, "Password({user})"),
+            Login::Token(_) => f.write_str("Token"),
+        }
+    }
+}
+
+impl Login {
+    /// Logs `client` in; says as whom.
+    pub fn apply(&self, client: &mut Client, addr: &str) -> anyhow::Result<String> {
+        match self {
+            Login::Password { user, password, netrc: false } => {
+                client.login(user, password).with_context(|| format!("cannot log in to {addr} as {user}"))
+            }
+            Login::Password { user, password, netrc: true } => client
+                .login(user, password)
+                .with_context(|| format!("cannot log in to {addr} as {user} (from the netrc file)")),
+            Login::Token(token) => {
+                client.login_token(token).with_context(|| format!("cannot log in to {addr} with FERRY_TOKEN"))
+            }
+        }
+    }
+}
+
 impl LoginArgs {
-    /// Logs `client` in if credentials were given; says as whom.
-    pub fn log_in(&self, client: &mut Client, addr: &str) -> anyhow::Result<Option<String>> {
+    /// The credentials given, if any (asking for a password if needed).
+    pub fn resolve(&self, addr: &str) -> anyhow::Result<Option<Login>> {
         let netrc = self.netrc_entry(addr)?;
         let from_netrc =
             |user: &str| netrc.as_ref().filter(|e| e.login.as_deref() == Some(user)).and_then(|e| e.password.clone());
@@ -55,24 +91,17 @@ impl LoginArgs {
                     None => (spec.clone(), ask_password(spec, addr)?),
                 },
             };
-            let name = client.login(&user, &password).with_context(|| format!("cannot log in to {addr} as {user}"))?;
-            return Ok(Some(name));
+            return Ok(Some(Login::Password { user, password, netrc: false }));
         }
         if let Some(user) = netrc.as_ref().and_then(|e| e.login.clone()) {
             let password = match from_netrc(&user) {
                 Some(password) => password,
                 None => ask_password(&user, addr)?,
             };
-            let name = client
-                .login(&user, &password)
-                .with_context(|| format!("cannot log in to {addr} as {user} (from the netrc file)"))?;
-            return Ok(Some(name));
+            return Ok(Some(Login::Password { user, password, netrc: true }));
         }
         if let Ok(token) = std::env::var(TOKEN_ENV) {
-            let name = client
-                .login_token(token.trim())
-                .with_context(|| format!("cannot log in to {addr} with FERRY_TOKEN"))?;
-            return Ok(Some(name));
+            return Ok(Some(Login::Token(token.trim().to_string())));
         }
         Ok(None)
     }

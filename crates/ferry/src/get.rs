@@ -1,23 +1,25 @@
-//! `ferry get ADDR REMOTE [LOCAL]`: download a file, resuming a partial
-//! download (`LOCAL.part`) of the same version of the remote file, or
-//! stream it to standard output (`-`).
+//! `ferry get ADDR REMOTE... [LOCAL]`: download files (remote globs,
+//! whole trees with `-r`), each resuming a partial download (`.part`) of
+//! the same version of the remote file, or stream one to standard output
+//! (`-`).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use ferry_client::{Client, GetOptions, remote_basename};
+use anyhow::{Context, bail};
+use ferry_client::{Client, GetOptions, has_glob, remote_basename};
 use ferry_proto::files::escape::escape_text;
 
 use crate::connect::ConnectArgs;
 use crate::progress::TransferProgress;
+use crate::transfer::TransferArgs;
 
 /// Arguments of `ferry get`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-LOCAL may be:
+With one REMOTE, LOCAL may be:
   a new or existing regular file  saved through LOCAL.part, renamed over LOCAL when complete;
                                   a symlink to a regular file replaces the file it leads to
   a directory                     the file is saved inside it under the remote name
@@ -26,17 +28,22 @@ LOCAL may be:
   -                               standard output, no .part, no resume; messages go to stderr
 Anything else (a block device, a socket, a dangling symlink) is refused. A .part is resumed
 only if it records the server's version of the file (extended attribute user.ferry.version)
-and the server still has that version; otherwise the download starts over, with a notice.")]
+and the server still has that version; otherwise the download starts over, with a notice.
+Several REMOTEs (or a glob: quote it, '*.iso'; it is matched here against the server's
+listing) go into LOCAL, which must then be a directory (default: the current one). With -r a
+remote directory is copied whole: into LOCAL/NAME if LOCAL is a directory, else as LOCAL.
+Downloaded files keep the remote modification time. One failing file does not stop the
+others; the exit status is then 1.")]
 pub struct GetArgs {
     /// Server address, HOST[:PORT] (port 7070 if omitted), or unix:/PATH or unix:@NAME.
     addr: String,
-    /// Remote file: an absolute path (`/dir/file`, `/` is the served root)
-    /// or one relative to the root.
-    remote: OsString,
-    /// Where to save it: a file name, an existing directory to save into,
-    /// or `-` for standard output (no resume). Default: the remote file's
-    /// name in the current directory.
-    local: Option<PathBuf>,
+    /// Remote files (absolute, `/` is the served root, or relative to the
+    /// root; globs allowed), then where to save them: a file name, an
+    /// existing directory to save into, or `-` for standard output (one
+    /// file, no resume). Default: the remote names in the current
+    /// directory.
+    #[arg(value_name = "REMOTE... [LOCAL]", required = true)]
+    paths: Vec<OsString>,
     /// Discard a partial download (LOCAL.part) and start from the first
     /// byte instead of resuming.
     #[arg(long)]
@@ -48,19 +55,44 @@ pub struct GetArgs {
     #[arg(long)]
     verify: bool,
     #[command(flatten)]
+    transfer: TransferArgs,
+    #[command(flatten)]
     connect: ConnectArgs,
 }
 
 /// Runs `ferry get`.
 pub fn run(args: GetArgs) -> anyhow::Result<()> {
-    let mut client = args.connect.connect(&args.addr)?;
-    let options = GetOptions { restart: args.restart, verify: args.verify };
-    download(&mut client, args.remote.as_bytes(), args.local.as_deref(), options)?;
-    // Courtesy only: the download is complete whatever happens here.
-    if let Err(e) = client.quit() {
-        tracing::debug!(error = %e, "quit failed");
+    let pace = args.transfer.begin();
+    let (remotes, local) = match args.paths.as_slice() {
+        [one] => (std::slice::from_ref(one), None),
+        [remotes @ .., local] => (remotes, Some(Path::new(local))),
+        [] => anyhow::bail!("name a remote file"),
+    };
+    let remotes: Vec<&[u8]> = remotes.iter().map(|r| r.as_bytes()).collect();
+    let one_file = matches!(remotes.as_slice(), [r] if !has_glob(r)) && !args.transfer.recursive();
+    let to_stream = local.is_some_and(|l| l.as_os_str() == "-" || is_stdout(l));
+    if to_stream && !one_file {
+        bail!("standard output takes one file (no glob, no -r)");
     }
-    Ok(())
+    if to_stream && args.transfer.json() {
+        bail!("--json: standard output carries the file");
+    }
+    let mut client = args.connect.connect(&args.addr)?;
+    let shown = remotes.iter().map(|r| escape_text(r)).collect::<Vec<_>>().join(", ");
+    if to_stream {
+        client.set_pace(pace);
+        let options = GetOptions { restart: args.restart, verify: args.verify, ..GetOptions::default() };
+        download(&mut client, remotes[0], local, options)?;
+        // Courtesy only: the download is complete whatever happens here.
+        if let Err(e) = client.quit() {
+            tracing::debug!(error = %e, "quit failed");
+        }
+        return Ok(());
+    }
+    let plan =
+        client.plan_get(&remotes, local, args.transfer.recursive()).with_context(|| format!("cannot get {shown}"))?;
+    let options = args.transfer.options(pace, args.restart, args.verify);
+    args.transfer.run(plan, client, &args.addr, &args.connect, &options)
 }
 
 /// Downloads `remote` to `local` (default: its name in the current

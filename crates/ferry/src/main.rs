@@ -5,6 +5,7 @@
 //! command line, sets up logging and dispatches.
 
 mod accounts;
+mod batch_view;
 mod connect;
 mod connect_tls;
 mod credentials;
@@ -21,6 +22,7 @@ mod serve_http;
 mod serve_tls;
 mod shell;
 mod stdin;
+mod transfer;
 mod units;
 
 use std::process::ExitCode;
@@ -45,11 +47,12 @@ struct Cli {
 enum Command {
     /// Serve a directory (the current one by default) over ferry's protocols.
     Serve(serve::ServeArgs),
-    /// Download a file from a ferry server (or to stdout: `-`), resuming a
-    /// partial download of the same version.
+    /// Download files or trees (-r) from a ferry server (or one file to
+    /// stdout: `-`), resuming partial downloads of the same version.
     Get(get::GetArgs),
-    /// Upload a file (or stdin: `-`) to a ferry server started with
-    /// --allow-write, resuming a partial upload of the same bytes.
+    /// Upload files or trees (-r), or stdin (`-`), to a ferry server
+    /// started with --allow-write, resuming partial uploads of the same
+    /// bytes.
     Put(put::PutArgs),
     /// List a directory on a ferry server.
     Ls(ls::LsArgs),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<transfer::Reported>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("ferry: error: {e:#}");
             ExitCode::FAILURE

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod relay;
 pub mod serve;
 pub mod tty;
 
