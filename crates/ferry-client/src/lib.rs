@@ -33,6 +33,7 @@ pub use checksum::sha256_file;
 pub use client::{Answer, Client, ClientOptions};
 pub use error::ClientError;
 pub use ferry_proto::files::codec::{EntryInfo, Reply};
+pub use ferry_proto::root::DiskSpace;
 pub use ferry_proto::root::Kind;
 pub use get::{GetOptions, GetOutcome};
 pub use paths::remote_basename;
