@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addr;
+mod bare_port;
 mod run;
 
 use self::addr::{ServiceAddr, make_public, parse_service_addr};
@@ -25,8 +26,11 @@ use ferry_server::{ListenerConfig, PumpConfig, Service, UdpEcho};
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Directory to serve; clients cannot reach anything outside it.
-    #[arg(value_name = "ROOT", default_value = ".")]
+    /// Directory to serve; clients cannot reach anything outside it. A bare
+    /// port instead (`ferry serve 8000`: digits, not an existing directory)
+    /// serves the current directory over HTTP on 127.0.0.1:PORT, as
+    /// `python3 -m http.server 8000` does.
+    #[arg(value_name = "ROOT|PORT", default_value = ".")]
     root: PathBuf,
     /// Address of the file service (docs/PROTOCOL.md): `IP:PORT`,
     /// `HOST:PORT`, a bare `PORT` (on 127.0.0.1), or `off`. Port 0 picks a
@@ -242,6 +246,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         // parsed and logging set up (it writes to stderr).
         unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
     }
+    bare_port::apply(&mut args)?;
     if args.public {
         for addr in [&mut args.files, &mut args.http, &mut args.echo] {
             make_public(addr);
