@@ -5,10 +5,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use ferry_proto::files::MAX_LINE;
+use ferry_proto::files::codec::parse_df;
 use ferry_proto::files::codec::{
     EntryInfo, Reply, encode_request, is_sha256_hex, parse_entry, parse_listing, parse_number,
 };
 use ferry_proto::files::escape::split_words;
+use ferry_proto::root::DiskSpace;
 
 use crate::address::{connect, normalize_address};
 use crate::connection::{Connection, Stream};
@@ -158,6 +160,18 @@ impl Client {
             return Err(self.conn.protocol_error(format!("sum answered {text:?}, not a SHA-256")));
         }
         Ok(text)
+    }
+
+    /// Renames or moves `from` to `to` on the server, atomically; a file
+    /// at `to` is replaced, a directory never.
+    pub fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<()> {
+        self.simple("rename", &[from, to]).map(drop)
+    }
+
+    /// The size, free and available bytes of the server's filesystem.
+    pub fn df(&mut self) -> Result<DiskSpace> {
+        let text = self.simple("df", &[])?;
+        parse_df(&text).map_err(|e| self.conn.protocol_error(e.to_string()))
     }
 
     /// Checks the server is alive (`ping` -> `OK pong`).

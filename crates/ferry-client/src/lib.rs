@@ -49,6 +49,7 @@ pub use checksum::sha256_file;
 pub use client::{Answer, Client, ClientOptions};
 pub use error::ClientError;
 pub use ferry_proto::files::codec::{EntryInfo, Reply};
+pub use ferry_proto::root::DiskSpace;
 pub use ferry_proto::root::Kind;
 pub use get::{GetOptions, GetOutcome};
 pub use glob::{glob_match, has_glob};

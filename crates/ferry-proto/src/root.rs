@@ -28,15 +28,16 @@ use rustix::io::Errno;
 
 pub use crate::vpath::VirtualPath;
 
+mod rename;
+mod space;
+mod visibility;
+pub use space::DiskSpace;
+pub use visibility::{RESERVED_NAME, Visibility};
+
 /// Longest request path accepted, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH: usize = 4096;
 /// Longest single name accepted, in bytes (Linux's `NAME_MAX`).
 pub const MAX_NAME: usize = 255;
-/// A name no request path may contain, at any depth: the server keeps its
-/// uploads in progress in a directory of this name at the top of the root
-/// (`files::partials`), and refusing the name in [`Root::resolve`] keeps
-/// them out of reach of every command of every service. Listings hide it.
-pub const RESERVED_NAME: &str = ".ferry-partials";
 
 /// Why a filesystem request was refused. Services map these to their own
 /// status codes in one function each.
@@ -52,6 +53,10 @@ pub enum FsError {
     /// Nothing exists at the path.
     #[error("no such file or directory")]
     NotFound,
+    /// The path holds a name starting with `.`, which the server does not
+    /// serve (see [`Visibility`]): answered as not found.
+    #[error("no such file or directory (names starting with '.' are hidden)")]
+    Hidden,
     /// A directory was required.
     #[error("not a directory")]
     NotADirectory,
@@ -169,6 +174,10 @@ pub struct Entry {
     pub name: OsString,
     /// Its metadata, not following symlinks.
     pub meta: Meta,
+    /// For a symlink, the metadata of what it leads to (inside the root:
+    /// links out of it are not listed); `None` for other entries and for
+    /// links that dangle or loop.
+    pub target: Option<Meta>,
 }
 
 /// A directory tree served to clients, held open by descriptor.
@@ -181,6 +190,7 @@ pub struct Root {
     dir: OwnedFd,
     path: PathBuf,
     id: u64,
+    visibility: Visibility,
 }
 
 /// Source of [`Root::id`]s.
@@ -202,7 +212,19 @@ impl Root {
             )
         })?;
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        Ok(Root { dir, path, id: NEXT_ROOT_ID.fetch_add(1, Ordering::Relaxed) })
+        let id = NEXT_ROOT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Root { dir, path, id, visibility: Visibility::default() })
+    }
+
+    /// The same root with names starting with `.` shown or hidden (hidden
+    /// by default; `ferry serve --hidden`).
+    pub fn with_visibility(self, visibility: Visibility) -> Root {
+        Root { visibility, ..self }
+    }
+
+    /// Which names clients may see.
+    pub fn visibility(&self) -> Visibility {
+        self.visibility
     }
 
     /// The root's path on the server's filesystem (for logs only).
@@ -224,7 +246,11 @@ impl Root {
 
     /// Resolves a request path against `cwd` into a normalised virtual
     /// path. Absolute paths start at the served root. Does not touch the
-    /// filesystem.
+    /// filesystem. A path holding [`RESERVED_NAME`] is refused as a bad
+    /// path, one holding a hidden name (see [`Visibility`]) as
+    /// [`FsError::Hidden`]: the rule applies to the names a client writes,
+    /// so a visible symlink inside the root that leads to a hidden name is
+    /// followed, as any symlink inside the root is.
     pub fn resolve(&self, cwd: &VirtualPath, request: &[u8]) -> Result<VirtualPath, FsError> {
         if request.contains(&0) {
             return Err(FsError::BadPath("path contains a NUL byte"));
@@ -250,6 +276,9 @@ impl Root {
         }
         if path.names.iter().any(|n| n == RESERVED_NAME) {
             return Err(FsError::BadPath("the name .ferry-partials is reserved by the server"));
+        }
+        if path.names.iter().any(|n| self.visibility.hides(n)) {
+            return Err(FsError::Hidden);
         }
         Ok(path)
     }
@@ -303,23 +332,34 @@ impl Root {
         self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY)
     }
 
-    /// Lists a directory, sorted by name, without `.` and `..` and the
-    /// server's [`RESERVED_NAME`], with each entry's own metadata (symlinks
-    /// reported as symlinks).
+    /// Lists a directory, sorted by name, without `.` and `..`, the
+    /// server's [`RESERVED_NAME`] and hidden names (see [`Visibility`]),
+    /// with each entry's own metadata (symlinks reported as symlinks, with
+    /// their target's). Symlinks that lead out of the root are left out:
+    /// no service can follow them, so none lists them.
     pub fn list(&self, path: &VirtualPath) -> Result<Vec<Entry>, FsError> {
         let dir = self.open_dir(path)?;
         let mut entries = Vec::new();
         for entry in Dir::read_from(&dir)? {
             let entry = entry?;
             let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name == "." || name == ".." || name == RESERVED_NAME {
+            if !self.visibility.lists(name) {
                 continue;
             }
             // An entry removed between readdir and stat is simply skipped.
             let Ok(stat) = rustix::fs::statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            entries.push(Entry { name: name.to_os_string(), meta: Meta::of(&stat) });
+            let meta = Meta::of(&stat);
+            let target = match meta.kind {
+                Kind::Symlink => match self.stat(&path.join_name(name)) {
+                    Ok(target) => Some(target),
+                    Err(FsError::Escapes) => continue,
+                    Err(_) => None,
+                },
+                _ => None,
+            };
+            entries.push(Entry { name: name.to_os_string(), meta, target });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -366,70 +406,4 @@ pub fn open_in_dir(dir: impl AsFd, name: &OsStr, create: bool) -> Result<File, F
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn root() -> (Root, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "ferry-root-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sub/deeper")).expect("mkdir");
-        std::fs::write(dir.join("sub/file.txt"), b"hello").expect("write");
-        (Root::open(&dir).expect("open root"), dir)
-    }
-
-    fn vp(root: &Root, cwd: &VirtualPath, p: &str) -> Result<VirtualPath, FsError> {
-        root.resolve(cwd, p.as_bytes())
-    }
-
-    #[test]
-    fn resolve_folds_dots_and_refuses_escape() {
-        let (r, dir) = root();
-        let cwd = vp(&r, &VirtualPath::root(), "/sub").expect("sub");
-        assert_eq!(vp(&r, &cwd, "deeper/../file.txt").expect("ok").to_bytes(), b"/sub/file.txt");
-        assert_eq!(vp(&r, &cwd, "/").expect("ok").to_bytes(), b"/");
-        assert_eq!(vp(&r, &cwd, "..").expect("ok").to_bytes(), b"/");
-        assert!(matches!(vp(&r, &cwd, "../.."), Err(FsError::Escapes)));
-        assert!(matches!(vp(&r, &cwd, "/../etc/passwd"), Err(FsError::Escapes)));
-        assert!(matches!(r.resolve(&cwd, b"a\0b"), Err(FsError::BadPath(_))));
-        assert!(matches!(vp(&r, &cwd, &"x".repeat(300)), Err(FsError::BadPath(_))));
-        std::fs::remove_dir_all(dir).ok();
-    }
-
-    #[test]
-    fn kernel_refuses_symlinks_out_of_the_root() {
-        let (r, dir) = root();
-        std::os::unix::fs::symlink("/etc", dir.join("etc-abs")).expect("symlink");
-        std::os::unix::fs::symlink("../../../../../../etc/passwd", dir.join("sub/up")).expect("symlink");
-        std::os::unix::fs::symlink("file.txt", dir.join("sub/inside")).expect("symlink");
-        std::os::unix::fs::symlink("loop", dir.join("loop")).expect("symlink");
-        let top = VirtualPath::root();
-        assert!(matches!(r.open_file(&vp(&r, &top, "etc-abs/passwd").expect("lexically fine")), Err(FsError::Escapes)));
-        assert!(matches!(r.open_file(&vp(&r, &top, "sub/up").expect("lexically fine")), Err(FsError::Escapes)));
-        assert!(matches!(r.open_file(&vp(&r, &top, "loop").expect("lexically fine")), Err(FsError::SymlinkLoop)));
-        let (_, meta) =
-            r.open_file(&vp(&r, &top, "sub/inside").expect("ok")).expect("symlink inside the root is followed");
-        assert_eq!(meta.size, 5);
-        std::fs::remove_dir_all(dir).ok();
-    }
-
-    #[test]
-    fn list_mkdir_remove() {
-        let (r, dir) = root();
-        let top = VirtualPath::root();
-        let sub = vp(&r, &top, "sub").expect("ok");
-        let names: Vec<_> = r.list(&sub).expect("list").into_iter().map(|e| (e.name, e.meta.kind)).collect();
-        assert_eq!(names, vec![("deeper".into(), Kind::Dir), ("file.txt".into(), Kind::File)]);
-        let new = vp(&r, &top, "sub/new").expect("ok");
-        r.mkdir(&new).expect("mkdir");
-        assert!(matches!(r.mkdir(&new), Err(FsError::Exists)));
-        r.remove(&new).expect("rmdir");
-        assert!(matches!(r.remove(&sub), Err(FsError::NotEmpty)));
-        assert!(matches!(r.remove(&top), Err(FsError::BadPath(_))));
-        assert!(matches!(r.open_file(&sub), Err(FsError::IsADirectory)));
-        std::fs::remove_dir_all(dir).ok();
-    }
-}
+mod tests;

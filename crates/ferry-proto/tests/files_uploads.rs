@@ -112,8 +112,10 @@ fn partials_are_out_of_reach_of_every_command() {
     ] {
         assert_eq!(run(&mut s, format!("{cmd}\n").as_bytes()), reserved, "for {cmd}");
     }
-    // The names the old layout used are ordinary (absent) names now.
-    assert_eq!(run(&mut s, b"get .up.bin.ferry-part\n"), "ERR 404 no such file or directory: /.up.bin.ferry-part\n");
+    // The names the old layout used are ordinary names now (hidden ones,
+    // answered as absent).
+    let hidden = "ERR 404 no such file or directory (a hidden name: the server runs without --hidden)\n";
+    assert_eq!(run(&mut s, b"get .up.bin.ferry-part\n"), hidden);
     assert!(!run(&mut s, b"ls\n").contains("ferry-partials"), "hidden from listings");
     // A new upload of the same path still resumes: nothing reached it.
     let answer = run(&mut s, format!("put up.bin 10 {}\n456789", sha(b"0123456789")).as_bytes());

@@ -156,7 +156,7 @@ fn display_name(entry: &EntryInfo) -> String {
 
 /// A size as ls -h prints it: bytes below 1 KiB, else rounded up to one
 /// decimal below 10 of a unit and to a whole number above.
-fn human_size(size: u64) -> String {
+pub(crate) fn human_size(size: u64) -> String {
     const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
     if size < 1024 {
         return size.to_string();

@@ -9,6 +9,7 @@ mod batch_view;
 mod connect;
 mod connect_tls;
 mod credentials;
+mod docs;
 mod exposure;
 mod get;
 mod logging;
@@ -67,6 +68,12 @@ enum Command {
     /// Make a token for scripts: acts as an account, limited in rights and
     /// time; printed once.
     Token(accounts::TokenArgs),
+    /// Print a completion script for bash, zsh or fish (from the same
+    /// definitions as this parser): `source <(ferry completions bash)`.
+    Completions(docs::CompletionsArgs),
+    /// Print a manual page in roff (ferry(1), or ferry-COMMAND(1)):
+    /// `ferry man serve | man -l -`.
+    Man(docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
         Command::Ping(args) => ping::run(args),
         Command::Passwd(args) => accounts::passwd(args),
         Command::Token(args) => accounts::token(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

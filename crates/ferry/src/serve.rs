@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addr;
+mod bare_port;
 mod run;
 
 use self::addr::{ServiceAddr, make_public, parse_service_addr};
@@ -16,7 +17,7 @@ use anyhow::{Context as _, bail};
 use ferry_proto::access::{Access, AccountsFile};
 use ferry_proto::files::{FilesConfig, PartialLimits};
 use ferry_proto::http::HttpConfig;
-use ferry_proto::root::Root;
+use ferry_proto::root::{Root, Visibility};
 use ferry_server::daemon::{self, PidFile};
 use ferry_server::udp_echo::DatagramAddr;
 use ferry_server::{ListenAddr, TcpKeepalive};
@@ -25,8 +26,11 @@ use ferry_server::{ListenerConfig, PumpConfig, Service, UdpEcho};
 /// Arguments of `ferry serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Directory to serve; clients cannot reach anything outside it.
-    #[arg(value_name = "ROOT", default_value = ".")]
+    /// Directory to serve; clients cannot reach anything outside it. A bare
+    /// port instead (`ferry serve 8000`: digits, not an existing directory)
+    /// serves the current directory over HTTP on 127.0.0.1:PORT, as
+    /// `python3 -m http.server 8000` does.
+    #[arg(value_name = "ROOT|PORT", default_value = ".")]
     root: PathBuf,
     /// Address of the file service (docs/PROTOCOL.md): `IP:PORT`,
     /// `HOST:PORT`, a bare `PORT` (on 127.0.0.1), or `off`. Port 0 picks a
@@ -132,6 +136,11 @@ pub struct ServeArgs {
     /// client can see or reach.
     #[arg(long)]
     allow_write: bool,
+    /// Serve names starting with `.` (`.git`, `.env`, dotfiles): without
+    /// it both services leave them out of listings and answer them as not
+    /// found. ROOT/.ferry-partials stays out of reach either way.
+    #[arg(long)]
+    hidden: bool,
     /// Remove partial uploads nobody has written to for this long (at
     /// start, and at most once a minute as uploads begin): 90s, 30m, 24h,
     /// 7d.
@@ -239,6 +248,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         // parsed and logging set up (it writes to stderr).
         unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
     }
+    bare_port::apply(&mut args)?;
     if args.public {
         for addr in [&mut args.files, &mut args.http, &mut args.echo] {
             make_public(addr);
@@ -283,7 +293,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 
 /// The services to run, each with its address and timeouts.
 fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
-    let root = open_root(&args.root)?;
+    let root = open_root(&args.root, args.hidden)?;
     let access = access(args)?;
     let tcp_keepalive = args.tcp_keepalive.map(|secs| TcpKeepalive::after(Duration::from_secs(secs)));
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
@@ -367,11 +377,12 @@ fn files_config(args: &ServeArgs, root: &Arc<Root>) -> anyhow::Result<FilesConfi
 }
 
 /// Opens the served directory, with errors that name it.
-fn open_root(path: &Path) -> anyhow::Result<Arc<Root>> {
+fn open_root(path: &Path, hidden: bool) -> anyhow::Result<Arc<Root>> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot serve {}", path.display()))?;
     if !meta.is_dir() {
         bail!("cannot serve {}: not a directory", path.display());
     }
     // Root's own errors name the path already.
-    Ok(Arc::new(Root::open(path)?))
+    let visibility = Visibility { show_hidden: hidden };
+    Ok(Arc::new(Root::open(path)?.with_visibility(visibility)))
 }

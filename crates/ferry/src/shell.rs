@@ -14,6 +14,7 @@
 
 mod command;
 mod complete;
+mod ctrl_c;
 mod editor;
 mod input;
 mod interrupt;

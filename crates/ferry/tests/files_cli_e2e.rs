@@ -83,7 +83,8 @@ fn ls_for_scripts_filters_sorts_and_speaks_json() {
     let root = sample_tree(dir.path());
     std::fs::write(root.join(".dot"), b"").unwrap();
     std::fs::write(root.join("big.bin"), vec![0u8; 3 * 1024 * 1024 / 2]).unwrap();
-    let server = Server::start(&root, &[]);
+    // --hidden: the server lists dot names, and the client shows them only with -a.
+    let server = Server::start(&root, &["--hidden"]);
     let addr = server.addr_arg();
     // Not a terminal: one name per line, hidden ones only with -a.
     assert_eq!(ferry_ok(&["ls", &addr], None), "big.bin\nhello.txt\nsub\n");

@@ -62,10 +62,11 @@ fn inventory(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// What an archive of `root` must hold: everything but symlinks and the
-/// partials' directory.
+/// What an archive of `root` must hold: everything but symlinks, hidden
+/// names (served only with `--hidden`) and the partials' directory.
 fn expected(root: &Path) -> Vec<(PathBuf, String)> {
-    inventory(root).into_iter().filter(|(rel, kind)| kind != "other" && !rel.starts_with(".ferry-partials")).collect()
+    let hidden = |rel: &Path| rel.iter().any(|name| name.as_encoded_bytes().starts_with(b"."));
+    inventory(root).into_iter().filter(|(rel, kind)| kind != "other" && !hidden(rel)).collect()
 }
 
 fn extract(tar_bytes: &[u8], into: &Path) {

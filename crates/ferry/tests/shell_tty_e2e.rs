@@ -109,10 +109,17 @@ fn ctrl_c_clears_the_line_and_ctrl_d_leaves_a_sane_terminal() {
     tty.type_text("cd sub");
     tty.keys(&["C-c"]);
     tty.wait_count("ferry:/>", 2);
+    // The dropped line is marked, as shells mark it, even with the cursor
+    // inside it.
+    assert!(tty.screen().contains("ferry:/> cd sub^C\n"), "{}", tty.screen());
+    tty.type_text("cd deeper");
+    tty.keys(&["Left", "Left", "Left", "C-c"]);
+    tty.wait_count("ferry:/>", 3);
+    assert!(tty.screen().contains("ferry:/> cd deeper^C\n"), "{}", tty.screen());
     tty.type_text("pwd");
     tty.keys(&["Enter"]);
     // The dropped `cd sub` was not run: still at the root.
-    tty.wait_count("ferry:/>", 3);
+    tty.wait_count("ferry:/>", 4);
     assert!(!tty.screen().contains("/sub\n"), "{}", tty.screen());
     tty.keys(&["C-d"]);
     let (code, flags) = tty.wait_exit();

@@ -35,6 +35,9 @@ pub(super) fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
         FsError::Escapes => Failure::new(403, "path escapes the served root"),
         FsError::BadPath(why) => Failure::new(400, why),
         FsError::NotFound => Failure::new(404, with_path("no such file or directory")),
+        FsError::Hidden => {
+            Failure::new(404, with_path("no such file or directory (a hidden name: the server runs without --hidden)"))
+        }
         FsError::NotADirectory => Failure::new(409, with_path("not a directory")),
         FsError::IsADirectory => Failure::new(409, with_path("is a directory")),
         FsError::NotRegular => Failure::new(409, with_path("not a regular file")),

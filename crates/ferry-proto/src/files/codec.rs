@@ -3,7 +3,7 @@
 
 use super::escape::{quote_word, unescape_text};
 use super::request::MAX_LINE;
-use crate::root::Kind;
+use crate::root::{DiskSpace, Kind};
 
 /// Why an answer from the server could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +124,12 @@ pub fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Parses a `df` answer: `TOTAL FREE AVAILABLE`, in bytes.
+pub fn parse_df(text: &str) -> Result<DiskSpace, CodecError> {
+    let [total, free, available] = numbers(text).ok_or_else(|| malformed(text.as_bytes()))?;
+    Ok(DiskSpace { total, free, available })
+}
+
 /// Parses a single number (the `OK HAVE` of `put`, `OK LEN` of `ls`).
 pub fn parse_number(text: &str) -> Result<u64, CodecError> {
     numbers::<1>(text).map(|[n]| n).ok_or_else(|| malformed(text.as_bytes()))
@@ -207,6 +213,8 @@ mod tests {
         assert!(parse_get_head("10 4").is_err());
         assert!(parse_get_head("10 4 6 ").is_err());
         assert_eq!(parse_number("42"), Ok(42));
+        assert_eq!(parse_df("100 40 30"), Ok(DiskSpace { total: 100, free: 40, available: 30 }));
+        assert!(parse_df("100 40").is_err() && parse_df("100 40 30 2").is_err());
         let e = parse_entry("f 5 1700000000 a b\\nc").unwrap();
         assert_eq!((e.kind, e.size, e.mtime, e.name), (Kind::File, 5, 1_700_000_000, b"a b\nc".to_vec()));
         assert_eq!(parse_listing(b"d 0 1 x\nf 1 2 y\n").unwrap().len(), 2);

@@ -31,6 +31,11 @@ pub enum Request {
     Rm(Vec<u8>),
     /// `sum PATH`: SHA-256 of a file.
     Sum(Vec<u8>),
+    /// `rename OLD NEW`: give a file or directory another name or place,
+    /// atomically.
+    Rename(Vec<u8>, Vec<u8>),
+    /// `df`: the size, free and available bytes of the served filesystem.
+    Df,
     /// `ping`: heartbeat, answered `OK pong`.
     Ping,
     /// `help`: the list of commands.
@@ -133,6 +138,11 @@ impl Request {
             "mkdir" => Request::Mkdir(one_path(args, "mkdir PATH")?),
             "rm" => Request::Rm(one_path(args, "rm PATH")?),
             "sum" => Request::Sum(one_path(args, "sum PATH")?),
+            "rename" | "mv" => {
+                let [from, to] = <[Vec<u8>; 2]>::try_from(args).map_err(|_| RequestError::Usage("rename OLD NEW"))?;
+                Request::Rename(from, to)
+            }
+            "df" => no_args(args, "df", Request::Df)?,
             "ping" => no_args(args, "ping", Request::Ping)?,
             "help" => no_args(args, "help", Request::Help)?,
             "quit" | "exit" => no_args(args, "quit", Request::Quit)?,
@@ -226,6 +236,9 @@ mod tests {
         assert_eq!(p("mkdir d"), Ok(Some(Request::Mkdir(b"d".to_vec()))));
         assert_eq!(p("rm d"), Ok(Some(Request::Rm(b"d".to_vec()))));
         assert_eq!(p("sum f"), Ok(Some(Request::Sum(b"f".to_vec()))));
+        assert_eq!(p("rename a \"b c\""), Ok(Some(Request::Rename(b"a".to_vec(), b"b c".to_vec()))));
+        assert_eq!(p("mv a b"), Ok(Some(Request::Rename(b"a".to_vec(), b"b".to_vec()))));
+        assert_eq!(p("df"), Ok(Some(Request::Df)));
         assert_eq!(p("ping"), Ok(Some(Request::Ping)));
         assert_eq!(p("help"), Ok(Some(Request::Help)));
         assert_eq!(p("quit"), Ok(Some(Request::Quit)));
@@ -245,6 +258,9 @@ mod tests {
         assert_eq!(p("put a"), Err(RequestError::Usage("put PATH SIZE [SHA256]")));
         assert_eq!(p("put a 99999999999999999999999"), Err(RequestError::BadNumber("99999999999999999999999".into())));
         assert_eq!(p("stat"), Err(RequestError::Usage("stat PATH")));
+        assert_eq!(p("rename a"), Err(RequestError::Usage("rename OLD NEW")));
+        assert_eq!(p("rename a b c"), Err(RequestError::Usage("rename OLD NEW")));
+        assert_eq!(p("df x"), Err(RequestError::Usage("df")));
         assert_eq!(Request::parse(b"cd \xff"), Err(RequestError::NotUtf8));
         assert_eq!(p("cd \"x"), Err(RequestError::Split(SplitError::UnterminatedQuote)));
         assert_eq!(p("get a \"1\\nOK 0\""), Err(RequestError::BadNumber("1\\nOK 0".into())));

@@ -57,6 +57,8 @@ commands (paths may be \"quoted\"; / is the served root):
                       (resumes only an upload with the same SIZE and SHA256)
   mkdir PATH          create a directory
   rm PATH             remove a file or an empty directory
+  rename OLD NEW      rename or move, atomically (never over a directory)
+  df                  OK TOTAL FREE AVAILABLE: bytes of the served filesystem
   sum PATH            SHA-256 of a file
   auth USER PASSWORD  log in (auth token TOKEN for a token)
   ping                answered OK pong
@@ -209,6 +211,20 @@ impl FileSession {
                 }
                 self.root().remove(&target).map_err(|e| fs_failure(e, Some(&target)))?;
                 ok_line(out.text(), "");
+            }
+            Request::Rename(from, to) => {
+                self.require_write()?;
+                // Moving a name away removes it from OLD's directory.
+                let from = self.resolve_for(Op::Delete, &from)?;
+                let to = self.resolve_for(Op::Write, &to)?;
+                check_new_name(&to)?;
+                self.root().rename(&from, &to).map_err(|(e, at)| fs_failure(e, Some(at)))?;
+                ok_line(out.text(), "");
+            }
+            Request::Df => {
+                self.allow(Op::List, &self.cwd)?;
+                let space = self.root().disk_space().map_err(|e| fs_failure(e, None))?;
+                ok_line(out.text(), &format!("{} {} {}", space.total, space.free, space.available));
             }
             Request::Sum(path) => {
                 let target = self.resolve_for(Op::Read, &path)?;

@@ -147,6 +147,7 @@ pub(crate) fn fs_error(err: FsError) -> HttpError {
     match err {
         FsError::Escapes
         | FsError::NotFound
+        | FsError::Hidden
         | FsError::NotADirectory
         | FsError::IsADirectory
         | FsError::NotRegular

@@ -27,7 +27,8 @@
 //!   (directories first, then files, names HTML-escaped and linked
 //!   percent-encoded, sizes, UTC modification times, a parent link).
 //!   Symlinks are listed as what they point to, and only when that is
-//!   inside the root; partial uploads of the file service are hidden.
+//!   inside the root; partial uploads of the file service and names
+//!   starting with `.` (unless `--hidden`) are hidden.
 //! - HTTP/1.0 and 1.1. Keep-alive is the default in 1.1 and needs
 //!   `Connection: keep-alive` in 1.0; `Connection: close` from the client
 //!   is answered with `Connection: close` and the connection closes after

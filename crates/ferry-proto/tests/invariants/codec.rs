@@ -28,7 +28,7 @@ use ferry_proto::files::codec::{
 use ferry_proto::files::escape::{escape_text, quote_word, unescape_text};
 use ferry_proto::files::{FileSession, FilesConfig, MAX_LINE, Request};
 use ferry_proto::root::RESERVED_NAME;
-use ferry_proto::root::{Kind, Root};
+use ferry_proto::root::{Kind, Root, Visibility};
 
 use super::drive;
 
@@ -137,7 +137,8 @@ fn server_agrees(args: &[&[u8]]) {
     for name in file_names {
         fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), name).expect("write");
     }
-    let root = Arc::new(Root::open(&dir).expect("open root"));
+    // Hidden names shown (`--hidden`): names starting with `.` travel too.
+    let root = Arc::new(Root::open(&dir).expect("open root").with_visibility(Visibility::SHOW_HIDDEN));
     let mut session = FileSession::new(FilesConfig::read_only(root));
     let ask = |session: &mut FileSession, command: &str, words: &[&[u8]]| -> Option<Vec<u8>> {
         let line = encode_request(command, words)?;

@@ -15,8 +15,10 @@
 //! - nothing outside the root is ever changed (checked after every line,
 //!   writes allowed or not) or shown in an answer;
 //! - `ls` never lists the partials' directory (`.ferry-partials`, where
-//!   uploads in progress live), and no client makes that name
-//!   (docs/PROTOCOL.md, "Uploads in progress");
+//!   uploads in progress live) or another name starting with `.` (hidden
+//!   by default), and no client makes that name (docs/PROTOCOL.md,
+//!   "Uploads in progress"); `rename` too is confined (the tree outside
+//!   the root is checked after every line);
 //! - after `quit`, a 413 or a failed upload, nothing more is answered,
 //!   over the connection or by the session itself;
 //! - the same script pipelined gives the same bytes however it is split
@@ -146,7 +148,8 @@ impl Script {
             // numbers take a path, a count or raw bytes is said below.
             let cmd: &[u8] = match op % 24 {
                 0 => b"pwd",
-                1 | 2 | 22 => b"cd",
+                1 | 2 => b"cd",
+                22 => b"rename",
                 3 | 4 => b"ls",
                 5 => b"stat",
                 6..=8 | 21 => b"get",
@@ -164,7 +167,11 @@ impl Script {
             };
             word(&mut text, cmd);
             match op % 24 {
-                1 | 4 | 5 | 6 | 7 | 11 | 12 | 13 | 22 | 23 => word(&mut text, &path(src)),
+                1 | 4 | 5 | 6 | 7 | 11 | 12 | 13 | 23 => word(&mut text, &path(src)),
+                22 => {
+                    word(&mut text, &path(src));
+                    word(&mut text, &path(src));
+                }
                 8 | 9 | 10 | 20 => {
                     word(&mut text, &path(src));
                     word(&mut text, src.pick(NUMBERS).as_bytes());
@@ -356,6 +363,7 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
             let listing = parse_listing(r.take(len)).unwrap_or_else(|e| panic!("{what}: {e}"));
             for entry in listing {
                 assert!(entry.name != RESERVED_NAME.as_bytes(), "{what}: the partials' directory is listed");
+                assert!(!entry.name.starts_with(b"."), "{what}: a hidden name is listed");
                 assert!(!entry.name.is_empty() && !entry.name.contains(&b'/'), "{what}: a listed name is no name");
             }
         }
@@ -388,6 +396,15 @@ fn expect_answer(r: &mut Reader<'_>, req: &Request) -> Next {
             assert_not_reserved(path, &what);
         }
         Request::Rm(_) => assert_eq!(first, "OK", "{what}"),
+        Request::Rename(_, to) => {
+            assert_eq!(first, "OK", "{what}");
+            assert_not_reserved(to, &what);
+        }
+        Request::Df => {
+            let sizes: Vec<u64> =
+                text.split(' ').map(|n| n.parse().unwrap_or_else(|e| panic!("{what}: {e}"))).collect();
+            assert!(sizes.len() == 3 && sizes[2] <= sizes[1] && sizes[1] <= sizes[0], "{what}");
+        }
         Request::Ping => assert_eq!(text, "pong", "{what}"),
         Request::Auth(_) => assert!(text.starts_with("user "), "{what}"),
     }

@@ -5,12 +5,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use ferry_client::{ClientError, GetOptions, Kind, PutOptions, Reply};
+use ferry_client::{ClientError, DiskSpace, GetOptions, Kind, PutOptions, Reply};
 use ferry_proto::files::escape::{split_words, unescape_text};
 
 use super::Shell;
 use super::complete::Name;
-use crate::ls::format_entries;
+use crate::ls::{format_entries, human_size};
 
 /// What the shell loop does after a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ write odd bytes as \\xHH):
   sum PATH             SHA-256 of a file
   mkdir DIR            create a directory (server needs --allow-write)
   rm PATH              remove a file, symlink or empty directory
+  rename OLD NEW       rename or move, atomically (also: mv; never over a directory)
+  df                   size, used and available space of the server's disk
   get REMOTE [LOCAL]   download (resumes LOCAL.part of the same version; LOCAL - : stdout)
   put LOCAL [REMOTE]   upload (resumes a partial upload of the same bytes)
   ping                 check that the server answers
@@ -151,6 +153,14 @@ impl Shell {
                 let entry = self.client.stat(path.unwrap_or_default())?;
                 print!("{}", format_entries(&[entry]));
             }
+            "rename" | "mv" => {
+                let [from, to] = arguments::<2, 2>(args, "rename OLD NEW")?;
+                self.client.rename(from.unwrap_or_default(), to.unwrap_or_default())?;
+            }
+            "df" => {
+                arguments::<0, 0>(args, "df")?;
+                print!("{}", format_df(&self.client.df()?));
+            }
             "get" => {
                 let [remote, local] = arguments::<1, 2>(args, "get REMOTE [LOCAL]")?;
                 let local = local.map(|l| Path::new(OsStr::from_bytes(l)));
@@ -195,6 +205,23 @@ fn arguments<'a, const MIN: usize, const N: usize>(
     Ok(std::array::from_fn(|i| args.get(i).map(Vec::as_slice)))
 }
 
+/// `df -h`'s table for the server's filesystem: size, used, available and
+/// the used share of what users may fill (rounded up, as df does).
+fn format_df(space: &DiskSpace) -> String {
+    let used = space.total.saturating_sub(space.free);
+    let usable = used + space.available;
+    let percent = if usable == 0 { 0 } else { (used * 100).div_ceil(usable) };
+    let [size, used, avail] = [space.total, used, space.available].map(human_size);
+    format!(
+        "{:>6} {:>6} {:>6} {:>4}\n{size:>6} {used:>6} {avail:>6} {:>4}\n",
+        "Size",
+        "Used",
+        "Avail",
+        "Use%",
+        format!("{percent}%")
+    )
+}
+
 /// Errors after which the connection cannot be used any more.
 fn ends_connection(error: &anyhow::Error) -> bool {
     matches!(
@@ -223,5 +250,12 @@ mod tests {
         assert_eq!(arguments::<1, 2>(&args, "x").unwrap(), [Some(&b"a"[..]), None]);
         assert!(arguments::<0, 0>(&args, "x").is_err());
         assert!(arguments::<2, 2>(&args, "x").is_err());
+    }
+
+    #[test]
+    fn df_reads_like_df_h() {
+        let space = DiskSpace { total: 100 << 30, free: 40 << 30, available: 35 << 30 };
+        assert_eq!(format_df(&space), "  Size   Used  Avail Use%\n  100G    60G    35G  64%\n");
+        assert!(format_df(&DiskSpace { total: 0, free: 0, available: 0 }).ends_with("   0%\n"));
     }
 }

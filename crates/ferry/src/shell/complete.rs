@@ -21,7 +21,8 @@ pub enum Target {
 
 /// The commands the completion offers for the first word.
 pub const COMMANDS: &[&str] = &[
-    "cd", "exit", "get", "help", "lcd", "lls", "lpwd", "ls", "mkdir", "ping", "put", "pwd", "quit", "rm", "stat", "sum",
+    "cd", "df", "exit", "get", "help", "lcd", "lls", "lpwd", "ls", "mkdir", "mv", "ping", "put", "pwd", "quit",
+    "rename", "rm", "stat", "sum",
 ];
 
 /// The word the cursor ends: where it starts in `line`, which command and
@@ -85,7 +86,7 @@ pub fn word_at(line: &str, pos: usize) -> Word {
 /// What argument `index` (1-based) of `command` names.
 fn target_of(command: &str, index: usize) -> Target {
     match (command, index) {
-        ("cd" | "ls" | "stat" | "sum" | "rm" | "mkdir", _) => Target::Remote,
+        ("cd" | "ls" | "stat" | "sum" | "rm" | "mkdir" | "rename" | "mv", _) => Target::Remote,
         ("get", 1) | ("put", 2) => Target::Remote,
         ("get", 2) | ("put", 1) | ("lcd" | "lls", _) => Target::Local,
         _ => Target::Nothing,
@@ -156,6 +157,8 @@ mod tests {
         assert_eq!(word("get sub/a ").target, Target::Local);
         assert_eq!(word("put loc").target, Target::Local);
         assert_eq!(word("put local.txt  re").target, Target::Remote);
+        assert_eq!(word("mv a.txt su").target, Target::Remote);
+        assert_eq!(word("rename su").target, Target::Remote);
         assert_eq!(word("CD s").target, Target::Remote);
         assert_eq!(word("lcd ..").target, Target::Local);
         assert_eq!(word("ping x").target, Target::Nothing);

@@ -32,6 +32,7 @@ use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context};
 
 use super::complete::{Name, Target, candidates, commands, split_path, word_at};
+use super::ctrl_c::{self, Dropped};
 
 /// What the editor thread tells the shell's thread.
 pub enum Event {
@@ -75,10 +76,13 @@ impl Editor {
             .build();
         let mut editor = rustyline::Editor::<Helper, FileHistory>::with_config(config)?;
         editor.set_helper(Some(Helper { notify: notify.clone() }));
+        let dropped = Dropped::default();
+        let ctrl_c = rustyline::EventHandler::Conditional(Box::new(dropped.clone()));
+        editor.bind_sequence(rustyline::KeyEvent::ctrl('C'), ctrl_c);
         let history = history.and_then(|path| prepare_history(&mut editor, path));
         std::thread::Builder::new()
             .name("ferry-editor".into())
-            .spawn(move || edit(editor, prompt_rx, notify, history))?;
+            .spawn(move || edit(editor, prompt_rx, notify, (history, dropped)))?;
         Ok(Editor { prompts, events, ready, saved })
     }
 
@@ -139,7 +143,7 @@ fn edit(
     mut editor: rustyline::Editor<Helper, FileHistory>,
     prompts: Receiver<String>,
     notify: Notify,
-    history: Option<PathBuf>,
+    (history, dropped): (Option<PathBuf>, Dropped),
 ) {
     let mut warned = false;
     while let Ok(prompt) = prompts.recv() {
@@ -159,7 +163,10 @@ fn edit(
                 }
                 Event::Line(line)
             }
-            Err(ReadlineError::Interrupted) => Event::Interrupted,
+            Err(ReadlineError::Interrupted) => {
+                ctrl_c::mark(&prompt, &dropped.take());
+                Event::Interrupted
+            }
             Err(ReadlineError::Eof) => Event::Eof,
             Err(e) => Event::Failed(e.to_string()),
         };

@@ -66,7 +66,8 @@ pub(crate) fn start(
     let persist = if ask.http11 { ask.persist } else { Persist::Close };
     let (extension, content_type) = format.extension_and_type();
     let filename = [&name[..], extension].concat();
-    let source = Source { dir, vpath: ask.path.clone(), name, access: Arc::clone(&config.access), who: ask.who };
+    let (access, visibility) = (Arc::clone(&config.access), root.visibility());
+    let source = Source { dir, vpath: ask.path.clone(), name, access, who: ask.who, visibility };
     let archive = Archive::new(source, format, ask.http11, config.copy_threshold).map_err(|e| fs_error(e.into()))?;
     let buf = out.text();
     respond::start(buf, Status::OK, date);

@@ -137,6 +137,8 @@ pub(crate) struct Source {
     pub name: Vec<u8>,
     pub access: Arc<Access>,
     pub who: Identity,
+    /// Which names go in (the root's).
+    pub visibility: crate::root::Visibility,
 }
 
 impl Archive {
@@ -148,8 +150,8 @@ impl Archive {
             Format::Tar => State::Tar,
             Format::Zip => State::Zip { offset: 0, entries: Vec::new() },
         };
-        let Source { dir, vpath, name, access, who } = source;
-        Ok(Archive { walk: Walk::new(dir, vpath, name)?, access, who, state, chunked, copy_threshold })
+        let Source { dir, vpath, name, access, who, visibility } = source;
+        Ok(Archive { walk: Walk::new(dir, vpath, name, visibility)?, access, who, state, chunked, copy_threshold })
     }
 
     /// Queues the next part of the archive. `Ok(true)` once the end (and

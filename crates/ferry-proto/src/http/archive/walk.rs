@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{Dir, FileType, Mode, OFlags};
 
-use crate::root::{RESERVED_NAME, VirtualPath};
+use crate::root::{VirtualPath, Visibility};
 
 /// Deepest directory level walked; deeper directories are left out (and
 /// logged), so one archive holds at most this many directories open.
@@ -50,6 +50,8 @@ struct Level {
 /// A depth-first walk of one directory tree.
 pub(crate) struct Walk {
     stack: Vec<Level>,
+    /// Which names are walked (hidden names are left out, as listings do).
+    visibility: Visibility,
     /// The top directory, reported once before its entries.
     top: Option<Item>,
 }
@@ -62,12 +64,13 @@ impl std::fmt::Debug for Walk {
 
 impl Walk {
     /// Walks the directory `fd` (the served `vpath`), whose entries appear
-    /// under `name/` in the archive.
-    pub(crate) fn new(fd: OwnedFd, vpath: VirtualPath, name: Vec<u8>) -> std::io::Result<Walk> {
+    /// under `name/` in the archive, leaving out the names `visibility`
+    /// does not list.
+    pub(crate) fn new(fd: OwnedFd, vpath: VirtualPath, name: Vec<u8>, visibility: Visibility) -> std::io::Result<Walk> {
         let stat = rustix::fs::fstat(&fd)?;
         let top = Item::Dir { path: name.clone(), mode: stat.st_mode & 0o7777, mtime: stat.st_mtime };
         let dir = Dir::new(fd)?;
-        Ok(Walk { stack: vec![Level { dir, path: name, vpath }], top: Some(top) })
+        Ok(Walk { stack: vec![Level { dir, path: name, vpath }], visibility, top: Some(top) })
     }
 
     /// The next directory or file, or `None` at the end. Entries that
@@ -92,7 +95,7 @@ impl Walk {
                 Some(Ok(entry)) => entry,
             };
             let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name == "." || name == ".." || name == RESERVED_NAME {
+            if !self.visibility.lists(name) {
                 continue;
             }
             let vpath = level.vpath.join_name(name);
@@ -172,9 +175,13 @@ mod tests {
     }
 
     fn walk_all(root: &std::path::Path, allowed: &dyn Allowed) -> Vec<String> {
+        walk_showing(root, allowed, Visibility::default())
+    }
+
+    fn walk_showing(root: &std::path::Path, allowed: &dyn Allowed, visibility: Visibility) -> Vec<String> {
         let r = Root::open(root).expect("root");
         let fd = r.open_dir(&VirtualPath::root()).expect("open");
-        let mut walk = Walk::new(fd, VirtualPath::root(), b"top".to_vec()).expect("walk");
+        let mut walk = Walk::new(fd, VirtualPath::root(), b"top".to_vec(), visibility).expect("walk");
         let mut seen = Vec::new();
         while let Some(item) = walk.next(allowed) {
             seen.push(match item {
@@ -187,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn walks_files_and_directories_but_not_links_fifos_or_partials() {
+    fn walks_files_and_directories_but_not_links_fifos_partials_or_hidden_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("a/b")).unwrap();
@@ -198,7 +205,14 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
         std::os::unix::fs::symlink("a/b/c.txt", root.join("c-link")).unwrap();
         rustix::fs::mknodat(rustix::fs::CWD, root.join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
-        assert_eq!(walk_all(root, &All), ["top/", "top/.dot 0", "top/a/", "top/a/b/", "top/a/b/c.txt 5"]);
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), b"x").unwrap();
+        assert_eq!(walk_all(root, &All), ["top/", "top/a/", "top/a/b/", "top/a/b/c.txt 5"], "hidden names left out");
+        assert_eq!(
+            walk_showing(root, &All, Visibility::SHOW_HIDDEN),
+            ["top/", "top/.dot 0", "top/.git/", "top/.git/config 1", "top/a/", "top/a/b/", "top/a/b/c.txt 5"],
+            "--hidden walks them, never the partials"
+        );
     }
 
     #[test]

@@ -160,8 +160,9 @@ fn query_text(raw: &[u8]) -> String {
 }
 
 /// The entries of `dir` that `who` has any right to, symlinks shown as
-/// what they point to when that is a file or directory inside the root
-/// (links that escape or dangle are left out).
+/// what they point to when that is a file or directory (links that
+/// dangle or loop are left out; [`Root::list`] leaves out those that
+/// escape the root and hidden names).
 fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Result<Vec<Row>, HttpError> {
     let entries = root.list(dir).map_err(fs_error)?;
     Ok(entries
@@ -170,7 +171,7 @@ fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Re
         .filter_map(|entry| {
             let meta = match entry.meta.kind {
                 Kind::File | Kind::Dir => entry.meta,
-                Kind::Symlink => root.stat(&dir.join_name(&entry.name)).ok()?,
+                Kind::Symlink => entry.target?,
                 Kind::Other => return None,
             };
             matches!(meta.kind, Kind::File | Kind::Dir).then_some(Row { name: entry.name, meta })

@@ -38,7 +38,7 @@ pub(crate) fn search(
 ) -> Result<Found, HttpError> {
     let term = term.to_lowercase();
     let fd = root.open_dir(dir).map_err(fs_error)?;
-    let mut walk = Walk::new(fd, dir.clone(), Vec::new()).map_err(|e| fs_error(e.into()))?;
+    let mut walk = Walk::new(fd, dir.clone(), Vec::new(), root.visibility()).map_err(|e| fs_error(e.into()))?;
     let rules = Rules { access, who };
     let mut rows = Vec::new();
     // The first item is the folder itself.
