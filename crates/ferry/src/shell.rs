@@ -12,6 +12,7 @@
 //! (`interrupt.rs`). At end of input the shell half-closes the connection
 //! and prints what the server still sends.
 
+mod batch;
 mod command;
 mod complete;
 mod ctrl_c;

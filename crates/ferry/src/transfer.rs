@@ -132,21 +132,28 @@ impl TransferArgs {
         };
         let report = run_plan_closing(plan, client, &another, options, &view);
         view.finish();
-        for problem in &report.problems {
-            let verb = if report.direction == Direction::Get { "get" } else { "put" };
-            eprintln!("ferry: error: cannot {verb} {}: {}", problem.source, chain(&problem.error));
-        }
-        if self.json {
-            println!("{}", json(&report));
-        } else if !is_quiet() && report.files.len() + report.problems.len() > 1 {
-            println!("{}", total_line(&report));
-        }
-        match (report.failed(), report.files.len() + report.problems.len()) {
-            (0, _) => Ok(()),
-            // Its error is printed already.
-            (_, 1) => Err(Reported.into()),
-            (n, all) => anyhow::bail!("{n} of {all} files failed"),
-        }
+        tell(&report, self.json)
+    }
+}
+
+/// Tells how a batch ended (its problems, then the JSON summary or, for
+/// more than one file, the total line) and fails if any file failed.
+/// Shared with `ferry shell`'s `get -r`, `mget` and friends.
+pub fn tell(report: &Report, as_json: bool) -> anyhow::Result<()> {
+    for problem in &report.problems {
+        let verb = if report.direction == Direction::Get { "get" } else { "put" };
+        eprintln!("ferry: error: cannot {verb} {}: {}", problem.source, chain(&problem.error));
+    }
+    if as_json {
+        println!("{}", json(report));
+    } else if !is_quiet() && report.files.len() + report.problems.len() > 1 {
+        println!("{}", total_line(report));
+    }
+    match (report.failed(), report.files.len() + report.problems.len()) {
+        (0, _) => Ok(()),
+        // Its error is printed already.
+        (_, 1) => Err(Reported.into()),
+        (n, all) => anyhow::bail!("{n} of {all} files failed"),
     }
 }
 

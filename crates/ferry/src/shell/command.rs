@@ -37,7 +37,11 @@ write odd bytes as \\xHH):
   rename OLD NEW       rename or move, atomically (also: mv; never over a directory)
   df                   size, used and available space of the server's disk
   get REMOTE [LOCAL]   download (resumes LOCAL.part of the same version; LOCAL - : stdout)
+  get [-r] REMOTE... [LOCAL]  several files, remote globs ('*.iso'), -r whole directories
   put LOCAL [REMOTE]   upload (resumes a partial upload of the same bytes)
+  put [-r] LOCAL... [REMOTE]  several files, -r whole directories
+  mget REMOTE...       download every file (remote globs) into the local directory
+  mput LOCAL...        upload every file (local globs) into the remote directory
   ping                 check that the server answers
   lcd [DIR]            change the local directory (default: $HOME)
   lpwd                 print the local directory
@@ -133,6 +137,9 @@ impl Shell {
         if let Some(done) = super::local::run(command, args) {
             return done;
         }
+        if self.many_files(command, args)? {
+            return Ok(Next::Continue);
+        }
         match command {
             "help" | "?" => print!("{HELP}"),
             "quit" | "exit" => {
@@ -162,12 +169,12 @@ impl Shell {
                 print!("{}", format_df(&self.client.df()?));
             }
             "get" => {
-                let [remote, local] = arguments::<1, 2>(args, "get REMOTE [LOCAL]")?;
+                let [remote, local] = arguments::<1, 2>(args, "get [-r] REMOTE... [LOCAL]")?;
                 let local = local.map(|l| Path::new(OsStr::from_bytes(l)));
                 crate::get::download(&mut self.client, remote.unwrap_or_default(), local, GetOptions::default())?;
             }
             "put" => {
-                let [local, remote] = arguments::<1, 2>(args, "put LOCAL [REMOTE]")?;
+                let [local, remote] = arguments::<1, 2>(args, "put [-r] LOCAL... [REMOTE]")?;
                 let local = Path::new(OsStr::from_bytes(local.unwrap_or_default()));
                 if local.as_os_str() == "-" {
                     anyhow::bail!("put -: standard input carries this shell's commands; use `ferry put ADDR - REMOTE`");

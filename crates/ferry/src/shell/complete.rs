@@ -21,8 +21,8 @@ pub enum Target {
 
 /// The commands the completion offers for the first word.
 pub const COMMANDS: &[&str] = &[
-    "cd", "df", "exit", "get", "help", "lcd", "lls", "lpwd", "ls", "mkdir", "mv", "ping", "put", "pwd", "quit",
-    "rename", "rm", "stat", "sum",
+    "cd", "df", "exit", "get", "help", "lcd", "lls", "lpwd", "ls", "mget", "mkdir", "mput", "mv", "ping", "put", "pwd",
+    "quit", "rename", "rm", "stat", "sum",
 ];
 
 /// The word the cursor ends: where it starts in `line`, which command and
@@ -86,9 +86,9 @@ pub fn word_at(line: &str, pos: usize) -> Word {
 /// What argument `index` (1-based) of `command` names.
 fn target_of(command: &str, index: usize) -> Target {
     match (command, index) {
-        ("cd" | "ls" | "stat" | "sum" | "rm" | "mkdir" | "rename" | "mv", _) => Target::Remote,
+        ("cd" | "ls" | "stat" | "sum" | "rm" | "mkdir" | "rename" | "mv" | "mget", _) => Target::Remote,
         ("get", 1) | ("put", 2) => Target::Remote,
-        ("get", 2) | ("put", 1) | ("lcd" | "lls", _) => Target::Local,
+        ("get", 2) | ("put", 1) | ("lcd" | "lls" | "mput", _) => Target::Local,
         _ => Target::Nothing,
     }
 }
