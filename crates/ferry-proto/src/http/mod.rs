@@ -143,6 +143,7 @@ mod auth;
 mod body;
 mod conditional;
 mod date;
+mod dav;
 mod errors;
 mod file_answer;
 mod file_cache;
@@ -152,6 +153,7 @@ mod range;
 mod respond;
 mod session;
 mod target;
+mod upload;
 
 use crate::access::Access;
 use std::sync::Arc;
@@ -161,6 +163,7 @@ pub use errors::{HttpError, Status};
 pub use file_cache::{FileCache, FileCacheStats};
 pub use session::HttpSession;
 
+use crate::files::Partials;
 use crate::root::Root;
 
 /// Settings shared by every HTTP connection of a server (wrap it in an
@@ -199,6 +202,14 @@ pub struct HttpConfig {
     pub file_cache_bytes: usize,
     /// Who may read and list what (accounts, rules); everyone by default.
     pub access: Arc<Access>,
+    /// Where uploads in progress are kept (the file service's, shared:
+    /// one home and TTL); `None` on a read-only server, which answers the
+    /// write methods 405. See `upload/` and `dav/`.
+    pub partials: Option<Arc<Partials>>,
+    /// Largest file a `PUT` may create (`--max-upload`); larger is 413
+    /// before a byte of the body is read. `None`: no limit but the
+    /// partials' and the disk's.
+    pub max_upload: Option<u64>,
 }
 
 impl HttpConfig {
@@ -214,7 +225,16 @@ impl HttpConfig {
             file_cache_entries: 1024,
             file_cache_bytes: 16 * 1024 * 1024,
             access: Arc::new(Access::open(false)),
+            partials: None,
+            max_upload: None,
         }
+    }
+
+    /// The same settings accepting uploads and WebDAV writes into
+    /// `partials` (opened by the caller, usually shared with the file
+    /// service), files up to `max_upload` bytes.
+    pub fn with_writes(self, partials: Arc<Partials>, max_upload: Option<u64>) -> HttpConfig {
+        HttpConfig { partials: Some(partials), max_upload, ..self }
     }
 
     /// The same settings under `access` (accounts and rules).

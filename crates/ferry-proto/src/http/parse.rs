@@ -4,6 +4,7 @@
 use std::mem::MaybeUninit;
 
 use super::HttpConfig;
+pub(crate) use super::dav::headers::WriteHeaders;
 use super::errors::HttpError;
 
 /// Most header fields accepted in one request (more is answered 431).
@@ -21,6 +22,14 @@ const REQUEST_LINE_SLACK: usize = 64;
 pub(crate) enum Method {
     Get,
     Head,
+    /// An upload (with `--allow-write`; see `upload/`).
+    Put,
+    /// WebDAV class 1 (`dav/`): listing, creating, removing, renaming.
+    Options,
+    Propfind,
+    Mkcol,
+    Delete,
+    Move,
     /// Another method RFC 9110 section 9 defines: answered 405.
     Other,
     /// A method RFC 9110 does not define: answered 501.
@@ -64,6 +73,8 @@ pub(crate) struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// `Accept` (a listing may be JSON).
     pub accept: Option<&'a [u8]>,
+    /// The fields uploads and WebDAV methods read.
+    pub write: WriteHeaders<'a>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -129,10 +140,17 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         method: match method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
-            // The methods RFC 9110 section 9.3 defines are "known" and get
-            // 405 with `Allow: GET, HEAD`; anything else (methods are
+            "PUT" => Method::Put,
+            "OPTIONS" => Method::Options,
+            "PROPFIND" => Method::Propfind,
+            "MKCOL" => Method::Mkcol,
+            "DELETE" => Method::Delete,
+            "MOVE" => Method::Move,
+            // The other methods RFC 9110 section 9.3 defines are "known"
+            // and get 405 (as do the write methods on a read-only server);
+            // anything else (methods are
             // case-sensitive, so `get` too) gets 501 (section 9.1).
-            "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" => Method::Other,
+            "POST" | "CONNECT" | "TRACE" => Method::Other,
             _ => Method::Unknown,
         },
         target: target.as_bytes(),
@@ -148,6 +166,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         if_range: None,
         authorization: None,
         accept: None,
+        write: WriteHeaders::default(),
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -192,6 +211,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.authorization.get_or_insert(value);
         } else if is("accept") {
             request.accept.get_or_insert(value);
+        } else {
+            request.write.note(name, value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

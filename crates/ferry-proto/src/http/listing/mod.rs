@@ -162,7 +162,7 @@ fn query_text(raw: &[u8]) -> String {
 /// The entries of `dir` that `who` has any right to, symlinks shown as
 /// what they point to when that is a file or directory inside the root
 /// (links that escape or dangle are left out).
-fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Result<Vec<Row>, HttpError> {
+pub(crate) fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Result<Vec<Row>, HttpError> {
     let entries = root.list(dir).map_err(fs_error)?;
     Ok(entries
         .into_iter()
