@@ -267,7 +267,8 @@ impl HttpSession {
                         | FsError::Escapes
                         | FsError::SymlinkLoop,
                     ) => {
-                        let view = listing::View::of(target.query, req.accept);
+                        let mut view = listing::View::of(target.query, req.accept);
+                        view.writable = self.config.partials.is_some() && access.rights(&who, &path).allows(Op::Write);
                         let page = listing::Page { root, access, who, dir: &path, view };
                         listing::push(out, page, req.method == Method::Head, persist, date);
                         Ok(())

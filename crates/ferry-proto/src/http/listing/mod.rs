@@ -8,6 +8,7 @@
 mod html;
 mod json;
 mod search;
+mod write_ui;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub(crate) struct View {
     pub json: bool,
     /// Search the tree for names containing this (`?q=`), not list.
     pub search: Option<String>,
+    /// The client may write here: the page offers upload, new folder and
+    /// delete (`write_ui.rs`).
+    pub writable: bool,
 }
 
 impl View {
