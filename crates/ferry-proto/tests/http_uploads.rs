@@ -332,3 +332,65 @@ fn webdav_answers() {
     let options = &responses(pair.received())[cases.len() - 1].1;
     assert!(options.contains("\r\nDAV: 1") && options.contains("PUT, DELETE, MKCOL, MOVE"), "{options}");
 }
+
+/// A `multipart/form-data` body as a browser sends it.
+fn form(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if let Some(f) = filename {
+            body.extend_from_slice(format!("; filename=\"{f}\"\r\nContent-Type: application/octet-stream").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+fn post(path: &str, boundary: &str, body: &[u8]) -> Vec<u8> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body].concat()
+}
+
+#[test]
+fn a_form_post_uploads_each_file_part_in_any_split() {
+    let t = Tree::new("form");
+    let big: Vec<u8> = (0..150_000u32).map(|i| (i % 250) as u8).collect();
+    // Data that holds most of a delimiter, and CRLFs.
+    let tricky = b"a\r\n--XyZ\r\n-\r\n--Xy\r\nend".to_vec();
+    let boundary = "XyZzy42";
+    let body =
+        form(boundary, &[("file", Some("big.bin"), &big), ("note", None, b"text"), ("file", Some("t.txt"), &tricky)]);
+    let input = [post("/sub/", boundary, &body), b"GET /sub/t.txt HTTP/1.1\r\nHost: t\r\n\r\n".to_vec()].concat();
+    for step in [usize::MAX, 10_000, 7] {
+        let _ = fs::remove_file(t.0.join("sub/big.bin"));
+        let (out, closed) = exchange(&mut t.session(), &input, step);
+        let got = responses(&out);
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [303, 200], "step {step}");
+        assert!(got[0].1.contains("\r\nLocation: /sub/"), "{}", got[0].1);
+        assert!(!closed);
+        assert_eq!(fs::read(t.0.join("sub/big.bin")).unwrap(), big, "step {step}");
+        assert_eq!(fs::read(t.0.join("sub/t.txt")).unwrap(), tricky, "step {step}");
+        assert!(!t.0.join("sub/note").exists() && t.partials().is_empty());
+    }
+    // A body that breaks off mid-part: 400, nothing under the name.
+    let cut = &body[..body.len() - 40];
+    let head = format!(
+        "POST /sub/ HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        cut.len()
+    );
+    let _ = fs::remove_file(t.0.join("sub/t.txt"));
+    let (out, closed) = exchange(&mut t.session(), &[head.as_bytes(), cut].concat(), usize::MAX);
+    assert_eq!(statuses(&out), [400]);
+    assert!(closed && !t.0.join("sub/t.txt").exists() && t.partials().is_empty());
+    // A traversal in the part's name stays in the folder.
+    let body = form(boundary, &[("file", Some("../../up.txt"), b"x")]);
+    let (out, _) = exchange(&mut t.session(), &post("/sub/", boundary, &body), usize::MAX);
+    assert_eq!(statuses(&out), [303]);
+    assert!(t.0.join("sub/up.txt").exists() && !t.0.join("up.txt").exists());
+}

@@ -10,12 +10,13 @@
 //!
 //! A partial carries its identity, `SIZE SHA256`, in the extended attribute
 //! `user.ferry.upload`; an upload resumes only a partial of the same
-//! identity. HTTP uploads, whose client names the offset it resumes
-//! from (`Content-Range`), are identified by their size alone (`SIZE`)
-//! when they announce no digest. The announced size is reserved with `fallocate` before a byte
-//! is accepted; partials may take at most [`PartialLimits::max_bytes`]
-//! together; when room runs short the oldest idle partials are evicted
-//! first, and partials idle longer than [`PartialLimits::ttl`] are swept.
+//! identity. HTTP uploads, whose client names the offset it resumes from
+//! (`Content-Range`), are identified by their size alone (`SIZE`) when they
+//! announce no digest. The announced size is reserved with `fallocate`
+//! before a byte is accepted; partials may take at most
+//! [`PartialLimits::max_bytes`] together; when room runs short the oldest
+//! idle partials are evicted first, and partials idle longer than
+//! [`PartialLimits::ttl`] are swept.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;

@@ -28,6 +28,15 @@
 //!   is answered with `Connection: close` and the connection closes after
 //!   the answer ([`Flow::CloseAfterFlush`](crate::Flow::CloseAfterFlush)).
 //!
+//! ## Writes (with `--allow-write`)
+//! `PUT` (resumable with `Content-Range` after `HEAD`'s `Upload-Offset`,
+//! through the file service's partials: `upload/`), WebDAV `OPTIONS`,
+//! `PROPFIND` (depth 0/1), `MKCOL`, `DELETE`, `MOVE` (`dav/`), a
+//! `multipart/form-data` `POST` to a directory (`upload/form.rs`), and the
+//! listing page's upload, new folder and delete controls for clients who
+//! may write there. `docs/HTTP_WRITES.md` describes them. On a read-only
+//! server the write methods are 405.
+//!
 //! ## Paths
 //! Origin-form targets (`/path?query`) and absolute-form
 //! (`http://host/path`). The query is ignored, the path is percent-decoded
@@ -44,9 +53,10 @@
 //! through [`HttpError::status`] / [`HttpError::closes`]: 400 malformed
 //! (also a request line that is not three parts, such as a space in the
 //! target, and a missing, repeated or invalid `Host`: not RFC 3986
-//! `host [":" port]`), 403 unreadable, 404, 405 with `Allow: GET, HEAD`
-//! for the other methods RFC 9110 section 9 defines (POST, PUT, DELETE,
-//! CONNECT, OPTIONS, TRACE), 408 (request started but not finished when
+//! `host [":" port]`), 403 unreadable, 404, 405 with `Allow: GET, HEAD,
+//! OPTIONS, PROPFIND` for CONNECT and TRACE (and, on a read-only
+//! server, POST, PUT, DELETE, MKCOL and MOVE; POST anywhere but to a
+//! directory), 408 (request started but not finished when
 //! the driver's timer fired), 412 `If-Match` failed, 413 body over
 //! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`] (8 KiB;
 //! or a request line over it plus 64 bytes, method and version included),
@@ -65,7 +75,8 @@
 //!
 //! Request bodies (`Content-Length` or chunked, up to `max_body`) are read
 //! and discarded without buffering, so the next pipelined request is found.
-//! GET/HEAD are answered before their body is skipped; other methods get
+//! GET/HEAD (and the WebDAV methods but `PUT`, whose body is the upload)
+//! are answered before their body is skipped; other methods get
 //! their 405 or 501 after it (or 413/400 if it turns out too large or malformed).
 //! A request with a body and `Expect: 100-continue` is answered at once
 //! and the connection closed, instead of inviting a body only to drop it.

@@ -30,6 +30,8 @@ pub(crate) enum Method {
     Mkcol,
     Delete,
     Move,
+    /// A form upload to a directory (the listing page without JavaScript).
+    Post,
     /// Another method RFC 9110 section 9 defines: answered 405.
     Other,
     /// A method RFC 9110 does not define: answered 501.
@@ -78,6 +80,9 @@ pub(crate) struct Request<'a> {
 }
 
 /// The outcome of looking at the front of the input.
+// A transient value on the stack, never stored: boxing the request would
+// cost an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Head<'a> {
     /// No complete head yet.
@@ -146,11 +151,12 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             "MKCOL" => Method::Mkcol,
             "DELETE" => Method::Delete,
             "MOVE" => Method::Move,
+            "POST" => Method::Post,
             // The other methods RFC 9110 section 9.3 defines are "known"
             // and get 405 (as do the write methods on a read-only server);
             // anything else (methods are
             // case-sensitive, so `get` too) gets 501 (section 9.1).
-            "POST" | "CONNECT" | "TRACE" => Method::Other,
+            "CONNECT" | "TRACE" => Method::Other,
             _ => Method::Unknown,
         },
         target: target.as_bytes(),

@@ -56,6 +56,8 @@ pub struct HttpSession {
     login: Option<auth::LoginSlot>,
     /// A `PUT` whose body is being received (`writes.rs`).
     upload: Option<Box<super::upload::Receiving>>,
+    /// A form upload (`POST`) being received (`writes.rs`).
+    form: Option<Box<super::upload::Form>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +114,7 @@ impl HttpSession {
             archive: None,
             login: None,
             upload: None,
+            form: None,
         }
     }
 
@@ -153,6 +156,9 @@ impl HttpSession {
         let method = writes::effective(req.method, &self.config);
         if method == Method::Put {
             return self.answer_put(req, persist, date, now, out);
+        }
+        if method == Method::Post {
+            return self.answer_post(req, persist, date, now, out);
         }
         let body = match req.body {
             BodyFraming::None | BodyFraming::Length(0) => None,
@@ -296,6 +302,14 @@ impl Session for HttpSession {
             let rest = &input[consumed..];
             match self.state {
                 State::Closing => return close,
+                State::Upload if self.form.is_some() => match self.form_input(rest, &date, now, out) {
+                    (n, Flow::Continue, true) => consumed += n,
+                    (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
+                    (_, flow, _) => {
+                        self.state = State::Closing;
+                        return Progress { consumed: input.len(), flow };
+                    }
+                },
                 State::Upload => match self.upload_input(rest, &date, out) {
                     (n, Flow::Continue, true) => consumed += n,
                     (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },

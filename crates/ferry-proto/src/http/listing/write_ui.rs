@@ -1,13 +1,14 @@
 //! The listing page's controls for clients who may write in the folder:
 //! upload (file picker or drag and drop, several files, a progress bar;
 //! each file is a `PUT` by `XMLHttpRequest`, the same request curl makes),
-//! a new folder (`MKCOL`) and a delete button per entry (`DELETE`). They
-//! need JavaScript; a page for a client without write rights has none of
-//! them.
+//! a new folder (`MKCOL`) and a delete button per entry (`DELETE`). Without
+//! JavaScript the upload form is a plain `multipart/form-data` `POST` to
+//! the folder (`upload/form.rs`); new folder and delete need JavaScript. A
+//! page for a client without write rights has none of them.
 
 /// The controls, placed above the table.
 const CONTROLS: &str = r#"<section id="ferry-write" aria-label="Change this folder">
-<form id="ferry-upload"><label>Upload files: <input type="file" id="ferry-files" multiple></label></form>
+<form id="ferry-upload" method="post" enctype="multipart/form-data"><label>Upload files: <input type="file" id="ferry-files" name="file" multiple></label> <button>Upload</button></form>
 <div id="ferry-drop" tabindex="0">or drop files here</div>
 <form id="ferry-mkdir"><input id="ferry-dirname" aria-label="New folder name" placeholder="New folder" required> <button>Create folder</button></form>
 <progress id="ferry-progress" max="1" value="0" hidden></progress> <span id="ferry-status" role="status"></span>
@@ -43,7 +44,9 @@ const SCRIPT: &str = r#"<script>
     }, Promise.resolve()).then(function () { say('Uploaded ' + files.length + ' file(s).'); location.reload(); },
                                 function (e) { say(e.message); });
   }
-  document.getElementById('ferry-files').onchange = function () { upload(this.files); };
+  var picker = document.getElementById('ferry-files');
+  picker.onchange = function () { upload(picker.files); };
+  document.getElementById('ferry-upload').onsubmit = function (e) { e.preventDefault(); upload(picker.files); };
   var drop = document.getElementById('ferry-drop');
   drop.ondragover = function (e) { e.preventDefault(); drop.className = 'over'; };
   drop.ondragleave = function () { drop.className = ''; };
@@ -100,8 +103,15 @@ mod tests {
         assert!(!read_only.contains("ferry-write") && !read_only.contains("<script"), "{read_only}");
         let writable = View { writable: true, ..View::default() };
         let page = String::from_utf8(html::render(&dir, &[], &writable, true)).unwrap();
-        for needle in ["id=\"ferry-files\" multiple", "ferry-drop", "'PUT'", "'MKCOL'", "'DELETE'", "upload.onprogress"]
-        {
+        for needle in [
+            "method=\"post\" enctype=\"multipart/form-data\"",
+            "name=\"file\" multiple",
+            "ferry-drop",
+            "'PUT'",
+            "'MKCOL'",
+            "'DELETE'",
+            "upload.onprogress",
+        ] {
             assert!(page.contains(needle), "{needle}");
         }
         assert!(page.find("ferry-write") < page.find("<table>") && page.find("<script") > page.find("</table>"));

@@ -16,7 +16,7 @@ use crate::http::errors::{HttpError, fs_error};
 use crate::http::parse::{BodyFraming, Method, Request};
 use crate::http::respond::{self, Persist};
 use crate::http::target;
-use crate::http::upload::{self, CONTINUE, Receiving, Refusal};
+use crate::http::upload::{self, CONTINUE, Form, FormStep, Receiving, Refusal};
 use crate::root::VirtualPath;
 use crate::session::{Flow, Now};
 
@@ -24,7 +24,9 @@ use crate::session::{Flow, Now};
 /// (405) on a server without `--allow-write`.
 pub(super) fn effective(method: Method, config: &HttpConfig) -> Method {
     match method {
-        Method::Put | Method::Mkcol | Method::Delete | Method::Move if config.partials.is_none() => Method::Other,
+        Method::Put | Method::Post | Method::Mkcol | Method::Delete | Method::Move if config.partials.is_none() => {
+            Method::Other
+        }
         m => m,
     }
 }
@@ -158,8 +160,79 @@ impl HttpSession {
         if persist == Persist::Close { Flow::CloseAfterFlush } else { Flow::Continue }
     }
 
+    /// `POST` of a form to a directory: starts receiving its file parts.
+    pub(super) fn answer_post(
+        &mut self,
+        req: &Request<'_>,
+        persist: Persist,
+        date: &HttpDate,
+        now: Now,
+        out: &mut Outbox,
+    ) -> Flow {
+        let started = self.who_and_path(req, now).and_then(|(who, path)| {
+            auth::check(&self.config.access, &who, Op::Write, &path)?;
+            if !self.config.root.stat(&path).is_ok_and(|m| m.kind == crate::root::Kind::Dir) {
+                return Err(HttpError::MethodNotAllowed);
+            }
+            let BodyFraming::Length(len) = req.body else { return Err(HttpError::Refused(411)) };
+            Form::begin(req.write.content_type, len, path, who, persist)
+        });
+        match started {
+            Ok(form) => {
+                if req.expect_continue {
+                    out.push_bytes(CONTINUE);
+                }
+                self.form = Some(Box::new(form));
+                self.state = State::Upload;
+                Flow::Continue
+            }
+            Err(err) => self.refuse_put(req, Refusal::from(err), persist, date, out),
+        }
+    }
+
+    /// The form being received, at the front of `rest` (as
+    /// [`HttpSession::upload_input`]).
+    pub(super) fn form_input(
+        &mut self,
+        rest: &[u8],
+        date: &HttpDate,
+        now: Now,
+        out: &mut Outbox,
+    ) -> (usize, Flow, bool) {
+        let Some(form) = self.form.as_mut() else {
+            self.state = State::Head { seen: 0 };
+            return (0, Flow::Continue, true);
+        };
+        match form.step(&self.config, rest, date, now.wall, out) {
+            Ok(FormStep::More(n)) => (n, Flow::Continue, false),
+            Ok(FormStep::Sink(n, sink)) => {
+                out.expect_upload(sink);
+                (n, Flow::Continue, false)
+            }
+            Ok(FormStep::Done(n)) => {
+                self.state = State::Head { seen: 0 };
+                let persist = self.form.take().map_or(Persist::Close, |f| f.persist());
+                (n, if persist == Persist::Close { Flow::CloseAfterFlush } else { Flow::Continue }, true)
+            }
+            Err(err) => {
+                // The partial of a form part cannot resume: dropping it
+                // removes it.
+                self.form = None;
+                respond::error(out.text(), err, Persist::Close, false, date);
+                (rest.len(), Flow::CloseAfterFlush, false)
+            }
+        }
+    }
+
     /// A sink of the upload finished (see [`crate::Session::on_upload_done`]).
     pub(super) fn upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+        if self.form.is_some() {
+            if result.is_ok() {
+                return Flow::Continue;
+            }
+            self.form = None;
+            return Flow::CloseNow;
+        }
         let Some(rx) = self.upload.as_mut() else {
             return if result.is_ok() { Flow::Continue } else { Flow::CloseNow };
         };
@@ -188,6 +261,7 @@ impl HttpSession {
 
     /// The connection timed out: an upload under way is left for a resume.
     pub(super) fn drop_upload(&mut self, _now: Now) {
+        self.form = None;
         if let Some(rx) = self.upload.take() {
             rx.abandon(&io::Error::new(io::ErrorKind::TimedOut, "upload stalled"));
         }

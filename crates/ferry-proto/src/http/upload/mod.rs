@@ -15,7 +15,10 @@
 //! before the rename (400 and nothing renamed on a mismatch); so is
 //! `Content-Digest` on a whole-file `PUT`, where it is the same digest.
 
+mod form;
 mod receive;
+
+pub(crate) use form::{Form, FormStep};
 
 pub(crate) use receive::{Next, Receiving, Refusal, from_failure};
 

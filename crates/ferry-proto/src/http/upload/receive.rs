@@ -98,10 +98,10 @@ impl Receiving {
             BodyFraming::Length(n) => (n, false),
             BodyFraming::Chunked => (0, true),
         };
-        if let Some(r) = range {
-            if chunked || len != r.last - r.first + 1 {
-                return Err(HttpError::BadRequest("Content-Range does not match the body's length").into());
-            }
+        if let Some(r) = range
+            && (chunked || len != r.last - r.first + 1)
+        {
+            return Err(HttpError::BadRequest("Content-Range does not match the body's length").into());
         }
         let total = if chunked { None } else { Some(range.map_or(len, |r| r.total)) };
         if let (Some(max), Some(total)) = (config.max_upload, total)
