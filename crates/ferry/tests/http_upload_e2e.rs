@@ -111,7 +111,7 @@ fn curl_uploads_resume_and_limits_under_every_model() {
             // holds the partial: 409); ask again.
             assert!(Instant::now() < deadline, "{m}: resume kept failing: {resumed}");
             let at = offset(&url);
-            assert!(at >= 1 << 20 && at < 6 << 20, "{m}: offset {at}");
+            assert!((1 << 20..6 << 20).contains(&at), "{m}: offset {at}");
             resumed = code(&["-C", &at.to_string(), "-T", large_s, &url]);
         }
         assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), std::fs::read(&large).unwrap(), "{m}: byte-identical");
