@@ -76,7 +76,7 @@ fn split_at_every_boundary_gives_the_same_answers() {
     let mut whole = t.session();
     let expected = drive_step(&mut whole, script.as_bytes(), usize::MAX);
     let statuses: Vec<u16> = parse_responses(&expected.sent, &[false, true]).iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 200, 206, 304, 301, 200, 404, 405, 200, 405, 200]);
+    assert_eq!(statuses, [200, 200, 206, 304, 301, 200, 404, 405, 200, 200, 200]);
     assert_eq!(expected.flow(), Flow::CloseAfterFlush);
     for step in 1..=9 {
         let mut s = t.session();

@@ -153,6 +153,11 @@ pub struct ServeArgs {
     /// but the disk].
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     max_partial_bytes: Option<u64>,
+    /// With --allow-write: the largest file an HTTP PUT may upload (larger
+    /// is answered 413 before its body is read): 100M, 4G [default: no
+    /// limit].
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    max_upload: Option<u64>,
     /// Most connections the thread and fork models serve at once (threads,
     /// child processes); beyond that they stop accepting and the kernel's
     /// listen backlog holds new clients.
@@ -299,11 +304,12 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
     let idle = PumpConfig::with_idle(Duration::from_secs(args.idle_timeout));
     let mut listeners = Vec::new();
     let unix_mode = Some(args.unix_mode);
+    // One partials directory (home, TTL, room) for both services' uploads.
+    let files = files_config(args, &root)?.with_access(Arc::clone(&access));
     if let Some(addr) = args.files.clone() {
-        let files = files_config(args, &root)?.with_access(Arc::clone(&access));
         listeners.push(ListenerConfig {
             addr,
-            service: Service::Files(files),
+            service: Service::Files(files.clone()),
             pump: idle,
             tcp_keepalive,
             unix_mode,
@@ -316,7 +322,10 @@ fn listeners(args: &ServeArgs) -> anyhow::Result<Vec<ListenerConfig>> {
             idle_timeout: Duration::from_secs(args.keepalive_timeout),
             request_timeout: Duration::from_secs(args.header_timeout),
         };
-        let config = HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access));
+        let mut config = HttpConfig::new(Arc::clone(&root)).with_access(Arc::clone(&access));
+        if let Some(partials) = &files.partials {
+            config = config.with_writes(Arc::clone(partials), args.max_upload);
+        }
         let http = Service::Http(Arc::new(crate::serve_http::apply(&args.http_opts, config)?));
         let reuse_port = args.reuseport;
         listeners.push(ListenerConfig { addr, service: http, pump, tcp_keepalive, unix_mode, tls: None, reuse_port });

@@ -104,7 +104,7 @@ fn ureq_get_head_range_conditional_and_errors() {
         assert_eq!(agent.get(server.url("/../../etc/passwd")).call().expect("dotdot").status(), 404, "{m}");
         let r = agent.post(server.url("/hello.txt")).send(&b"x"[..]).expect("405");
         assert_eq!(r.status(), 405, "{m}");
-        assert_eq!(h(&r, "allow").as_deref(), Some("GET, HEAD"), "{m}");
+        assert_eq!(h(&r, "allow").as_deref(), Some("GET, HEAD, OPTIONS, PROPFIND"), "{m}");
 
         let r = agent.get(server.url("/sub")).config().max_redirects(0).build().call().expect("301");
         assert_eq!(r.status(), 301, "{m}");

@@ -12,13 +12,13 @@ use crate::vpath::VirtualPath;
 
 /// An error answer: `ERR <code> <message>`.
 #[derive(Debug)]
-pub(super) struct Failure {
-    pub(super) code: u16,
-    pub(super) message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u16,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    pub(super) fn new(code: u16, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(code: u16, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into() }
     }
 }
@@ -26,7 +26,7 @@ impl Failure {
 pub(super) type Answer = Result<(), Failure>;
 
 /// The one place filesystem errors become protocol errors.
-pub(super) fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
+pub(crate) fn fs_failure(err: FsError, path: Option<&VirtualPath>) -> Failure {
     let shown = path.map(|p| escape_text(&p.to_bytes())).unwrap_or_default();
     let with_path = |what: &str| {
         if shown.is_empty() { what.to_string() } else { format!("{what}: {shown}") }
@@ -58,7 +58,7 @@ pub(super) fn denied_failure(denied: &Denied) -> Failure {
 
 /// Refuses to create a name holding a control byte (below 0x20, or DEL):
 /// such names garble terminals and listings, and no client needs them.
-pub(super) fn check_new_name(target: &VirtualPath) -> Answer {
+pub(crate) fn check_new_name(target: &VirtualPath) -> Answer {
     let Some((_, name)) = target.split_last() else {
         return Ok(());
     };
@@ -74,7 +74,7 @@ pub(super) fn check_new_name(target: &VirtualPath) -> Answer {
 /// An upload that could not be written: `EFBIG` (the server's file-size
 /// limit, `RLIMIT_FSIZE`) is the client's file being too large, 413; any
 /// other error is the server's, 500.
-pub(super) fn upload_failure(e: &io::Error) -> Failure {
+pub(crate) fn upload_failure(e: &io::Error) -> Failure {
     if e.raw_os_error() == Some(rustix::io::Errno::FBIG.raw_os_error()) {
         Failure::new(413, "file too large for this server (file size limit)")
     } else {

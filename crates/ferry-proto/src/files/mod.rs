@@ -10,7 +10,7 @@
 //! - [`codec`]: the client side: building requests, parsing answers.
 //! - [`escape`]: how names with odd bytes travel in text lines.
 
-mod answer;
+pub(crate) mod answer;
 pub mod codec;
 mod config;
 pub mod escape;
@@ -18,7 +18,7 @@ mod listing;
 pub mod partials;
 pub mod request;
 pub mod session;
-mod upload;
+pub(crate) mod upload;
 
 pub use config::FilesConfig;
 pub use partials::{PartialLimits, Partials};

@@ -10,10 +10,13 @@
 //!
 //! A partial carries its identity, `SIZE SHA256`, in the extended attribute
 //! `user.ferry.upload`; an upload resumes only a partial of the same
-//! identity. The announced size is reserved with `fallocate` before a byte
-//! is accepted; partials may take at most [`PartialLimits::max_bytes`]
-//! together; when room runs short the oldest idle partials are evicted
-//! first, and partials idle longer than [`PartialLimits::ttl`] are swept.
+//! identity. HTTP uploads, whose client names the offset it resumes from
+//! (`Content-Range`), are identified by their size alone (`SIZE`) when they
+//! announce no digest. The announced size is reserved with `fallocate`
+//! before a byte is accepted; partials may take at most
+//! [`PartialLimits::max_bytes`] together; when room runs short the oldest
+//! idle partials are evicted first, and partials idle longer than
+//! [`PartialLimits::ttl`] are swept.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -77,7 +80,7 @@ pub struct Partials {
 
 /// A partial on disk, locked by the upload writing it.
 #[derive(Debug)]
-pub(super) struct Partial {
+pub(crate) struct Partial {
     file: Arc<File>,
     owner: Arc<Partials>,
     key: OsString,
@@ -91,14 +94,21 @@ pub(super) struct Partial {
 /// The announced identity of an upload: its size and, when the client gave
 /// it, the SHA-256 of the whole file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Announced {
-    pub(super) size: u64,
-    pub(super) sha256: Option<String>,
+pub(crate) struct Announced {
+    pub(crate) size: u64,
+    pub(crate) sha256: Option<String>,
 }
 
 impl Announced {
-    fn xattr(&self) -> Option<String> {
-        self.sha256.as_ref().map(|d| format!("{} {d}", self.size))
+    /// The identity stored with the partial; `None` makes it
+    /// unresumable. `by_size`: the size alone identifies it (HTTP, whose
+    /// client names the offset it resumes from and keeps what precedes it).
+    fn xattr(&self, by_size: bool) -> Option<String> {
+        match &self.sha256 {
+            Some(d) => Some(format!("{} {d}", self.size)),
+            None if by_size => Some(self.size.to_string()),
+            None => None,
+        }
     }
 }
 
@@ -153,14 +163,27 @@ impl Partials {
         }
     }
 
+    /// What is held for an upload of `target`: the bytes received and the
+    /// announced size, when a resumable partial exists (whether or not an
+    /// upload is writing it now). Creates nothing.
+    pub(crate) fn held(&self, target: &VirtualPath) -> Option<(u64, u64)> {
+        let file = open_in_dir(&self.dir, &key_of(target), false).ok()?;
+        let identity = read_identity(&file)?;
+        let size = identity.split(' ').next()?.parse().ok()?;
+        let have = rustix::fs::fstat(&file).ok()?.st_size as u64;
+        Some((have.min(size), size))
+    }
+
     /// Opens, locks and sizes the partial for an upload of `target` (whose
     /// directory is `target_dir`) and returns it with how many of its bytes
-    /// the upload may keep (0 unless the identity matches).
-    pub(super) fn begin(
+    /// the upload may keep (0 unless the identity matches). `by_size`: see
+    /// [`Announced::xattr`].
+    pub(crate) fn begin(
         self: &Arc<Self>,
         target: &VirtualPath,
         target_dir: &OwnedFd,
         identity: &Announced,
+        by_size: bool,
         now: SystemTime,
     ) -> Result<(Partial, u64), Failure> {
         let shown = escape_text(&target.to_bytes());
@@ -182,7 +205,7 @@ impl Partials {
         let mut partial =
             Partial { file: Arc::new(file), owner: Arc::clone(self), key, resumable: false, settled: false };
         let len = rustix::fs::fstat(&*partial.file).map_err(fail)?.st_size as u64;
-        let wanted = identity.xattr();
+        let wanted = identity.xattr(by_size);
         let have = if wanted.is_some() && read_identity(&partial.file) == wanted && len <= identity.size {
             len
         } else {
@@ -307,12 +330,19 @@ impl Partials {
 
 impl Partial {
     /// The file the payload goes into.
-    pub(super) fn file(&self) -> &Arc<File> {
+    pub(crate) fn file(&self) -> &Arc<File> {
         &self.file
     }
 
+    /// Keeps only the first `len` bytes (an HTTP client resuming from
+    /// there, or starting over).
+    pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
+        rustix::fs::ftruncate(&*self.file, len)?;
+        Ok(())
+    }
+
     /// Removes the partial now.
-    pub(super) fn discard(&mut self) {
+    pub(crate) fn discard(&mut self) {
         if !self.settled {
             self.settled = true;
             let _ = rustix::fs::unlinkat(&self.owner.dir, &self.key, AtFlags::empty());
@@ -322,7 +352,7 @@ impl Partial {
     /// Checks the bytes against the announced digest, makes them durable
     /// and gives them their final `name` in `dir`. A partial that does not
     /// match its identity is removed, never renamed.
-    pub(super) fn commit(&mut self, identity: &Announced, dir: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
+    pub(crate) fn commit(&mut self, identity: &Announced, dir: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
         if let Some(wanted) = &identity.sha256 {
             let got =
                 sha256_hex(&self.file).map_err(|e| Failure::new(500, format!("cannot read the upload back: {e}")))?;
@@ -354,7 +384,7 @@ impl Drop for Partial {
 }
 
 /// The SHA-256 of a whole file, lowercase hex (`sum`, upload checks).
-pub(super) fn sha256_hex(file: &File) -> io::Result<String> {
+pub(crate) fn sha256_hex(file: &File) -> io::Result<String> {
     crate::digest::sha256_of(file, &mut |_| {})
 }
 

@@ -122,7 +122,7 @@ pub(crate) fn check(access: &Access, who: &Identity, op: Op, path: &VirtualPath)
 }
 
 /// Standard base64 with padding (what `Basic` credentials use).
-fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -1,6 +1,7 @@
 //! Request bodies, read and thrown away so the next pipelined request
-//! starts where it should. Nothing here buffers: a body costs a few words
-//! of state however it is split.
+//! starts where it should, or (uploads) their chunked framing decoded while
+//! the chunks' data goes to a file. Nothing here buffers: a body costs a
+//! few words of state however it is split.
 
 /// Longest chunk extension accepted on a chunk-size line.
 const MAX_CHUNK_EXT: usize = 1024;
@@ -51,10 +52,22 @@ enum ChunkState {
     Done,
 }
 
+/// Where [`Chunked::framing`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// All the input was framing; more is needed.
+    More(usize),
+    /// This many framing bytes, then `.1` bytes of chunk data follow: the
+    /// caller takes them, then reports [`Chunked::data_taken`].
+    Data(usize, u64),
+    /// This many bytes ended the body.
+    Done(usize),
+}
+
 impl Discard {
     /// A chunked body whose chunk data may total at most `limit` bytes.
     pub fn chunked(limit: u64) -> Discard {
-        Discard::Chunked(Chunked { state: ChunkState::Size { value: 0, digits: 0 }, total: 0, limit, counted: 0 })
+        Discard::Chunked(Chunked::new(limit))
     }
 
     /// Skips body bytes at the front of `input`. Returns how many were body
@@ -72,11 +85,46 @@ impl Discard {
 }
 
 impl Chunked {
+    /// A chunked body whose chunk data may total at most `limit` bytes
+    /// (checked at each chunk's size line, before its data is accepted).
+    pub fn new(limit: u64) -> Chunked {
+        Chunked { state: ChunkState::Size { value: 0, digits: 0 }, total: 0, limit, counted: 0 }
+    }
+
+    /// Decodes framing at the front of `input`, stopping where chunk data
+    /// begins, so an upload can route the data to its file.
+    pub fn framing(&mut self, input: &[u8]) -> Result<Framing, BodyError> {
+        Ok(match self.run(input, false)? {
+            (n, true) => Framing::Done(n),
+            (n, false) => match self.state {
+                ChunkState::Data(len) => Framing::Data(n, len),
+                _ => Framing::More(n),
+            },
+        })
+    }
+
+    /// `n` bytes of the current chunk's data were taken by the caller.
+    pub fn data_taken(&mut self, n: u64) {
+        if let ChunkState::Data(left) = self.state {
+            let left = left.saturating_sub(n);
+            self.state = if left == 0 { ChunkState::DataCr } else { ChunkState::Data(left) };
+        }
+    }
+
     fn discard(&mut self, input: &[u8]) -> Result<(usize, bool), BodyError> {
+        self.run(input, true)
+    }
+
+    /// Decodes `input`: skipping chunk data if `skip_data`, else stopping
+    /// in front of it. Returns the bytes used and whether the body ended.
+    fn run(&mut self, input: &[u8], skip_data: bool) -> Result<(usize, bool), BodyError> {
         use ChunkState::*;
         let mut i = 0;
         while i < input.len() {
             if let Data(left) = self.state {
+                if !skip_data {
+                    return Ok((i, false));
+                }
                 let n = (input.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
                 i += n;
                 self.state = if left == n as u64 { DataCr } else { Data(left - n as u64) };
@@ -115,6 +163,10 @@ impl Chunked {
                     self.total = self.total.saturating_add(value);
                     if self.total > self.limit {
                         return Err(BodyError::TooLarge);
+                    }
+                    if !skip_data {
+                        self.state = Data(value);
+                        return Ok((i, false));
                     }
                     Data(value)
                 }
@@ -175,6 +227,34 @@ mod tests {
         assert!(matches!(Discard::chunked(10).discard(b"1\r\naXY"), Err(BodyError::Malformed(_))));
         assert!(matches!(Discard::chunked(10).discard(b"0\r\nbad\nline"), Err(BodyError::Malformed(_))));
         assert_eq!(Discard::chunked(10).discard(b"0\r\n\r\n"), Ok((5, true)));
+    }
+
+    #[test]
+    fn framing_stops_at_data_whatever_the_split() {
+        let end = BODY.len() - 3;
+        for step in 1..BODY.len() {
+            let mut c = Chunked::new(100);
+            let (mut at, mut data) = (0, Vec::new());
+            loop {
+                let chunk = &BODY[at..(at + step).min(BODY.len())];
+                match c.framing(chunk).unwrap() {
+                    Framing::More(n) => at += n,
+                    Framing::Data(n, len) => {
+                        at += n;
+                        let take = (len as usize).min(step).min(BODY.len() - at);
+                        data.extend_from_slice(&BODY[at..at + take]);
+                        at += take;
+                        c.data_taken(take as u64);
+                    }
+                    Framing::Done(n) => {
+                        at += n;
+                        break;
+                    }
+                }
+            }
+            assert_eq!((at, &data[..]), (end, &b"hello world"[..]), "step {step}");
+        }
+        assert_eq!(Chunked::new(4).framing(b"5\r\n"), Err(BodyError::TooLarge));
     }
 
     #[test]

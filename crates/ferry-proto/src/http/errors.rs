@@ -21,9 +21,15 @@ impl Status {
     /// The standard reason phrase.
     pub fn reason(self) -> &'static str {
         match self.0 {
+            100 => "Continue",
             200 => "OK",
+            201 => "Created",
+            202 => "Accepted",
+            204 => "No Content",
             206 => "Partial Content",
+            207 => "Multi-Status",
             301 => "Moved Permanently",
+            303 => "See Other",
             304 => "Not Modified",
             400 => "Bad Request",
             401 => "Unauthorized",
@@ -31,15 +37,21 @@ impl Status {
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
+            409 => "Conflict",
+            411 => "Length Required",
             412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
+            415 => "Unsupported Media Type",
             416 => "Range Not Satisfiable",
+            422 => "Unprocessable Content",
+            423 => "Locked",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
             505 => "HTTP Version Not Supported",
+            507 => "Insufficient Storage",
             _ => "Unknown",
         }
     }
@@ -98,6 +110,11 @@ pub enum HttpError {
     /// The file could not be read.
     #[error("internal error")]
     Internal,
+    /// A write (upload, `DELETE`, `MKCOL`, `MOVE`) refused with this
+    /// status (409, 412, 415, 507, a digest mismatch's 400...) after the
+    /// request was read whole: the connection stays usable.
+    #[error("refused with status {0}")]
+    Refused(u16),
 }
 
 impl HttpError {
@@ -119,6 +136,7 @@ impl HttpError {
             HttpError::UnknownTransferEncoding => 501,
             HttpError::VersionNotSupported => 505,
             HttpError::Internal => 500,
+            HttpError::Refused(code) => code,
         })
     }
 
@@ -136,6 +154,7 @@ impl HttpError {
                 | HttpError::MethodNotImplemented
                 | HttpError::PreconditionFailed
                 | HttpError::Internal
+                | HttpError::Refused(_)
         )
     }
 }

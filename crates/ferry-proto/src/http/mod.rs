@@ -34,6 +34,15 @@
 //!   is answered with `Connection: close` and the connection closes after
 //!   the answer ([`Flow::CloseAfterFlush`](crate::Flow::CloseAfterFlush)).
 //!
+//! ## Writes (with `--allow-write`)
+//! `PUT` (resumable with `Content-Range` after `HEAD`'s `Upload-Offset`,
+//! through the file service's partials: `upload/`), WebDAV `OPTIONS`,
+//! `PROPFIND` (depth 0/1), `MKCOL`, `DELETE`, `MOVE` (`dav/`), a
+//! `multipart/form-data` `POST` to a directory (`upload/form.rs`), and the
+//! listing page's upload, new folder and delete controls for clients who
+//! may write there. `docs/HTTP_WRITES.md` describes them. On a read-only
+//! server the write methods are 405.
+//!
 //! ## Paths
 //! Origin-form targets (`/path?query`) and absolute-form
 //! (`http://host/path`). The query is ignored, the path is percent-decoded
@@ -50,9 +59,10 @@
 //! through [`HttpError::status`] / [`HttpError::closes`]: 400 malformed
 //! (also a request line that is not three parts, such as a space in the
 //! target, and a missing, repeated or invalid `Host`: not RFC 3986
-//! `host [":" port]`), 403 unreadable, 404, 405 with `Allow: GET, HEAD`
-//! for the other methods RFC 9110 section 9 defines (POST, PUT, DELETE,
-//! CONNECT, OPTIONS, TRACE), 408 (request started but not finished when
+//! `host [":" port]`), 403 unreadable, 404, 405 with `Allow: GET, HEAD,
+//! OPTIONS, PROPFIND` for CONNECT and TRACE (and, on a read-only
+//! server, POST, PUT, DELETE, MKCOL and MOVE; POST anywhere but to a
+//! directory), 408 (request started but not finished when
 //! the driver's timer fired), 412 `If-Match` failed, 413 body over
 //! [`HttpConfig::max_body`], 414 target over [`HttpConfig::max_uri`] (8 KiB;
 //! or a request line over it plus 64 bytes, method and version included),
@@ -71,7 +81,8 @@
 //!
 //! Request bodies (`Content-Length` or chunked, up to `max_body`) are read
 //! and discarded without buffering, so the next pipelined request is found.
-//! GET/HEAD are answered before their body is skipped; other methods get
+//! GET/HEAD (and the WebDAV methods but `PUT`, whose body is the upload)
+//! are answered before their body is skipped; other methods get
 //! their 405 or 501 after it (or 413/400 if it turns out too large or malformed).
 //! A request with a body and `Expect: 100-continue` is answered at once
 //! and the connection closed, instead of inviting a body only to drop it.
@@ -151,6 +162,7 @@ pub mod cache_control;
 mod conditional;
 mod date;
 pub mod encoding;
+mod dav;
 mod errors;
 mod file_answer;
 mod file_cache;
@@ -160,6 +172,7 @@ mod range;
 mod respond;
 mod session;
 mod target;
+mod upload;
 
 use crate::access::Access;
 use std::sync::Arc;
@@ -171,6 +184,7 @@ pub use errors::{HttpError, Status};
 pub use file_cache::{FileCache, FileCacheStats};
 pub use session::HttpSession;
 
+use crate::files::Partials;
 use crate::root::Root;
 
 /// Settings shared by every HTTP connection of a server (wrap it in an
@@ -213,6 +227,14 @@ pub struct HttpConfig {
     pub encoding: Arc<Encoding>,
     /// `Cache-Control` by media type; `*=no-cache` by default.
     pub cache_control: CacheControl,
+    /// Where uploads in progress are kept (the file service's, shared:
+    /// one home and TTL); `None` on a read-only server, which answers the
+    /// write methods 405. See `upload/` and `dav/`.
+    pub partials: Option<Arc<Partials>>,
+    /// Largest file a `PUT` may create (`--max-upload`); larger is 413
+    /// before a byte of the body is read. `None`: no limit but the
+    /// partials' and the disk's.
+    pub max_upload: Option<u64>,
 }
 
 impl HttpConfig {
@@ -230,7 +252,16 @@ impl HttpConfig {
             access: Arc::new(Access::open(false)),
             encoding: Arc::new(Encoding::default()),
             cache_control: CacheControl::default(),
+            partials: None,
+            max_upload: None,
         }
+    }
+
+    /// The same settings accepting uploads and WebDAV writes into
+    /// `partials` (opened by the caller, usually shared with the file
+    /// service), files up to `max_upload` bytes.
+    pub fn with_writes(self, partials: Arc<Partials>, max_upload: Option<u64>) -> HttpConfig {
+        HttpConfig { partials: Some(partials), max_upload, ..self }
     }
 
     /// The same settings under `access` (accounts and rules).

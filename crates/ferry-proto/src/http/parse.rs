@@ -4,6 +4,7 @@
 use std::mem::MaybeUninit;
 
 use super::HttpConfig;
+pub(crate) use super::dav::headers::WriteHeaders;
 use super::errors::HttpError;
 
 /// Most header fields accepted in one request (more is answered 431).
@@ -21,6 +22,16 @@ const REQUEST_LINE_SLACK: usize = 64;
 pub(crate) enum Method {
     Get,
     Head,
+    /// An upload (with `--allow-write`; see `upload/`).
+    Put,
+    /// WebDAV class 1 (`dav/`): listing, creating, removing, renaming.
+    Options,
+    Propfind,
+    Mkcol,
+    Delete,
+    Move,
+    /// A form upload to a directory (the listing page without JavaScript).
+    Post,
     /// Another method RFC 9110 section 9 defines: answered 405.
     Other,
     /// A method RFC 9110 does not define: answered 501.
@@ -66,9 +77,14 @@ pub(crate) struct Request<'a> {
     pub accept: Option<&'a [u8]>,
     /// `Accept-Encoding` (the first one: content codings, see `encoding`).
     pub accept_encoding: Option<&'a [u8]>,
+    /// The fields uploads and WebDAV methods read.
+    pub write: WriteHeaders<'a>,
 }
 
 /// The outcome of looking at the front of the input.
+// A transient value on the stack, never stored: boxing the request would
+// cost an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Head<'a> {
     /// No complete head yet.
@@ -131,10 +147,18 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         method: match method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
-            // The methods RFC 9110 section 9.3 defines are "known" and get
-            // 405 with `Allow: GET, HEAD`; anything else (methods are
+            "PUT" => Method::Put,
+            "OPTIONS" => Method::Options,
+            "PROPFIND" => Method::Propfind,
+            "MKCOL" => Method::Mkcol,
+            "DELETE" => Method::Delete,
+            "MOVE" => Method::Move,
+            "POST" => Method::Post,
+            // The other methods RFC 9110 section 9.3 defines are "known"
+            // and get 405 (as do the write methods on a read-only server);
+            // anything else (methods are
             // case-sensitive, so `get` too) gets 501 (section 9.1).
-            "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" => Method::Other,
+            "CONNECT" | "TRACE" => Method::Other,
             _ => Method::Unknown,
         },
         target: target.as_bytes(),
@@ -151,6 +175,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         authorization: None,
         accept: None,
         accept_encoding: None,
+        write: WriteHeaders::default(),
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -197,6 +222,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.accept.get_or_insert(value);
         } else if is("accept-encoding") {
             request.accept_encoding.get_or_insert(value);
+        } else {
+            request.write.note(name, value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

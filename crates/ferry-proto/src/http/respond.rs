@@ -123,7 +123,7 @@ pub(crate) fn error(buf: &mut Vec<u8>, err: HttpError, persist: Persist, head_on
     let body_len = 3 + 1 + status.reason().len() + 1;
     content_length(buf, body_len as u64);
     if err == HttpError::MethodNotAllowed {
-        header(buf, b"Allow", b"GET, HEAD");
+        header(buf, b"Allow", super::dav::ALLOW_READ_ONLY);
     }
     if err == HttpError::Unauthorized {
         header(buf, b"WWW-Authenticate", b"Basic realm=\"ferry\", charset=\"UTF-8\"");

@@ -22,6 +22,8 @@ use crate::access::Op;
 use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 
+mod writes;
+
 /// Most requests answered in one `on_input` pass; the rest wait for the
 /// driver's next call after [`Session::on_drained`].
 const MAX_REQUESTS_PER_PASS: usize = 64;
@@ -56,6 +58,10 @@ pub struct HttpSession {
     /// A large file being compressed as it is sent. No other request is
     /// answered meanwhile.
     compressing: Option<Stream>,
+    /// A `PUT` whose body is being received (`writes.rs`).
+    upload: Option<Box<super::upload::Receiving>>,
+    /// A form upload (`POST`) being received (`writes.rs`).
+    form: Option<Box<super::upload::Form>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +71,8 @@ enum State {
     Head { seen: usize },
     /// Skipping a request body, then answering `then`.
     Body { discard: Discard, then: AfterBody },
+    /// Receiving a `PUT`'s body into its partial (`writes.rs`).
+    Upload,
     /// An answer said `Connection: close`; input is ignored.
     Closing,
 }
@@ -110,6 +118,8 @@ impl HttpSession {
             archive: None,
             login: None,
             compressing: None,
+            upload: None,
+            form: None,
         }
     }
 
@@ -124,7 +134,7 @@ impl HttpSession {
     /// core offers it again once the job is back, which answers it with the
     /// job's outcome. False when the request can be answered now.
     fn defer_login(&mut self, req: &Request<'_>, now: Now, out: &mut Outbox) -> bool {
-        if !matches!(req.method, Method::Get | Method::Head) {
+        if matches!(req.method, Method::Other | Method::Unknown) {
             return false;
         }
         if self.login.as_ref().is_some_and(|slot| slot.lock().map(|done| done.is_some()).unwrap_or(true)) {
@@ -148,6 +158,13 @@ impl HttpSession {
             (Version::Http10, false, true) => Persist::KeepAlive10,
             (Version::Http10, false, false) => Persist::Close,
         };
+        let method = writes::effective(req.method, &self.config);
+        if method == Method::Put {
+            return self.answer_put(req, persist, date, now, out);
+        }
+        if method == Method::Post {
+            return self.answer_post(req, persist, date, now, out);
+        }
         let body = match req.body {
             BodyFraming::None | BodyFraming::Length(0) => None,
             BodyFraming::Length(n) if n > self.config.max_body => {
@@ -162,13 +179,10 @@ impl HttpSession {
             // Answer at once and close rather than invite a body to discard.
             persist = Persist::Close;
         }
-        match req.method {
+        match method {
             Method::Other | Method::Unknown => {
-                let refusal = if req.method == Method::Other {
-                    HttpError::MethodNotAllowed
-                } else {
-                    HttpError::MethodNotImplemented
-                };
+                let refusal =
+                    if method == Method::Other { HttpError::MethodNotAllowed } else { HttpError::MethodNotImplemented };
                 match body {
                     Some(discard) if persist != Persist::Close => {
                         self.state = State::Body { discard, then: AfterBody::Refuse(refusal, persist) };
@@ -179,11 +193,24 @@ impl HttpSession {
             }
             Method::Get | Method::Head => {
                 let checked = self.login.take().and_then(|slot| slot.lock().ok()?.take());
+                let mark = self.upload_offset_mark(req, now, out);
                 if let Err(err) = self.serve(req, checked, persist, date, now, out, budget) {
                     respond::error(out.text(), err, persist, head_only, date);
                     if err.closes() {
                         return Flow::CloseAfterFlush;
                     }
+                }
+                if let Some((mark, path)) = mark {
+                    self.annotate_upload_offset(mark, &path, out);
+                }
+                if let Some(discard) = body {
+                    self.state = State::Body { discard, then: AfterBody::Nothing };
+                }
+            }
+            _ => {
+                let flow = self.answer_dav(req, body.is_some(), persist, date, now, out);
+                if flow != Flow::Continue {
+                    return flow;
                 }
                 if let Some(discard) = body {
                     self.state = State::Body { discard, then: AfterBody::Nothing };
@@ -250,7 +277,8 @@ impl HttpSession {
                         | FsError::Escapes
                         | FsError::SymlinkLoop,
                     ) => {
-                        let view = listing::View::of(target.query, req.accept);
+                        let mut view = listing::View::of(target.query, req.accept);
+                        view.writable = self.config.partials.is_some() && access.rights(&who, &path).allows(Op::Write);
                         let page = listing::Page { root, access, who, dir: &path, view };
                         listing::push(out, page, req.method == Method::Head, persist, date);
                         Ok(())
@@ -326,6 +354,22 @@ impl Session for HttpSession {
             let rest = &input[consumed..];
             match self.state {
                 State::Closing => return close,
+                State::Upload if self.form.is_some() => match self.form_input(rest, &date, now, out) {
+                    (n, Flow::Continue, true) => consumed += n,
+                    (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
+                    (_, flow, _) => {
+                        self.state = State::Closing;
+                        return Progress { consumed: input.len(), flow };
+                    }
+                },
+                State::Upload => match self.upload_input(rest, &date, out) {
+                    (n, Flow::Continue, true) => consumed += n,
+                    (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
+                    (_, flow, _) => {
+                        self.state = State::Closing;
+                        return Progress { consumed: input.len(), flow };
+                    }
+                },
                 State::Body { mut discard, then } => match discard.discard(rest) {
                     Ok((n, false)) => {
                         self.state = State::Body { discard, then };
@@ -422,7 +466,16 @@ impl Session for HttpSession {
         self.draining = true;
     }
 
+    fn on_upload_done(&mut self, result: std::io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+        let flow = self.upload_done(result, out, now);
+        if flow != Flow::Continue {
+            self.state = State::Closing;
+        }
+        flow
+    }
+
     fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        self.drop_upload(now);
         if self.in_request() {
             let date = self.date.at(now.wall);
             respond::error(out.text(), HttpError::Timeout, Persist::Close, false, &date);

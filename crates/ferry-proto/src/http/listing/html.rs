@@ -60,7 +60,11 @@ pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: &View, complete: boo
         }
         html.extend_from_slice(b". <a href=\"./\">Back to the listing</a></p>\n");
     }
-    html.extend_from_slice(b"<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n<table>\n<thead><tr>");
+    html.extend_from_slice(b"<p>Download this folder as <a href=\"?archive=tar\" download>.tar</a> or <a href=\"?archive=zip\" download>.zip</a></p>\n");
+    if view.writable && view.search.is_none() {
+        super::write_ui::push_controls(&mut html);
+    }
+    html.extend_from_slice(b"<table>\n<thead><tr>");
     for (key, label) in [(SortKey::Name, "Name"), (SortKey::Size, "Size"), (SortKey::Date, "Modified (UTC)")] {
         sort_header(&mut html, key, label, view);
     }
@@ -93,7 +97,11 @@ pub(crate) fn render(dir: &VirtualPath, rows: &[Row], view: &View, complete: boo
         civil_time(&mut html, row.meta.mtime);
         html.extend_from_slice(b"</td></tr>\n");
     }
-    html.extend_from_slice(b"</tbody>\n</table>\n<footer>ferry</footer>\n</body>\n</html>\n");
+    html.extend_from_slice(b"</tbody>\n</table>\n<footer>ferry</footer>\n");
+    if view.writable && view.search.is_none() {
+        super::write_ui::push_script(&mut html);
+    }
+    html.extend_from_slice(b"</body>\n</html>\n");
     html
 }
 

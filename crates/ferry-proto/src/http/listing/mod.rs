@@ -8,6 +8,7 @@
 mod html;
 mod json;
 mod search;
+mod write_ui;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub(crate) struct View {
     pub json: bool,
     /// Search the tree for names containing this (`?q=`), not list.
     pub search: Option<String>,
+    /// The client may write here: the page offers upload, new folder and
+    /// delete (`write_ui.rs`).
+    pub writable: bool,
 }
 
 impl View {
@@ -163,7 +167,7 @@ fn query_text(raw: &[u8]) -> String {
 /// what they point to when that is a file or directory (links that
 /// dangle or loop are left out; [`Root::list`] leaves out those that
 /// escape the root and hidden names).
-fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Result<Vec<Row>, HttpError> {
+pub(crate) fn gather(root: &Root, dir: &VirtualPath, access: &Access, who: &Identity) -> Result<Vec<Row>, HttpError> {
     let entries = root.list(dir).map_err(fs_error)?;
     Ok(entries
         .into_iter()
