@@ -52,6 +52,15 @@ pub(crate) const NOTIFY_VAR: &str = "FERRY_UPGRADE_NOTIFY";
 /// How long the new binary may take to report ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// After a hand-over, the longest a stop waits for the connections this
+/// process accepted already (waiting for their first request or for a
+/// worker) to reach a worker, instead of closing them unserved: the
+/// listeners are the new process's now, so nobody else will serve them.
+pub(crate) const HANDOVER_GRACE: Duration = Duration::from_secs(30);
+
+/// How often a stop waiting out [`HANDOVER_GRACE`] looks again.
+pub(crate) const HANDOVER_STEP: Duration = Duration::from_millis(10);
+
 /// What SIGUSR2 starts: the binary's path, its arguments (the first is
 /// `argv[0]`) and the directory it was started in.
 #[derive(Debug, Clone)]
@@ -108,6 +117,17 @@ pub(crate) fn forget_listeners() {
 /// be shut down (only closed) when this one drains.
 pub(crate) fn handed_over() -> bool {
     HANDED_OVER.load(Ordering::SeqCst)
+}
+
+/// Tells a connection the server drains: after a hand-over, one that has
+/// received nothing yet is still answered its first request (the client
+/// connected to a listener whose new owner will not see it).
+pub(crate) fn shut_down_conn<S: ferry_proto::Session>(conn: &mut ferry_proto::conn::Conn<S>) {
+    if handed_over() {
+        conn.handle_shutdown_serving_fresh();
+    } else {
+        conn.handle_shutdown();
+    }
 }
 
 /// The parent's notification socket, the first time it is asked for, when

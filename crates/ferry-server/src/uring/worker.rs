@@ -280,7 +280,7 @@ impl Worker {
         let mut core = Conn::new(session, Arc::clone(&listener.config), now);
         if self.draining {
             // Accepted just before the listener closed: nothing in flight.
-            core.handle_shutdown();
+            crate::upgrade::shut_down_conn(&mut core);
         }
         self.shared.opened();
         let token = self.conns.insert(Live::new(socket, peer, core, opened));

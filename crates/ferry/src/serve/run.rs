@@ -149,7 +149,11 @@ fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
 /// The listening lines of a bound server and its datagram echo, if any.
 fn announce_bound(listeners: &[BoundListener], udp_echo: Option<&UdpEcho>) -> anyhow::Result<()> {
     let udp_line = udp_echo.map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(listeners.iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))
+    // One line per address, though a service may hold several sockets on
+    // one address (uring's per-ring sockets, handed over by an upgrade).
+    let mut seen = std::collections::HashSet::new();
+    let unique = listeners.iter().filter(|l| seen.insert((l.service, &l.addr)));
+    announce(unique.map(|l| (l.service, l.addr.to_string())).chain(udp_line))
 }
 
 /// Prints one `ferry: SERVICE listening on ADDR` line per listener on
