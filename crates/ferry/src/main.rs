@@ -43,6 +43,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a directory (the current one by default) over ferry's protocols.
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
     /// Download a file from a ferry server (or to stdout: `-`), resuming a
     /// partial download of the same version.
@@ -66,7 +67,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve --config FILE`: the file's options go before the command line's.
+    let argv = match serve::expand_config(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("ferry: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
     logging::init(cli.verbose, cli.quiet);
     progress::set_quiet(cli.quiet);
     let result = match cli.command {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod activation;
 mod addr;
+mod config;
 mod handover;
 mod run;
 
@@ -167,7 +168,15 @@ pub struct ServeArgs {
     log_file: Option<PathBuf>,
     #[command(flatten)]
     tls: Box<crate::serve_tls::TlsArgs>,
+    /// Read options from a TOML file: a key for every option (its long
+    /// name: `model = "reactor"`, `allow-write = true`) and `root`; the
+    /// command line overrides it. SIGHUP re-reads it and logs what changed
+    /// (see docs/DEPLOY.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
+
+pub(crate) use self::config::expand as expand_config;
 
 /// A file mode in octal: `0660`, `600`.
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -247,6 +256,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         unsafe { daemon::close_inherited_descriptors(&keep) }.context("cannot close inherited descriptors")?;
     }
     ferry_server::upgrade::enable(handover::spec()?);
+    config::watch(std::env::args_os().collect());
     if args.public {
         for addr in [&mut args.files, &mut args.http, &mut args.echo] {
             make_public(addr);

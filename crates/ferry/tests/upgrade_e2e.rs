@@ -214,7 +214,12 @@ fn an_upgrade_under_load_refuses_nothing_and_finishes_downloads_under_every_mode
             eprintln!("uring: {} slow connection(s) during the hand-over: {failures:?}", failures.len());
         } else if !failures.is_empty() {
             let log: Vec<String> = old.log.try_iter().collect();
-            panic!("{model}: {} failed: {:?}\nlog:\n{}", failures.len(), &failures[..failures.len().min(5)], log.join("\n"));
+            panic!(
+                "{model}: {} failed: {:?}\nlog:\n{}",
+                failures.len(),
+                &failures[..failures.len().min(5)],
+                log.join("\n")
+            );
         }
         signal(new_pid, Signal::TERM);
         gone(new_pid);

@@ -190,8 +190,7 @@ impl Pool {
         let mut events = Vec::with_capacity(64);
         loop {
             if let Some((signal, since)) = self.stopping
-                && ((self.gate.len() == 0 && self.queue.is_empty())
-                    || since.elapsed() > crate::upgrade::HANDOVER_GRACE)
+                && ((self.gate.len() == 0 && self.queue.is_empty()) || since.elapsed() > crate::upgrade::HANDOVER_GRACE)
             {
                 return Ok(Some(signal));
             }
