@@ -87,7 +87,7 @@ fn start(s: &Setup, model: &str, extra: &[&str]) -> Server {
 
 /// The next two "listening on" lines: the files and HTTP addresses.
 fn listening(stdout: &mpsc::Receiver<String>) -> (SocketAddr, SocketAddr) {
-    let mut next = |service: &str| {
+    let next = |service: &str| {
         let line = stdout.recv_timeout(PATIENCE).expect("a listening line");
         let prefix = format!("ferry: {service} listening on ");
         line.strip_prefix(&prefix).unwrap_or_else(|| panic!("unexpected line {line:?}")).parse().expect("addr")
@@ -206,13 +206,7 @@ fn an_upgrade_under_load_refuses_nothing_and_finishes_downloads_under_every_mode
         eventually("the new process serves the load", || done.load(Ordering::SeqCst) > after + 10);
         stop.store(true, Ordering::SeqCst);
         let failures = loader.join().expect("load thread");
-        // Known gap (see docs/DEPLOY.md): under uring, a connection that
-        // arrives in the instant of the hand-over now and then waits in the
-        // kernel's queue until the next one wakes the new rings' accepts;
-        // it is answered, late (the client's 30 s read timeout may pass).
-        if *model == "uring" && failures.len() <= 1 {
-            eprintln!("uring: {} slow connection(s) during the hand-over: {failures:?}", failures.len());
-        } else if !failures.is_empty() {
+        if !failures.is_empty() {
             let log: Vec<String> = old.log.try_iter().collect();
             panic!(
                 "{model}: {} failed: {:?}\nlog:\n{}",
