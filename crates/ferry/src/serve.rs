@@ -255,7 +255,10 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         // up (it writes to stderr).
         unsafe { daemon::close_inherited_descriptors(&keep) }.context("cannot close inherited descriptors")?;
     }
-    ferry_server::upgrade::enable(handover::spec()?);
+    match handover::spec() {
+        Ok(spec) => ferry_server::upgrade::enable(spec),
+        Err(e) => tracing::warn!("{e:#}; SIGUSR2 (upgrade) will not work"),
+    }
     config::watch(std::env::args_os().collect());
     if args.public {
         for addr in [&mut args.files, &mut args.http, &mut args.echo] {
