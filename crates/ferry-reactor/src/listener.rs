@@ -160,7 +160,14 @@ impl Listener {
     /// if asked); IPv6 sockets are v6-only so `[::]` and `0.0.0.0` can be
     /// bound side by side. Unix sockets: see [`ListenOptions::unlink_existing`]
     /// and [`ListenOptions::unix_mode`]; TCP-only options do not apply.
+    ///
+    /// An [adopted](crate::inherited::adopt) socket of `addr` (inherited
+    /// from a service manager or an upgraded ferry) is returned instead,
+    /// as it is.
     pub fn bind(addr: &ListenAddr, opts: &ListenOptions) -> io::Result<Listener> {
+        if let Some(adopted) = crate::inherited::take(addr) {
+            return Ok(adopted);
+        }
         let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
         let mut file = None;
         let fd = match addr {
@@ -198,6 +205,12 @@ impl Listener {
             unix => unix.clone(),
         };
         Ok(Listener { fd, addr, _file: file })
+    }
+
+    /// A socket this process inherited, listening at `addr`; it never
+    /// removes a socket file.
+    pub(crate) fn adopted(fd: OwnedFd, addr: ListenAddr) -> Listener {
+        Listener { fd, addr, _file: None }
     }
 
     /// Another descriptor of the same listening socket (for threads that

@@ -144,10 +144,16 @@ impl TcpServer {
         callbacks_for: impl FnMut(usize) -> Callbacks,
     ) -> io::Result<ListenAddr> {
         let listener = Listener::bind(addr, options)?;
+        Ok(self.listen_on(listener, callbacks_for))
+    }
+
+    /// [`TcpServer::listen`] on a socket bound already; returns its
+    /// address.
+    pub fn listen_on(&mut self, listener: Listener, callbacks_for: impl FnMut(usize) -> Callbacks) -> ListenAddr {
         let addr = listener.local_addr().clone();
         let callbacks = (0..self.loop_count()).map(callbacks_for).collect();
         self.listeners.push(ServerListener { listener: Some(listener), addr: addr.clone(), callbacks, acceptor: None });
-        Ok(addr)
+        addr
     }
 
     /// How many loops serve connections: the sub-loops, or the main loop

@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -124,6 +124,17 @@ pub fn inherit_unix_listeners() {
     INHERITED_BY.store(std::process::id(), Ordering::SeqCst);
 }
 
+/// Set once this process handed its listeners to a process that goes on
+/// serving them (a binary upgrade): its socket files stay at exit.
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+
+/// Leaves every Unix socket file of this process in place when its
+/// sockets drop: another process (the new binary after an upgrade) serves
+/// the same sockets now.
+pub fn keep_socket_files() {
+    HANDED_OVER.store(true, Ordering::SeqCst);
+}
+
 /// The socket file a bound Unix socket created; removed on drop by the
 /// process that bound it (or [inherited](inherit_unix_listeners) it), if
 /// the path still names that very file (same device and inode).
@@ -170,7 +181,10 @@ impl SocketFile {
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let me = std::process::id();
-        if self.keep || (me != self.owner && me != INHERITED_BY.load(Ordering::SeqCst)) {
+        if self.keep
+            || HANDED_OVER.load(Ordering::SeqCst)
+            || (me != self.owner && me != INHERITED_BY.load(Ordering::SeqCst))
+        {
             return;
         }
         let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino);

@@ -11,6 +11,7 @@
 //! the poll set too, while the gate stays in it.
 
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use ferry_reactor::Waker;
 use ferry_reactor::sys::signals::SignalFd;
@@ -29,6 +30,8 @@ pub(crate) struct Cap<'a> {
     /// How many more connections may be taken now (0: none until room is
     /// made).
     pub(crate) left: &'a dyn Fn() -> usize,
+    /// How many taken connections wait for a worker (a queue's length).
+    pub(crate) queued: &'a dyn Fn() -> usize,
 }
 
 /// Accepts from `listeners` and passes each connection to `take` until
@@ -46,7 +49,16 @@ pub(crate) fn accept_until_stop(
     mut take: impl FnMut(&Listener, Accepted),
 ) -> Result<Option<Signal>, ServerError> {
     let left = || cap.as_ref().map_or(usize::MAX, |cap| (cap.left)());
+    // After an upgrade handed the listeners over, a stop signal first waits
+    // (not accepting) until what was accepted reached a worker.
+    let mut stopping: Option<(Signal, Instant)> = None;
     loop {
+        if let Some((signal, since)) = stopping {
+            let pending = gate.as_deref().map_or(0, Gate::len) + cap.as_ref().map_or(0, |cap| (cap.queued)());
+            if pending == 0 || since.elapsed() > crate::upgrade::HANDOVER_GRACE {
+                return Ok(Some(signal));
+            }
+        }
         let mut at_cap = None;
         if let Some(cap) = cap.as_ref().filter(|_| left() == 0) {
             // Reset before re-checking, so room made after the check still
@@ -62,12 +74,12 @@ pub(crate) fn accept_until_stop(
                 Some(room) => fds.push(room.as_fd()),
                 None => {
                     fds.extend(gate.as_deref().map(|g| g.as_fd()));
-                    if !gate_full {
+                    if !gate_full && stopping.is_none() {
                         fds.extend(listeners.iter().map(|l| l.socket.as_fd()));
                     }
                 }
             }
-            poll_readable(&fds, None)?
+            poll_readable(&fds, stopping.map(|_| crate::upgrade::HANDOVER_STEP))?
         };
         if ready[0] {
             return Ok(None);
@@ -76,6 +88,10 @@ pub(crate) fn accept_until_stop(
             && ready[1]
             && let Some(signal) = s.read_stop().map_err(ServerError::setup("read the signalfd"))?
         {
+            if stopping.is_none() && crate::upgrade::handed_over() {
+                stopping = Some((signal, Instant::now()));
+                continue;
+            }
             return Ok(Some(signal));
         }
         if at_cap.is_some() {
@@ -90,7 +106,7 @@ pub(crate) fn accept_until_stop(
             }
             next += 1;
         }
-        if gate_full {
+        if gate_full || stopping.is_some() {
             continue;
         }
         for (index, _) in ready[next..].iter().enumerate().filter(|(_, ready)| **ready) {

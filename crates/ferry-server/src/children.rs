@@ -34,7 +34,7 @@ pub(crate) fn fork_process() -> Result<ForkResult, ServerError> {
 }
 
 /// The number of threads of this process, from `/proc/self/status`.
-fn thread_count() -> io::Result<usize> {
+pub(crate) fn thread_count() -> io::Result<usize> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
         .lines()

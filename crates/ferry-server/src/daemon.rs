@@ -135,9 +135,10 @@ impl Drop for PidFile {
 ///
 /// # Safety
 ///
-/// Nothing in the process may own a descriptor above 2 yet: call it first
+/// Nothing in the process may own a descriptor above 2 yet but those in
+/// `keep` (sockets passed by a service manager), which stay open: call it first
 /// thing, before the process opens any file, socket or pipe of its own.
-pub unsafe fn close_inherited_descriptors() -> io::Result<usize> {
+pub unsafe fn close_inherited_descriptors(keep: &[std::os::fd::RawFd]) -> io::Result<usize> {
     let mut inherited = Vec::new();
     {
         // The listing needs a descriptor of its own: note its number.
@@ -150,6 +151,7 @@ pub unsafe fn close_inherited_descriptors() -> io::Result<usize> {
             if let Ok(fd) = name.parse::<i32>()
                 && fd > 2
                 && fd != own
+                && !keep.contains(&fd)
             {
                 inherited.push(fd);
             }

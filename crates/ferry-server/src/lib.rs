@@ -33,6 +33,7 @@ mod gate;
 mod in_flight;
 mod iterative;
 mod listen;
+pub mod listen_fds;
 mod models;
 pub mod net;
 pub mod notify;
@@ -49,6 +50,7 @@ mod thread;
 pub mod threadpool;
 pub mod tls;
 pub mod udp_echo;
+pub mod upgrade;
 pub mod uring;
 
 pub use blocking::{CloseReason, ConnStats, PumpConfig, serve_connection, serve_connection_since};

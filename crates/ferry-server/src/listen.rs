@@ -72,6 +72,7 @@ pub(crate) fn bind_listeners(configs: &[ListenerConfig]) -> Result<Vec<Listener>
             .map_err(|error| ServerError::Listen { addr: lc.addr.clone(), error })?;
         let addr = socket.local_addr().clone();
         let conn = Arc::new(lc.conn_config(true));
+        crate::upgrade::offer(lc.service.name(), &socket);
         listeners.push(Listener { socket, addr, service: Arc::new(lc.service.clone()), pump: lc.pump, conn });
     }
     Ok(listeners)
@@ -139,7 +140,7 @@ pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Resul
     ignore_sigxfsz().map_err(ServerError::setup("ignore SIGXFSZ"))?;
     let mut wanted = Vec::new();
     if handle_signals {
-        wanted.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]);
+        wanted.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR2]);
     }
     if reap_children {
         wanted.push(Signal::SIGCHLD);
@@ -193,6 +194,7 @@ impl Base {
     /// (SIGTERM ends it; SIGHUP stays blocked, see [`crate::reload`]) and holds no descriptor the parent relies on.
     pub(crate) fn forget_in_child(&mut self) {
         self.listeners.clear();
+        crate::upgrade::forget_listeners();
         if let Some(signals) = self.signals.take()
             && let Err(e) = signals.unblock_in_this_thread()
         {
@@ -235,6 +237,10 @@ impl ListenStop {
     /// in its backlog, so a client connecting during the drain is refused
     /// instead of waiting unanswered until the drain ends.
     pub(crate) fn now(self) {
+        if crate::upgrade::handed_over() {
+            // The new binary accepts from these very sockets.
+            return;
+        }
         for listener in self.0.iter() {
             if let Err(e) = rustix::net::shutdown(&listener.socket, rustix::net::Shutdown::Read) {
                 tracing::warn!("cannot stop listening on {}: {e}", listener.addr);
@@ -253,6 +259,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
         }
         Err(e) => {
             tracing::error!("accept loop failed: {e}; shutting down");
+            crate::upgrade::forget_listeners();
             crate::notify::stopping();
             None
         }
@@ -262,6 +269,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
 /// Logs why a model stops, the same way for every model (the reactor
 /// models call it directly).
 pub(crate) fn log_stop(signal: Option<Signal>) {
+    crate::upgrade::forget_listeners();
     crate::notify::stopping();
     match signal {
         Some(signal) => tracing::info!("received {signal}; shutting down"),

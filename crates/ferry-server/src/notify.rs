@@ -13,11 +13,28 @@
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The server is serving: every listener is bound.
 pub fn ready() {
-    send(&format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id()));
+    let state = format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id());
+    // A new binary started by an upgrade tells the old one first, which
+    // then hands the service manager over (see [`crate::upgrade`]).
+    match crate::upgrade::take_parent_notify() {
+        Some(parent) => send_to(&parent, &state),
+        None => send(&state),
+    }
 }
+
+/// After an upgrade: `pid` is the service's main process now; this
+/// process says nothing more (its drain is no news to the manager).
+pub fn hand_over(pid: u32) {
+    send(&format!("MAINPID={pid}\nREADY=1\nSTATUS=serving (upgraded)"));
+    SILENT.store(true, Ordering::SeqCst);
+}
+
+/// Set once this process handed the service over to another.
+static SILENT: AtomicBool = AtomicBool::new(false);
 
 /// The server stopped accepting and drains what is in flight.
 pub fn stopping() {
@@ -33,6 +50,9 @@ pub fn reloading() {
 
 /// Sends `state` to `$NOTIFY_SOCKET`, if set.
 fn send(state: &str) {
+    if SILENT.load(Ordering::SeqCst) {
+        return;
+    }
     if let Some(target) = std::env::var_os("NOTIFY_SOCKET") {
         send_to(&target.to_string_lossy(), state);
     }

@@ -61,13 +61,15 @@ pub(crate) fn count() -> u64 {
 }
 
 /// The one place a read signal is looked at for a reload: runs the hooks
-/// when it is SIGHUP, and says whether it was.
+/// when it is SIGHUP, starts an upgrade when it is SIGUSR2
+/// ([`crate::upgrade`]), and says whether it was either.
 pub(crate) fn handle(signal: Signal) -> bool {
-    if signal == Signal::SIGHUP {
-        reload();
-        return true;
+    match signal {
+        Signal::SIGHUP => reload(),
+        Signal::SIGUSR2 => crate::upgrade::begin(),
+        _ => return false,
     }
-    false
+    true
 }
 
 /// Blocks SIGHUP in the calling thread of a forked child, which unblocked
@@ -76,6 +78,8 @@ pub(crate) fn handle(signal: Signal) -> bool {
 pub(crate) fn block_in_child() {
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
+    // Nor may an upgrade signal sent to the group (its default ends it).
+    set.add(Signal::SIGUSR2);
     if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
         tracing::warn!("child {}: cannot block SIGHUP: {e}", std::process::id());
     }

@@ -25,7 +25,7 @@ pub(crate) fn run(mut base: Base, max_conns: usize, drain_timeout: Duration) -> 
     let mut handles = Vec::new();
     let (mut accepted, mut dropped_unserved) = (0, 0);
     let left = || max_conns.saturating_sub(in_flight.count());
-    let cap = Cap { room: in_flight.room(), left: &left };
+    let cap = Cap { room: in_flight.room(), left: &left, queued: &|| 0 };
     let signals = base.signals.as_mut();
     let stopped = accept_until_stop(&base.listeners, &base.shutdown, signals, Some(cap), None, |l, conn| {
         accepted += 1;

@@ -47,6 +47,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a directory (the current one by default) over ferry's protocols.
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
     /// Download files or trees (-r) from a ferry server (or one file to
     /// stdout: `-`), resuming partial downloads of the same version.
@@ -77,7 +78,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve --config FILE`: the file's options go before the command line's.
+    let argv = match serve::expand_config(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("ferry: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
     logging::init(cli.verbose, cli.quiet);
     progress::set_quiet(cli.quiet);
     let result = match cli.command {

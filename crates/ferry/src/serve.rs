@@ -1,12 +1,16 @@
 //! `ferry serve`: serve a directory over the file protocol and HTTP (and
 //! optionally echo) with one of ferry's concurrency models.
 
+use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod activation;
 mod addr;
 mod bare_port;
+mod config;
+mod handover;
 mod run;
 
 use self::addr::{ServiceAddr, make_public, parse_service_addr};
@@ -180,7 +184,15 @@ pub struct ServeArgs {
     tls: Box<crate::serve_tls::TlsArgs>,
     #[command(flatten)]
     http_opts: Box<crate::serve_http::HttpArgs>,
+    /// Read options from a TOML file: a key for every option (its long
+    /// name: `model = "reactor"`, `allow-write = true`) and `root`; the
+    /// command line overrides it. SIGHUP re-reads it and logs what changed
+    /// (see docs/DEPLOY.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
+
+pub(crate) use self::config::expand as expand_config;
 
 /// A file mode in octal: `0660`, `600`.
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -248,12 +260,23 @@ enum Assign {
 
 /// Runs `ferry serve` until SIGINT or SIGTERM, then shuts down in order.
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
-    if args.daemon {
-        // SAFETY: nothing has opened a descriptor yet: the CLI was only
-        // parsed and logging set up (it writes to stderr).
-        unsafe { daemon::close_inherited_descriptors() }.context("cannot close inherited descriptors")?;
+    // Sockets passed by systemd or by the ferry being upgraded, first:
+    // their descriptors are the process's own from now on.
+    let passed = ferry_server::listen_fds::take()?;
+    let upgraded = ferry_server::upgrade::is_upgrade_child();
+    if args.daemon && !upgraded {
+        let keep: Vec<_> = passed.iter().map(|p| p.listener.as_fd().as_raw_fd()).collect();
+        // SAFETY: nothing has opened a descriptor yet but the passed
+        // sockets, which are kept: the CLI was only parsed and logging set
+        // up (it writes to stderr).
+        unsafe { daemon::close_inherited_descriptors(&keep) }.context("cannot close inherited descriptors")?;
     }
     bare_port::apply(&mut args)?;
+    match handover::spec() {
+        Ok(spec) => ferry_server::upgrade::enable(spec),
+        Err(e) => tracing::warn!("{e:#}; SIGUSR2 (upgrade) will not work"),
+    }
+    config::watch(std::env::args_os().collect());
     if args.public {
         for addr in [&mut args.files, &mut args.http, &mut args.echo] {
             make_public(addr);
@@ -271,7 +294,10 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     for path in [&mut args.pid_file, &mut args.log_file].into_iter().flatten().chain(udp_path).chain(unix_paths) {
         *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;
     }
-    if let Some(path) = &args.pid_file {
+    // After an upgrade the pid file names the parent, which is handing over.
+    if let Some(path) = &args.pid_file
+        && !upgraded
+    {
         PidFile::check(path)?;
     }
     // Unix sockets are local: only TCP addresses can expose writes.
@@ -291,9 +317,31 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         insecure: args.insecure,
     };
     exposure::check(exposure).map_err(anyhow::Error::msg)?;
-    let listeners = listeners(&args)?;
+    let activated = !passed.is_empty();
+    let listeners = activation::apply(passed, listeners(&args)?)?;
+    if activated {
+        check_passed_exposure(&args, &listeners)?;
+    }
     let udp_echo = args.udp_echo.as_deref().map(UdpEcho::bind).transpose()?;
     run::run_model(&args, listeners, udp_echo)
+}
+
+/// The writes rule of [`exposure::check`] again, for the addresses of the
+/// sockets passed in (socket activation), which the options did not name.
+fn check_passed_exposure(args: &ServeArgs, listeners: &[ListenerConfig]) -> anyhow::Result<()> {
+    let addrs: Vec<std::net::SocketAddr> = listeners
+        .iter()
+        .filter(|l| matches!(l.service, Service::Files(_) | Service::Http(_)))
+        .filter_map(|l| l.addr.as_tcp())
+        .collect();
+    let exposure = Exposure {
+        addrs: &addrs,
+        writes: args.allow_write,
+        accounts: args.auth.is_some(),
+        tls: crate::serve_tls::protects_writes(&args.tls),
+        insecure: args.insecure,
+    };
+    exposure::check(exposure).map_err(anyhow::Error::msg)
 }
 
 /// The services to run, each with its address and timeouts.

@@ -96,6 +96,10 @@ pub struct Conn<S> {
     pub(super) peer: Peer,
     /// The server is draining: close as soon as nothing is in flight.
     pub(super) draining: bool,
+    /// While draining, a connection that has received nothing yet waits
+    /// for its first request and answers it (see
+    /// [`Conn::handle_shutdown_serving_fresh`]).
+    pub(super) serve_fresh: bool,
     /// The last time bytes moved in either direction.
     pub(super) last_progress: Instant,
     /// When the request under way began to arrive.
@@ -125,6 +129,7 @@ impl<S: Session> Conn<S> {
             job_running: false,
             peer: Peer::Sending,
             draining: false,
+            serve_fresh: false,
             last_progress: now.mono,
             request_started: None,
             stats: ConnStats::default(),
@@ -267,7 +272,7 @@ impl<S: Session> Conn<S> {
                 self.obey(now, flow, CloseReason::PeerClosed);
                 continue;
             }
-            if self.draining {
+            if self.draining && !(self.serve_fresh && self.stats.bytes_in == 0) {
                 self.phase = Phase::Closing(CloseReason::Shutdown);
                 continue;
             }

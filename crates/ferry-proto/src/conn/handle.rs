@@ -171,6 +171,16 @@ impl<S: Session> Conn<S> {
         }
     }
 
+    /// [`Conn::handle_shutdown`], except that a connection that has
+    /// received nothing yet waits for its first request (within its
+    /// timeouts) and answers it before it closes: after a binary upgrade
+    /// the listener belongs to the new process, so a client that was
+    /// accepted just before the drain has nobody else to answer it.
+    pub fn handle_shutdown_serving_fresh(&mut self) {
+        self.serve_fresh = true;
+        self.handle_shutdown();
+    }
+
     /// [`Conn::next_deadline`] may have passed.
     pub fn handle_timeout(&mut self, now: Now) {
         if self.next_deadline().is_none_or(|deadline| now.mono < deadline) {

@@ -66,7 +66,7 @@ impl<'a, S: Session> Pump<'a, S> {
         loop {
             if !self.shutdown_told && self.shutdown.is_signalled() {
                 self.shutdown_told = true;
-                self.conn.handle_shutdown();
+                crate::upgrade::shut_down_conn(&mut self.conn);
             }
             if self.shutdown_told && self.conn.wants_read() {
                 // Draining, the core closes a connection waiting for its
@@ -168,7 +168,7 @@ impl<'a, S: Session> Pump<'a, S> {
             Wait::TimedOut => self.conn.handle_timeout(Now::read()),
             Wait::Shutdown => {
                 self.shutdown_told = true;
-                self.conn.handle_shutdown();
+                crate::upgrade::shut_down_conn(&mut self.conn);
             }
             Wait::Ready => {}
         }

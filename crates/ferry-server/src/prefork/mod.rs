@@ -103,6 +103,10 @@ struct Pool {
     accepting: bool,
     /// Whether the gate is in the epoll set.
     gating: bool,
+    /// After an upgrade handed the listeners over: the stop signal, and
+    /// when it came; the loop goes on (not accepting) until the gate and
+    /// the queue are empty.
+    stopping: Option<(Signal, Instant)>,
     next_token: u64,
     /// Connections accepted.
     accepted: u64,
@@ -137,6 +141,7 @@ pub(crate) fn run(
         gate,
         accepting: false,
         gating: false,
+        stopping: None,
         next_token: WORKER_BASE,
         accepted: 0,
         me: rustix::process::getpid(),
@@ -184,9 +189,17 @@ impl Pool {
     fn serve(&mut self) -> Result<Option<Signal>, ServerError> {
         let mut events = Vec::with_capacity(64);
         loop {
+            if let Some((signal, since)) = self.stopping
+                && ((self.gate.len() == 0 && self.queue.is_empty()) || since.elapsed() > crate::upgrade::HANDOVER_GRACE)
+            {
+                return Ok(Some(signal));
+            }
             events.clear();
-            let timeout =
-                timeout_to_timespec(self.next_restart().map(|due| due.saturating_duration_since(Instant::now())));
+            let mut wait = self.next_restart().map(|due| due.saturating_duration_since(Instant::now()));
+            if self.stopping.is_some() {
+                wait = Some(wait.map_or(crate::upgrade::HANDOVER_STEP, |w| w.min(crate::upgrade::HANDOVER_STEP)));
+            }
+            let timeout = timeout_to_timespec(wait);
             match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -204,13 +217,19 @@ impl Pool {
                             self.renew_workers();
                         }
                         if let Some(signal) = stop {
-                            return Ok(Some(signal));
+                            if self.stopping.is_some() || !crate::upgrade::handed_over() {
+                                return Ok(Some(signal));
+                            }
+                            // Serve what was accepted; accept no more.
+                            self.stopping = Some((signal, Instant::now()));
+                            self.update_interest();
                         }
                         self.reap_and_replace();
                     }
                     GATE => self.take_from_gate(),
                     t if t >= WORKER_BASE => self.on_worker_readable(t),
-                    t => self.accept_from((t - LISTENER_BASE) as usize),
+                    t if self.stopping.is_none() => self.accept_from((t - LISTENER_BASE) as usize),
+                    _ => {}
                 }
             }
         }
@@ -350,7 +369,7 @@ impl Pool {
     /// the gate has room too.
     fn update_interest(&mut self) {
         let room = self.queue.len() < self.queue_capacity;
-        let accepting = room && !self.gate.is_full();
+        let accepting = room && !self.gate.is_full() && self.stopping.is_none();
         if self.accepting != accepting {
             let flags = if accepting { EventFlags::IN } else { EventFlags::empty() };
             for (i, listener) in self.base.listeners.iter().enumerate() {

@@ -127,9 +127,10 @@ impl ReactorServer {
                 server: Arc::clone(&shared),
             });
             let callbacks_for = |i: usize| session_conn::callbacks(Arc::clone(&listener), Arc::clone(&loops[i]));
-            let addr = server
-                .listen_with(&lc.addr, &lc.listen_options(), callbacks_for)
+            let socket = ferry_reactor::Listener::bind(&lc.addr, &lc.listen_options())
                 .map_err(|error| ServerError::Listen { addr: lc.addr.clone(), error })?;
+            crate::upgrade::offer(lc.service.name(), &socket);
+            let addr = server.listen_on(socket, callbacks_for);
             bound.push(BoundListener { service: lc.service.name(), addr });
         }
         let shutdown = Shutdown::new().map_err(ServerError::setup("create the shutdown eventfd"))?;

@@ -113,7 +113,7 @@ fn on_connected(c: &mut TcpConnection<'_>, shared: &ListenerShared, lp_state: &L
     lp_state.connection_opened(c.event_loop());
     if lp_state.draining() {
         // Accepted just before the listener closed: nothing in flight yet.
-        core.conn.handle_shutdown();
+        crate::upgrade::shut_down_conn(&mut core.conn);
     }
     drive(c, &mut core, now);
     core
@@ -230,6 +230,6 @@ pub(crate) fn check_deadline(c: &mut TcpConnection<'_>, core: &mut Core, now: No
 /// nothing in flight, otherwise once it has.
 pub(crate) fn close_if_idle(c: &mut TcpConnection<'_>, core: &mut Core) {
     let now = clock(c);
-    core.conn.handle_shutdown();
+    crate::upgrade::shut_down_conn(&mut core.conn);
     drive(c, core, now);
 }

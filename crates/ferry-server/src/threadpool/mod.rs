@@ -143,7 +143,8 @@ pub(crate) fn run(
     let mut accepted = 0;
     let mut dropped_unserved = 0;
     let left = || shared.queue.capacity().saturating_sub(shared.queue.len());
-    let cap = Cap { room: shared.in_flight.room(), left: &left };
+    let queued = || shared.queue.len();
+    let cap = Cap { room: shared.in_flight.room(), left: &left, queued: &queued };
     let signals = base.signals.as_mut();
     let stopped = accept_until_stop(&base.listeners, &base.shutdown, signals, Some(cap), Some(&mut gate), |l, conn| {
         accepted += 1;

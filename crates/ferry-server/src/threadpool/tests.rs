@@ -70,7 +70,7 @@ fn a_request_that_came_first_is_taken_first() {
             }
         }
     });
-    let cap = Cap { room: &room, left: &left };
+    let cap = Cap { room: &room, left: &left, queued: &|| 0 };
     let stopped = accept_until_stop(&listeners, &shutdown, None, Some(cap), Some(&mut gate), |_, conn| {
         taken.borrow_mut().push(conn.peer.to_string().parse().expect("a TCP peer"));
         if taken.borrow().len() == 2 {

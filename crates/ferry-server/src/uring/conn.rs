@@ -193,7 +193,7 @@ impl Live {
     /// is done.
     pub(super) fn drain(&mut self, ctx: &mut Ctx<'_>, me: Token) {
         if !self.closing {
-            self.core.handle_shutdown();
+            crate::upgrade::shut_down_conn(&mut self.core);
             let now = ctx.now;
             self.drive(ctx, me, now);
         }

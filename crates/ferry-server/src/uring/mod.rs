@@ -105,9 +105,13 @@ impl UringServer {
         let mut bound = Vec::with_capacity(config.listeners.len());
         for lc in &config.listeners {
             let listen_err = |error| ServerError::Listen { addr: lc.addr.clone(), error };
+            // An inherited socket (socket activation, an upgrade) is one
+            // socket, shared by the rings as a Unix one is.
+            let adopted = ferry_reactor::inherited::is_adopted(&lc.addr);
             if let ListenAddr::Tcp(addr) = &lc.addr
                 && addr.port() != 0
                 && !lc.reuse_port
+                && !adopted
             {
                 // The rings share the port with SO_REUSEPORT, which would
                 // let this process join another server's port unnoticed:
@@ -118,17 +122,21 @@ impl UringServer {
             let options = ListenOptions { reuse_port: true, ..lc.listen_options() };
             let first = Listener::bind(&lc.addr, &options).map_err(listen_err)?;
             let addr = first.local_addr().clone();
+            // One socket, one descriptor per ring, for a Unix listener (the
+            // first ring's, the binder's, removes the file at exit) and an
+            // inherited one; a socket of its own per ring otherwise, each
+            // handed over by an upgrade (the kernel queues connections on
+            // every one of them).
+            let own_per_ring = matches!(addr, ListenAddr::Tcp(_)) && !adopted;
             for per_thread in sockets.iter_mut().skip(1) {
-                per_thread.push(
-                    match &addr {
-                        ListenAddr::Tcp(_) => Listener::bind(&addr, &options),
-                        // One socket, one descriptor per ring; the first
-                        // ring's (the binder's) removes the file at exit.
-                        _ => first.try_clone(),
-                    }
-                    .map_err(listen_err)?,
-                );
+                let socket = if own_per_ring { Listener::bind(&addr, &options) } else { first.try_clone() };
+                let socket = socket.map_err(listen_err)?;
+                if own_per_ring {
+                    crate::upgrade::offer(lc.service.name(), &socket);
+                }
+                per_thread.push(socket);
             }
+            crate::upgrade::offer(lc.service.name(), &first);
             sockets[0].push(first);
             bound.push(BoundListener { service: lc.service.name(), addr });
         }

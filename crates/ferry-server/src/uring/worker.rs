@@ -280,7 +280,7 @@ impl Worker {
         let mut core = Conn::new(session, Arc::clone(&listener.config), now);
         if self.draining {
             // Accepted just before the listener closed: nothing in flight.
-            core.handle_shutdown();
+            crate::upgrade::shut_down_conn(&mut core);
         }
         self.shared.opened();
         let token = self.conns.insert(Live::new(socket, peer, core, opened));
@@ -378,6 +378,31 @@ impl Worker {
         if !self.draining {
             for i in 0..self.listeners.len() {
                 self.arm_accept(i);
+                self.accept_missed(i);
+            }
+        }
+    }
+
+    /// Takes the connections an armed accept was not woken for. A multishot
+    /// accept waits exclusively: a wake-up taken by another process's accept
+    /// that is being cancelled at that moment (the old process of an
+    /// upgrade, which shares the socket) is lost, and the connection would
+    /// wait for the next one to arrive. One non-blocking accept per sweep
+    /// bounds that wait by the sweep interval.
+    fn accept_missed(&mut self, index: usize) {
+        for _ in 0..64 {
+            let Some(listener) = self.listeners.get(index) else { return };
+            if listener.accepting != Accepting::Armed {
+                return;
+            }
+            let Some(socket) = listener.socket.as_ref() else { return };
+            match socket.accept() {
+                Ok(Some((fd, _))) => self.serve(index, fd),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("cannot accept at the sweep: {e}");
+                    return;
+                }
             }
         }
     }

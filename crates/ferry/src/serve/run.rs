@@ -122,6 +122,9 @@ fn launch<S: Launch>(args: &ServeArgs, server: S, udp_echo: Option<UdpEcho>) -> 
         None => server,
     };
     let _pid_file = detach_if_asked(args)?;
+    // Ready once the pid file names this process (an upgrade's old process
+    // waits for this to hand over).
+    ferry_server::notify::ready();
     Ok(server.serve()?)
 }
 
@@ -135,7 +138,8 @@ fn default_workers() -> usize {
 /// detaches (--daemon) and writes the pid file (--pid-file), which is
 /// removed when the returned guard drops.
 fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
-    if args.daemon {
+    // A new binary started by an upgrade of a daemon is detached already.
+    if args.daemon && !ferry_server::upgrade::is_upgrade_child() {
         Ok(daemon::detach(args.pid_file.as_deref(), args.log_file.as_deref())?)
     } else {
         Ok(args.pid_file.as_deref().map(PidFile::create).transpose()?)
@@ -145,12 +149,16 @@ fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
 /// The listening lines of a bound server and its datagram echo, if any.
 fn announce_bound(listeners: &[BoundListener], udp_echo: Option<&UdpEcho>) -> anyhow::Result<()> {
     let udp_line = udp_echo.map(|e| ("udp-echo", e.local_addr().to_string()));
-    announce(listeners.iter().map(|l| (l.service, l.addr.to_string())).chain(udp_line))
+    // One line per address, though a service may hold several sockets on
+    // one address (uring's per-ring sockets, handed over by an upgrade).
+    let mut seen = std::collections::HashSet::new();
+    let unique = listeners.iter().filter(|l| seen.insert((l.service, &l.addr)));
+    announce(unique.map(|l| (l.service, l.addr.to_string())).chain(udp_line))
 }
 
 /// Prints one `ferry: SERVICE listening on ADDR` line per listener on
 /// stdout (and the TLS fingerprint), flushed: scripts and tests wait for
-/// these lines. Then tells a service manager the server is ready.
+/// these lines.
 fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     for (service, addr) in listeners {
@@ -163,6 +171,5 @@ fn announce<'a>(listeners: impl Iterator<Item = (&'a str, String)>) -> anyhow::R
         writeln!(stdout, "{line}").context("cannot write to stdout")?;
     }
     stdout.flush().context("cannot write to stdout")?;
-    ferry_server::notify::ready();
     Ok(())
 }
