@@ -36,6 +36,7 @@ mod listen;
 mod models;
 pub mod net;
 pub mod notify;
+pub mod observe;
 mod prefork;
 pub mod reactor;
 pub mod reload;

@@ -67,6 +67,12 @@ pub(crate) fn handle(signal: Signal) -> bool {
         reload();
         return true;
     }
+    if signal == Signal::SIGUSR1 {
+        // Not a reload, but read in the same places: reopen the access
+        // log, in every process (see `crate::observe`).
+        crate::observe::reopen();
+        return true;
+    }
     false
 }
 
@@ -76,6 +82,9 @@ pub(crate) fn handle(signal: Signal) -> bool {
 pub(crate) fn block_in_child() {
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
+    // SIGUSR1 (reopen the access log) is the parent's to read too; its
+    // default action would end the child.
+    set.add(Signal::SIGUSR1);
     if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
         tracing::warn!("child {}: cannot block SIGHUP: {e}", std::process::id());
     }

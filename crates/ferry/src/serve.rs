@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addr;
+mod observe;
 mod run;
 
 use self::addr::{ServiceAddr, make_public, parse_service_addr};
@@ -164,6 +165,8 @@ pub struct ServeArgs {
     log_file: Option<PathBuf>,
     #[command(flatten)]
     tls: Box<crate::serve_tls::TlsArgs>,
+    #[command(flatten)]
+    observe: observe::ObserveArgs,
 }
 
 /// A file mode in octal: `0660`, `600`.

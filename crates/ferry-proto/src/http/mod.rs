@@ -147,6 +147,7 @@ mod errors;
 mod file_answer;
 mod file_cache;
 mod listing;
+mod log;
 mod parse;
 mod range;
 mod respond;

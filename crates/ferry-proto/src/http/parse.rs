@@ -64,6 +64,10 @@ pub(crate) struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// `Accept` (a listing may be JSON).
     pub accept: Option<&'a [u8]>,
+    /// `Referer` and `User-Agent`, for the access log.
+    pub referer: Option<&'a [u8]>,
+    /// See `referer`.
+    pub user_agent: Option<&'a [u8]>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -148,6 +152,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         if_range: None,
         authorization: None,
         accept: None,
+        referer: None,
+        user_agent: None,
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -192,6 +198,10 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.authorization.get_or_insert(value);
         } else if is("accept") {
             request.accept.get_or_insert(value);
+        } else if is("referer") {
+            request.referer.get_or_insert(value);
+        } else if is("user-agent") {
+            request.user_agent.get_or_insert(value);
         }
     }
     if request.version == Version::Http11 && hosts == 0 {

@@ -18,6 +18,7 @@ use super::respond::{self, Persist};
 use super::target;
 use crate::Outbox;
 use crate::access::Op;
+use crate::observe::{Observer, Tracker, sniff_http};
 use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 
@@ -52,6 +53,8 @@ pub struct HttpSession {
     archive: Option<Streaming>,
     /// A password check running as a job for the request left unread.
     login: Option<auth::LoginSlot>,
+    /// Request records for the access log and metrics.
+    log: Tracker,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,13 +99,19 @@ impl HttpSession {
     pub fn new(config: Arc<HttpConfig>, cache: FileCache) -> HttpSession {
         let state = State::Head { seen: 0 };
         let date = DateMemo::default();
-        HttpSession { config, cache, date, state, draining: false, peer: None, archive: None, login: None }
+        let log = Tracker::default();
+        HttpSession { config, cache, date, state, draining: false, peer: None, archive: None, login: None, log }
     }
 
     /// The same session for a client at `peer` (failed logins from one
     /// address are slowed down).
     pub fn with_peer(self, peer: Option<PeerId>) -> HttpSession {
         HttpSession { peer, ..self }
+    }
+
+    /// The same session reporting each request to `observer`.
+    pub fn with_observer(self, observer: Box<dyn Observer>) -> HttpSession {
+        HttpSession { log: Tracker::new(observer), ..self }
     }
 
     /// A GET or HEAD whose password needs the slow hash: starts that check
@@ -274,7 +283,10 @@ impl Session for HttpSession {
                         consumed += n;
                         self.state = State::Head { seen: 0 };
                         if let AfterBody::Refuse(refusal, persist) = then {
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), refusal, persist, false, &date);
+                            self.log.amend(mark, out, now, n as u64, sniff_http);
+                            self.log.hold(false);
                             if persist == Persist::Close {
                                 self.state = State::Closing;
                                 return close;
@@ -287,7 +299,10 @@ impl Session for HttpSession {
                                 BodyError::TooLarge => HttpError::BodyTooLarge,
                                 BodyError::Malformed(why) => HttpError::BadRequest(why),
                             };
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), err, Persist::Close, false, &date);
+                            self.log.amend(mark, out, now, 0, sniff_http);
+                            self.log.hold(false);
                         }
                         // Otherwise the request was answered already; all
                         // that is left is to stop reading a stream that
@@ -323,7 +338,13 @@ impl Session for HttpSession {
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { seen: 0 };
+                            let mark = self.log.begin(out);
                             let flow = self.answer(&req, &date, now, out, &mut budget);
+                            if self.log.on() {
+                                self.log.answered(mark, out, now, super::log::asked(&req, &rest[..len]), sniff_http);
+                                let owed = matches!(self.state, State::Body { then: AfterBody::Refuse(..), .. });
+                                self.log.hold(owed || self.archive.is_some());
+                            }
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
@@ -333,7 +354,11 @@ impl Session for HttpSession {
                             }
                         }
                         Err(err) => {
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), err, Persist::Close, false, &date);
+                            if self.log.on() {
+                                self.log.answered(mark, out, now, super::log::malformed(rest), sniff_http);
+                            }
                             self.state = State::Closing;
                             return close;
                         }
@@ -343,11 +368,16 @@ impl Session for HttpSession {
         }
     }
 
-    fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
+    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        self.log.drained(now);
         let Some(streaming) = self.archive.as_mut() else { return Flow::Continue };
-        match streaming.resume(out) {
+        let mark = self.log.begin(out);
+        let step = streaming.resume(out);
+        self.log.amend(mark, out, now, 0, sniff_http);
+        match step {
             Step::More => Flow::Continue,
             Step::Done(persist) => {
+                self.log.hold(false);
                 self.archive = None;
                 if persist == Persist::Close {
                     self.state = State::Closing;
@@ -369,6 +399,10 @@ impl Session for HttpSession {
 
     fn on_draining(&mut self) {
         self.draining = true;
+    }
+
+    fn on_closed(&mut self, now: Now) {
+        self.log.closed(now);
     }
 
     fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {

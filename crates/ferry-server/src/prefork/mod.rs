@@ -213,6 +213,9 @@ impl Pool {
                     t => self.accept_from((t - LISTENER_BASE) as usize),
                 }
             }
+            let workers = self.slots.iter().flatten();
+            let busy = workers.clone().filter(|w| w.busy.is_some()).count();
+            crate::observe::pool(busy, workers.count(), self.queue.len());
         }
     }
 
