@@ -153,7 +153,10 @@ fn json_access_log_lines_parse_and_say_what_was_asked_under_every_model() {
         assert!(get["duration"].as_f64().is_some_and(|d| d >= 0.0), "{model}: {get}");
         assert_eq!(by_request("GET /missing HTTP/1.1")["status"], 404);
         let file_get = by_request("get /a.txt");
-        assert_eq!((&file_get["service"], &file_get["status"], &file_get["bytes_sent"]), (&"files".into(), &200.into(), &6.into()));
+        assert_eq!(
+            (&file_get["service"], &file_get["status"], &file_get["bytes_sent"]),
+            (&"files".into(), &200.into(), &6.into())
+        );
         assert_eq!(by_request("ping")["user"], serde_json::Value::Null);
     }
 }
@@ -183,7 +186,10 @@ fn sigusr1_reopens_the_access_log_after_a_rename_under_every_model() {
         let new = std::fs::read_to_string(&log).expect("new log");
         assert!(old.contains("?before=0"), "{model}: {old}");
         assert!(!new.contains("before="), "{model}: a line of before the rotation in the new file: {new}");
-        assert!(old.lines().chain(new.lines()).all(|l| l.ends_with(|c: char| c.is_ascii_digit())), "{model}: a broken line");
+        assert!(
+            old.lines().chain(new.lines()).all(|l| l.ends_with(|c: char| c.is_ascii_digit())),
+            "{model}: a broken line"
+        );
     }
 }
 

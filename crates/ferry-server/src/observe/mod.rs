@@ -54,9 +54,13 @@ pub(crate) fn shared_counters() -> Option<&'static Shared> {
 }
 
 /// Sets up the access log and the metrics for this process and the ones
-/// it will fork. Call once, while the process has a single thread (it may
+/// it will fork (nothing when neither is asked for). Call once, while the process has a single thread (it may
 /// fork the metrics process), before the server runs.
 pub fn install(config: ObserveConfig) -> Result<(), ServerError> {
+    if config.access_log.is_none() && config.metrics.is_none() {
+        // Nothing asked: sessions get no observer and pay nothing.
+        return Ok(());
+    }
     let shared = Shared::map().map_err(ServerError::setup("map the shared counters"))?;
     let log = match &config.access_log {
         Some(path) => Some(AccessLog::open(path, config.format).map_err(ServerError::setup("open the access log"))?),
