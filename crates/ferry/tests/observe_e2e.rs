@@ -116,7 +116,11 @@ fn access_log_has_a_combined_line_per_request_and_command_under_every_model() {
     for &model in MODELS {
         let s = start_observed(model, &root, &dir.path().join(format!("{model}.log")), &[]);
         traffic(&s);
-        let lines = log_lines(&s.log, 4);
+        // No accounts: Basic credentials are refused, and the name sent is
+        // logged as nginx's $remote_user is.
+        let refused = format!("http://{}/a.txt?who", s.http);
+        assert_eq!(curl(&["-u", "ann:pw", "-o", "/dev/null", "-w", "%{http_code}", &refused]), "401");
+        let lines = log_lines(&s.log, 5);
         let find = |needle: &str| {
             lines.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{model}: no {needle:?} in {lines:#?}"))
         };
@@ -126,7 +130,9 @@ fn access_log_has_a_combined_line_per_request_and_command_under_every_model() {
         assert!(find("\"GET /missing HTTP/1.1\"").contains("\" 404 "), "{model}");
         assert!(find("\"get /a.txt\"").contains("\" 200 6 \"-\" \"-\" "), "{model}");
         assert!(find("\"ping\"").contains("\" 200 0 "), "{model}");
-        assert_eq!(lines.len(), 4, "{model}: one line per request, no more: {lines:#?}");
+        assert!(find("?who HTTP/1.1\"").starts_with("127.0.0.1 - ann ["), "{model}");
+        assert!(find("?who HTTP/1.1\"").contains("\" 401 "), "{model}");
+        assert_eq!(lines.len(), 5, "{model}: one line per request, no more: {lines:#?}");
     }
 }
 
