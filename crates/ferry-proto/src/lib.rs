@@ -13,6 +13,7 @@ pub mod digest;
 pub mod echo;
 pub mod files;
 pub mod http;
+pub mod observe;
 pub mod outbox;
 pub mod root;
 pub mod session;

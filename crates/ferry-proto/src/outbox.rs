@@ -21,6 +21,10 @@ pub struct FileRange {
     pub len: u64,
 }
 
+mod mark;
+
+pub use self::mark::{Added, Mark};
+
 /// Blocking work a session needs done before its answer can be sent
 /// (hashing a whole file, listing a directory, `fsync`): it returns the bytes to send in its
 /// place. A driver whose thread may block runs it inline; an event loop

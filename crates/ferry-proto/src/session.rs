@@ -127,6 +127,11 @@ pub trait Session {
     /// connection closes. A protocol that can say so in its answers does
     /// (HTTP's `Connection: close`). The default does nothing.
     fn on_draining(&mut self) {}
+
+    /// The connection is closed (its output flushed or abandoned): the
+    /// last call, for records of requests still open
+    /// ([`crate::observe`]). The default does nothing.
+    fn on_closed(&mut self, _now: Now) {}
 }
 
 /// Implements [`Session`] for a pointer to a session by forwarding every
@@ -161,6 +166,10 @@ macro_rules! forward_session {
 
             fn on_draining(&mut self) {
                 (**self).on_draining()
+            }
+
+            fn on_closed(&mut self, now: Now) {
+                (**self).on_closed(now)
             }
         }
     };

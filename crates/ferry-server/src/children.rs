@@ -48,6 +48,7 @@ pub(crate) fn thread_count() -> io::Result<usize> {
 /// no atexit handler, and stdout is flushed before any fork, so the libc
 /// exit path has nothing of the parent's to repeat.)
 pub(crate) fn exit_child(code: i32) -> ! {
+    crate::observe::flush();
     std::process::exit(code)
 }
 

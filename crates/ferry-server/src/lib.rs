@@ -37,6 +37,7 @@ pub mod listen_fds;
 mod models;
 pub mod net;
 pub mod notify;
+pub mod observe;
 mod prefork;
 pub mod reactor;
 pub mod reload;

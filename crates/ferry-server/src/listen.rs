@@ -140,7 +140,7 @@ pub(crate) fn server_signals(handle_signals: bool, reap_children: bool) -> Resul
     ignore_sigxfsz().map_err(ServerError::setup("ignore SIGXFSZ"))?;
     let mut wanted = Vec::new();
     if handle_signals {
-        wanted.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR2]);
+        wanted.extend([Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2]);
     }
     if reap_children {
         wanted.push(Signal::SIGCHLD);
@@ -271,6 +271,7 @@ pub(crate) fn log_stopped(stopped: &Result<Option<Signal>, ServerError>) -> Opti
 pub(crate) fn log_stop(signal: Option<Signal>) {
     crate::upgrade::forget_listeners();
     crate::notify::stopping();
+    crate::observe::draining();
     match signal {
         Some(signal) => tracing::info!("received {signal}; shutting down"),
         None => tracing::info!("shutdown requested; shutting down"),

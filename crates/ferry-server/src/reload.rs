@@ -62,11 +62,15 @@ pub(crate) fn count() -> u64 {
 
 /// The one place a read signal is looked at for a reload: runs the hooks
 /// when it is SIGHUP, starts an upgrade when it is SIGUSR2
-/// ([`crate::upgrade`]), and says whether it was either.
+/// ([`crate::upgrade`]), reopens the access log when it is SIGUSR1, and
+/// says whether it was one of them.
 pub(crate) fn handle(signal: Signal) -> bool {
     match signal {
         Signal::SIGHUP => reload(),
         Signal::SIGUSR2 => crate::upgrade::begin(),
+        // Not a reload, but read in the same places: reopen the access
+        // log, in every process (see `crate::observe`).
+        Signal::SIGUSR1 => crate::observe::reopen(),
         _ => return false,
     }
     true
@@ -80,6 +84,9 @@ pub(crate) fn block_in_child() {
     set.add(Signal::SIGHUP);
     // Nor may an upgrade signal sent to the group (its default ends it).
     set.add(Signal::SIGUSR2);
+    // SIGUSR1 (reopen the access log) is the parent's to read too; its
+    // default action would end the child.
+    set.add(Signal::SIGUSR1);
     if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
         tracing::warn!("child {}: cannot block SIGHUP: {e}", std::process::id());
     }

@@ -48,11 +48,22 @@ impl Service {
     /// `peer` is the client (failed logins from one IP address, or one
     /// Unix user, are slowed down; `None` when unknown).
     pub fn new_session_in(&self, cache: &FileCache, peer: Option<Peer>) -> Box<dyn Session + Send> {
+        let observer = crate::observe::ConnObserver::new(self, peer.as_ref());
         let peer = peer.as_ref().map(login_key);
-        match self {
-            Service::Files(config) => Box::new(FileSession::new(config.clone()).with_peer(peer)),
-            Service::Echo => Box::new(EchoSession),
-            Service::Http(config) => Box::new(HttpSession::new(Arc::clone(config), cache.clone()).with_peer(peer)),
+        match (self, observer) {
+            (Service::Files(config), None) => Box::new(FileSession::new(config.clone()).with_peer(peer)),
+            (Service::Files(config), Some(o)) => {
+                Box::new(FileSession::new(config.clone()).with_peer(peer).with_observer(Box::new(o)))
+            }
+            (Service::Echo, None) => Box::new(EchoSession),
+            (Service::Echo, Some(o)) => Box::new(crate::observe::Counted { inner: EchoSession, _observer: o }),
+            (Service::Http(config), observer) => {
+                let session = HttpSession::new(Arc::clone(config), cache.clone()).with_peer(peer);
+                match observer {
+                    Some(o) => Box::new(session.with_observer(Box::new(o))),
+                    None => Box::new(session),
+                }
+            }
         }
     }
 

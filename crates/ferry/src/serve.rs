@@ -11,6 +11,7 @@ mod addr;
 mod bare_port;
 mod config;
 mod handover;
+mod observe;
 mod run;
 
 use self::addr::{ServiceAddr, make_public, parse_service_addr};
@@ -184,6 +185,8 @@ pub struct ServeArgs {
     tls: Box<crate::serve_tls::TlsArgs>,
     #[command(flatten)]
     http_opts: Box<crate::serve_http::HttpArgs>,
+    #[command(flatten)]
+    observe: observe::ObserveArgs,
     /// Read options from a TOML file: a key for every option (its long
     /// name: `model = "reactor"`, `allow-write = true`) and `root`; the
     /// command line overrides it. SIGHUP re-reads it and logs what changed

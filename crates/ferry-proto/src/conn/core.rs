@@ -169,6 +169,7 @@ impl<S: Session> Conn<S> {
                 };
                 if self.peer != Peer::Sending {
                     // The peer is done sending: nothing to linger for.
+                    self.session.on_closed(now);
                     return Some(Action::Close(reason));
                 }
                 let until = if unread { now.mono + LINGER } else { now.mono };
@@ -176,7 +177,10 @@ impl<S: Session> Conn<S> {
                 Some(Action::Shutdown)
             }
             Next::Close => match mem::replace(&mut self.phase, Phase::Closed) {
-                Phase::Closing(reason) => Some(Action::Close(reason)),
+                Phase::Closing(reason) => {
+                    self.session.on_closed(now);
+                    Some(Action::Close(reason))
+                }
                 _ => None,
             },
         }

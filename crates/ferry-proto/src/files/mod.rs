@@ -15,6 +15,7 @@ pub mod codec;
 mod config;
 pub mod escape;
 mod listing;
+mod log;
 pub mod partials;
 pub mod request;
 pub mod session;

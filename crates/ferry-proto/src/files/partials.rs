@@ -131,6 +131,11 @@ impl Partials {
         Ok(Partials { dir, dev, limits, next_sweep: AtomicI64::new(0) })
     }
 
+    /// How many partials are kept now (for metrics).
+    pub fn count(&self) -> usize {
+        self.entries().len()
+    }
+
     /// The limits this directory keeps.
     pub fn limits(&self) -> PartialLimits {
         self.limits

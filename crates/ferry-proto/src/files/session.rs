@@ -14,6 +14,7 @@ use super::partials::{Announced, Partials, sha256_hex};
 use super::request::{MAX_LINE, Request};
 use super::upload::Upload;
 use crate::access::{Identity, Op};
+use crate::observe::{Observer, Tracker, sniff_files};
 use crate::root::{FsError, Kind, Root, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 use crate::{FileRange, Outbox, Sink};
@@ -41,6 +42,8 @@ pub struct FileSession {
     /// must be complete within the request timeout (its first byte starts
     /// the clock; more bytes do not extend it).
     partial_line: bool,
+    /// Command records for the access log and metrics.
+    log: Tracker,
 }
 
 const HELP: &str = "\
@@ -76,7 +79,13 @@ impl FileSession {
             upload: None,
             closing: false,
             partial_line: false,
+            log: Tracker::default(),
         }
+    }
+
+    /// The same session reporting each command to `observer`.
+    pub fn with_observer(self, observer: Box<dyn Observer>) -> FileSession {
+        FileSession { log: Tracker::new(observer), ..self }
     }
 
     /// The same session for a client at `peer` (failed logins from one
@@ -302,6 +311,26 @@ impl FileSession {
     }
 }
 
+impl FileSession {
+    /// Records the command `line` (`len` bytes with its end) answered
+    /// after `mark`; an upload's record waits for its payload and commit.
+    fn record(&mut self, mark: Option<crate::outbox::Mark>, line: &[u8], len: usize, out: &mut Outbox, now: Now) {
+        let user = match self.who() {
+            Identity::User { name, .. } => Some(name),
+            Identity::Anonymous => None,
+        };
+        let payload = out.sink().map_or(0, Sink::remaining);
+        let asked = crate::observe::Asked {
+            request: super::log::shown(line),
+            user,
+            bytes_in: len as u64 + payload,
+            ..Default::default()
+        };
+        self.log.answered(mark, out, now, asked, sniff_files);
+        self.log.hold(self.upload.is_some());
+    }
+}
+
 impl Session for FileSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
         let progress = self.answer_lines(input, out, now);
@@ -315,11 +344,23 @@ impl Session for FileSession {
         self.partial_line
     }
 
-    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, _now: Now) -> Flow {
+    fn on_drained(&mut self, _out: &mut Outbox, now: Now) -> Flow {
+        self.log.drained(now);
+        Flow::Continue
+    }
+
+    fn on_closed(&mut self, now: Now) {
+        self.log.closed(now);
+    }
+
+    fn on_upload_done(&mut self, result: io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
         if self.closing {
             return Flow::CloseAfterFlush;
         }
+        let mark = self.log.begin(out);
         let flow = self.finish_upload(result, out);
+        self.log.amend(mark, out, now, 0, sniff_files);
+        self.log.hold(false);
         self.closing = flow != Flow::Continue;
         flow
     }
@@ -364,6 +405,7 @@ impl FileSession {
                 line = stripped;
             }
             consumed += end + 1;
+            let mark = self.log.begin(out);
             let flow = match Request::parse(line) {
                 Ok(None) => Flow::Continue,
                 Ok(Some(request)) => self.handle(request, out, now).unwrap_or_else(|failure| {
@@ -375,6 +417,9 @@ impl FileSession {
                     Flow::Continue
                 }
             };
+            if self.log.on() && !line.trim_ascii().is_empty() {
+                self.record(mark, line, end + 1, out, now);
+            }
             if flow != Flow::Continue {
                 return Progress { consumed, flow };
             }

@@ -88,6 +88,12 @@ fn key(value: &[u8]) -> [u8; 32] {
     Sha256::digest(value).into()
 }
 
+/// The user name a `Basic` value gives (for the access log), checked
+/// or not.
+pub(crate) fn basic_user(value: &[u8]) -> Option<String> {
+    basic(value).map(|(user, _)| user)
+}
+
 /// The name and password of a `Basic` value, if it is one.
 fn basic(value: &[u8]) -> Option<(String, String)> {
     let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ').unwrap_or(value.len()));

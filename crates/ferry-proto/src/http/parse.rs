@@ -79,6 +79,10 @@ pub(crate) struct Request<'a> {
     pub accept_encoding: Option<&'a [u8]>,
     /// The fields uploads and WebDAV methods read.
     pub write: WriteHeaders<'a>,
+    /// `Referer` and `User-Agent`, for the access log.
+    pub referer: Option<&'a [u8]>,
+    /// See `referer`.
+    pub user_agent: Option<&'a [u8]>,
 }
 
 /// The outcome of looking at the front of the input.
@@ -176,6 +180,8 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
         accept: None,
         accept_encoding: None,
         write: WriteHeaders::default(),
+        referer: None,
+        user_agent: None,
     };
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
@@ -222,6 +228,10 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], seen: &mut usize, config: &HttpConfi
             request.accept.get_or_insert(value);
         } else if is("accept-encoding") {
             request.accept_encoding.get_or_insert(value);
+        } else if is("referer") {
+            request.referer.get_or_insert(value);
+        } else if is("user-agent") {
+            request.user_agent.get_or_insert(value);
         } else {
             request.write.note(name, value);
         }

@@ -19,6 +19,7 @@ use super::respond::{self, Persist};
 use super::target;
 use crate::Outbox;
 use crate::access::Op;
+use crate::observe::{Observer, Tracker, sniff_http};
 use crate::root::{FsError, VirtualPath};
 use crate::session::{Flow, Now, Progress, Session};
 
@@ -62,6 +63,8 @@ pub struct HttpSession {
     upload: Option<Box<super::upload::Receiving>>,
     /// A form upload (`POST`) being received (`writes.rs`).
     form: Option<Box<super::upload::Form>>,
+    /// Request records for the access log and metrics.
+    log: Tracker,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +123,7 @@ impl HttpSession {
             compressing: None,
             upload: None,
             form: None,
+            log: Tracker::default(),
         }
     }
 
@@ -127,6 +131,11 @@ impl HttpSession {
     /// address are slowed down).
     pub fn with_peer(self, peer: Option<PeerId>) -> HttpSession {
         HttpSession { peer, ..self }
+    }
+
+    /// The same session reporting each request to `observer`.
+    pub fn with_observer(self, observer: Box<dyn Observer>) -> HttpSession {
+        HttpSession { log: Tracker::new(observer), ..self }
     }
 
     /// A GET or HEAD whose password needs the slow hash: starts that check
@@ -321,6 +330,7 @@ impl HttpSession {
         match step {
             Step::More => Flow::Continue,
             Step::Done(persist) => {
+                self.log.hold(false);
                 self.archive = None;
                 self.compressing = None;
                 if persist == Persist::Close {
@@ -339,6 +349,27 @@ impl HttpSession {
     }
 }
 
+impl HttpSession {
+    /// Runs `receive` on a body being uploaded, with its answer (if it
+    /// queued one) and the bytes it took added to the request's record;
+    /// the record is complete once the body is (`done`) or the
+    /// connection ends.
+    fn logged_body(
+        &mut self,
+        out: &mut Outbox,
+        now: Now,
+        receive: impl FnOnce(&mut Self, &mut Outbox) -> (usize, Flow, bool),
+    ) -> (usize, Flow, bool) {
+        let mark = self.log.begin(out);
+        let (n, flow, done) = receive(self, out);
+        self.log.amend(mark, out, now, n as u64, sniff_http);
+        if done || flow != Flow::Continue {
+            self.log.hold(false);
+        }
+        (n, flow, done)
+    }
+}
+
 impl Session for HttpSession {
     fn on_input(&mut self, input: &[u8], out: &mut Outbox, now: Now) -> Progress {
         if self.archive.is_some() || self.compressing.is_some() {
@@ -354,15 +385,17 @@ impl Session for HttpSession {
             let rest = &input[consumed..];
             match self.state {
                 State::Closing => return close,
-                State::Upload if self.form.is_some() => match self.form_input(rest, &date, now, out) {
-                    (n, Flow::Continue, true) => consumed += n,
-                    (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
-                    (_, flow, _) => {
-                        self.state = State::Closing;
-                        return Progress { consumed: input.len(), flow };
+                State::Upload if self.form.is_some() => {
+                    match self.logged_body(out, now, |s, out| s.form_input(rest, &date, now, out)) {
+                        (n, Flow::Continue, true) => consumed += n,
+                        (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
+                        (_, flow, _) => {
+                            self.state = State::Closing;
+                            return Progress { consumed: input.len(), flow };
+                        }
                     }
-                },
-                State::Upload => match self.upload_input(rest, &date, out) {
+                }
+                State::Upload => match self.logged_body(out, now, |s, out| s.upload_input(rest, &date, out)) {
                     (n, Flow::Continue, true) => consumed += n,
                     (n, Flow::Continue, false) => return Progress { consumed: consumed + n, flow: Flow::Continue },
                     (_, flow, _) => {
@@ -379,7 +412,10 @@ impl Session for HttpSession {
                         consumed += n;
                         self.state = State::Head { seen: 0 };
                         if let AfterBody::Refuse(refusal, persist) = then {
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), refusal, persist, false, &date);
+                            self.log.amend(mark, out, now, n as u64, sniff_http);
+                            self.log.hold(false);
                             if persist == Persist::Close {
                                 self.state = State::Closing;
                                 return close;
@@ -392,7 +428,10 @@ impl Session for HttpSession {
                                 BodyError::TooLarge => HttpError::BodyTooLarge,
                                 BodyError::Malformed(why) => HttpError::BadRequest(why),
                             };
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), err, Persist::Close, false, &date);
+                            self.log.amend(mark, out, now, 0, sniff_http);
+                            self.log.hold(false);
                         }
                         // Otherwise the request was answered already; all
                         // that is left is to stop reading a stream that
@@ -428,7 +467,16 @@ impl Session for HttpSession {
                             consumed += len;
                             budget.requests -= 1;
                             self.state = State::Head { seen: 0 };
+                            let mark = self.log.begin(out);
                             let flow = self.answer(&req, &date, now, out, &mut budget);
+                            if self.log.on() {
+                                self.log.answered(mark, out, now, super::log::asked(&req, &rest[..len]), sniff_http);
+                                let owed = matches!(
+                                    self.state,
+                                    State::Body { then: AfterBody::Refuse(..), .. } | State::Upload
+                                );
+                                self.log.hold(owed || self.archive.is_some() || self.compressing.is_some());
+                            }
                             if flow != Flow::Continue {
                                 self.state = State::Closing;
                                 return Progress { consumed: input.len(), flow };
@@ -438,7 +486,11 @@ impl Session for HttpSession {
                             }
                         }
                         Err(err) => {
+                            let mark = self.log.begin(out);
                             respond::error(out.text(), err, Persist::Close, false, &date);
+                            if self.log.on() {
+                                self.log.answered(mark, out, now, super::log::malformed(rest), sniff_http);
+                            }
                             self.state = State::Closing;
                             return close;
                         }
@@ -448,13 +500,18 @@ impl Session for HttpSession {
         }
     }
 
-    fn on_drained(&mut self, out: &mut Outbox, _now: Now) -> Flow {
-        if let Some(stream) = self.compressing.as_mut() {
-            let step = stream.resume(out);
-            return self.after_step(step);
+    fn on_drained(&mut self, out: &mut Outbox, now: Now) -> Flow {
+        self.log.drained(now);
+        if self.compressing.is_none() && self.archive.is_none() {
+            return Flow::Continue;
         }
-        let Some(streaming) = self.archive.as_mut() else { return Flow::Continue };
-        let step = streaming.resume(out);
+        let mark = self.log.begin(out);
+        let step = match (self.compressing.as_mut(), self.archive.as_mut()) {
+            (Some(stream), _) => stream.resume(out),
+            (None, Some(streaming)) => streaming.resume(out),
+            (None, None) => Step::More,
+        };
+        self.log.amend(mark, out, now, 0, sniff_http);
         self.after_step(step)
     }
 
@@ -467,11 +524,20 @@ impl Session for HttpSession {
     }
 
     fn on_upload_done(&mut self, result: std::io::Result<()>, out: &mut Outbox, now: Now) -> Flow {
+        let mark = self.log.begin(out);
         let flow = self.upload_done(result, out, now);
+        self.log.amend(mark, out, now, 0, sniff_http);
+        if flow != Flow::Continue || !matches!(self.state, State::Upload) {
+            self.log.hold(false);
+        }
         if flow != Flow::Continue {
             self.state = State::Closing;
         }
         flow
+    }
+
+    fn on_closed(&mut self, now: Now) {
+        self.log.closed(now);
     }
 
     fn on_idle_timeout(&mut self, out: &mut Outbox, now: Now) -> Flow {

@@ -232,6 +232,9 @@ impl Pool {
                     _ => {}
                 }
             }
+            let workers = self.slots.iter().flatten();
+            let busy = workers.clone().filter(|w| w.busy.is_some()).count();
+            crate::observe::pool(busy, workers.count(), self.queue.len());
         }
     }
 

@@ -132,6 +132,7 @@ pub(crate) fn run(
             }
         }
     }
+    crate::observe::pool_size(workers);
     tracing::info!(
         "thread pool: {workers} workers, queue of {}, drain timeout {}s",
         shared.queue.capacity(),
@@ -185,7 +186,10 @@ fn push(shared: &Shared, listener: &Listener, conn: Accepted) -> bool {
         accepted,
     };
     match shared.queue.try_push(conn) {
-        Ok(()) => true,
+        Ok(()) => {
+            crate::observe::pool_queued(shared.queue.len());
+            true
+        }
         // Only the accept loop pushes, and it checked for room.
         Err(PushError::Full(conn)) => {
             tracing::warn!("{}: task queue full; dropping connection", conn.peer);

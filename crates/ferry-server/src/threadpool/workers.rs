@@ -51,7 +51,9 @@ pub(super) fn spawn(id: usize, shared: &Arc<Shared>) -> std::io::Result<JoinHand
             if let Err(e) = shared.in_flight.room().wake() {
                 tracing::error!("worker {id}: cannot wake the accept loop: {e}");
             }
+            crate::observe::pool_worker(true, shared.queue.len());
             serve_one(id, &shared, conn, &cache);
+            crate::observe::pool_worker(false, shared.queue.len());
         }
     })
 }

@@ -14,6 +14,7 @@ use ferry_server::{
     ServerError, UdpEcho, UringConfig, UringServer,
 };
 
+use super::observe::Observe;
 use super::{Assign, Model, Poller, ServeArgs};
 
 /// What the binary does with any model's server.
@@ -47,11 +48,25 @@ pub(crate) fn run_model(
     listeners: Vec<ListenerConfig>,
     udp_echo: Option<UdpEcho>,
 ) -> anyhow::Result<()> {
+    let model = clap::ValueEnum::to_possible_value(&args.model).map(|v| v.get_name().to_string()).unwrap_or_default();
+    let observe = args.observe.prepare(&model, &listeners)?;
+    let launched = run_observed(args, listeners, udp_echo, observe);
+    ferry_server::observe::flush();
+    launched
+}
+
+/// [`run_model`] once the metrics listener is bound.
+fn run_observed(
+    args: &ServeArgs,
+    listeners: Vec<ListenerConfig>,
+    udp_echo: Option<UdpEcho>,
+    observe: Observe,
+) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(args.drain_timeout);
     match blocking_model(args) {
         Some(model) => {
             let config = BlockingConfig { listeners, model, drain_timeout, handle_signals: true };
-            let report = launch(args, BlockingServer::bind(config)?, udp_echo)?;
+            let report = launch(args, observe, BlockingServer::bind(config)?, udp_echo)?;
             tracing::info!(
                 "stopped: {} connection(s) served, {} closed unserved, {} cut before they finished",
                 report.served(),
@@ -66,9 +81,9 @@ pub(crate) fn run_model(
                 config.io_threads = (n as usize).max(1);
             }
             config.drain_timeout = drain_timeout;
-            log_accepted(&launch(args, UringServer::bind(config)?, udp_echo)?);
+            log_accepted(&launch(args, observe, UringServer::bind(config)?, udp_echo)?);
         }
-        None => log_accepted(&launch(args, ReactorServer::bind(reactor_config(args, listeners))?, udp_echo)?),
+        None => log_accepted(&launch(args, observe, ReactorServer::bind(reactor_config(args, listeners))?, udp_echo)?),
     }
     Ok(())
 }
@@ -115,13 +130,19 @@ fn reactor_config(args: &ServeArgs, listeners: Vec<ListenerConfig>) -> ReactorCo
 }
 
 /// The four steps every model's server goes through once bound.
-fn launch<S: Launch>(args: &ServeArgs, server: S, udp_echo: Option<UdpEcho>) -> anyhow::Result<Report> {
-    announce_bound(&server.bound(), udp_echo.as_ref())?;
+fn launch<S: Launch>(
+    args: &ServeArgs,
+    observe: Observe,
+    server: S,
+    udp_echo: Option<UdpEcho>,
+) -> anyhow::Result<Report> {
+    announce_bound(&server.bound(), udp_echo.as_ref(), observe.metrics_addr)?;
     let server = match udp_echo {
         Some(echo) => server.beside(echo),
         None => server,
     };
     let _pid_file = detach_if_asked(args)?;
+    observe.install()?;
     // Ready once the pid file names this process (an upgrade's old process
     // waits for this to hand over).
     ferry_server::notify::ready();
@@ -147,13 +168,18 @@ fn detach_if_asked(args: &ServeArgs) -> anyhow::Result<Option<PidFile>> {
 }
 
 /// The listening lines of a bound server and its datagram echo, if any.
-fn announce_bound(listeners: &[BoundListener], udp_echo: Option<&UdpEcho>) -> anyhow::Result<()> {
+fn announce_bound(
+    listeners: &[BoundListener],
+    udp_echo: Option<&UdpEcho>,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let udp_line = udp_echo.map(|e| ("udp-echo", e.local_addr().to_string()));
+    let metrics_line = metrics.map(|addr| ("metrics", addr.to_string()));
     // One line per address, though a service may hold several sockets on
     // one address (uring's per-ring sockets, handed over by an upgrade).
     let mut seen = std::collections::HashSet::new();
     let unique = listeners.iter().filter(|l| seen.insert((l.service, &l.addr)));
-    announce(unique.map(|l| (l.service, l.addr.to_string())).chain(udp_line))
+    announce(unique.map(|l| (l.service, l.addr.to_string())).chain(udp_line).chain(metrics_line))
 }
 
 /// Prints one `ferry: SERVICE listening on ADDR` line per listener on
