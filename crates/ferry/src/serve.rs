@@ -265,7 +265,7 @@ enum Assign {
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     // Sockets passed by systemd or by the ferry being upgraded, first:
     // their descriptors are the process's own from now on.
-    let passed = ferry_server::listen_fds::take()?;
+    let passed: Vec<_> = ferry_server::listen_fds::take()?;
     let upgraded = ferry_server::upgrade::is_upgrade_child();
     if args.daemon && !upgraded {
         let keep: Vec<_> = passed.iter().map(|p| p.listener.as_fd().as_raw_fd()).collect();
@@ -274,6 +274,8 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         // up (it writes to stderr).
         unsafe { daemon::close_inherited_descriptors(&keep) }.context("cannot close inherited descriptors")?;
     }
+    let (metrics, passed) = passed.into_iter().partition(|p| p.name == observe::METRICS_SOCKET);
+    observe::pass_metrics(metrics)?;
     bare_port::apply(&mut args)?;
     match handover::spec() {
         Ok(spec) => ferry_server::upgrade::enable(spec),

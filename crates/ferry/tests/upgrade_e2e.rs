@@ -259,7 +259,8 @@ fn a_daemon_upgrades_and_its_pid_file_names_the_new_process_under_every_model() 
         let out = Command::new(&s.bin)
             .arg("serve")
             .arg(&s.root)
-            .args(["--model", model, "--files", "127.0.0.1:0", "--http", "127.0.0.1:0", "--daemon", "--pid-file"])
+            .args(["--model", model, "--files", "127.0.0.1:0", "--http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .args(["--daemon", "--pid-file"])
             .arg(&s.pid_file)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -273,13 +274,34 @@ fn a_daemon_upgrades_and_its_pid_file_names_the_new_process_under_every_model() 
             .expect("an http line")
             .parse()
             .unwrap();
+        let metrics: SocketAddr = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ferry: metrics listening on "))
+            .expect("a metrics line")
+            .parse()
+            .unwrap();
+        assert_eq!(healthz(metrics), "200", "{model}");
         let old = read_pid(&s.pid_file).expect("a pid file");
         signal(old, Signal::USR2);
         eventually("the pid file names the new process", || read_pid(&s.pid_file).is_some_and(|p| p != old));
         gone(old);
         let new = read_pid(&s.pid_file).expect("a pid file");
         fetch(Svc::Http, http).unwrap_or_else(|e| panic!("{model}: {e}"));
+        // The metrics socket was handed over too: the same address, healthy.
+        for _ in 0..5 {
+            assert_eq!(healthz(metrics), "200", "{model}: the new process answers the health check");
+        }
         signal(new, Signal::TERM);
         gone(new);
     }
+}
+
+/// The status code of `GET /healthz` at `addr`.
+fn healthz(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics address");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split_whitespace().nth(1).unwrap_or_default().to_string()
 }

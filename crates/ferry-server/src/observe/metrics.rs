@@ -15,6 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use ferry_proto::files::partials::Partials;
@@ -34,6 +35,21 @@ struct Source {
     partials: Vec<Arc<Partials>>,
 }
 
+/// The metrics process (0: none).
+static PROCESS: AtomicI32 = AtomicI32::new(0);
+
+/// Ends the metrics process: an upgrade handed the metrics socket to the
+/// new binary, whose own metrics process answers there from now on (this
+/// one would say 503, draining, to half the health checks).
+pub(super) fn stop() {
+    let pid = PROCESS.swap(0, Ordering::SeqCst);
+    if pid > 0
+        && let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+    {
+        tracing::warn!("metrics: cannot stop the metrics process {pid}: {e}");
+    }
+}
+
 /// Forks the metrics process, serving `listener` until the server exits.
 pub(super) fn spawn(
     listener: TcpListener,
@@ -43,7 +59,10 @@ pub(super) fn spawn(
 ) -> Result<(), ServerError> {
     let source = Source { shared, model: model.to_string(), partials };
     match fork_process()? {
-        ForkResult::Parent { .. } => Ok(()),
+        ForkResult::Parent { child } => {
+            PROCESS.store(child.as_raw(), Ordering::SeqCst);
+            Ok(())
+        }
         ForkResult::Child => run_child(move || {
             let parent = nix::unistd::getppid();
             if let Err(e) = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)) {
@@ -83,6 +102,17 @@ fn serve(listener: &TcpListener, source: &Source) {
             Ok((stream, _)) => {
                 if let Err(e) = answer(stream, source) {
                     tracing::debug!("metrics: {e}");
+                }
+            }
+            // A socket handed over by an upgrade may have been made
+            // non-blocking (by either process: they share it).
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [rustix::event::PollFd::new(listener, rustix::event::PollFlags::IN)];
+                if let Err(e) = rustix::event::poll(&mut fds, None)
+                    && e != rustix::io::Errno::INTR
+                {
+                    tracing::error!("metrics: poll: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
             Err(e) => {

@@ -91,6 +91,12 @@ pub(crate) fn reopen() {
     }
 }
 
+/// A new binary took the listeners over (an upgrade): the metrics socket
+/// is its to answer on now.
+pub(crate) fn handed_over() {
+    metrics::stop();
+}
+
 /// The server began draining: `/healthz` answers 503 from now on.
 pub(crate) fn draining() {
     if let Some(installed) = INSTALLED.get() {

@@ -95,8 +95,9 @@ pub fn enable(spec: UpgradeSpec) {
     let _ = SPEC.set(spec);
 }
 
-/// Keeps a duplicate of a listening socket of `service` to hand over.
-pub(crate) fn offer(service: &str, socket: impl AsFd) {
+/// Keeps a duplicate of a listening socket of `service` (a service's
+/// name, or `metrics`) to hand over, under that name.
+pub fn offer(service: &str, socket: impl AsFd) {
     if SPEC.get().is_none() {
         return;
     }
@@ -191,6 +192,7 @@ fn failed(why: &str) {
 fn hand_over(pid: Pid) {
     HANDED_OVER.store(true, Ordering::SeqCst);
     ferry_reactor::keep_socket_files();
+    crate::observe::handed_over();
     crate::notify::hand_over(pid.as_raw() as u32);
     tracing::info!("upgrade: the new binary (pid {pid}) is serving; this process drains and exits");
     if let Err(e) = kill(Pid::this(), Signal::SIGTERM) {

@@ -4,10 +4,35 @@
 use std::net::TcpListener;
 
 use anyhow::{Context as _, bail};
+use ferry_server::listen_fds::PassedListener;
 use ferry_server::observe::{Format, ObserveConfig};
 use ferry_server::{ListenAddr, ListenerConfig, Service};
 
 use super::addr::{ServiceAddr, parse_service_addr};
+
+/// The name of a passed socket that serves the metrics
+/// (`FileDescriptorName=metrics`; an upgrade hands the metrics socket over
+/// under it).
+pub(super) const METRICS_SOCKET: &str = "metrics";
+
+/// The metrics socket passed in, until [`ObserveArgs::prepare`] takes it.
+static PASSED: std::sync::Mutex<Option<TcpListener>> = std::sync::Mutex::new(None);
+
+/// Keeps the passed sockets named [`METRICS_SOCKET`] (at most one, TCP) to
+/// serve the metrics on.
+pub(super) fn pass_metrics(sockets: Vec<PassedListener>) -> anyhow::Result<()> {
+    let mut sockets = sockets.into_iter();
+    let Some(socket) = sockets.next() else { return Ok(()) };
+    if sockets.next().is_some() {
+        bail!("socket activation: more than one socket named {METRICS_SOCKET:?} was passed");
+    }
+    if socket.listener.local_addr().as_tcp().is_none() {
+        bail!("socket activation: the {METRICS_SOCKET:?} socket ({}) is not TCP", socket.listener.local_addr());
+    }
+    let fd = rustix::io::fcntl_dupfd_cloexec(&socket.listener, 0).context("cannot keep the metrics socket")?;
+    *PASSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(TcpListener::from(fd));
+    Ok(())
+}
 
 /// Options of `ferry serve` that say what the server lets you see.
 #[derive(Debug, clap::Args)]
@@ -59,13 +84,20 @@ impl ObserveArgs {
             ),
             None => None,
         };
-        let metrics = match &self.metrics {
-            Some(Some(ListenAddr::Tcp(addr))) => {
+        let passed = PASSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let metrics = match (&self.metrics, passed) {
+            // A socket passed in (socket activation, or the ferry this one
+            // upgrades) serves in place of the address.
+            (_, Some(passed)) => Some(passed),
+            (Some(Some(ListenAddr::Tcp(addr))), None) => {
                 Some(TcpListener::bind(addr).with_context(|| format!("cannot listen for metrics on {addr}"))?)
             }
-            Some(Some(_)) => bail!("--metrics takes a TCP address"),
-            Some(None) | None => None,
+            (Some(Some(_)), None) => bail!("--metrics takes a TCP address"),
+            (Some(None) | None, None) => None,
         };
+        if let Some(listener) = &metrics {
+            ferry_server::upgrade::offer(METRICS_SOCKET, listener);
+        }
         let metrics_addr = metrics.as_ref().map(TcpListener::local_addr).transpose()?;
         let partials = listeners
             .iter()
