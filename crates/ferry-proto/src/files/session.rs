@@ -227,7 +227,7 @@ impl FileSession {
                 let from = self.resolve_for(Op::Delete, &from)?;
                 let to = self.resolve_for(Op::Write, &to)?;
                 check_new_name(&to)?;
-                self.root().rename(&from, &to).map_err(|(e, at)| fs_failure(e, Some(at)))?;
+                self.root().rename(&from, &to, true).map_err(|(e, at)| fs_failure(e, Some(at)))?;
                 ok_line(out.text(), "");
             }
             Request::Df => {

@@ -10,11 +10,18 @@ use super::{FsError, Kind, Root, VirtualPath};
 
 impl Root {
     /// Renames `from` to `to`, replacing a file or symlink at `to`
-    /// atomically but never a directory (`FsError::IsADirectory`). A failure
-    /// comes with the path it is about. The root itself cannot be renamed,
-    /// nor a directory moved below itself; both paths must be on one
-    /// filesystem.
-    pub fn rename<'p>(&self, from: &'p VirtualPath, to: &'p VirtualPath) -> Result<(), (FsError, &'p VirtualPath)> {
+    /// atomically when `replace` (else `FsError::Exists`) but never a
+    /// directory (`FsError::IsADirectory`). A failure comes with the path
+    /// it is about. The root itself cannot be renamed, nor a directory
+    /// moved below itself; both paths must be on one filesystem. The one
+    /// rename of both services (the file protocol's `rename`, WebDAV's
+    /// `MOVE`).
+    pub fn rename<'p>(
+        &self,
+        from: &'p VirtualPath,
+        to: &'p VirtualPath,
+        replace: bool,
+    ) -> Result<(), (FsError, &'p VirtualPath)> {
         if from.is_root() || to.is_root() {
             let which = if from.is_root() { from } else { to };
             return Err((FsError::BadPath("the served root itself cannot be renamed"), which));
@@ -30,6 +37,7 @@ impl Root {
         }
         let result = match rustix::fs::statat(&to_dir, to_name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if Kind::of(&stat) == Kind::Dir => return Err((FsError::IsADirectory, to)),
+            Ok(_) if !replace => return Err((FsError::Exists, to)),
             Ok(_) => rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name),
             // Nothing there: a directory made there meanwhile is not replaced.
             Err(Errno::NOENT) => {

@@ -119,12 +119,14 @@ fn rename_is_confined_replaces_files_never_directories() {
     std::os::unix::fs::symlink("/tmp", dir.join("out")).expect("symlink");
     let top = VirtualPath::root();
     let p = |s: &str| vp(&r, &top, s).expect("lexically fine");
-    r.rename(&p("a.txt"), &p("sub/deeper/moved.txt")).expect("rename into a directory below");
+    r.rename(&p("a.txt"), &p("sub/deeper/moved.txt"), true).expect("rename into a directory below");
     assert_eq!(std::fs::read(dir.join("sub/deeper/moved.txt")).expect("moved"), b"A");
     assert!(!dir.join("a.txt").exists());
-    r.rename(&p("sub/deeper/moved.txt"), &p("b.txt")).expect("replaces a file");
+    assert!(matches!(r.rename(&p("sub/deeper/moved.txt"), &p("b.txt"), false), Err((FsError::Exists, _))));
+    r.rename(&p("sub/deeper/moved.txt"), &p("b.txt"), true).expect("replaces a file");
     assert_eq!(std::fs::read(dir.join("b.txt")).expect("replaced"), b"A");
-    let fails = |from: &str, to: &str| r.rename(&p(from), &p(to)).map_err(|(e, at)| (e, at.to_bytes())).unwrap_err();
+    let fails =
+        |from: &str, to: &str| r.rename(&p(from), &p(to), true).map_err(|(e, at)| (e, at.to_bytes())).unwrap_err();
     assert!(matches!(fails("b.txt", "sub"), (FsError::IsADirectory, at) if at == b"/sub"));
     assert!(matches!(fails("nothing", "x"), (FsError::NotFound, at) if at == b"/nothing"));
     assert!(matches!(fails("b.txt", "no/x"), (FsError::NotFound, at) if at == b"/no/x"));
@@ -132,7 +134,7 @@ fn rename_is_confined_replaces_files_never_directories() {
     assert!(matches!(fails("/", "x"), (FsError::BadPath(_), _)));
     assert!(matches!(fails("b.txt", "out/b.txt"), (FsError::Escapes, _)), "a parent through a link out");
     assert!(!std::path::Path::new("/tmp/b.txt").exists() || std::fs::read("/tmp/b.txt").ok() != Some(b"A".to_vec()));
-    r.rename(&p("sub"), &p("renamed")).expect("directories move too");
+    r.rename(&p("sub"), &p("renamed"), true).expect("directories move too");
     assert!(dir.join("renamed/deeper").is_dir());
     std::fs::remove_dir_all(dir).ok();
 }

@@ -9,9 +9,6 @@
 pub(crate) mod headers;
 pub(crate) mod propfind;
 
-use rustix::fs::{AtFlags, RenameFlags};
-use rustix::io::Errno;
-
 use super::date::HttpDate;
 use super::errors::{HttpError, Status, fs_error};
 use super::respond::{self, Persist};
@@ -61,29 +58,22 @@ pub(crate) fn mkcol(root: &Root, path: &VirtualPath) -> Result<Status, HttpError
     }
 }
 
-/// `MOVE` of `from` to `to` (both under the root): 201 to a new name,
-/// 204 replacing one (`Overwrite: T`, the default), 412 when the
-/// destination exists and `Overwrite: F`, 409 when its parent is missing
-/// or a directory would replace a non-empty one, 403 onto itself.
+/// `MOVE` of `from` to `to` (both under the root), by the file
+/// protocol's own [`Root::rename`]: 201 to a new name, 204 replacing a
+/// file (`Overwrite: T`, the default), 412 when the destination exists and
+/// `Overwrite: F`, 409 when its parent is missing or it is a directory
+/// (never replaced), 403 onto itself.
 pub(crate) fn rename(root: &Root, from: &VirtualPath, to: &VirtualPath, overwrite: bool) -> Result<Status, HttpError> {
     if from.is_root() || to.is_root() || from == to {
         return Err(HttpError::Forbidden);
     }
     check_new_name(to).map_err(|_| HttpError::Refused(400))?;
-    let (src_dir, src_name) = root.parent_of(from).map_err(fs_error)?;
-    let existed = match rustix::fs::statat(&src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(_) => root.stat(to).is_ok(),
-        Err(e) => return Err(fs_error(e.into())),
-    };
-    let (dst_dir, dst_name) = root.parent_of(to).map_err(|e| match e {
-        FsError::NotFound | FsError::NotADirectory => HttpError::Refused(409),
-        e => fs_error(e),
-    })?;
-    let flags = if overwrite { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
-    match rustix::fs::renameat_with(&src_dir, src_name, &dst_dir, dst_name, flags) {
+    let existed = root.stat(to).is_ok();
+    match root.rename(from, to, overwrite) {
         Ok(()) => Ok(Status(if existed { 204 } else { 201 })),
-        Err(Errno::EXIST) => Err(HttpError::PreconditionFailed),
-        Err(Errno::NOTEMPTY | Errno::ISDIR | Errno::NOTDIR | Errno::INVAL) => Err(HttpError::Refused(409)),
-        Err(e) => Err(fs_error(e.into())),
+        Err((FsError::Exists, _)) => Err(HttpError::PreconditionFailed),
+        Err((FsError::IsADirectory | FsError::BadPath(_), _)) => Err(HttpError::Refused(409)),
+        Err((FsError::NotFound | FsError::NotADirectory, at)) if at == to => Err(HttpError::Refused(409)),
+        Err((e, _)) => Err(fs_error(e)),
     }
 }
