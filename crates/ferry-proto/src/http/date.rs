@@ -57,8 +57,9 @@ pub(crate) fn parse(value: &[u8]) -> Option<i64> {
 
 /// Year, month (1-12) and day (1-31) of a count of days since 1970-01-01
 /// (Howard Hinnant's days-to-civil, valid for any day count we can meet):
-/// for listings' dates and zip's DOS dates, which need no clock library.
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// for listings' dates, zip's DOS dates and the access log's times, which
+/// need no clock library.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

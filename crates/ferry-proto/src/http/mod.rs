@@ -180,6 +180,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache_control::CacheControl;
+pub use date::civil_from_days;
 pub use encoding::{Coding, Encoding, Level};
 pub use errors::{HttpError, Status};
 pub use file_cache::{FileCache, FileCacheStats};

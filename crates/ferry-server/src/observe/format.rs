@@ -98,25 +98,12 @@ fn json_str(line: &mut String, text: Option<&str>) {
     line.push('"');
 }
 
-/// Year, month, day of a count of days since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// (year, month, day, hour, minute, second, millisecond) in UTC.
 fn parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (y, m, d) = civil((secs / 86_400) as i64);
+    let (y, m, d) = ferry_proto::http::civil_from_days((secs / 86_400) as i64);
+    let (m, d) = (m as u32, d as u32);
     let s = secs % 86_400;
     (y, m, d, s / 3600, s / 60 % 60, s % 60, since.subsec_millis())
 }
