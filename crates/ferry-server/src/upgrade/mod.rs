@@ -184,8 +184,10 @@ pub(crate) fn begin() {
 
 /// The upgrade failed: this process goes on serving.
 fn failed(why: &str) {
-    tracing::error!("upgrade failed: {why}; the running server goes on serving");
+    // Idle again before saying so: a SIGUSR2 sent on reading this line
+    // must start a new attempt, not find this one still under way.
     let _ = STATE.compare_exchange(UPGRADING, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+    tracing::error!("upgrade failed: {why}; the running server goes on serving");
 }
 
 /// The new binary is ready: it is the server now; this one drains.
