@@ -306,39 +306,22 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         PidFile::check(path)?;
     }
     // Unix sockets are local: only TCP addresses can expose writes.
-    let addrs: Vec<std::net::SocketAddr> = [&args.files, &args.http]
-        .into_iter()
-        .flatten()
-        .filter_map(|addr| match addr {
-            ListenAddr::Tcp(addr) => Some(*addr),
-            _ => None,
-        })
-        .collect();
-    let exposure = Exposure {
-        addrs: &addrs,
-        writes: args.allow_write,
-        accounts: args.auth.is_some(),
-        tls: crate::serve_tls::protects_writes(&args.tls),
-        insecure: args.insecure,
-    };
-    exposure::check(exposure).map_err(anyhow::Error::msg)?;
+    check_exposure(&args, [&args.files, &args.http].into_iter().flatten().filter_map(ListenAddr::as_tcp))?;
     let activated = !passed.is_empty();
     let listeners = activation::apply(passed, listeners(&args)?)?;
     if activated {
-        check_passed_exposure(&args, &listeners)?;
+        // Again for the sockets passed in, which the options did not name.
+        let passed = listeners.iter().filter(|l| matches!(l.service, Service::Files(_) | Service::Http(_)));
+        check_exposure(&args, passed.filter_map(|l| l.addr.as_tcp()))?;
     }
     let udp_echo = args.udp_echo.as_deref().map(UdpEcho::bind).transpose()?;
     run::run_model(&args, listeners, udp_echo)
 }
 
-/// The writes rule of [`exposure::check`] again, for the addresses of the
-/// sockets passed in (socket activation), which the options did not name.
-fn check_passed_exposure(args: &ServeArgs, listeners: &[ListenerConfig]) -> anyhow::Result<()> {
-    let addrs: Vec<std::net::SocketAddr> = listeners
-        .iter()
-        .filter(|l| matches!(l.service, Service::Files(_) | Service::Http(_)))
-        .filter_map(|l| l.addr.as_tcp())
-        .collect();
+/// The secure-defaults rule ([`exposure::check`]) for the writable
+/// services' TCP addresses `addrs`.
+fn check_exposure(args: &ServeArgs, addrs: impl IntoIterator<Item = std::net::SocketAddr>) -> anyhow::Result<()> {
+    let addrs: Vec<std::net::SocketAddr> = addrs.into_iter().collect();
     let exposure = Exposure {
         addrs: &addrs,
         writes: args.allow_write,
